@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test tiers need. Idempotent and quiet:
+# packages already present are not fetched again. Run as root (CI does).
+set -euo pipefail
+
+PACKAGES=(
+  redis-server            # Redis store tests (issue 6)
+  qemu-system-x86         # qemu backend of NodeAllocator (issue 5)
+  linux-image-cloud-amd64 # kernel for native VM images
+  busybox-static          # init helpers inside the native image
+  memcached               # peer baseline for the memcached example
+  libmemcached-tools      # memcaslap load generator
+  wrk                     # HTTP load generator for benches
+  chromium                # dashboard tests via playwright-core
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "infra/setup.sh: all ${#PACKAGES[@]} system packages present"
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "infra/setup.sh: missing ${missing[*]}; run as root to install them" >&2
+  exit 1
+fi
+
+echo "infra/setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "infra/setup.sh: done"

@@ -1,0 +1,104 @@
+/**
+ * Control messages (PROTOCOL.md §5): protobuf, from `control.proto`, loaded
+ * with protobufjs from the embedded copy of the file. Pure: no I/O.
+ */
+import protobuf from 'protobufjs';
+import { CONTROL_PROTO } from './control-proto.generated.js';
+import { ProtocolError } from './errors.js';
+
+export interface Challenge { nonce: Uint8Array; protocolVersion: number; nodeId: number }
+export const HelloPurpose = { unspecified: 0, join: 1, peer: 2 } as const;
+export type HelloPurpose = (typeof HelloPurpose)[keyof typeof HelloPurpose];
+export interface Hello {
+  protocolVersion: number;
+  purpose: HelloPurpose;
+  mac: Uint8Array;
+  clientNonce: Uint8Array;
+  allocationId: string;
+  nodeId: number;
+  core: number;
+  cores: number;
+  host: string;
+  port: number;
+  backend: string;
+  pid: number;
+}
+export interface Peer { nodeId: number; host: string; port: number; cores: number; idSpace: number; backend: string }
+export interface Welcome { nodeId: number; idSpace: number; peers: Peer[]; mac: Uint8Array; heartbeatMs: number; cluster: string }
+export const RejectReason = { unspecified: 0, badSecret: 1, unsupportedVersion: 2, badRequest: 3, unknownAllocation: 4, shuttingDown: 5 } as const;
+export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason];
+export interface Reject { reason: RejectReason; message: string; supportedVersion: number }
+export interface IdMapGet { id: number }
+export interface IdMapSet { id: number; value: Uint8Array }
+export interface IdMapCas { id: number; expectedVersion: number; value: Uint8Array }
+export interface IdMapWatch { id: number; cancel: boolean }
+export interface IdMapValue { id: number; found: boolean; value: Uint8Array; version: number; ok: boolean; error: string }
+export interface IdMapChanged { id: number; found: boolean; value: Uint8Array; version: number }
+export interface Heartbeat { nodeId: number; sentAtMs: number; inFlight: number; rssBytes: number }
+export interface MembershipUpdate { joined: Peer[]; left: number[] }
+export interface Goodbye { reason: string }
+
+/** Every control message body, keyed by its `Control.body` field name. */
+export interface ControlBodies {
+  challenge: Challenge;
+  hello: Hello;
+  welcome: Welcome;
+  reject: Reject;
+  idMapGet: IdMapGet;
+  idMapSet: IdMapSet;
+  idMapCas: IdMapCas;
+  idMapWatch: IdMapWatch;
+  idMapChanged: IdMapChanged;
+  idMapValue: IdMapValue;
+  heartbeat: Heartbeat;
+  membershipUpdate: MembershipUpdate;
+  goodbye: Goodbye;
+}
+export type ControlType = keyof ControlBodies;
+
+/** A decoded control message: its type and its body (all fields present, proto3 defaults filled in). */
+export type ControlMessage = { [K in ControlType]: { type: K; body: ControlBodies[K] } }[ControlType];
+
+/** The `Control.body` field number of each type; also the frame header's `code` for control frames. */
+export const CONTROL_CODES: Readonly<Record<ControlType, number>> = {
+  challenge: 1,
+  hello: 2,
+  welcome: 3,
+  reject: 4,
+  idMapGet: 5,
+  idMapSet: 6,
+  idMapCas: 7,
+  idMapWatch: 8,
+  idMapChanged: 9,
+  idMapValue: 10,
+  heartbeat: 11,
+  membershipUpdate: 12,
+  goodbye: 13,
+};
+
+const root = protobuf.parse(CONTROL_PROTO, { keepCase: false }).root;
+const ControlType_ = root.lookupType('ebbrt.v1.Control');
+const toObjectOptions: protobuf.IConversionOptions = { longs: Number, enums: Number, bytes: Buffer, defaults: true, arrays: true, oneofs: true };
+
+/** Encodes one control message into a `Control` envelope. */
+export function encodeControl<K extends ControlType>(type: K, body: Partial<ControlBodies[K]>): Buffer {
+  const message = ControlType_.fromObject({ [type]: body });
+  const bytes = ControlType_.encode(message).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+/** Decodes a `Control` envelope; malformed bytes or an empty envelope are a `BAD_CONTROL` {@link ProtocolError}. */
+export function decodeControl(bytes: Uint8Array): ControlMessage {
+  let decoded: protobuf.Message;
+  try {
+    decoded = ControlType_.decode(bytes);
+  } catch (cause) {
+    throw new ProtocolError('BAD_CONTROL', `malformed control message: ${(cause as Error).message}`, { cause });
+  }
+  const object = ControlType_.toObject(decoded, toObjectOptions) as Record<string, unknown>;
+  const type = object.body as ControlType | undefined;
+  if (type === undefined || !(type in CONTROL_CODES)) {
+    throw new ProtocolError('BAD_CONTROL', 'control message has no known body; the peer may speak a newer protocol');
+  }
+  return { type, body: object[type] } as ControlMessage;
+}

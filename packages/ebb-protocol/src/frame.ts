@@ -1,0 +1,258 @@
+/**
+ * Wire format v1 framing (PROTOCOL.md §3). Pure: no I/O, no timers.
+ *
+ * Every frame is a 24-byte little-endian header followed by `length` payload bytes:
+ *
+ *   off size field
+ *    0   2   magic      0x45 0x42 ("EB")
+ *    2   1   version    1
+ *    3   1   kind       FrameKind
+ *    4   2   flags      FrameFlags bits; unknown bits are ignored
+ *    6   2   core       destination core, 0xFFFF = any core
+ *    8   4   length     payload length in bytes
+ *   12   4   ebbId      destination EbbId
+ *   16   4   code       method / message-type / control-type code
+ *   20   4   callId     correlates call ↔ reply/error/cancel; 0 when unused
+ */
+import { ProtocolError } from './errors.js';
+
+export const MAGIC0 = 0x45;
+export const MAGIC1 = 0x42;
+export const PROTOCOL_VERSION = 1;
+export const HEADER_SIZE = 24;
+/** Destination core value meaning "whichever core receives it". */
+export const ANY_CORE = 0xffff;
+/** Default cap on a frame's payload; larger frames close the connection. */
+export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
+
+export const FrameKind = {
+  control: 1,
+  call: 2,
+  reply: 3,
+  error: 4,
+  message: 5,
+  cancel: 6,
+} as const;
+export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
+
+const KIND_NAMES: Record<number, string> = { 1: 'control', 2: 'call', 3: 'reply', 4: 'error', 5: 'message', 6: 'cancel' };
+
+export function kindName(kind: number): string {
+  return KIND_NAMES[kind] ?? `unknown(${kind})`;
+}
+
+export const FrameFlags = {
+  /** The caller marked the method idempotent: a runtime may retry it. */
+  idempotent: 0x0001,
+} as const;
+
+/** The header fields of a frame. */
+export interface FrameHeader {
+  kind: FrameKind;
+  flags: number;
+  core: number;
+  ebbId: number;
+  code: number;
+  callId: number;
+}
+
+/** A decoded frame. `payload` may be a view into the chunk it arrived in. */
+export interface Frame extends FrameHeader {
+  payload: Buffer;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Writes the 24-byte header for `header` with `length` payload bytes into `target` at `offset`. */
+export function writeHeader(target: Buffer, offset: number, header: FrameHeader, length: number): void {
+  target[offset] = MAGIC0;
+  target[offset + 1] = MAGIC1;
+  target[offset + 2] = PROTOCOL_VERSION;
+  target[offset + 3] = header.kind;
+  target.writeUInt16LE(header.flags, offset + 4);
+  target.writeUInt16LE(header.core, offset + 6);
+  target.writeUInt32LE(length, offset + 8);
+  target.writeUInt32LE(header.ebbId, offset + 12);
+  target.writeUInt32LE(header.code, offset + 16);
+  target.writeUInt32LE(header.callId, offset + 20);
+}
+
+/**
+ * Encodes a frame as one contiguous buffer (header + payload), ready for a
+ * socket write or for `writev` batching by the caller.
+ */
+export function encodeFrame(header: FrameHeader, payload: Uint8Array = EMPTY): Buffer {
+  const out = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
+  writeHeader(out, 0, header, payload.length);
+  out.set(payload, HEADER_SIZE);
+  return out;
+}
+
+/** Decodes one complete frame from `bytes` (must hold exactly one frame). For fixtures and tests. */
+export function decodeFrame(bytes: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAME_SIZE): Frame {
+  const frames: Frame[] = [];
+  let fault: ProtocolError | undefined;
+  const decoder = new FrameDecoder({ maxFrameSize, onFrame: (f) => frames.push(f), onError: (e) => (fault = e) });
+  decoder.write(bytes);
+  decoder.end();
+  if (fault) throw fault;
+  if (frames.length !== 1) throw new ProtocolError('BAD_PAYLOAD', `expected exactly one frame, found ${frames.length}`);
+  return frames[0];
+}
+
+/** Options of {@link FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /** Largest payload accepted, in bytes. Default 16 MiB. Larger ⇒ `FRAME_TOO_LARGE`. */
+  maxFrameSize?: number;
+  /** Called once per complete frame, in order. */
+  onFrame: (frame: Frame) => void;
+  /** Called once with the first fault; the decoder then ignores further input. */
+  onError: (error: ProtocolError) => void;
+}
+
+/**
+ * Incremental push parser: `write(chunk)` any number of times with arbitrary
+ * splits; frames come out through `onFrame`, and the first malformed input
+ * through `onError` (after which the decoder is dead: the connection must close).
+ * Memory held is bounded by one header plus one max-size payload.
+ */
+export class FrameDecoder {
+  readonly maxFrameSize: number;
+  readonly #onFrame: (frame: Frame) => void;
+  readonly #onError: (error: ProtocolError) => void;
+  /** Bytes of an incomplete frame carried over from earlier chunks. */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #failed = false;
+  /** Total frames decoded, for metrics. */
+  frames = 0;
+
+  constructor(options: FrameDecoderOptions) {
+    const max = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    if (!Number.isInteger(max) || max < 0 || max > 0xffffffff) {
+      throw new TypeError('options.maxFrameSize must be an integer in 0..4294967295');
+    }
+    this.maxFrameSize = max;
+    this.#onFrame = options.onFrame;
+    this.#onError = options.onError;
+  }
+
+  /** True once a fault was reported. */
+  get failed(): boolean {
+    return this.#failed;
+  }
+
+  /** Bytes buffered towards the next frame. */
+  get bufferedBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  write(input: Uint8Array): void {
+    if (this.#failed || input.length === 0) return;
+    let chunk = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.length);
+    if (this.#pendingBytes > 0) {
+      // Only join what the next frame needs; the rest stays a zero-copy view.
+      const need = this.#bytesNeeded(chunk);
+      if (need === -1) return;
+      if (this.#pendingBytes + chunk.length < need) {
+        this.#pending.push(chunk);
+        this.#pendingBytes += chunk.length;
+        return;
+      }
+      const take = need - this.#pendingBytes;
+      this.#pending.push(chunk.subarray(0, take));
+      const whole = Buffer.concat(this.#pending, need);
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      chunk = chunk.subarray(take);
+      if (!this.#parse(whole)) return;
+    }
+    this.#parse(chunk);
+  }
+
+  /** Signals end of stream: a partial frame still buffered is a `TRUNCATED` fault. */
+  end(): void {
+    if (this.#failed || this.#pendingBytes === 0) return;
+    const pending = this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#fail(new ProtocolError('TRUNCATED', `stream ended inside a frame (${pending} bytes of an incomplete frame)`));
+  }
+
+  /**
+   * Total size of the frame being assembled from pending bytes plus `next`,
+   * or HEADER_SIZE if the header itself is still incomplete; -1 after a fault.
+   */
+  #bytesNeeded(next: Buffer): number {
+    if (this.#pendingBytes < HEADER_SIZE) {
+      if (this.#pendingBytes + next.length < HEADER_SIZE) return HEADER_SIZE;
+      const header = Buffer.concat([...this.#pending, next.subarray(0, HEADER_SIZE - this.#pendingBytes)], HEADER_SIZE);
+      const length = this.#checkHeader(header, 0);
+      return length < 0 ? -1 : HEADER_SIZE + length;
+    }
+    const header = this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending);
+    this.#pending = [header];
+    return HEADER_SIZE + header.readUInt32LE(8);
+  }
+
+  /** Parses whole frames from `buf`, keeping any tail as pending. Returns false after a fault. */
+  #parse(buf: Buffer): boolean {
+    let offset = 0;
+    while (buf.length - offset >= HEADER_SIZE) {
+      const length = this.#checkHeader(buf, offset);
+      if (length < 0) return false;
+      const end = offset + HEADER_SIZE + length;
+      if (end > buf.length) break;
+      const frame: Frame = {
+        kind: buf[offset + 3] as FrameKind,
+        flags: buf.readUInt16LE(offset + 4),
+        core: buf.readUInt16LE(offset + 6),
+        ebbId: buf.readUInt32LE(offset + 12),
+        code: buf.readUInt32LE(offset + 16),
+        callId: buf.readUInt32LE(offset + 20),
+        payload: buf.subarray(offset + HEADER_SIZE, end),
+      };
+      offset = end;
+      this.frames++;
+      this.#onFrame(frame);
+      if (this.#failed) return false;
+    }
+    if (offset < buf.length) {
+      this.#pending.push(buf.subarray(offset));
+      this.#pendingBytes = buf.length - offset;
+    }
+    return true;
+  }
+
+  /** Validates the header at `offset`; returns the payload length, or -1 after reporting a fault. */
+  #checkHeader(buf: Buffer, offset: number): number {
+    if (buf[offset] !== MAGIC0 || buf[offset + 1] !== MAGIC1) {
+      return this.#fail(new ProtocolError('BAD_MAGIC', `bad magic 0x${hex2(buf[offset])}${hex2(buf[offset + 1])}: the peer is not speaking the Ebb wire protocol (expected 0x4542 "EB")`));
+    }
+    const version = buf[offset + 2];
+    if (version !== PROTOCOL_VERSION) {
+      return this.#fail(new ProtocolError('BAD_VERSION', `unsupported protocol version ${version}; this node speaks version ${PROTOCOL_VERSION}`, { data: { version } }));
+    }
+    const kind = buf[offset + 3];
+    if (kind < FrameKind.control || kind > FrameKind.cancel) {
+      return this.#fail(new ProtocolError('BAD_KIND', `unknown frame kind ${kind}`, { data: { kind } }));
+    }
+    const length = buf.readUInt32LE(offset + 8);
+    if (length > this.maxFrameSize) {
+      return this.#fail(new ProtocolError('FRAME_TOO_LARGE', `frame payload of ${length} bytes exceeds maxFrameSize ${this.maxFrameSize}; raise maxFrameSize on the receiver or send smaller payloads`, { data: { length, max: this.maxFrameSize } }));
+    }
+    return length;
+  }
+
+  #fail(error: ProtocolError): -1 {
+    this.#failed = true;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#onError(error);
+    return -1;
+  }
+}
+
+function hex2(n: number | undefined): string {
+  return (n ?? 0).toString(16).padStart(2, '0');
+}
