@@ -8,3 +8,12 @@ export * from './ids.js';
 export * from './frame.js';
 export * from './control.js';
 export * from './codec.js';
+// Runtime part (shared by hosted and native): transports, messenger, Ebb model.
+export * from './transport.js';
+export * from './tcp-transport.js';
+export * from './handshake.js';
+export * from './connection.js';
+export * from './messenger.js';
+export * from './global-id-map.js';
+export * from './ebb.js';
+export * from './runtime.js';

@@ -1,0 +1,439 @@
+/**
+ * One authenticated connection between two nodes: handshake, framing,
+ * correlation of calls with replies, write coalescing and backpressure.
+ * The messenger owns connections; applications never see them.
+ */
+import { decodeControl, encodeControl, CONTROL_CODES, HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Welcome, type Reject } from './control.js';
+import { decodeError, decodeValue, encodeArgs, encodeError, encodeValue } from './codec.js';
+import { EbbError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, TimeoutError } from './errors.js';
+import { ANY_CORE, encodeFrame, FrameDecoder, FrameKind, PROTOCOL_VERSION, type Frame } from './frame.js';
+import { helloMac, macEquals, newNonce, welcomeMac } from './handshake.js';
+import type { Transport } from './transport.js';
+
+/** Limits and timeouts of a connection. */
+export interface ConnectionLimits {
+  /** Largest frame payload accepted. Default 16 MiB. */
+  maxFrameSize?: number;
+  /** Bytes a connection may queue while the socket is backpressured before new calls fail with `Overloaded`. Default 8 MiB. */
+  maxQueuedBytes?: number;
+  /** Handshake deadline in ms. Default 5000. */
+  handshakeTimeoutMs?: number;
+}
+
+/** What the server side decides for a Hello: accept with Welcome fields, or reject. */
+export type HelloDecision = { welcome: Partial<Welcome> } | { reject: { reason: RejectReason; message: string } };
+
+/** Receives what arrives on an open connection. Handlers must not throw. */
+export interface ConnectionHandler {
+  onCall(conn: Connection, frame: Frame): void;
+  onMessage(conn: Connection, frame: Frame): void;
+  /** Control frames that are not replies to our own requests. */
+  onControl(conn: Connection, message: ControlMessage, callId: number): void;
+  onClose(conn: Connection, error?: Error): void;
+  /** A peer broke the protocol; the connection is being closed. For counting and logging. */
+  onProtocolError?(conn: Connection, error: ProtocolError): void;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+type State = 'handshake' | 'open' | 'closed';
+
+const NO_HANDLER: ConnectionHandler = {
+  onCall: () => undefined,
+  onMessage: () => undefined,
+  onControl: () => undefined,
+  onClose: () => undefined,
+};
+
+export class Connection {
+  readonly transport: Transport;
+  /** The node at the other end, known after the handshake. */
+  peerNodeId = 0;
+  /** The peer's core for PEER connections; its Hello for JOIN connections. */
+  peerCore = ANY_CORE;
+  hello?: Hello;
+  handler: ConnectionHandler = NO_HANDLER;
+  #state: State = 'handshake';
+  readonly #decoder: FrameDecoder;
+  readonly #maxQueuedBytes: number;
+  readonly #pending = new Map<number, Pending>();
+  #nextCallId = 1;
+  #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  #flushScheduled = false;
+  #blocked = false;
+  #handshakeFrame?: (frame: Frame) => void;
+  #closeError?: Error;
+
+  private constructor(transport: Transport, limits: ConnectionLimits) {
+    this.transport = transport;
+    this.#maxQueuedBytes = limits.maxQueuedBytes ?? 8 * 1024 * 1024;
+    this.#decoder = new FrameDecoder({
+      maxFrameSize: limits.maxFrameSize,
+      onFrame: (frame) => this.#onFrame(frame),
+      onError: (error) => this.#protocolError(error),
+    });
+    transport.onData((chunk) => this.#decoder.write(chunk));
+    transport.onDrain(() => {
+      this.#blocked = false;
+      this.#flush();
+    });
+    transport.onClose((error) => this.#closed(error));
+  }
+
+  get open(): boolean {
+    return this.#state === 'open';
+  }
+
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  get remoteAddress(): string {
+    return this.transport.remoteAddress;
+  }
+
+  /**
+   * Client side: waits for the Challenge, proves the secret, checks the server's
+   * proof. Rejects with {@link JoinRejectedError} on Reject or a bad server MAC.
+   */
+  static connect(transport: Transport, secret: string, hello: Partial<Hello>, limits: ConnectionLimits = {}): Promise<{ conn: Connection; welcome: Welcome }> {
+    const conn = new Connection(transport, limits);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new NodeUnavailableError(`handshake with ${transport.remoteAddress} timed out; is a runtime of this protocol listening there?`));
+        conn.close();
+      }, limits.handshakeTimeoutMs ?? 5000);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+        conn.close(error);
+      };
+      conn.#closeHook = (error) => fail(error ?? new NodeUnavailableError(`${transport.remoteAddress} closed the connection during the handshake`));
+      let nonce: Uint8Array | undefined;
+      const clientNonce = newNonce();
+      conn.#handshakeFrame = (frame) => {
+        const message = conn.#controlOf(frame);
+        if (!message) return;
+        if (message.type === 'challenge' && nonce === undefined) {
+          nonce = message.body.nonce;
+          conn.peerNodeId = message.body.nodeId;
+          if (message.body.protocolVersion !== PROTOCOL_VERSION) {
+            fail(new JoinRejectedError('UNSUPPORTED_VERSION', `server speaks protocol version ${message.body.protocolVersion}, this node speaks ${PROTOCOL_VERSION}; run matching runtime versions`));
+            return;
+          }
+          const full: Hello = {
+            protocolVersion: PROTOCOL_VERSION,
+            purpose: HelloPurpose.peer,
+            allocationId: '',
+            nodeId: 0,
+            core: 0,
+            cores: 0,
+            host: '',
+            port: 0,
+            backend: '',
+            pid: 0,
+            ...hello,
+            clientNonce,
+            mac: Buffer.alloc(0),
+          };
+          full.mac = helloMac(secret, { nonce, clientNonce, allocationId: full.allocationId, nodeId: full.nodeId, core: full.core });
+          conn.sendControl('hello', full);
+        } else if (message.type === 'welcome' && nonce !== undefined) {
+          if (!macEquals(message.body.mac, welcomeMac(secret, nonce, clientNonce))) {
+            fail(new JoinRejectedError('BAD_SECRET', `${transport.remoteAddress} could not prove it knows the cluster secret; set the same \`secret\` on every node`));
+            return;
+          }
+          clearTimeout(timer);
+          conn.#closeHook = undefined;
+          conn.#state = 'open';
+          if (message.body.nodeId && hello.purpose !== HelloPurpose.join) conn.peerNodeId = message.body.nodeId;
+          resolve({ conn, welcome: message.body });
+        } else if (message.type === 'reject') {
+          fail(rejectToError(message.body));
+        } else {
+          conn.#protocolError(new ProtocolError('UNAUTHENTICATED', `unexpected ${message.type} during the handshake`));
+        }
+      };
+    });
+  }
+
+  /**
+   * Server side: sends the Challenge, checks the Hello's MAC and version, asks
+   * `decide` whether to admit it, then answers Welcome or Reject. Resolves with
+   * the open connection; rejects (and closes) otherwise.
+   */
+  static accept(transport: Transport, secret: string, selfNodeId: number, decide: (hello: Hello) => HelloDecision | Promise<HelloDecision>, limits: ConnectionLimits = {}): Promise<Connection> {
+    const conn = new Connection(transport, limits);
+    const nonce = newNonce();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => fail(new ProtocolError('UNAUTHENTICATED', `no hello from ${transport.remoteAddress} within the handshake timeout`)), limits.handshakeTimeoutMs ?? 5000);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+        conn.close(error);
+      };
+      const refuse = (reason: RejectReason, message: string, error: Error) => {
+        conn.sendControl('reject', { reason, message, supportedVersion: PROTOCOL_VERSION });
+        conn.#flush();
+        fail(error);
+      };
+      conn.#closeHook = (error) => fail(error ?? new NodeUnavailableError(`${transport.remoteAddress} closed the connection during the handshake`));
+      conn.#handshakeFrame = async (frame) => {
+        const message = conn.#controlOf(frame);
+        if (!message) return;
+        if (message.type !== 'hello') {
+          conn.#protocolError(new ProtocolError('UNAUTHENTICATED', `expected hello, got ${message.type}`));
+          return;
+        }
+        conn.#handshakeFrame = () => conn.#protocolError(new ProtocolError('UNAUTHENTICATED', 'frame before welcome'));
+        const hello = message.body;
+        if (hello.protocolVersion !== PROTOCOL_VERSION) {
+          refuse(RejectReason.unsupportedVersion, `protocol version ${hello.protocolVersion} is not supported; this frontend speaks ${PROTOCOL_VERSION}`, new JoinRejectedError('UNSUPPORTED_VERSION', `${transport.remoteAddress} speaks protocol version ${hello.protocolVersion}`));
+          return;
+        }
+        const expected = helloMac(secret, { nonce, clientNonce: hello.clientNonce, allocationId: hello.allocationId, nodeId: hello.nodeId, core: hello.core });
+        if (!macEquals(hello.mac, expected)) {
+          refuse(RejectReason.badSecret, 'wrong cluster secret; start this node with the secret the frontend uses', new JoinRejectedError('BAD_SECRET', `${transport.remoteAddress} presented a wrong cluster secret`));
+          return;
+        }
+        let decision: HelloDecision;
+        try {
+          decision = await decide(hello);
+        } catch (error) {
+          decision = { reject: { reason: RejectReason.badRequest, message: (error as Error).message } };
+        }
+        if ('reject' in decision) {
+          refuse(decision.reject.reason, decision.reject.message, new JoinRejectedError('JOIN_REJECTED', decision.reject.message));
+          return;
+        }
+        clearTimeout(timer);
+        conn.#closeHook = undefined;
+        conn.hello = hello;
+        conn.peerNodeId = hello.purpose === HelloPurpose.peer ? hello.nodeId : (decision.welcome.nodeId ?? 0);
+        conn.peerCore = hello.purpose === HelloPurpose.peer ? hello.core : ANY_CORE;
+        conn.sendControl('welcome', { ...decision.welcome, mac: welcomeMac(secret, nonce, hello.clientNonce) });
+        conn.#state = 'open';
+        resolve(conn);
+      };
+      conn.sendControl('challenge', { nonce, protocolVersion: PROTOCOL_VERSION, nodeId: selfNodeId });
+    });
+  }
+
+  #closeHook?: (error?: Error) => void;
+
+  /** Sends a call and resolves with the decoded reply; every call settles (reply, error, timeout, close). */
+  call(ebbId: number, core: number, code: number, args: readonly unknown[], timeoutMs: number, flags = 0): Promise<unknown> {
+    return this.#request(FrameKind.call, ebbId, core, code, encodeArgs(args), timeoutMs, flags);
+  }
+
+  /** Sends a control request (GlobalIdMap) and resolves with the response's body. */
+  request<K extends ControlType>(type: K, body: Partial<ControlBodies[K]>, timeoutMs: number): Promise<ControlMessage> {
+    return this.#request(FrameKind.control, 0, ANY_CORE, CONTROL_CODES[type], encodeControl(type, body), timeoutMs, 0) as Promise<ControlMessage>;
+  }
+
+  #request(kind: FrameKind, ebbId: number, core: number, code: number, payload: Buffer, timeoutMs: number, flags: number): Promise<unknown> {
+    if (this.#state !== 'open') {
+      return Promise.reject(this.#closeError ?? new NodeUnavailableError(`connection to node ${this.peerNodeId} (${this.remoteAddress}) is closed`));
+    }
+    if (this.#blocked && this.#queuedBytes + payload.length > this.#maxQueuedBytes) {
+      return Promise.reject(new OverloadedError(`send queue to node ${this.peerNodeId} is full (${this.#queuedBytes} bytes waiting on a slow socket); retry later or lower the call rate`));
+    }
+    const callId = this.#allocCallId();
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { resolve, reject };
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+        pending.timer = setTimeout(() => {
+          this.#pending.delete(callId);
+          this.#enqueue(encodeFrame({ kind: FrameKind.cancel, flags: 0, core, ebbId, code, callId }));
+          reject(new TimeoutError(`call to Ebb 0x${ebbId.toString(16)} on node ${this.peerNodeId} did not settle within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.#pending.set(callId, pending);
+      this.#enqueue(encodeFrame({ kind, flags, core, ebbId, code, callId }, payload));
+    });
+  }
+
+  #allocCallId(): number {
+    let id = this.#nextCallId;
+    while (id === 0 || this.#pending.has(id)) id = (id + 1) >>> 0;
+    this.#nextCallId = (id + 1) >>> 0;
+    return id;
+  }
+
+  /** One-way message; throws {@link OverloadedError} or {@link NodeUnavailableError} synchronously. */
+  sendMessage(ebbId: number, core: number, code: number, payload: Buffer): void {
+    if (this.#state !== 'open') throw this.#closeError ?? new NodeUnavailableError(`connection to node ${this.peerNodeId} is closed`);
+    if (this.#blocked && this.#queuedBytes + payload.length > this.#maxQueuedBytes) {
+      throw new OverloadedError(`send queue to node ${this.peerNodeId} is full; retry later`);
+    }
+    this.#enqueue(encodeFrame({ kind: FrameKind.message, flags: 0, core, ebbId, code, callId: 0 }, payload));
+  }
+
+  /** Answers a call received on this connection. */
+  reply(frame: Frame, value: unknown): void {
+    let payload: Buffer;
+    try {
+      payload = encodeValue(value);
+    } catch (error) {
+      this.replyError(frame, new ProtocolError('BAD_PAYLOAD', `result of method 0x${frame.code.toString(16)} cannot be encoded as MessagePack: ${(error as Error).message}`));
+      return;
+    }
+    this.#enqueue(encodeFrame({ kind: FrameKind.reply, flags: 0, core: frame.core, ebbId: frame.ebbId, code: frame.code, callId: frame.callId }, payload));
+  }
+
+  replyError(frame: Frame, error: unknown): void {
+    this.#enqueue(encodeFrame({ kind: FrameKind.error, flags: 0, core: frame.core, ebbId: frame.ebbId, code: frame.code, callId: frame.callId }, encodeError(error)));
+  }
+
+  /** Sends a control message (a response when `callId` is the request's). */
+  sendControl<K extends ControlType>(type: K, body: Partial<ControlBodies[K]>, callId = 0): void {
+    if (this.#state === 'closed') return;
+    this.#enqueue(encodeFrame({ kind: FrameKind.control, flags: 0, core: ANY_CORE, ebbId: 0, code: CONTROL_CODES[type], callId }, encodeControl(type, body)));
+  }
+
+  /** Forwards an already-encoded frame (cross-core hand-over of replies). */
+  sendRaw(bytes: Buffer): void {
+    this.#enqueue(bytes);
+  }
+
+  #enqueue(bytes: Buffer): void {
+    if (this.#state === 'closed') return;
+    this.#queue.push(bytes);
+    this.#queuedBytes += bytes.length;
+    if (!this.#flushScheduled && !this.#blocked) {
+      this.#flushScheduled = true;
+      // Coalesce everything produced in this turn of the event loop into one writev.
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#queue.length === 0 || this.#blocked || this.transport.closed) return;
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    if (!this.transport.write(batch)) this.#blocked = true;
+  }
+
+  #onFrame(frame: Frame): void {
+    if (this.#state === 'handshake') {
+      if (frame.kind !== FrameKind.control) {
+        this.#protocolError(new ProtocolError('UNAUTHENTICATED', `${frameName(frame)} frame before the handshake completed`));
+        return;
+      }
+      this.#handshakeFrame?.(frame);
+      return;
+    }
+    if (this.#state === 'closed') return;
+    switch (frame.kind) {
+      case FrameKind.call:
+        this.handler.onCall(this, frame);
+        return;
+      case FrameKind.message:
+        this.handler.onMessage(this, frame);
+        return;
+      case FrameKind.reply:
+      case FrameKind.error:
+        this.#settle(frame);
+        return;
+      case FrameKind.control: {
+        const message = this.#controlOf(frame);
+        if (!message) return;
+        const pending = frame.callId !== 0 && message.type === 'idMapValue' ? this.#pending.get(frame.callId) : undefined;
+        if (pending) {
+          this.#pending.delete(frame.callId);
+          if (pending.timer) clearTimeout(pending.timer);
+          pending.resolve(message);
+        } else {
+          this.handler.onControl(this, message, frame.callId);
+        }
+        return;
+      }
+      case FrameKind.cancel:
+        // Calls are at-most-once and JS cannot pre-empt a running method; the
+        // eventual reply is dropped by the caller, which already settled.
+        return;
+    }
+  }
+
+  #settle(frame: Frame): void {
+    const pending = this.#pending.get(frame.callId);
+    if (!pending) return; // late reply after a timeout
+    this.#pending.delete(frame.callId);
+    if (pending.timer) clearTimeout(pending.timer);
+    try {
+      if (frame.kind === FrameKind.reply) pending.resolve(decodeValue(frame.payload));
+      else pending.reject(decodeError(frame.payload));
+    } catch (error) {
+      pending.reject(error as Error);
+    }
+  }
+
+  #controlOf(frame: Frame): ControlMessage | undefined {
+    if (frame.kind !== FrameKind.control) {
+      this.#protocolError(new ProtocolError('UNAUTHENTICATED', `${frameName(frame)} frame during the handshake`));
+      return undefined;
+    }
+    try {
+      return decodeControl(frame.payload);
+    } catch (error) {
+      this.#protocolError(error instanceof ProtocolError ? error : new ProtocolError('BAD_CONTROL', String(error)));
+      return undefined;
+    }
+  }
+
+  #protocolError(error: ProtocolError): void {
+    if (this.#state === 'closed') return;
+    this.handler.onProtocolError?.(this, error);
+    this.close(error);
+  }
+
+  /** Closes the connection; pending calls reject with `reason` or {@link NodeUnavailableError}. */
+  close(reason?: Error): void {
+    if (this.#state === 'closed') return;
+    this.#flush();
+    this.transport.close(reason);
+    this.#closed(reason);
+  }
+
+  #closed(error?: Error): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#decoder.end();
+    const cause = error ?? this.#closeError;
+    const failure =
+      cause instanceof NodeUnavailableError ? cause : new NodeUnavailableError(`connection to node ${this.peerNodeId} (${this.remoteAddress}) closed${cause ? `: ${cause.message}` : ''}`, cause ? { cause } : undefined);
+    this.#closeError = failure;
+    for (const [, pending] of this.#pending) {
+      if (pending.timer) clearTimeout(pending.timer);
+      pending.reject(failure);
+    }
+    this.#pending.clear();
+    this.#queue = [];
+    this.#closeHook?.(error);
+    this.handler.onClose(this, error);
+  }
+
+  /** Rejects every in-flight call with `error` (the peer was declared dead) and closes. */
+  fail(error: EbbError): void {
+    this.#closeError = error;
+    this.close(error);
+  }
+}
+
+function frameName(frame: Frame): string {
+  return ['?', 'control', 'call', 'reply', 'error', 'message', 'cancel'][frame.kind] ?? `kind ${frame.kind}`;
+}
+
+function rejectToError(reject: Reject): Error {
+  if (reject.reason === RejectReason.badSecret) return new JoinRejectedError('BAD_SECRET', `join refused: ${reject.message}`);
+  if (reject.reason === RejectReason.unsupportedVersion) return new JoinRejectedError('UNSUPPORTED_VERSION', `join refused: ${reject.message}`);
+  return new JoinRejectedError('JOIN_REJECTED', `join refused: ${reject.message}`);
+}
+

@@ -1,0 +1,202 @@
+/**
+ * The messenger of one core (DESIGN §2, EbbRT's Messenger): lazily opens one
+ * authenticated connection per peer node from this core, accepts connections
+ * from peers, and hands calls and messages to the core's runtime.
+ *
+ * Connections are used by their opener for calls and by the acceptor for
+ * replies. Because every core of a node accepts on one shared socket
+ * (DESIGN §5), the kernel, not the caller, picks the accepting core; so a
+ * connection accepted by core 2 cannot serve as core 0's outbound connection.
+ * The race that matters — many calls from one core to a peer before its
+ * connection is up — shares one pending connect.
+ */
+import { Connection, type ConnectionHandler, type ConnectionLimits, type HelloDecision } from './connection.js';
+import { HelloPurpose, RejectReason, type ControlMessage, type Hello, type Peer } from './control.js';
+import { NodeUnavailableError, ProtocolError, type EbbError } from './errors.js';
+import type { Frame } from './frame.js';
+import type { Transport, TransportConnector } from './transport.js';
+
+/** Options of {@link Messenger}. */
+export interface MessengerOptions {
+  /** This node's id. */
+  nodeId: number;
+  /** This core's index. */
+  core: number;
+  /** Cluster secret proven in every handshake. */
+  secret: string;
+  /** Opens transports to peers (TCP in production, a MemoryNetwork in tests). */
+  connect: TransportConnector;
+  /** Frame size and queue bounds. */
+  limits?: ConnectionLimits;
+}
+
+/** What the messenger delivers to (implemented by the core's EbbRuntime and node supervisor). */
+export interface MessengerSink {
+  onCall(conn: Connection, frame: Frame): void;
+  onMessage(conn: Connection, frame: Frame): void;
+  /** Control messages that are not answers to our requests (GlobalIdMap, heartbeats, membership). */
+  onControl(conn: Connection, message: ControlMessage, callId: number): void;
+}
+
+export interface MessengerStats {
+  connectionsOpened: number;
+  connectionsAccepted: number;
+  protocolErrors: number;
+  rejectedHandshakes: number;
+}
+
+export class Messenger implements ConnectionHandler {
+  readonly nodeId: number;
+  readonly core: number;
+  readonly #secret: string;
+  readonly #connect: TransportConnector;
+  readonly #limits: ConnectionLimits;
+  readonly #peers = new Map<number, Peer>();
+  readonly #outbound = new Map<number, Promise<Connection>>();
+  readonly #accepted = new Set<Connection>();
+  /** Receives calls, messages and control frames; set by the runtime that owns this messenger. */
+  sink?: MessengerSink;
+  /** Decides JOIN hellos; only the frontend sets it. */
+  onJoin?: (hello: Hello, conn: Transport) => HelloDecision | Promise<HelloDecision>;
+  /** Called after a JOIN connection opened (the frontend registers the member). */
+  onJoined?: (conn: Connection) => void;
+  /** Called when any connection closes (membership uses it to detect a dead node). */
+  onConnectionClosed?: (conn: Connection, error?: Error) => void;
+  /** Logs handshake failures and protocol errors. */
+  onFault?: (error: Error, remote: string) => void;
+  readonly stats: MessengerStats = { connectionsOpened: 0, connectionsAccepted: 0, protocolErrors: 0, rejectedHandshakes: 0 };
+  #closed = false;
+
+  constructor(options: MessengerOptions) {
+    this.nodeId = options.nodeId;
+    this.core = options.core;
+    this.#secret = options.secret;
+    this.#connect = options.connect;
+    this.#limits = options.limits ?? {};
+  }
+
+  /** Known peers (node id → address). */
+  get peers(): ReadonlyMap<number, Peer> {
+    return this.#peers;
+  }
+
+  addPeer(peer: Peer): void {
+    this.#peers.set(peer.nodeId, peer);
+  }
+
+  /** Forgets a node and rejects every call in flight to it with `error`. */
+  removePeer(nodeId: number, error: EbbError = new NodeUnavailableError(`node ${nodeId} left the cluster`)): void {
+    this.#peers.delete(nodeId);
+    const pending = this.#outbound.get(nodeId);
+    this.#outbound.delete(nodeId);
+    pending?.then((conn) => conn.fail(error), () => undefined);
+    for (const conn of this.#accepted) if (conn.peerNodeId === nodeId) conn.fail(error);
+  }
+
+  /** The connection from this core to `nodeId`, opened on first use. */
+  connection(nodeId: number): Promise<Connection> {
+    const existing = this.#outbound.get(nodeId);
+    if (existing) return existing;
+    const peer = this.#peers.get(nodeId);
+    if (!peer) return Promise.reject(new NodeUnavailableError(`node ${nodeId} is not a member of the cluster (it never joined, or it left)`));
+    if (this.#closed) return Promise.reject(new NodeUnavailableError('this node is shutting down'));
+    const opening = this.#open(peer);
+    this.#outbound.set(nodeId, opening);
+    opening.catch(() => {
+      if (this.#outbound.get(nodeId) === opening) this.#outbound.delete(nodeId);
+    });
+    return opening;
+  }
+
+  async #open(peer: Peer): Promise<Connection> {
+    const transport = await this.#connect(peer.host, peer.port);
+    const { conn } = await Connection.connect(transport, this.#secret, { purpose: HelloPurpose.peer, nodeId: this.nodeId, core: this.core }, this.#limits);
+    conn.peerNodeId = peer.nodeId;
+    conn.handler = this;
+    this.stats.connectionsOpened++;
+    return conn;
+  }
+
+  /** Runs the server side of the handshake on an accepted transport. */
+  accept(transport: Transport): void {
+    if (this.#closed) {
+      transport.close();
+      return;
+    }
+    Connection.accept(transport, this.#secret, this.nodeId, (hello) => this.#decide(hello, transport), this.#limits).then(
+      (conn) => {
+        conn.handler = this;
+        this.#accepted.add(conn);
+        this.stats.connectionsAccepted++;
+        if (conn.hello?.purpose === HelloPurpose.join) this.onJoined?.(conn);
+      },
+      (error: Error) => {
+        this.stats.rejectedHandshakes++;
+        this.onFault?.(error, transport.remoteAddress);
+      },
+    );
+  }
+
+  #decide(hello: Hello, transport: Transport): HelloDecision | Promise<HelloDecision> {
+    if (hello.purpose === HelloPurpose.peer) return { welcome: { nodeId: this.nodeId } };
+    if (hello.purpose === HelloPurpose.join && this.onJoin) return this.onJoin(hello, transport);
+    return { reject: { reason: RejectReason.badRequest, message: hello.purpose === HelloPurpose.join ? 'this node is not the frontend; join the frontend\'s address instead' : 'hello has no purpose' } };
+  }
+
+  /** Sends a call to (`nodeId`, `core`) and resolves with its result. */
+  async call(nodeId: number, core: number, ebbId: number, code: number, args: readonly unknown[], timeoutMs: number, flags = 0): Promise<unknown> {
+    const conn = await this.connection(nodeId);
+    return conn.call(ebbId, core, code, args, timeoutMs, flags);
+  }
+
+  /** Sends a one-way message; resolves once it is queued on the connection. */
+  async send(nodeId: number, core: number, ebbId: number, code: number, payload: Buffer): Promise<void> {
+    const conn = await this.connection(nodeId);
+    conn.sendMessage(ebbId, core, code, payload);
+  }
+
+  // ConnectionHandler: route into the sink.
+  onCall(conn: Connection, frame: Frame): void {
+    this.sink?.onCall(conn, frame);
+  }
+
+  onMessage(conn: Connection, frame: Frame): void {
+    this.sink?.onMessage(conn, frame);
+  }
+
+  onControl(conn: Connection, message: ControlMessage, callId: number): void {
+    this.sink?.onControl(conn, message, callId);
+  }
+
+  onClose(conn: Connection, error?: Error): void {
+    this.#accepted.delete(conn);
+    const pending = this.#outbound.get(conn.peerNodeId);
+    if (pending) {
+      pending.then((open) => {
+        if (open === conn && this.#outbound.get(conn.peerNodeId) === pending) this.#outbound.delete(conn.peerNodeId);
+      }, () => undefined);
+    }
+    this.onConnectionClosed?.(conn, error);
+  }
+
+  onProtocolError(conn: Connection, error: ProtocolError): void {
+    this.stats.protocolErrors++;
+    this.onFault?.(error, conn.remoteAddress);
+  }
+
+  /** Number of calls this core is waiting on, over all its connections. */
+  get inFlight(): number {
+    let n = 0;
+    for (const conn of this.#accepted) n += conn.inFlight;
+    return n;
+  }
+
+  /** Closes every connection; in-flight calls reject with {@link NodeUnavailableError}. */
+  close(reason = new NodeUnavailableError('node is shutting down')): void {
+    this.#closed = true;
+    for (const pending of this.#outbound.values()) pending.then((conn) => conn.fail(reason), () => undefined);
+    this.#outbound.clear();
+    for (const conn of this.#accepted) conn.fail(reason);
+    this.#accepted.clear();
+  }
+}

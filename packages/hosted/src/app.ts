@@ -1,0 +1,101 @@
+/**
+ * Running an app: a folder with a hosted entry (`hosted.js`) and a native
+ * entry (`native.js`). The hosted entry exports `main(app)`; its return value
+ * (a number) is the exit status.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { EbbError, type EbbRuntime } from '@ebbrt/ebb-protocol';
+import { NodeAllocator, type NativeNode } from './allocator.js';
+import { startHosted, type HostedNode } from './node.js';
+import type { Logger } from './log.js';
+
+/** What a hosted entry's `main` receives. */
+export interface HostedApp {
+  /** The frontend's core-0 runtime: refs, remote calls, createEbb. */
+  runtime: EbbRuntime;
+  node: HostedNode;
+  allocator: NodeAllocator;
+  /** The natives launched for this run (`--nodes`). */
+  natives: NativeNode[];
+  /** Path of the app's native module, for allocating more natives. */
+  nativeEntry: string;
+  /** Arguments after `--`. */
+  args: string[];
+  /** Progress and result lines go here (stdout by default). */
+  print(line: string): void;
+}
+
+export interface AppPaths {
+  dir: string;
+  hosted: string;
+  native: string;
+}
+
+export class AppNotFoundError extends EbbError {
+  constructor(message: string) {
+    super('APP_NOT_FOUND', message);
+  }
+}
+
+/** Resolves an example name (`helloworld`) or an app folder path to its entries. */
+export function resolveApp(app: string): AppPaths {
+  const candidates: string[] = [];
+  if (app.includes('/') || app.startsWith('.') || existsSync(app)) candidates.push(path.resolve(app));
+  else {
+    try {
+      const require = createRequire(import.meta.url);
+      const examples = path.dirname(require.resolve('@ebbrt/examples/package.json'));
+      candidates.push(path.join(examples, 'dist', app));
+    } catch {
+      // examples not installed: only paths work
+    }
+  }
+  for (const dir of candidates) {
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) continue;
+    const hosted = path.join(dir, 'hosted.js');
+    const native = path.join(dir, 'native.js');
+    if (existsSync(hosted) && existsSync(native)) return { dir, hosted, native };
+    throw new AppNotFoundError(`${dir} is not an app: it needs hosted.js and native.js (build TypeScript apps first)`);
+  }
+  throw new AppNotFoundError(`no app "${app}": give an example name (helloworld, pingpong, counter) or the path of a folder holding hosted.js and native.js`);
+}
+
+/** Options of {@link runApp}. */
+export interface RunOptions {
+  nodes: number;
+  cores: number;
+  secret: string;
+  args: string[];
+  host?: string;
+  port?: number;
+  logger?: Logger;
+  print?: (line: string) => void;
+  /** Progress lines (nodes starting / joined) go here; default stderr. */
+  progress?: (line: string) => void;
+}
+
+/** Starts a frontend, launches the natives, runs the hosted entry, tears everything down; resolves with the exit status. */
+export async function runApp(app: AppPaths, options: RunOptions): Promise<number> {
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const hostedModule = (await import(pathToFileURL(app.hosted).href)) as { main?: (app: HostedApp) => unknown };
+  if (typeof hostedModule.main !== 'function') throw new AppNotFoundError(`${app.hosted} does not export main(app)`);
+  const node = await startHosted({ secret: options.secret, host: options.host, port: options.port, logger: options.logger });
+  const allocator = new NodeAllocator(node);
+  progress(`ebbrt: frontend listening on ${node.address}; starting ${options.nodes} native node(s) × ${options.cores} core(s)`);
+  node.on('join', (member) => progress(`ebbrt: node ${member.nodeId} joined from ${member.host}:${member.port} (${member.cores} cores)`));
+  node.on('leave', (nodeId, reason) => progress(`ebbrt: node ${nodeId} left: ${reason}`));
+  let natives: NativeNode[] = [];
+  try {
+    natives = options.nodes > 0 ? await allocator.allocatePool(options.nodes, app.native, { cores: options.cores, args: options.args }) : [];
+    const status = await hostedModule.main({ runtime: node.runtime, node, allocator, natives, nativeEntry: app.native, args: options.args, print });
+    return typeof status === 'number' ? status : 0;
+  } finally {
+    await Promise.all(natives.map((n) => n.stop(1000)));
+    allocator.killAll();
+    await node.close();
+  }
+}

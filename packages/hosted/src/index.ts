@@ -1,0 +1,10 @@
+/**
+ * @ebbrt/hosted: the frontend runtime. Apps import their Ebb model from here on
+ * the hosted side.
+ */
+export * from '@ebbrt/ebb-protocol';
+export { startHosted, HostedNode, type HostedOptions, type HostedStats, type Member } from './node.js';
+export { NodeAllocator, resolveNativeBoot, type AllocateOptions, type NativeNode } from './allocator.js';
+export { MemoryIdMapStore, IdMapServer } from './global-id-map.js';
+export { consoleLogger, silentLogger, type Logger, type LogLevel } from './log.js';
+export { runApp, resolveApp, type HostedApp, type RunOptions, type AppPaths } from './app.js';

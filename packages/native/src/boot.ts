@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+/**
+ * Boot entry of a native node (EbbRT's native Runtime + AppMain). The main
+ * thread supervises: it starts the cores, joins the frontend (challenge →
+ * HMAC hello → welcome), heartbeats on its own event loop (never starved by a
+ * busy app core), relays membership, and shuts down on goodbye or SIGTERM.
+ */
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { Connection, connectTcp, HelloPurpose, IdAllocator, type ConnectionHandler, type ControlMessage } from '@ebbrt/ebb-protocol';
+import { BootConfigError, parseBootConfig, type BootConfig } from './config.js';
+import type { CoreData, FromCore, ToCore } from './core-protocol.js';
+
+let config: BootConfig;
+try {
+  config = parseBootConfig(process.argv.slice(2), process.env);
+} catch (error) {
+  if (error instanceof BootConfigError) {
+    console.error(`ebbrt-native: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}
+
+const prefix = () => `[native ${nodeId || '?'}]`;
+let nodeId = 0;
+const workers: Worker[] = [];
+const ports: (MessagePort | undefined)[][] = Array.from({ length: config.cores }, () => Array(config.cores).fill(undefined));
+for (let i = 0; i < config.cores; i++) {
+  for (let j = i + 1; j < config.cores; j++) {
+    const channel = new MessageChannel();
+    ports[i][j] = channel.port1;
+    ports[j][i] = channel.port2;
+  }
+}
+
+function startCore(core: number, fd?: number): Promise<{ worker: Worker; port: number; fd: number }> {
+  const coreData: CoreData = { core, cores: config.cores, listenHost: config.listenHost, fd, ports: ports[core], secret: config.secret, app: config.app, args: config.args };
+  const worker = new Worker(new URL('./core.js', import.meta.url), { workerData: coreData, transferList: ports[core].filter((p): p is MessagePort => p !== undefined) });
+  workers[core] = worker;
+  worker.on('error', (error) => {
+    console.error(`${prefix()} core ${core} crashed: ${error.stack ?? error.message}`);
+    shutdown(1);
+  });
+  return new Promise((resolve) => {
+    const onListening = (message: FromCore) => {
+      if (message.t !== 'listening') return;
+      worker.off('message', onListening);
+      resolve({ worker, port: message.port, fd: message.fd });
+    };
+    worker.on('message', onListening);
+  });
+}
+
+const toAll = (message: ToCore) => workers.forEach((w) => w.postMessage(message));
+
+// Core 0 opens the messenger socket; the other cores listen on its descriptor (DESIGN §5).
+const first = await startCore(0);
+await Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i + 1, first.fd)));
+
+let ids: IdAllocator | undefined;
+let stopping = false;
+let heartbeat: ReturnType<typeof setInterval> | undefined;
+
+const handler: ConnectionHandler = {
+  onCall: (conn, frame) => conn.replyError(frame, new Error('the supervisor connection carries no calls')),
+  onMessage: () => undefined,
+  onControl: (_conn, message: ControlMessage) => {
+    if (message.type === 'membershipUpdate') toAll({ t: 'membership', joined: message.body.joined, left: message.body.left });
+    else if (message.type === 'goodbye') {
+      console.error(`${prefix()} frontend said goodbye: ${message.body.reason}`);
+      shutdown(0);
+    }
+  },
+  onClose: () => {
+    if (!stopping) {
+      console.error(`${prefix()} lost the frontend at ${config.frontendHost}:${config.frontendPort}; shutting down`);
+      shutdown(1);
+    }
+  },
+};
+
+let joinConn: Connection;
+try {
+  const transport = await connectTcp(config.frontendHost, config.frontendPort);
+  const joined = await Connection.connect(transport, config.secret, {
+    purpose: HelloPurpose.join,
+    allocationId: config.allocationId,
+    cores: config.cores,
+    host: config.listenHost,
+    port: first.port,
+    backend: config.backend,
+    pid: process.pid,
+  });
+  joinConn = joined.conn;
+  nodeId = joined.welcome.nodeId;
+  ids = IdAllocator.global(joined.welcome.idSpace);
+  joinConn.handler = handler;
+  heartbeat = setInterval(() => joinConn.sendControl('heartbeat', { nodeId, sentAtMs: Date.now(), rssBytes: process.memoryUsage.rss() }), joined.welcome.heartbeatMs || 250);
+  toAll({ t: 'welcome', nodeId, peers: joined.welcome.peers, address: `${config.listenHost}:${first.port}` });
+} catch (error) {
+  console.error(`ebbrt-native: could not join the frontend at ${config.frontendHost}:${config.frontendPort}: ${(error as Error).message}`);
+  await stopCores();
+  process.exit(1);
+}
+
+let ready = 0;
+for (const [core, worker] of workers.entries()) {
+  worker.on('message', (message: FromCore) => {
+    switch (message.t) {
+      case 'ready':
+        if (++ready === config.cores) workers[0].postMessage({ t: 'start' } satisfies ToCore);
+        return;
+      case 'allocateId':
+        try {
+          worker.postMessage({ t: 'id', req: message.req, id: ids!.allocate() } satisfies ToCore);
+        } catch (error) {
+          worker.postMessage({ t: 'id', req: message.req, error: (error as Error).message } satisfies ToCore);
+        }
+        return;
+      case 'mainDone':
+        if (message.error) {
+          console.error(`${prefix()} app main failed on core ${core}: ${message.error}`);
+          shutdown(1);
+        }
+        return;
+    }
+  });
+}
+
+async function stopCores(): Promise<void> {
+  await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => void worker.terminate().then(() => resolve()), 1000);
+          worker.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          worker.postMessage({ t: 'stop' } satisfies ToCore);
+        }),
+    ),
+  );
+}
+
+function shutdown(code: number): void {
+  if (stopping) return;
+  stopping = true;
+  if (heartbeat) clearInterval(heartbeat);
+  void stopCores().then(() => {
+    joinConn?.close();
+    process.exit(code);
+  });
+}
+
+process.on('SIGTERM', () => shutdown(0));
+process.on('SIGINT', () => shutdown(0));

@@ -1,0 +1,138 @@
+/**
+ * One core of a native node: a worker_thread with its own event loop,
+ * translation table and messenger, listening on the node's shared socket.
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import {
+  connectTcp, decodeArgs, decodeError, decodeValue, encodeArgs, encodeError, encodeValue, EbbRuntime, listenTcp, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
+  type CoreLinks, type MessageSource,
+} from '@ebbrt/ebb-protocol';
+import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
+
+const data = workerData as CoreData;
+const port = parentPort!;
+const post = (message: FromCore) => port.postMessage(message);
+
+let messenger: Messenger | undefined;
+let runtime: EbbRuntime | undefined;
+let appModule: { main?: (rt: EbbRuntime, args: string[]) => unknown } | undefined;
+const pendingIds = new Map<number, { resolve(id: number): void; reject(e: Error): void }>();
+let nextReq = 1;
+
+const server = await listenTcp(data.fd === undefined ? { host: data.listenHost, port: 0 } : { fd: data.fd, host: data.listenHost }, (transport) => {
+  if (messenger) messenger.accept(transport);
+  else transport.close();
+});
+post({ t: 'listening', port: server.address.port, fd: server.fd });
+
+/** Cross-core calls in flight from this core, by id. */
+const crossPending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+let nextCross = 1;
+
+function corePort(core: number): MessagePort {
+  const p = data.ports[core];
+  if (!p) throw new NodeUnavailableError(`core ${data.core} has no link to core ${core}`);
+  return p;
+}
+
+const links: CoreLinks = {
+  cores: data.cores,
+  call(core, ebbId, code, args) {
+    return new Promise((resolve, reject) => {
+      const id = nextCross++;
+      crossPending.set(id, { resolve, reject });
+      corePort(core).postMessage({ t: 'call', id, ebbId, code, args: encodeArgs(args) } satisfies CoreToCore);
+    });
+  },
+  message(core, ebbId, payload, from: MessageSource) {
+    corePort(core).postMessage({ t: 'msg', ebbId, payload, fromNode: from.nodeId, fromCore: from.core } satisfies CoreToCore);
+  },
+  allocateId() {
+    return new Promise((resolve, reject) => {
+      const req = nextReq++;
+      pendingIds.set(req, { resolve, reject });
+      post({ t: 'allocateId', req });
+    });
+  },
+};
+
+for (const [core, link] of data.ports.entries()) {
+  if (!link) continue;
+  link.on('message', (message: CoreToCore) => onCoreMessage(link, core, message));
+}
+
+function onCoreMessage(link: MessagePort, _core: number, message: CoreToCore): void {
+  switch (message.t) {
+    case 'call': {
+      const reply = (ok: boolean, payload: Uint8Array) => link.postMessage({ t: 'ret', id: message.id, ok, payload } satisfies CoreToCore);
+      if (!runtime) {
+        reply(false, encodeError(new NodeUnavailableError(`core ${data.core} is not running yet`)));
+        return;
+      }
+      Promise.resolve()
+        .then(() => runtime!.invoke(message.ebbId, message.code, decodeArgs(message.args)))
+        .then(
+          (value) => reply(true, encodeValue(value)),
+          (error) => reply(false, encodeError(error)),
+        );
+      return;
+    }
+    case 'ret': {
+      const pending = crossPending.get(message.id);
+      if (!pending) return;
+      crossPending.delete(message.id);
+      if (message.ok) pending.resolve(decodeValue(message.payload));
+      else pending.reject(decodeError(message.payload));
+      return;
+    }
+    case 'msg':
+      runtime?.deliverMessage(message.ebbId, Buffer.from(message.payload), { nodeId: message.fromNode, core: message.fromCore });
+      return;
+  }
+}
+
+port.on('message', async (message: ToCore) => {
+  switch (message.t) {
+    case 'welcome': {
+      messenger = new Messenger({ nodeId: message.nodeId, core: data.core, secret: data.secret, connect: (h, p) => connectTcp(h, p) });
+      for (const peer of message.peers) messenger.addPeer(peer);
+      const idMap = new RemoteGlobalIdMap(() => messenger!.connection(HOSTED_NODE_ID));
+      runtime = new EbbRuntime({ nodeId: message.nodeId, core: data.core, address: message.address, messenger, idMap, links });
+      runtime.onMessageError = (error, ebbId) => console.error(`[node ${message.nodeId} core ${data.core}] message to Ebb 0x${ebbId.toString(16)} failed: ${String(error)}`);
+      appModule = await import(data.app.startsWith('file:') ? data.app : pathToFileURL(data.app).href);
+      post({ t: 'ready' });
+      return;
+    }
+    case 'membership':
+      for (const peer of message.joined) messenger?.addPeer(peer);
+      for (const nodeId of message.left) runtime?.nodeLeft(nodeId);
+      return;
+    case 'start':
+      if (typeof appModule?.main !== 'function') {
+        post({ t: 'mainDone' });
+        return;
+      }
+      try {
+        await appModule.main(runtime!, data.args);
+        post({ t: 'mainDone' });
+      } catch (error) {
+        post({ t: 'mainDone', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      }
+      return;
+    case 'id': {
+      const pending = pendingIds.get(message.req);
+      pendingIds.delete(message.req);
+      if (message.id !== undefined) pending?.resolve(message.id);
+      else pending?.reject(new Error(message.error));
+      return;
+    }
+    case 'stop':
+      messenger?.close();
+      await server.close();
+      for (const link of data.ports) link?.close();
+      post({ t: 'stopped' });
+      port.close();
+      return;
+  }
+});

@@ -1,0 +1,7 @@
+/**
+ * @ebbrt/native: the backend runtime. Apps import their Ebb model from here on
+ * the native side; a native app module exports `main(rt, args)`, run on core 0
+ * once every core has loaded the module.
+ */
+export * from '@ebbrt/ebb-protocol';
+export { parseBootConfig, BootConfigError, type BootConfig } from './config.js';
