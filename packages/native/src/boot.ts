@@ -6,7 +6,8 @@
  * busy app core), relays membership, and shuts down on goodbye or SIGTERM.
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { Connection, connectTcp, HelloPurpose, IdAllocator, type ConnectionHandler, type ControlMessage } from '@ebbrt/ebb-protocol';
+import { connectTcp } from '@ebbrt/ebb-protocol';
+import { Supervisor } from './supervisor.js';
 import { BootConfigError, parseBootConfig, type BootConfig } from './config.js';
 import type { CoreData, FromCore, ToCore } from './core-protocol.js';
 
@@ -57,46 +58,31 @@ const toAll = (message: ToCore) => workers.forEach((w) => w.postMessage(message)
 const first = await startCore(0);
 await Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i + 1, first.fd)));
 
-let ids: IdAllocator | undefined;
 let stopping = false;
-let heartbeat: ReturnType<typeof setInterval> | undefined;
-
-const handler: ConnectionHandler = {
-  onCall: (conn, frame) => conn.replyError(frame, new Error('the supervisor connection carries no calls')),
-  onMessage: () => undefined,
-  onControl: (_conn, message: ControlMessage) => {
-    if (message.type === 'membershipUpdate') toAll({ t: 'membership', joined: message.body.joined, left: message.body.left });
-    else if (message.type === 'goodbye') {
-      console.error(`${prefix()} frontend said goodbye: ${message.body.reason}`);
-      shutdown(0);
-    }
-  },
-  onClose: () => {
-    if (!stopping) {
-      console.error(`${prefix()} lost the frontend at ${config.frontendHost}:${config.frontendPort}; shutting down`);
-      shutdown(1);
-    }
-  },
-};
-
-let joinConn: Connection;
+let supervisor: Supervisor;
 try {
-  const transport = await connectTcp(config.frontendHost, config.frontendPort);
-  const joined = await Connection.connect(transport, config.secret, {
-    purpose: HelloPurpose.join,
-    allocationId: config.allocationId,
-    cores: config.cores,
-    host: config.listenHost,
-    port: first.port,
-    backend: config.backend,
-    pid: process.pid,
-  });
-  joinConn = joined.conn;
-  nodeId = joined.welcome.nodeId;
-  ids = IdAllocator.global(joined.welcome.idSpace);
-  joinConn.handler = handler;
-  heartbeat = setInterval(() => joinConn.sendControl('heartbeat', { nodeId, sentAtMs: Date.now(), rssBytes: process.memoryUsage.rss() }), joined.welcome.heartbeatMs || 250);
-  toAll({ t: 'welcome', nodeId, peers: joined.welcome.peers, address: `${config.listenHost}:${first.port}` });
+  supervisor = await Supervisor.join(
+    {
+      frontendHost: config.frontendHost,
+      frontendPort: config.frontendPort,
+      secret: config.secret,
+      allocationId: config.allocationId,
+      cores: config.cores,
+      host: config.listenHost,
+      port: first.port,
+      backend: config.backend,
+      connect: (host, port) => connectTcp(host, port),
+    },
+    {
+      membership: (joined, left) => toAll({ t: 'membership', joined, left }),
+      ended: (reason, lost) => {
+        console.error(`${prefix()} ${reason}; shutting down`);
+        shutdown(lost ? 1 : 0);
+      },
+    },
+  );
+  nodeId = supervisor.nodeId;
+  toAll({ t: 'welcome', nodeId, peers: supervisor.welcome.peers, address: `${config.listenHost}:${first.port}` });
 } catch (error) {
   console.error(`ebbrt-native: could not join the frontend at ${config.frontendHost}:${config.frontendPort}: ${(error as Error).message}`);
   await stopCores();
@@ -112,7 +98,7 @@ for (const [core, worker] of workers.entries()) {
         return;
       case 'allocateId':
         try {
-          worker.postMessage({ t: 'id', req: message.req, id: ids!.allocate() } satisfies ToCore);
+          worker.postMessage({ t: 'id', req: message.req, id: supervisor.ids.allocate() } satisfies ToCore);
         } catch (error) {
           worker.postMessage({ t: 'id', req: message.req, error: (error as Error).message } satisfies ToCore);
         }
@@ -146,9 +132,8 @@ async function stopCores(): Promise<void> {
 function shutdown(code: number): void {
   if (stopping) return;
   stopping = true;
-  if (heartbeat) clearInterval(heartbeat);
   void stopCores().then(() => {
-    joinConn?.close();
+    supervisor?.close();
     process.exit(code);
   });
 }

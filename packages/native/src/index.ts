@@ -5,3 +5,5 @@
  */
 export * from '@ebbrt/ebb-protocol';
 export { parseBootConfig, BootConfigError, type BootConfig } from './config.js';
+export { startInlineNative, type InlineNative, type InlineNativeOptions } from './inline.js';
+export { Supervisor, type JoinOptions, type SupervisorEvents } from './supervisor.js';

@@ -1,0 +1,89 @@
+/**
+ * A native node with one core on the calling thread: the same join,
+ * messenger and runtime as a process native, without worker threads. Used by
+ * the cluster-in-one-process tests (over a MemoryNetwork) and for embedding.
+ */
+import { connectTcp, EbbRuntime, HOSTED_NODE_ID, listenTcp, Messenger, NodeUnavailableError, RemoteGlobalIdMap, type CoreLinks, type Transport, type TransportConnector, type TransportServer } from '@ebbrt/ebb-protocol';
+import { Supervisor } from './supervisor.js';
+
+/** Options of {@link startInlineNative}. */
+export interface InlineNativeOptions {
+  /** Frontend messenger address `host:port`. */
+  frontend: string;
+  /** Cluster secret. */
+  secret: string;
+  /** Allocation id to report (default empty: a manually started node). */
+  allocationId?: string;
+  /** Address to bind the messenger. Default 127.0.0.1. */
+  host?: string;
+  /** Replace TCP (tests): how to listen and connect. */
+  transport?: { listen(onTransport: (t: Transport) => void): Promise<TransportServer>; connect: TransportConnector };
+  /** Called when the frontend says goodbye or is lost. */
+  onEnded?: (reason: string, lost: boolean) => void;
+}
+
+export interface InlineNative {
+  readonly nodeId: number;
+  readonly runtime: EbbRuntime;
+  readonly address: string;
+  /** Leaves the cluster: goodbye, close every connection. */
+  close(): Promise<void>;
+  /** Drops every connection without a goodbye (simulates a crash). */
+  crash(): Promise<void>;
+}
+
+export async function startInlineNative(options: InlineNativeOptions): Promise<InlineNative> {
+  const match = /^(.+):(\d+)$/.exec(options.frontend ?? '');
+  if (!match) throw new TypeError('options.frontend must be "host:port"');
+  if (typeof options.secret !== 'string' || options.secret.length === 0) throw new TypeError('options.secret must be the cluster secret');
+  const connect = options.transport?.connect ?? ((h: string, p: number) => connectTcp(h, p));
+  let messenger: Messenger | undefined;
+  const server = await (options.transport?.listen ?? ((on) => listenTcp({ host: options.host ?? '127.0.0.1' }, on)))((t) => (messenger ? messenger.accept(t) : t.close()));
+  let runtime: EbbRuntime | undefined;
+  let supervisor: Supervisor;
+  try {
+    supervisor = await Supervisor.join(
+      { frontendHost: match[1], frontendPort: Number(match[2]), secret: options.secret, allocationId: options.allocationId ?? '', cores: 1, host: server.address.host, port: server.address.port, backend: 'inline', connect },
+      {
+        membership: (joined, left) => {
+          for (const peer of joined) messenger?.addPeer(peer);
+          for (const nodeId of left) runtime?.nodeLeft(nodeId);
+        },
+        ended: (reason, lost) => {
+          messenger?.close(new NodeUnavailableError(reason));
+          options.onEnded?.(reason, lost);
+        },
+      },
+      () => messenger?.inFlight ?? 0,
+    );
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+  messenger = new Messenger({ nodeId: supervisor.nodeId, core: 0, secret: options.secret, connect });
+  for (const peer of supervisor.welcome.peers) messenger.addPeer(peer);
+  const links: CoreLinks = {
+    cores: 1,
+    call: () => Promise.reject(new NodeUnavailableError('an inline native runs one core')),
+    message: () => undefined,
+    allocateId: async () => supervisor.ids.allocate(),
+  };
+  const address = `${server.address.host}:${server.address.port}`;
+  runtime = new EbbRuntime({ nodeId: supervisor.nodeId, core: 0, address, messenger, idMap: new RemoteGlobalIdMap(() => messenger!.connection(HOSTED_NODE_ID)), links });
+  const rt = runtime;
+  return {
+    nodeId: supervisor.nodeId,
+    runtime: rt,
+    address,
+    close: async () => {
+      supervisor.close('leaving');
+      messenger!.close();
+      await server.close();
+    },
+    crash: async () => {
+      supervisor.close();
+      messenger!.close();
+      await server.close();
+    },
+  };
+}
