@@ -75,6 +75,8 @@ export interface RunOptions {
   print?: (line: string) => void;
   /** Progress lines (nodes starting / joined) go here; default stderr. */
   progress?: (line: string) => void;
+  /** Aborting stops the app: natives are stopped and runApp resolves with status 130. */
+  signal?: AbortSignal;
 }
 
 /** Starts a frontend, launches the natives, runs the hosted entry, tears everything down; resolves with the exit status. */
@@ -87,13 +89,24 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
   const allocator = new NodeAllocator(node);
   progress(`ebbrt: frontend listening on ${node.address}; starting ${options.nodes} native node(s) × ${options.cores} core(s)`);
   node.on('join', (member) => progress(`ebbrt: node ${member.nodeId} joined from ${member.host}:${member.port} (${member.cores} cores)`));
-  node.on('leave', (nodeId, reason) => progress(`ebbrt: node ${nodeId} left: ${reason}`));
+  let finishing = false;
+  node.on('leave', (nodeId, reason) => {
+    if (!finishing) progress(`ebbrt: node ${nodeId} left: ${reason}`);
+  });
   let natives: NativeNode[] = [];
   try {
-    natives = options.nodes > 0 ? await allocator.allocatePool(options.nodes, app.native, { cores: options.cores, args: options.args }) : [];
-    const status = await hostedModule.main({ runtime: node.runtime, node, allocator, natives, nativeEntry: app.native, args: options.args, print });
-    return typeof status === 'number' ? status : 0;
+    const aborted = new Promise<number>((resolve) => {
+      if (options.signal?.aborted) resolve(130);
+      options.signal?.addEventListener('abort', () => resolve(130), { once: true });
+    });
+    const run = async () => {
+      natives = options.nodes > 0 ? await allocator.allocatePool(options.nodes, app.native, { cores: options.cores, args: options.args }) : [];
+      const status = await hostedModule.main!({ runtime: node.runtime, node, allocator, natives, nativeEntry: app.native, args: options.args, print });
+      return typeof status === 'number' ? status : 0;
+    };
+    return await Promise.race([run(), aborted]);
   } finally {
+    finishing = true;
     await Promise.all(natives.map((n) => n.stop(1000)));
     allocator.killAll();
     await node.close();

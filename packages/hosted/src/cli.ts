@@ -116,17 +116,16 @@ async function cli(argv: string[]): Promise<number> {
     }
     throw error;
   }
-  let stopping = false;
+  const abort = new AbortController();
   const onSignal = () => {
-    if (stopping) process.exit(130);
-    stopping = true;
+    if (abort.signal.aborted) process.exit(130);
     process.stderr.write('ebbrt: interrupted; stopping the cluster\n');
-    process.exitCode = 130;
+    abort.abort();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    return await runApp(app, { nodes: parsed.nodes, cores: parsed.cores, secret: parsed.secret, host: parsed.host, port: parsed.port, args: parsed.args });
+    return await runApp(app, { nodes: parsed.nodes, cores: parsed.cores, secret: parsed.secret, host: parsed.host, port: parsed.port, args: parsed.args, signal: abort.signal });
   } catch (error) {
     process.stderr.write(`ebbrt: ${(error as Error).message}\n`);
     return 1;

@@ -75,6 +75,8 @@ export class HostedNode extends EventEmitter {
   #nextNodeId = HOSTED_NODE_ID + 1;
   /** Id spaces granted in a Welcome, until the node's JOIN connection opens. */
   readonly #granted = new Map<number, number>();
+  /** Nodes asked to stop: their departure is expected, not a failure. */
+  readonly #stopping = new Set<number>();
   #closed = false;
 
   /** @internal use {@link startHosted} */
@@ -199,12 +201,14 @@ export class HostedNode extends EventEmitter {
   #declareLeft(nodeId: number, reason: string): void {
     const member = this.members.get(nodeId);
     if (!member) return;
+    const expected = this.#stopping.delete(nodeId) || this.#closed;
     this.members.delete(nodeId);
     const error = new NodeUnavailableError(`node ${nodeId} (${member.host}:${member.port}) is unavailable: ${reason}`);
     this.runtime.nodeLeft(nodeId, error);
     member.conn.fail(error);
     for (const other of this.members.values()) other.conn.sendControl('membershipUpdate', { joined: [], left: [nodeId] });
-    this.log.warn('node left', { nodeId, reason });
+    if (expected) this.log.info('node stopped', { nodeId, reason });
+    else this.log.warn('node left', { nodeId, reason });
     this.emit('leave', nodeId, reason);
   }
 
@@ -242,7 +246,9 @@ export class HostedNode extends EventEmitter {
   /** Asks a native to shut down cleanly. */
   stopNode(nodeId: number, reason = 'stopped by the frontend'): void {
     const member = this.members.get(nodeId);
-    member?.conn.sendControl('goodbye', { reason });
+    if (!member) return;
+    this.#stopping.add(nodeId);
+    member.conn.sendControl('goodbye', { reason });
   }
 
   /** Says goodbye to every native and closes the messenger. */

@@ -76,7 +76,7 @@ try {
     {
       membership: (joined, left) => toAll({ t: 'membership', joined, left }),
       ended: (reason, lost) => {
-        console.error(`${prefix()} ${reason}; shutting down`);
+        if (lost) console.error(`${prefix()} ${reason}; shutting down`);
         shutdown(lost ? 1 : 0);
       },
     },

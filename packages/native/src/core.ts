@@ -6,7 +6,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import {
   connectTcp, decodeArgs, decodeError, decodeValue, encodeArgs, encodeError, encodeValue, EbbRuntime, listenTcp, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
-  type CoreLinks, type MessageSource,
+  type CoreLinks, type MessageSource, type Transport,
 } from '@ebbrt/ebb-protocol';
 import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
 
@@ -20,8 +20,15 @@ let appModule: { main?: (rt: EbbRuntime, args: string[]) => unknown } | undefine
 const pendingIds = new Map<number, { resolve(id: number): void; reject(e: Error): void }>();
 let nextReq = 1;
 
+/**
+ * Connections that arrive before this core is ready (welcome received, app
+ * module loaded) wait here: the frontend learns of the node at join time and
+ * may call it before its cores know their node id or the app's Ebb types.
+ */
+let early: Transport[] | undefined = [];
 const server = await listenTcp(data.fd === undefined ? { host: data.listenHost, port: 0 } : { fd: data.fd, host: data.listenHost }, (transport) => {
-  if (messenger) messenger.accept(transport);
+  if (early) early.push(transport);
+  else if (messenger) messenger.accept(transport);
   else transport.close();
 });
 post({ t: 'listening', port: server.address.port, fd: server.fd });
@@ -101,6 +108,8 @@ port.on('message', async (message: ToCore) => {
       runtime = new EbbRuntime({ nodeId: message.nodeId, core: data.core, address: message.address, messenger, idMap, links });
       runtime.onMessageError = (error, ebbId) => console.error(`[node ${message.nodeId} core ${data.core}] message to Ebb 0x${ebbId.toString(16)} failed: ${String(error)}`);
       appModule = await import(data.app.startsWith('file:') ? data.app : pathToFileURL(data.app).href);
+      for (const transport of early ?? []) if (!transport.closed) messenger!.accept(transport);
+      early = undefined;
       post({ t: 'ready' });
       return;
     }
@@ -128,6 +137,8 @@ port.on('message', async (message: ToCore) => {
       return;
     }
     case 'stop':
+      for (const transport of early ?? []) transport.close();
+      early = undefined;
       messenger?.close();
       await server.close();
       for (const link of data.ports) link?.close();
