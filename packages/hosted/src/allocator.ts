@@ -1,22 +1,24 @@
 /**
- * NodeAllocator (EbbRT's NodeAllocator): launches native nodes and resolves
- * once they have joined. One join handshake whatever launched the node; the
- * `process` backend runs the native runtime as a child process.
+ * NodeAllocator (EbbRT's NodeAllocator): launches native nodes through a
+ * backend and resolves once they have joined. One join handshake whatever
+ * launched the node.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { NodeUnavailableError } from '@ebbrt/ebb-protocol';
+import type { LaunchedNode, NodeBackend } from './backends/backend.js';
+import { ProcessBackend } from './backends/process.js';
 import type { HostedNode, Member } from './node.js';
 
 /** Options of {@link NodeAllocator.allocateNode}. */
 export interface AllocateOptions {
   /** Worker-thread cores the native runs. Default 1. */
   cores?: number;
-  /** Backend that launches the node. Default `process` (the only one in this release). */
-  backend?: 'process';
-  /** Extra environment for the native process. */
+  /** Backend that launches the node. Default `process`. */
+  backend?: string;
+  /** Memory of the node's machine, MiB (backends that size machines). */
+  memoryMiB?: number;
+  /** Extra environment for the native runtime. */
   env?: Record<string, string>;
   /** Arguments passed to the app's native `main`. */
   args?: string[];
@@ -34,12 +36,12 @@ export interface NativeNode {
   readonly cores: number;
   readonly pid: number;
   readonly allocationId: string;
-  readonly backend: 'process';
-  /** Resolves with the exit code (or signal name) when the node's process ends. */
+  readonly backend: string;
+  /** Resolves with the exit code (or signal name) when the node ends. */
   readonly exited: Promise<number | string>;
   /** Clean shutdown: goodbye, then SIGTERM after `graceMs`, SIGKILL after twice that. */
   stop(graceMs?: number): Promise<number | string>;
-  /** Immediate SIGKILL (fault injection). */
+  /** Immediate kill (fault injection). */
   kill(): void;
   /** Captured output when `stdio: 'pipe'`. */
   output(): string;
@@ -48,53 +50,55 @@ export interface NativeNode {
 /** Launches natives for one frontend. */
 export class NodeAllocator {
   readonly #hosted: HostedNode;
-  readonly #bootScript: string;
-  readonly #children = new Set<ChildProcess>();
+  readonly #backends = new Map<string, NodeBackend>();
+  readonly #launched = new Set<LaunchedNode>();
 
-  /** `bootScript` defaults to the installed `@ebbrt/native` boot entry (resolved by path, not imported). */
+  /** `bootScript` overrides the `process` backend's native boot entry. */
   constructor(hosted: HostedNode, bootScript?: string) {
     this.#hosted = hosted;
-    this.#bootScript = bootScript ?? resolveNativeBoot();
+    this.registerBackend(new ProcessBackend(bootScript));
+  }
+
+  /** Adds (or replaces) a backend, selected by `options.backend === backend.name`. */
+  registerBackend(backend: NodeBackend): void {
+    this.#backends.set(backend.name, backend);
+  }
+
+  get backends(): string[] {
+    return [...this.#backends.keys()];
   }
 
   /** Launches one native running `app` (path of the app's native module) and resolves when it joined. */
   async allocateNode(app: string, options: AllocateOptions = {}): Promise<NativeNode> {
-    validateAllocate(app, options);
-    const cores = options.cores ?? 1;
+    this.#validate(app, options);
+    const backend = this.#backends.get(options.backend ?? 'process')!;
     const allocationId = randomUUID();
-    const child = spawn(process.execPath, [this.#bootScript, ...(options.args?.length ? ['--', ...options.args] : [])], {
-      env: {
-        ...process.env,
-        ...options.env,
-        EBBRT_FRONTEND: this.#hosted.address,
-        EBBRT_SECRET: this.#hosted.secret,
-        EBBRT_ALLOCATION_ID: allocationId,
-        EBBRT_CORES: String(cores),
-        EBBRT_APP: path.resolve(app),
-        EBBRT_BACKEND: 'process',
-      },
-      stdio: ['ignore', options.stdio ?? 'inherit', options.stdio ?? 'inherit'],
+    const launched = await backend.launch({
+      app: path.resolve(app),
+      cores: options.cores ?? 1,
+      memoryMiB: options.memoryMiB,
+      frontend: this.#hosted.address,
+      secret: this.#hosted.secret,
+      allocationId,
+      env: options.env ?? {},
+      args: options.args ?? [],
+      stdio: options.stdio ?? 'inherit',
     });
-    this.#children.add(child);
-    let captured = '';
-    child.stdout?.on('data', (d: Buffer) => (captured = (captured + d.toString()).slice(-64 * 1024)));
-    child.stderr?.on('data', (d: Buffer) => (captured = (captured + d.toString()).slice(-64 * 1024)));
-    const exited = new Promise<number | string>((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.#children.delete(child);
-        resolve(code ?? signal ?? 'unknown');
-      });
-      child.once('error', (error) => {
-        this.#children.delete(child);
-        resolve(`spawn failed: ${error.message}`);
-      });
+    this.#launched.add(launched);
+    let ended = false;
+    void launched.exited.then(() => {
+      ended = true;
+      this.#launched.delete(launched);
     });
-    const died = exited.then((status) => new NodeUnavailableError(`native process exited (${status}) before it joined${captured ? `; its last output:\n${captured.slice(-2000)}` : ''}`));
+    const died = launched.exited.then((status) => {
+      const output = launched.output();
+      return new NodeUnavailableError(`native (${backend.name}) exited (${status}) before it joined${output ? `; its last output:\n${output.slice(-2000)}` : ''}`);
+    });
     let member: Member;
     try {
       member = await this.#hosted.waitForJoin(allocationId, options.joinTimeoutMs ?? 20_000, died);
     } catch (error) {
-      child.kill('SIGKILL');
+      launched.kill();
       throw error;
     }
     const hosted = this.#hosted;
@@ -102,20 +106,18 @@ export class NodeAllocator {
       nodeId: member.nodeId,
       address: `${member.host}:${member.port}`,
       cores: member.cores,
-      pid: child.pid ?? member.pid,
+      pid: launched.pid,
       allocationId,
-      backend: 'process',
-      exited,
-      output: () => captured,
-      kill: () => {
-        child.kill('SIGKILL');
-      },
+      backend: backend.name,
+      exited: launched.exited,
+      output: () => launched.output(),
+      kill: () => launched.kill(),
       stop: async (graceMs = 2000) => {
-        if (child.exitCode !== null || child.signalCode !== null) return exited;
+        if (ended) return launched.exited;
         hosted.stopNode(member.nodeId);
-        const term = setTimeout(() => child.kill('SIGTERM'), graceMs);
-        const kill = setTimeout(() => child.kill('SIGKILL'), graceMs * 2);
-        const status = await exited;
+        const term = setTimeout(() => launched.terminate(), graceMs);
+        const kill = setTimeout(() => launched.kill(), graceMs * 2);
+        const status = await launched.exited;
         clearTimeout(term);
         clearTimeout(kill);
         return status;
@@ -136,21 +138,18 @@ export class NodeAllocator {
     return nodes;
   }
 
-  /** Kills every child this allocator started (last-resort cleanup). */
+  /** Kills everything this allocator launched that is still running (last-resort cleanup). */
   killAll(): void {
-    for (const child of this.#children) child.kill('SIGKILL');
+    for (const launched of this.#launched) launched.kill();
   }
-}
 
-function validateAllocate(app: string, options: AllocateOptions): void {
-  if (typeof app !== 'string' || app.length === 0) throw new TypeError('allocateNode(app): app must be the path of the app\'s native module');
-  if (options.cores !== undefined && (!Number.isInteger(options.cores) || options.cores < 1 || options.cores > 256)) throw new TypeError('options.cores must be an integer in 1..256');
-  if (options.backend !== undefined && options.backend !== 'process') throw new TypeError(`options.backend must be 'process' (got ${JSON.stringify(options.backend)}); the qemu backend is not in this release`);
-  if (options.joinTimeoutMs !== undefined && (!Number.isInteger(options.joinTimeoutMs) || options.joinTimeoutMs <= 0)) throw new TypeError('options.joinTimeoutMs must be a positive integer');
-}
-
-/** Path of `@ebbrt/native`'s boot script, found through Node's resolver. */
-export function resolveNativeBoot(): string {
-  const require = createRequire(import.meta.url);
-  return path.join(path.dirname(require.resolve('@ebbrt/native/package.json')), 'dist', 'boot.js');
+  #validate(app: string, options: AllocateOptions): void {
+    if (typeof app !== 'string' || app.length === 0) throw new TypeError("allocateNode(app): app must be the path of the app's native module");
+    if (options.cores !== undefined && (!Number.isInteger(options.cores) || options.cores < 1 || options.cores > 256)) throw new TypeError('options.cores must be an integer in 1..256');
+    if (options.backend !== undefined && !this.#backends.has(options.backend)) {
+      throw new TypeError(`options.backend must be one of ${this.backends.map((b) => `'${b}'`).join(', ')} (got ${JSON.stringify(options.backend)})`);
+    }
+    if (options.memoryMiB !== undefined && (!Number.isInteger(options.memoryMiB) || options.memoryMiB < 64)) throw new TypeError('options.memoryMiB must be an integer of at least 64');
+    if (options.joinTimeoutMs !== undefined && (!Number.isInteger(options.joinTimeoutMs) || options.joinTimeoutMs <= 0)) throw new TypeError('options.joinTimeoutMs must be a positive integer');
+  }
 }

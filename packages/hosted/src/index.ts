@@ -4,7 +4,9 @@
  */
 export * from '@ebbrt/ebb-protocol';
 export { startHosted, HostedNode, type HostedOptions, type HostedStats, type Member } from './node.js';
-export { NodeAllocator, resolveNativeBoot, type AllocateOptions, type NativeNode } from './allocator.js';
+export { NodeAllocator, type AllocateOptions, type NativeNode } from './allocator.js';
+export { ProcessBackend, resolveNativeBoot } from './backends/process.js';
+export type { NodeBackend, LaunchSpec, LaunchedNode } from './backends/backend.js';
 export { MemoryIdMapStore, IdMapServer } from './global-id-map.js';
 export { consoleLogger, silentLogger, type Logger, type LogLevel } from './log.js';
 export { runApp, resolveApp, type HostedApp, type RunOptions, type AppPaths } from './app.js';

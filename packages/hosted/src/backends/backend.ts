@@ -1,0 +1,42 @@
+/**
+ * A NodeAllocator backend launches one native node; the join handshake that
+ * follows is the same whatever launched it. Backends: `process` (a child
+ * process, default), later `qemu`, `netns`, `container`.
+ */
+
+/** What a backend needs to start a native that will join this frontend. */
+export interface LaunchSpec {
+  /** Absolute path of the app's native module. */
+  app: string;
+  cores: number;
+  /** Memory for backends that size a machine (qemu), MiB. */
+  memoryMiB?: number;
+  /** Frontend messenger address the native joins (`host:port`). */
+  frontend: string;
+  secret: string;
+  allocationId: string;
+  /** Extra environment for the native runtime. */
+  env: Record<string, string>;
+  /** Arguments for the app's native `main`. */
+  args: string[];
+  stdio: 'inherit' | 'pipe';
+}
+
+/** A launched native, before or after it joined. */
+export interface LaunchedNode {
+  /** OS process id of what was launched (the node process, or the VM monitor). */
+  readonly pid: number;
+  /** Resolves with the exit code or signal name when it ends. */
+  readonly exited: Promise<number | string>;
+  /** Graceful stop request (SIGTERM; ACPI power-off for VMs). */
+  terminate(): void;
+  /** Immediate stop (SIGKILL; quit the VM monitor). */
+  kill(): void;
+  /** Last output captured when `stdio` is `pipe` (console log for VMs). */
+  output(): string;
+}
+
+export interface NodeBackend {
+  readonly name: string;
+  launch(spec: LaunchSpec): Promise<LaunchedNode>;
+}
