@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import { NodeAllocator, silentLogger, startHosted } from '@ebbrt/hosted';
 import { EchoEbb, EchoRep } from '../apps/echo-ebb.mjs';
+import { median } from '../lib.mjs';
 
 const apps = new URL('../apps/', import.meta.url);
 const REPEATS = 5;
@@ -14,10 +15,6 @@ const ARGS = [123456, 'a short string argument, about 40 chars', Buffer.alloc(48
 // The same payload for the baselines: what our call frame's payload is, plus a header's worth.
 const RAW_PAYLOAD = Buffer.alloc(100, 1);
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /**
  * ns per call through `target.echo`. Each case gets its own loop function (built
@@ -118,9 +115,12 @@ function rawClient(port) {
   });
 }
 
-export async function run() {
+export async function run(ctx) {
   const cases = {};
-  const set = (name, value, unit) => (cases[name] = { value: Number(value.toFixed(3)), unit });
+  const set = (name, value, unit) => {
+    cases[name] = { value: Number(value.toFixed(3)), unit };
+    ctx.log(`${name}: ${cases[name].value} ${unit}`);
+  };
 
   const hosted = await startHosted({ secret: 'bench-secret-123', logger: silentLogger });
   const allocator = new NodeAllocator(hosted);

@@ -207,6 +207,8 @@ export class Connection {
         } catch (error) {
           decision = { reject: { reason: RejectReason.badRequest, message: (error as Error).message } };
         }
+        // Closed while `decide` ran (a frame behind the hello broke the protocol, or the peer left): stay closed.
+        if (conn.#state !== 'handshake') return;
         if ('reject' in decision) {
           refuse(decision.reject.reason, decision.reject.message, new JoinRejectedError('JOIN_REJECTED', decision.reject.message));
           return;

@@ -123,6 +123,8 @@ export class FrameDecoder {
   /** Bytes of an incomplete frame carried over from earlier chunks. */
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** Total size (header + payload) of the frame being assembled once its header is known; else 0. */
+  #frameSize = 0;
   #failed = false;
   /** Total frames decoded, for metrics. */
   frames = 0;
@@ -164,6 +166,7 @@ export class FrameDecoder {
       const whole = Buffer.concat(this.#pending, need);
       this.#pending = [];
       this.#pendingBytes = 0;
+      this.#frameSize = 0;
       chunk = chunk.subarray(take);
       if (!this.#parse(whole)) return;
     }
@@ -176,23 +179,24 @@ export class FrameDecoder {
     const pending = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
+    this.#frameSize = 0;
     this.#fail(new ProtocolError('TRUNCATED', `stream ended inside a frame (${pending} bytes of an incomplete frame)`));
   }
 
   /**
    * Total size of the frame being assembled from pending bytes plus `next`,
    * or HEADER_SIZE if the header itself is still incomplete; -1 after a fault.
+   * The size is remembered once known: re-joining the pending chunks on every
+   * write made a large frame arriving in small chunks cost O(n²) copying.
    */
   #bytesNeeded(next: Buffer): number {
-    if (this.#pendingBytes < HEADER_SIZE) {
-      if (this.#pendingBytes + next.length < HEADER_SIZE) return HEADER_SIZE;
-      const header = Buffer.concat([...this.#pending, next.subarray(0, HEADER_SIZE - this.#pendingBytes)], HEADER_SIZE);
-      const length = this.#checkHeader(header, 0);
-      return length < 0 ? -1 : HEADER_SIZE + length;
-    }
-    const header = this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending);
-    this.#pending = [header];
-    return HEADER_SIZE + header.readUInt32LE(8);
+    if (this.#frameSize > 0) return this.#frameSize;
+    if (this.#pendingBytes + next.length < HEADER_SIZE) return HEADER_SIZE;
+    const header = Buffer.concat([...this.#pending, next.subarray(0, HEADER_SIZE - this.#pendingBytes)], HEADER_SIZE);
+    const length = this.#checkHeader(header, 0);
+    if (length < 0) return -1;
+    this.#frameSize = HEADER_SIZE + length;
+    return this.#frameSize;
   }
 
   /** Parses whole frames from `buf`, keeping any tail as pending. Returns false after a fault. */
@@ -202,7 +206,10 @@ export class FrameDecoder {
       const length = this.#checkHeader(buf, offset);
       if (length < 0) return false;
       const end = offset + HEADER_SIZE + length;
-      if (end > buf.length) break;
+      if (end > buf.length) {
+        this.#frameSize = HEADER_SIZE + length;
+        break;
+      }
       const frame: Frame = {
         kind: buf[offset + 3] as FrameKind,
         flags: buf.readUInt16LE(offset + 4),
@@ -248,6 +255,7 @@ export class FrameDecoder {
     this.#failed = true;
     this.#pending = [];
     this.#pendingBytes = 0;
+    this.#frameSize = 0;
     this.#onError(error);
     return -1;
   }

@@ -93,8 +93,9 @@ export class StaticIdRegistry {
 }
 
 /**
- * Hands out ids from a closed range `[first, last]`, lowest free first, and
- * takes them back. Exhaustion is an {@link IdSpaceExhaustedError}.
+ * Hands out ids from a closed range `[first, last]`: freed (or skipped by
+ * {@link reserve}) ids are reused first, most recently freed first; otherwise
+ * never-used ids in ascending order. Exhaustion is an {@link IdSpaceExhaustedError}.
  */
 export class IdAllocator {
   readonly first: EbbId;

@@ -2,7 +2,8 @@
  * Boot configuration of a native node, from argv flags or EBBRT_* environment
  * variables (argv wins). Bad values are a {@link BootConfigError} naming the fix.
  */
-import { EbbError } from '@ebbrt/ebb-protocol';
+// Only the error module: boot parses its config before loading the protocol stack.
+import { EbbError } from '@ebbrt/ebb-protocol/errors';
 
 export class BootConfigError extends EbbError {
   constructor(message: string) {

@@ -1,0 +1,59 @@
+// Shared helpers for benchmark suites (see bench/README.md).
+// Plain ESM, no dependencies: suites import what they measure by package name.
+
+/** Median of a non-empty list of numbers (mean of the two middle values for even lengths). */
+export function median(values) {
+  if (values.length === 0) throw new RangeError('median() of an empty list');
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * Calls `fn` repeatedly for about `ms` milliseconds. `fn` returns how many
+ * operations one call performed (a number; anything else counts as 1), so a
+ * batched body can report many ops per call. Returns operations per second.
+ */
+export async function runFor(fn, ms) {
+  let ops = 0;
+  const started = performance.now();
+  let elapsed = 0;
+  // Check the clock only every few calls: reading it is not free at millions of calls per second.
+  let stride = 1;
+  do {
+    for (let i = 0; i < stride; i++) {
+      let done = fn();
+      if (done instanceof Promise) done = await done;
+      ops += typeof done === 'number' ? done : 1;
+    }
+    elapsed = performance.now() - started;
+    if (elapsed < ms / 100 && stride < 1 << 16) stride *= 2;
+  } while (elapsed < ms);
+  return (ops * 1000) / elapsed;
+}
+
+/**
+ * The rate of `fn` in ops/s: warm up for `warmupMs`, then `repeats` runs of
+ * `runMs` each; returns `{ median, samples }` of the runs' rates.
+ */
+export async function measureRate(fn, { warmupMs = 500, runMs = 1000, repeats = 5 } = {}) {
+  await runFor(fn, warmupMs);
+  const samples = [];
+  for (let r = 0; r < repeats; r++) samples.push(await runFor(fn, runMs));
+  return { median: median(samples), samples };
+}
+
+/**
+ * Like {@link measureRate} for several contenders at once, interleaving their
+ * repeats (a, b, a, b, …) so drift in machine load hits all of them alike.
+ * `fns` is `{ name: fn }`; returns `{ name: { median, samples } }`.
+ */
+export async function compareRates(fns, { warmupMs = 500, runMs = 1000, repeats = 5 } = {}) {
+  const names = Object.keys(fns);
+  for (const name of names) await runFor(fns[name], warmupMs);
+  const samples = Object.fromEntries(names.map((name) => [name, []]));
+  for (let r = 0; r < repeats; r++) {
+    for (const name of names) samples[name].push(await runFor(fns[name], runMs));
+  }
+  return Object.fromEntries(names.map((name) => [name, { median: median(samples[name]), samples: samples[name] }]));
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// Benchmark runner: `npm run bench -- <suite>` (see bench/README.md).
+// Loads bench/suites/<suite>.mjs, runs it, prints a table and writes
+// bench/results/<suite>.json.
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import path from 'node:path';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const suitesDir = path.join(here, 'suites');
+const resultsDir = path.join(here, 'results');
+
+function availableSuites() {
+  try {
+    return readdirSync(suitesDir)
+      .filter((f) => f.endsWith('.mjs'))
+      .map((f) => f.slice(0, -4))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+function usage(message) {
+  const suites = availableSuites();
+  if (message) console.error(message);
+  console.error('usage: npm run bench -- <suite>');
+  console.error(`available suites: ${suites.length ? suites.join(', ') : '(none)'}`);
+  process.exit(2);
+}
+
+const [suite, ...args] = process.argv.slice(2);
+if (!suite) usage('no suite given');
+if (!/^[\w-]+$/.test(suite) || !availableSuites().includes(suite)) usage(`unknown suite "${suite}"`);
+
+function validate(result) {
+  if (!result || typeof result !== 'object') throw new TypeError('a suite must return { cases, ratios }');
+  const { cases = {}, ratios = {} } = result;
+  for (const [name, c] of Object.entries(cases)) {
+    if (!c || typeof c.value !== 'number' || !Number.isFinite(c.value) || typeof c.unit !== 'string') {
+      throw new TypeError(`case "${name}" must be { value: <finite number>, unit: <string> }`);
+    }
+  }
+  for (const [name, r] of Object.entries(ratios)) {
+    if (typeof r !== 'number' || !Number.isFinite(r)) throw new TypeError(`ratio "${name}" must be a finite number`);
+  }
+  return {
+    cases: Object.fromEntries(Object.entries(cases).map(([k, c]) => [k, { value: c.value, unit: c.unit }])),
+    ratios: { ...ratios },
+  };
+}
+
+function fmt(value) {
+  if (Math.abs(value) >= 1000) return Math.round(value).toLocaleString('en-US');
+  return Number(value.toPrecision(4)).toString();
+}
+
+function table(rows, header) {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const line = (r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+const mod = await import(pathToFileURL(path.join(suitesDir, `${suite}.mjs`)).href);
+if (typeof mod.run !== 'function') usage(`bench/suites/${suite}.mjs does not export run(ctx)`);
+
+const ctx = {
+  suite,
+  args,
+  /** Progress output goes to stderr so stdout is just the result table. */
+  log: (...parts) => console.error(`[${suite}]`, ...parts),
+};
+
+const started = performance.now();
+const { cases, ratios } = validate(await mod.run(ctx));
+const seconds = ((performance.now() - started) / 1000).toFixed(1);
+
+console.log(`\nsuite ${suite} (node ${process.version}, ${seconds} s)\n`);
+const caseRows = Object.entries(cases).map(([name, c]) => [name, fmt(c.value), c.unit]);
+if (caseRows.length) console.log(table(caseRows, ['case', 'value', 'unit']));
+const ratioRows = Object.entries(ratios).map(([name, r]) => [name, `${r.toFixed(2)}x`]);
+if (ratioRows.length) console.log(`\n${table(ratioRows, ['ratio', 'value'])}`);
+
+const out = { suite, node: process.version, cases, ratios };
+mkdirSync(resultsDir, { recursive: true });
+const file = path.join(resultsDir, `${suite}.json`);
+writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
