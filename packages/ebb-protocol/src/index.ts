@@ -15,5 +15,6 @@ export * from './handshake.js';
 export * from './connection.js';
 export * from './messenger.js';
 export * from './global-id-map.js';
+export * from './local-id-map.js';
 export * from './ebb.js';
 export * from './runtime.js';

@@ -7,11 +7,12 @@
 import { decodeArgs, decodeValue, encodeValue } from './codec.js';
 import type { Connection } from './connection.js';
 import type { ControlMessage, Peer } from './control.js';
-import { definitionByName, definitionByStaticId, type EbbDefinition, type EbbRef, type MessageSource, type RemoteRef, type RepContext } from './ebb.js';
+import { definitionByName, definitionByStaticId, type EbbDefinition, type EbbRef, type MessageSource, type MethodName, type RemoteRef, type RepContext } from './ebb.js';
 import { NodeUnavailableError, UnknownEbbError, UnknownMethodError } from './errors.js';
 import { ANY_CORE, FrameFlags, type Frame } from './frame.js';
 import type { GlobalIdMap, RemoteGlobalIdMap } from './global-id-map.js';
 import { isEbbId, type EbbId } from './ids.js';
+import type { LocalIdMap } from './local-id-map.js';
 import type { Messenger, MessengerSink } from './messenger.js';
 
 /** The frontend's node id. */
@@ -27,6 +28,8 @@ export interface CoreLinks {
   message(core: number, ebbId: EbbId, payload: Buffer, from: MessageSource): void;
   /** A fresh global id from this node's id space (node-wide, so two cores never get the same). */
   allocateId(): Promise<EbbId>;
+  /** The node-wide LocalIdMap every core of this node shares. */
+  readonly localIdMap: LocalIdMap;
 }
 
 /** Where calls resolved: counted per core for metrics (DESIGN §7). */
@@ -99,6 +102,11 @@ export class EbbRuntime implements MessengerSink {
     return this.links.cores;
   }
 
+  /** The node-wide store shared by every core of this node (EbbRT's LocalIdMap). */
+  get localIdMap(): LocalIdMap {
+    return this.links.localIdMap;
+  }
+
   /** The cluster's members as this core knows them. */
   get peers(): ReadonlyMap<number, Peer> {
     return this.messenger.peers;
@@ -111,7 +119,8 @@ export class EbbRuntime implements MessengerSink {
    */
   ref<T extends object>(definition: EbbDefinition<T, any>, id: EbbId = definition.staticId): EbbRef<T> {
     const cached = this.#refs.get(id);
-    if (cached) return cached as EbbRef<T>;
+    // A cached ref of another type falls through to #bind, which refuses the mismatch.
+    if (cached && this.#defs.get(id) === (definition as unknown as EbbDefinition)) return cached as EbbRef<T>;
     if (!isEbbId(id)) throw new TypeError(`Ebb id must be an unsigned 32-bit integer, got ${id}`);
     this.#bind(id, definition as unknown as EbbDefinition);
     const ref: Record<string, unknown> = {};
@@ -143,6 +152,15 @@ export class EbbRuntime implements MessengerSink {
       ref[method] = (...args: unknown[]) => this.#callCore(core, id, code, args);
     }
     return Object.freeze(ref) as RemoteRef<T>;
+  }
+
+  /** Calls `method` of the Ebb's rep on `core` of this node (EbbRT's SpawnRemote, as a method call: closures cannot cross threads). */
+  spawnOn<T extends object, K extends MethodName<T>>(core: number, target: EbbDefinition<T, any> | EbbRef<T>, method: K, ...args: Parameters<Extract<T[K], (...a: never[]) => unknown>>): Promise<Awaited<ReturnType<Extract<T[K], (...a: never[]) => unknown>>>> {
+    const [definition, id] = this.#resolveTarget(target);
+    this.#checkCore(core);
+    const code = definition.codes[method];
+    if (code === undefined) return Promise.reject(new UnknownMethodError(`${definition.name} has no method ${method}`));
+    return this.#callCore(core, id, code, args) as Promise<Awaited<ReturnType<Extract<T[K], (...a: never[]) => unknown>>>>;
   }
 
   /** Runs `method` of the Ebb's rep on every core of this node; results in core order (multicore roots use this to enumerate reps). */

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import {
-  EbbRuntime, HOSTED_ID_SPACE, HOSTED_NODE_ID, IdAllocator, IdSpaceAllocator, listenTcp, connectTcp, Messenger, NodeUnavailableError, RejectReason,
+  EbbRuntime, HOSTED_ID_SPACE, MemoryLocalIdMap, HOSTED_NODE_ID, IdAllocator, IdSpaceAllocator, listenTcp, connectTcp, Messenger, NodeUnavailableError, RejectReason,
   type Connection, type ConnectionLimits, type ControlMessage, type CoreLinks, type GlobalIdMap, type Hello, type HelloDecision, type Peer, type Transport, type TransportConnector, type TransportServer,
 } from '@ebbrt/ebb-protocol';
 import { IdMapServer, MemoryIdMapStore } from './global-id-map.js';
@@ -99,6 +99,7 @@ export class HostedNode extends EventEmitter {
       call: () => Promise.reject(new NodeUnavailableError('the frontend runs one core')),
       message: () => undefined,
       allocateId: async () => ids.allocate(),
+      localIdMap: new MemoryLocalIdMap(),
     };
     this.runtime = new EbbRuntime({ nodeId: this.nodeId, core: 0, address: `${this.host}:${this.port}`, messenger, idMap: this.idMap, links, callTimeoutMs: options.callTimeoutMs });
     this.runtime.onOtherControl = (conn, message, callId) => this.#control(conn, message, callId);

@@ -56,7 +56,8 @@ const toAll = (message: ToCore) => workers.forEach((w) => w.postMessage(message)
 // The supervisor's protocol stack loads while core 0 boots: ~60 ms of imports per
 // thread that would otherwise run one after the other (bench rpc: join_ms_p50).
 const firstCore = startCore(0);
-const [{ connectTcp }, { Supervisor }] = await Promise.all([import('@ebbrt/ebb-protocol'), import('./supervisor.js')]);
+const [{ connectTcp, MemoryLocalIdMap }, { Supervisor }] = await Promise.all([import('@ebbrt/ebb-protocol'), import('./supervisor.js')]);
+const localIdMap = new MemoryLocalIdMap();
 const first = await firstCore;
 await Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i + 1, first.fd)));
 
@@ -104,6 +105,12 @@ for (const [core, worker] of workers.entries()) {
         } catch (error) {
           worker.postMessage({ t: 'id', req: message.req, error: (error as Error).message } satisfies ToCore);
         }
+        return;
+      case 'local':
+        localIdMap.apply(message.request).then(
+          (value) => worker.postMessage({ t: 'local', req: message.req, value } satisfies ToCore),
+          (error: Error) => worker.postMessage({ t: 'local', req: message.req, error: error.message } satisfies ToCore),
+        );
         return;
       case 'mainDone':
         if (message.error) {

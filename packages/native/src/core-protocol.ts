@@ -1,6 +1,6 @@
 /** Messages between a native's supervisor (main thread) and its cores (workers). Internal. */
 import type { MessagePort } from 'node:worker_threads';
-import type { Peer } from '@ebbrt/ebb-protocol';
+import type { LocalIdMapOp, Peer } from '@ebbrt/ebb-protocol';
 
 export interface CoreData {
   core: number;
@@ -20,12 +20,14 @@ export type ToCore =
   | { t: 'membership'; joined: Peer[]; left: number[] }
   | { t: 'start' }
   | { t: 'id'; req: number; id?: number; error?: string }
+  | { t: 'local'; req: number; value?: unknown; error?: string }
   | { t: 'stop' };
 
 export type FromCore =
   | { t: 'listening'; port: number; fd: number }
   | { t: 'ready' }
   | { t: 'allocateId'; req: number }
+  | { t: 'local'; req: number; request: LocalIdMapOp }
   | { t: 'mainDone'; error?: string }
   | { t: 'stats'; inFlight: number }
   | { t: 'stopped' };

@@ -5,7 +5,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import {
-  connectTcp, decodeArgs, decodeError, decodeValue, encodeArgs, encodeError, encodeValue, EbbRuntime, listenTcp, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
+  connectTcp, EbbError, RemoteLocalIdMap, decodeArgs, decodeError, decodeValue, encodeArgs, encodeError, encodeValue, EbbRuntime, listenTcp, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
   type CoreLinks, type MessageSource, type Transport,
 } from '@ebbrt/ebb-protocol';
 import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
@@ -17,8 +17,17 @@ const post = (message: FromCore) => port.postMessage(message);
 let messenger: Messenger | undefined;
 let runtime: EbbRuntime | undefined;
 let appModule: { main?: (rt: EbbRuntime, args: string[]) => unknown } | undefined;
-const pendingIds = new Map<number, { resolve(id: number): void; reject(e: Error): void }>();
+/** Requests to the supervisor thread (id allocation, LocalIdMap), by request number. */
+const supervisorRequests = new Map<number, { resolve(value: never): void; reject(e: Error): void }>();
 let nextReq = 1;
+
+function askSupervisor<T>(message: (req: number) => FromCore): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = nextReq++;
+    supervisorRequests.set(req, { resolve: resolve as (value: never) => void, reject });
+    post(message(req));
+  });
+}
 
 /**
  * Connections that arrive before this core is ready (welcome received, app
@@ -55,13 +64,8 @@ const links: CoreLinks = {
   message(core, ebbId, payload, from: MessageSource) {
     corePort(core).postMessage({ t: 'msg', ebbId, payload, fromNode: from.nodeId, fromCore: from.core } satisfies CoreToCore);
   },
-  allocateId() {
-    return new Promise((resolve, reject) => {
-      const req = nextReq++;
-      pendingIds.set(req, { resolve, reject });
-      post({ t: 'allocateId', req });
-    });
-  },
+  allocateId: () => askSupervisor<number>((req) => ({ t: 'allocateId', req })),
+  localIdMap: new RemoteLocalIdMap((request) => askSupervisor((req) => ({ t: 'local', req, request }))),
 };
 
 for (const [core, link] of data.ports.entries()) {
@@ -129,11 +133,12 @@ port.on('message', async (message: ToCore) => {
         post({ t: 'mainDone', error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
       }
       return;
-    case 'id': {
-      const pending = pendingIds.get(message.req);
-      pendingIds.delete(message.req);
-      if (message.id !== undefined) pending?.resolve(message.id);
-      else pending?.reject(new Error(message.error));
+    case 'id':
+    case 'local': {
+      const pending = supervisorRequests.get(message.req);
+      supervisorRequests.delete(message.req);
+      if (message.error !== undefined) pending?.reject(new EbbError('SUPERVISOR_ERROR', message.error));
+      else pending?.resolve((message.t === 'id' ? message.id : message.value) as never);
       return;
     }
     case 'stop':

@@ -3,7 +3,7 @@
  * messenger and runtime as a process native, without worker threads. Used by
  * the cluster-in-one-process tests (over a MemoryNetwork) and for embedding.
  */
-import { connectTcp, EbbRuntime, HOSTED_NODE_ID, listenTcp, Messenger, NodeUnavailableError, RemoteGlobalIdMap, type CoreLinks, type Transport, type TransportConnector, type TransportServer } from '@ebbrt/ebb-protocol';
+import { connectTcp, EbbRuntime, HOSTED_NODE_ID, listenTcp, MemoryLocalIdMap, Messenger, NodeUnavailableError, RemoteGlobalIdMap, type CoreLinks, type Transport, type TransportConnector, type TransportServer } from '@ebbrt/ebb-protocol';
 import { Supervisor } from './supervisor.js';
 
 /** Options of {@link startInlineNative}. */
@@ -67,6 +67,7 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
     call: () => Promise.reject(new NodeUnavailableError('an inline native runs one core')),
     message: () => undefined,
     allocateId: async () => supervisor.ids.allocate(),
+    localIdMap: new MemoryLocalIdMap(),
   };
   const address = `${server.address.host}:${server.address.port}`;
   runtime = new EbbRuntime({ nodeId: supervisor.nodeId, core: 0, address, messenger, idMap: new RemoteGlobalIdMap(() => messenger!.connection(HOSTED_NODE_ID)), links });
