@@ -51,11 +51,12 @@ export class RemoteGlobalIdMap implements GlobalIdMap {
   }
 
   peek(id: EbbId): IdMapEntry | undefined {
-    return this.#cache.get(id);
+    return this.#conn?.open ? this.#cache.get(id) : undefined;
   }
 
   async get(id: EbbId): Promise<IdMapEntry | undefined> {
-    if (this.#cache.has(id)) return this.#cache.get(id);
+    // The cache is only as fresh as the connection whose IdMapChanged feed keeps it: once that closed, ask again.
+    if (this.#conn?.open && this.#cache.has(id)) return this.#cache.get(id);
     const conn = await this.#subscribe(id);
     const value = await this.#ask(conn, conn.request('idMapGet', { id }, this.#timeoutMs));
     const entry = value.found ? { value: Buffer.from(value.value), version: value.version } : undefined;
