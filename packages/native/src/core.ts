@@ -5,7 +5,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import {
-  connectTcp, EbbError, RemoteLocalIdMap, decodeArgs, decodeError, decodeValue, encodeArgs, encodeError, encodeValue, EbbRuntime, listenTcp, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
+  connectTcp, EbbError, TimeoutError, RemoteLocalIdMap, decodeArgs, decodeError, decodeValue, encodeArgs, encodeError, encodeValue, EbbRuntime, listenTcp, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
   type CoreLinks, type MessageSource, type Transport,
 } from '@ebbrt/ebb-protocol';
 import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
@@ -45,6 +45,8 @@ post({ t: 'listening', port: server.address.port, fd: server.fd });
 /** Cross-core calls in flight from this core, by id. */
 const crossPending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
 let nextCross = 1;
+/** Deadline of cross-core calls (the runtime's default call deadline). */
+const CROSS_CORE_TIMEOUT_MS = 30_000;
 
 function corePort(core: number): MessagePort {
   const p = data.ports[core];
@@ -57,7 +59,21 @@ const links: CoreLinks = {
   call(core, ebbId, code, args) {
     return new Promise((resolve, reject) => {
       const id = nextCross++;
-      crossPending.set(id, { resolve, reject });
+      // Every call settles: a core stuck in a long synchronous loop still yields a TimeoutError here.
+      const timer = setTimeout(() => {
+        crossPending.delete(id);
+        reject(new TimeoutError(`call to Ebb 0x${ebbId.toString(16)} on core ${core} did not settle within ${CROSS_CORE_TIMEOUT_MS} ms`));
+      }, CROSS_CORE_TIMEOUT_MS);
+      crossPending.set(id, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
       corePort(core).postMessage({ t: 'call', id, ebbId, code, args: encodeArgs(args) } satisfies CoreToCore);
     });
   },
