@@ -439,6 +439,7 @@ function frameName(frame: Frame): string {
 function rejectToError(reject: Reject): Error {
   if (reject.reason === RejectReason.badSecret) return new JoinRejectedError('BAD_SECRET', `join refused: ${reject.message}`);
   if (reject.reason === RejectReason.unsupportedVersion) return new JoinRejectedError('UNSUPPORTED_VERSION', `join refused: ${reject.message}`);
-  return new JoinRejectedError('JOIN_REJECTED', `join refused: ${reject.message}`);
+  // The reason travels as data: a re-registering node gives up on UNKNOWN_ALLOCATION and retries on the others.
+  return new JoinRejectedError('JOIN_REJECTED', `join refused: ${reject.message}`, { data: { reason: reject.reason } });
 }
 

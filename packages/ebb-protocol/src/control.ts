@@ -4,6 +4,7 @@
  */
 import protobuf from 'protobufjs';
 import { CONTROL_PROTO } from './control-proto.generated.js';
+import type { CoreSnapshot } from './call-stats.js';
 import { ProtocolError } from './errors.js';
 
 export interface Challenge { nonce: Uint8Array; protocolVersion: number; nodeId: number }
@@ -32,9 +33,9 @@ export interface IdMapGet { id: number }
 export interface IdMapSet { id: number; value: Uint8Array }
 export interface IdMapCas { id: number; expectedVersion: number; value: Uint8Array }
 export interface IdMapWatch { id: number; cancel: boolean }
-export interface IdMapValue { id: number; found: boolean; value: Uint8Array; version: number; ok: boolean; error: string }
+export interface IdMapValue { id: number; found: boolean; value: Uint8Array; version: number; ok: boolean; error: string; errorCode: string }
 export interface IdMapChanged { id: number; found: boolean; value: Uint8Array; version: number }
-export interface Heartbeat { nodeId: number; sentAtMs: number; inFlight: number; rssBytes: number }
+export interface Heartbeat { nodeId: number; sentAtMs: number; inFlight: number; rssBytes: number; cores: CoreSnapshot[] }
 export interface MembershipUpdate { joined: Peer[]; left: number[] }
 export interface Goodbye { reason: string }
 

@@ -103,6 +103,13 @@ export class RemoteError extends EbbError {
   }
 }
 
+/** The cluster store behind the GlobalIdMap (Redis) cannot be reached; operations that need it fail until it is back. */
+export class StoreUnavailableError extends EbbError {
+  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+    super('STORE_UNAVAILABLE', message, options);
+  }
+}
+
 /** The runtime or a connection was closed while the operation was pending. */
 export class ClosedError extends EbbError {
   constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
@@ -147,6 +154,7 @@ registerErrorCode('ID_SPACE_EXHAUSTED', (m, d) => new IdSpaceExhaustedError(m, o
 registerErrorCode('ID_CONFLICT', (m, d) => new IdConflictError(m, opt(d)));
 registerErrorCode('REMOTE_ERROR', (m, d) => new RemoteError(m, opt(d)));
 registerErrorCode('CLOSED', (m, d) => new ClosedError(m, opt(d)));
+registerErrorCode('STORE_UNAVAILABLE', (m, d) => new StoreUnavailableError(m, opt(d)));
 for (const code of ['BAD_SECRET', 'UNSUPPORTED_VERSION', 'JOIN_REJECTED'] as const) {
   registerErrorCode(code, (m, d) => new JoinRejectedError(code, m, opt(d)));
 }

@@ -6,7 +6,7 @@
  */
 import type { Connection } from './connection.js';
 import type { IdMapChanged, IdMapValue } from './control.js';
-import { EbbError, NodeUnavailableError } from './errors.js';
+import { errorFromWire, NodeUnavailableError } from './errors.js';
 import type { EbbId } from './ids.js';
 
 /** One entry: opaque bytes and a version that increases on every write. */
@@ -117,7 +117,7 @@ export class RemoteGlobalIdMap implements GlobalIdMap {
   async #ask(_conn: Connection, request: Promise<unknown>): Promise<IdMapValue> {
     const message = (await request) as { type: string; body: IdMapValue };
     if (message.type !== 'idMapValue') throw new NodeUnavailableError(`GlobalIdMap authority answered ${message.type}`);
-    if (message.body.error) throw new EbbError('ID_MAP_ERROR', `GlobalIdMap: ${message.body.error}`);
+    if (message.body.error) throw errorFromWire({ code: message.body.errorCode || 'ID_MAP_ERROR', message: `GlobalIdMap: ${message.body.error}` });
     return message.body;
   }
 }

@@ -8,6 +8,7 @@ export * from './ids.js';
 export * from './frame.js';
 export * from './control.js';
 export * from './codec.js';
+export * from './call-stats.js';
 // Runtime part (shared by hosted and native): transports, messenger, Ebb model.
 export * from './transport.js';
 export * from './tcp-transport.js';
@@ -18,3 +19,4 @@ export * from './global-id-map.js';
 export * from './local-id-map.js';
 export * from './ebb.js';
 export * from './runtime.js';
+export * from './balance.js';

@@ -4,13 +4,14 @@
  * what arrives from the network. One instance per core (per worker thread on
  * a native; the main thread is core 0 of the frontend).
  */
+import { EbbCallStats, RepKind, type CoreSnapshot, type EbbSnapshot, type RuntimeStats } from './call-stats.js';
 import { decodeArgs, decodeValue, encodeValue } from './codec.js';
 import type { Connection } from './connection.js';
 import type { ControlMessage, Peer } from './control.js';
 import { definitionByName, definitionByStaticId, type EbbDefinition, type EbbRef, type MessageSource, type MethodName, type RemoteRef, type RepContext } from './ebb.js';
 import { NodeUnavailableError, UnknownEbbError, UnknownMethodError } from './errors.js';
 import { ANY_CORE, FrameFlags, type Frame } from './frame.js';
-import type { GlobalIdMap, RemoteGlobalIdMap } from './global-id-map.js';
+import type { GlobalIdMap, IdMapEntry, RemoteGlobalIdMap } from './global-id-map.js';
 import { isEbbId, type EbbId } from './ids.js';
 import type { LocalIdMap } from './local-id-map.js';
 import type { Messenger, MessengerSink } from './messenger.js';
@@ -32,21 +33,7 @@ export interface CoreLinks {
   readonly localIdMap: LocalIdMap;
 }
 
-/** Where calls resolved: counted per core for metrics (DESIGN §7). */
-export interface RuntimeStats {
-  /** First touches of an Ebb on this core (translation-table misses). */
-  faults: number;
-  /** Calls this core sent to other nodes. */
-  remoteCalls: number;
-  /** Calls this core sent to other cores of its node. */
-  crossCoreCalls: number;
-  /** Calls that arrived from other nodes or cores and ran here. */
-  servedCalls: number;
-  /** Calls that arrived and ended in an error. */
-  servedErrors: number;
-  /** Messages delivered to reps on this core. */
-  messages: number;
-}
+export type { RuntimeStats } from './call-stats.js';
 
 /** Options of {@link EbbRuntime}. */
 export interface EbbRuntimeOptions {
@@ -85,6 +72,17 @@ export class EbbRuntime implements MessengerSink {
   readonly #high = new Map<EbbId, Rep>();
   readonly #defs = new Map<EbbId, EbbDefinition>();
   readonly #refs = new Map<EbbId, EbbRef<object>>();
+  /**
+   * Nodes membership reported gone. Node ids are never reused, so a `home` Ebb recorded on one of
+   * these has lost its owner (a node merely not heard of yet, e.g. one that just joined, is not in here).
+   */
+  readonly #departed = new Set<number>();
+  /** Per-Ebb call counters and latency (DESIGN §7), only for Ebbs with a definition on this core. */
+  readonly #callStats = new Map<EbbId, EbbCallStats>();
+  /** Ids in this core's translation table, for {@link snapshot} (the dense table is not scanned). */
+  readonly #repIds = new Set<EbbId>();
+  /** What each proxy rep forwards to; a rep not in here is the real (local) one. */
+  readonly #proxyKinds = new WeakMap<Rep, { kind: RepKind; node: number }>();
 
   constructor(options: EbbRuntimeOptions) {
     this.nodeId = options.nodeId;
@@ -206,13 +204,103 @@ export class EbbRuntime implements MessengerSink {
       return this.#callCore(core, ebbId, code, args);
     }
     this.stats.remoteCalls++;
-    return this.messenger.call(nodeId, core, ebbId, code, args, this.callTimeoutMs, flags);
+    const call = this.messenger.call(nodeId, core, ebbId, code, args, this.callTimeoutMs, flags);
+    return this.#defs.has(ebbId) ? this.#timed(call, ebbId, true) : call;
+  }
+
+  /**
+   * Counts a call leaving this core and records its latency when it succeeds.
+   * Only cross-core and remote calls come here (microseconds each); the local
+   * ref path is never measured.
+   */
+  #timed(call: Promise<unknown>, ebbId: EbbId, remote: boolean): Promise<unknown> {
+    const stats = this.#statsOf(ebbId);
+    if (remote) stats.remoteCalls++;
+    else stats.crossCoreCalls++;
+    const started = performance.now();
+    return call.then(
+      (value) => {
+        stats.latency.record(performance.now() - started);
+        return value;
+      },
+      (error: unknown) => {
+        if (remote) stats.remoteErrors++;
+        else stats.crossCoreErrors++;
+        throw error;
+      },
+    );
+  }
+
+  #statsOf(ebbId: EbbId): EbbCallStats {
+    let stats = this.#callStats.get(ebbId);
+    if (stats === undefined) this.#callStats.set(ebbId, (stats = new EbbCallStats()));
+    return stats;
+  }
+
+  /** Runs a call another core of this node handed over (EbbRT's SpawnRemote target), counted as served here. */
+  invokeFromCore(ebbId: EbbId, code: number, args: readonly unknown[]): Promise<unknown> {
+    this.stats.servedCalls++;
+    const started = performance.now();
+    return Promise.resolve()
+      .then(() => this.invoke(ebbId, code, args))
+      .then(
+        (value) => {
+          this.#served(ebbId, started, false);
+          return value;
+        },
+        (error: unknown) => {
+          this.stats.servedErrors++;
+          this.#served(ebbId, started, true);
+          throw error;
+        },
+      );
+  }
+
+  /** Records a call served here; ids straight from the network count only once they have a definition (they must not grow the map). */
+  #served(ebbId: EbbId, started: number, failed: boolean): void {
+    if (!this.#defs.has(ebbId)) return;
+    const stats = this.#statsOf(ebbId);
+    stats.servedCalls++;
+    if (failed) stats.servedErrors++;
+    stats.servedLatency.record(performance.now() - started);
+  }
+
+  /**
+   * This core's counters and, for every Ebb it holds a rep of or has counted
+   * calls for, the rep's kind and the Ebb's call statistics (cumulative): what a
+   * native ships in its heartbeat (PROTOCOL.md §5.4) and the frontend's metrics read.
+   */
+  snapshot(): CoreSnapshot {
+    const ebbs: EbbSnapshot[] = [];
+    for (const id of new Set([...this.#repIds, ...this.#callStats.keys()])) {
+      const definition = this.#defs.get(id);
+      const rep = this.lookup(id) as Rep | undefined;
+      const proxy = rep === undefined ? undefined : this.#proxyKinds.get(rep);
+      const stats = this.#callStats.get(id) ?? new EbbCallStats();
+      ebbs.push({
+        id,
+        name: definition?.name ?? '',
+        policy: definition?.policy ?? '',
+        rep: rep === undefined ? RepKind.none : (proxy?.kind ?? RepKind.local),
+        repNode: proxy?.node ?? (rep === undefined ? 0 : this.nodeId),
+        crossCoreCalls: stats.crossCoreCalls,
+        crossCoreErrors: stats.crossCoreErrors,
+        remoteCalls: stats.remoteCalls,
+        remoteErrors: stats.remoteErrors,
+        servedCalls: stats.servedCalls,
+        servedErrors: stats.servedErrors,
+        latency: stats.latency.toSparse(),
+        servedLatency: stats.servedLatency.toSparse(),
+      });
+    }
+    return { core: this.core, ...this.stats, ebbs };
   }
 
   #callCore(core: number, ebbId: EbbId, code: number, args: readonly unknown[]): Promise<unknown> {
     if (core === this.core) return Promise.resolve().then(() => this.invoke(ebbId, code, args));
     this.stats.crossCoreCalls++;
-    return this.links.call(core, ebbId, code, args);
+    const call = this.links.call(core, ebbId, code, args);
+    return this.#defs.has(ebbId) ? this.#timed(call, ebbId, false) : call;
   }
 
   #checkCore(core: number): void {
@@ -248,6 +336,7 @@ export class EbbRuntime implements MessengerSink {
   #install(id: EbbId, rep: Rep): Rep {
     if (id < 0x10000) this.#low[id] = rep;
     else this.#high.set(id, rep);
+    this.#repIds.add(id);
     this.#rebind(id);
     return rep;
   }
@@ -282,6 +371,7 @@ export class EbbRuntime implements MessengerSink {
   evict(id: EbbId): void {
     if (id < 0x10000) this.#low[id] = undefined;
     else this.#high.delete(id);
+    this.#repIds.delete(id);
     this.#rebind(id);
   }
 
@@ -314,10 +404,14 @@ export class EbbRuntime implements MessengerSink {
     return this.core === 0 ? (definition.create!(ctx) as Rep) : this.#coreProxy(definition, id, 0);
   }
 
-  /** The owner of a `home` Ebb if it is known without asking (static hosted-homed, or cached). */
+  /** The owner of a `home` Ebb if it is known without asking (static hosted-homed, or cached) and still a member. */
   #knownOwner(definition: EbbDefinition, id: EbbId): number | undefined {
     const entry = this.idMap.peek(id);
-    if (entry) return (decodeValue(entry.value) as EbbRecord).home;
+    if (entry) {
+      const home = (decodeValue(entry.value) as EbbRecord).home;
+      // A departed owner is not an answer: the asynchronous path re-homes or fails.
+      return home !== undefined && !this.#departed.has(home) ? home : undefined;
+    }
     if (id === definition.staticId && (definition.home ?? 'hosted') === 'hosted') return HOSTED_NODE_ID;
     return undefined;
   }
@@ -326,7 +420,7 @@ export class EbbRuntime implements MessengerSink {
     const entry = await this.idMap.get(id);
     if (entry) {
       const home = (decodeValue(entry.value) as EbbRecord).home;
-      if (home !== undefined) return home;
+      if (home !== undefined) return this.#departed.has(home) ? this.#rehome(definition, id, entry) : home;
     }
     if (definition.home === 'first') {
       const claim = await this.idMap.cas(id, 0, encodeValue({ type: definition.name, home: this.nodeId } satisfies EbbRecord));
@@ -336,9 +430,35 @@ export class EbbRuntime implements MessengerSink {
     return HOSTED_NODE_ID;
   }
 
+  /**
+   * The owner of a `home` Ebb left the cluster. With `rehome: true` this node
+   * claims it (compare-and-set on the record's version, so one claimant wins
+   * and the others follow the winner) and builds a fresh rep: the dead owner's
+   * state is gone. Otherwise every call fails with a NodeUnavailableError
+   * naming the dead owner.
+   */
+  async #rehome(definition: EbbDefinition, id: EbbId, entry: IdMapEntry): Promise<number> {
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const record = decodeValue(entry.value) as EbbRecord;
+      if (record.home !== undefined && !this.#departed.has(record.home)) return record.home;
+      if (!definition.rehome) {
+        throw new NodeUnavailableError(
+          `${definition.name} (Ebb 0x${id.toString(16)}) is homed on node ${record.home}, which left the cluster; its state is gone and the definition does not allow re-homing (set rehome: true in defineEbb to elect a new owner on the next fault)`,
+          { data: { ebbId: id, owner: record.home } },
+        );
+      }
+      const claim = await this.idMap.cas(id, entry.version, encodeValue({ ...record, home: this.nodeId } satisfies EbbRecord));
+      if (claim.ok) return this.nodeId;
+      if (!claim.entry) break;
+      entry = claim.entry;
+    }
+    throw new NodeUnavailableError(`could not re-home ${definition.name} (Ebb 0x${id.toString(16)}): its GlobalIdMap record kept changing; retry the call`);
+  }
+
   /** A stand-in while the real rep is being resolved; it replaces itself once resolved. */
   #pendingProxy(definition: EbbDefinition, id: EbbId, resolving: Promise<Rep>): Rep {
     const proxy: Rep = {};
+    this.#proxyKinds.set(proxy, { kind: RepKind.pending, node: 0 });
     resolving.then(
       (rep) => {
         if (this.lookup(id) === proxy) this.#install(id, rep);
@@ -355,6 +475,7 @@ export class EbbRuntime implements MessengerSink {
 
   #remoteProxy(definition: EbbDefinition, id: EbbId, nodeId: number): Rep {
     const proxy: Rep = {};
+    this.#proxyKinds.set(proxy, { kind: RepKind.remoteProxy, node: nodeId });
     for (const method of definition.methods) {
       const code = definition.codes[method];
       proxy[method] = (...args: unknown[]) => this.callNode(nodeId, ANY_CORE, id, code, args);
@@ -365,6 +486,7 @@ export class EbbRuntime implements MessengerSink {
 
   #coreProxy(definition: EbbDefinition, id: EbbId, core: number): Rep {
     const proxy: Rep = {};
+    this.#proxyKinds.set(proxy, { kind: RepKind.coreProxy, node: this.nodeId });
     for (const method of definition.methods) {
       const code = definition.codes[method];
       proxy[method] = (...args: unknown[]) => this.#callCore(core, id, code, args);
@@ -440,24 +562,31 @@ export class EbbRuntime implements MessengerSink {
 
   onCall(conn: Connection, frame: Frame): void {
     this.stats.servedCalls++;
+    const started = performance.now();
     let result: unknown;
     try {
       const args = decodeArgs(frame.payload);
       result = frame.core === ANY_CORE || frame.core === this.core ? this.invoke(frame.ebbId, frame.code, args) : this.#handOver(frame, args);
     } catch (error) {
       this.stats.servedErrors++;
+      this.#served(frame.ebbId, started, true);
       conn.replyError(frame, error);
       return;
     }
     if (result instanceof Promise) {
       result.then(
-        (value) => conn.reply(frame, value),
+        (value) => {
+          this.#served(frame.ebbId, started, false);
+          conn.reply(frame, value);
+        },
         (error) => {
           this.stats.servedErrors++;
+          this.#served(frame.ebbId, started, true);
           conn.replyError(frame, error);
         },
       );
     } else {
+      this.#served(frame.ebbId, started, false);
       conn.reply(frame, result);
     }
   }
@@ -485,6 +614,13 @@ export class EbbRuntime implements MessengerSink {
   /** Fails every call in flight to `nodeId` and forgets it (membership said it left or died). */
   nodeLeft(nodeId: number, reason?: NodeUnavailableError): void {
     this.messenger.removePeer(nodeId, reason ?? new NodeUnavailableError(`node ${nodeId} left the cluster`));
+    this.#departed.add(nodeId);
+    // Proxies to `home` Ebbs it owned go, so the next call faults: re-homed, or failed naming the dead owner.
+    for (const id of this.#repIds) {
+      const rep = this.lookup(id) as Rep | undefined;
+      const proxy = rep === undefined ? undefined : this.#proxyKinds.get(rep);
+      if (proxy?.kind === RepKind.remoteProxy && proxy.node === nodeId && this.#defs.get(id)?.policy === 'home') this.evict(id);
+    }
   }
 }
 

@@ -4,6 +4,7 @@
  * with the original as `cause`).
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { NodeUnavailableError } from './errors.js';
 import type { Transport, TransportServer } from './transport.js';
 
@@ -66,15 +67,30 @@ export class TcpTransport implements Transport {
   }
 }
 
-/** Opens a TCP connection; refusal and timeouts become {@link NodeUnavailableError}. */
-export function connectTcp(host: string, port: number, timeoutMs = 5000): Promise<Transport> {
+/**
+ * TLS for the messenger (optional): every node presents `cert`/`key` and
+ * accepts only peers whose certificate `ca` signed, in both directions
+ * (mutual TLS); clients also check the server's certificate names the address
+ * they dialed (a SAN `IP:` or `DNS:` entry). PEM text. The HMAC handshake
+ * still runs inside: TLS adds privacy and integrity on the wire.
+ */
+export interface MessengerTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca: string | Buffer;
+}
+
+/** Opens a TCP (or, with `tlsOptions`, TLS) connection; refusal, timeouts and TLS failures become {@link NodeUnavailableError}. */
+export function connectTcp(host: string, port: number, timeoutMs = 5000, tlsOptions?: MessengerTls): Promise<Transport> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    const socket = tlsOptions
+      ? tls.connect({ host, port, cert: tlsOptions.cert, key: tlsOptions.key, ca: tlsOptions.ca, servername: net.isIP(host) ? undefined : host })
+      : net.connect({ host, port });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new NodeUnavailableError(`connecting to ${host}:${port} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.once('connect', () => {
+    socket.once(tlsOptions ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       socket.removeAllListeners('error');
       resolve(new TcpTransport(socket));
@@ -94,12 +110,18 @@ export interface ListenTcpOptions {
   port?: number;
   /** Listen on an already-listening socket's file descriptor (per-core listening, DESIGN §5). */
   fd?: number;
+  /** Serve TLS (mutual: clients must present a certificate `ca` signed). Default: plain TCP. */
+  tls?: MessengerTls;
 }
 
 /** A listening TCP server handing each accepted socket over as a {@link Transport}. */
 export function listenTcp(options: ListenTcpOptions, onTransport: (t: Transport) => void): Promise<TransportServer & { server: net.Server; fd: number }> {
   return new Promise((resolve, reject) => {
-    const server = net.createServer({ noDelay: true }, (socket) => onTransport(new TcpTransport(socket)));
+    const server = options.tls
+      ? tls.createServer({ noDelay: true, cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca, requestCert: true, rejectUnauthorized: true, handshakeTimeout: 5000 }, (socket) => onTransport(new TcpTransport(socket)))
+      : net.createServer({ noDelay: true }, (socket) => onTransport(new TcpTransport(socket)));
+    // A client that fails the TLS handshake (no certificate, a foreign CA, plain bytes) is dropped by node:tls; nothing reaches the messenger.
+    server.on('tlsClientError', () => undefined);
     server.once('error', reject);
     const ready = () => {
       server.removeListener('error', reject);

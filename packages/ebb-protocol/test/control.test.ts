@@ -42,8 +42,14 @@ const SAMPLES: { [K in ControlType]: ControlBodies[K] } = {
   idMapCas: { id: 0xffffffff, expectedVersion: 2 ** 40 + 3, value: bytes(3) },
   idMapWatch: { id: 0x8000, cancel: true },
   idMapChanged: { id: 0x10001, found: true, value: Buffer.from([1]), version: 9 },
-  idMapValue: { id: 0x10001, found: true, value: bytes(100), version: 2 ** 52, ok: true, error: 'none' },
-  heartbeat: { nodeId: 3, sentAtMs: 1_767_225_600_000, inFlight: 12, rssBytes: 64 * 2 ** 30 },
+  idMapValue: { id: 0x10001, found: true, value: bytes(100), version: 2 ** 52, ok: true, error: 'none', errorCode: 'STORE_UNAVAILABLE' },
+  heartbeat: {
+    nodeId: 3, sentAtMs: 1_767_225_600_000, inFlight: 12, rssBytes: 64 * 2 ** 30,
+    cores: [{
+      core: 1, faults: 2, remoteCalls: 3, crossCoreCalls: 4, servedCalls: 2 ** 40, servedErrors: 6, messages: 7,
+      ebbs: [{ id: 0x10001, name: 'Tally', policy: 'home', rep: 3, repNode: 1, crossCoreCalls: 1, crossCoreErrors: 0, remoteCalls: 9, remoteErrors: 1, servedCalls: 0, servedErrors: 0, latency: { bucket: [4, 40], count: [5, 2 ** 33] }, servedLatency: { bucket: [], count: [] } }],
+    }],
+  },
   membershipUpdate: { joined: [peer(7)], left: [2, 3, 0xffffffff] },
   goodbye: { reason: 'shutting down' },
 };

@@ -144,7 +144,7 @@ describe('PROTOCOL.md §6 and §8 tables', () => {
     const builtins = [
       'BAD_MAGIC', 'BAD_VERSION', 'BAD_KIND', 'FRAME_TOO_LARGE', 'TRUNCATED', 'BAD_PAYLOAD', 'BAD_CONTROL', 'UNAUTHENTICATED',
       'NODE_UNAVAILABLE', 'TIMEOUT', 'OVERLOADED', 'UNKNOWN_EBB', 'UNKNOWN_METHOD', 'ID_SPACE_EXHAUSTED', 'ID_CONFLICT',
-      'BAD_SECRET', 'UNSUPPORTED_VERSION', 'JOIN_REJECTED', 'REMOTE_ERROR', 'CLOSED',
+      'BAD_SECRET', 'UNSUPPORTED_VERSION', 'JOIN_REJECTED', 'REMOTE_ERROR', 'CLOSED', 'STORE_UNAVAILABLE',
     ];
     expect(documented.map(([code]) => code).sort()).toEqual([...builtins].sort());
     for (const [code, cls] of documented) {

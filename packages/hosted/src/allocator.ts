@@ -8,13 +8,14 @@ import path from 'node:path';
 import { NodeUnavailableError } from '@ebbrt/ebb-protocol';
 import type { LaunchedNode, NodeBackend } from './backends/backend.js';
 import { ProcessBackend } from './backends/process.js';
+import { QemuBackend } from './backends/qemu.js';
 import type { HostedNode, Member } from './node.js';
 
 /** Options of {@link NodeAllocator.allocateNode}. */
 export interface AllocateOptions {
   /** Worker-thread cores the native runs. Default 1. */
   cores?: number;
-  /** Backend that launches the node. Default `process`. */
+  /** Backend that launches the node: `process` (default) or `qemu` (a VM, see backends/qemu.ts). */
   backend?: string;
   /** Memory of the node's machine, MiB (backends that size machines). */
   memoryMiB?: number;
@@ -57,6 +58,7 @@ export class NodeAllocator {
   constructor(hosted: HostedNode, bootScript?: string) {
     this.#hosted = hosted;
     this.registerBackend(new ProcessBackend(bootScript));
+    this.registerBackend(new QemuBackend());
   }
 
   /** Adds (or replaces) a backend, selected by `options.backend === backend.name`. */
@@ -80,7 +82,8 @@ export class NodeAllocator {
       frontend: this.#hosted.address,
       secret: this.#hosted.secret,
       allocationId,
-      env: options.env ?? {},
+      // The frontend's TLS settings first: a node that cannot speak TLS to the cluster could never join.
+      env: { ...this.#hosted.nativeEnv, ...(options.env ?? {}) },
       args: options.args ?? [],
       stdio: options.stdio ?? 'inherit',
     });
@@ -96,10 +99,12 @@ export class NodeAllocator {
     });
     let member: Member;
     try {
-      member = await this.#hosted.waitForJoin(allocationId, options.joinTimeoutMs ?? 20_000, died);
+      member = await this.#hosted.waitForJoin(allocationId, options.joinTimeoutMs ?? backend.joinTimeoutMs ?? 20_000, died);
     } catch (error) {
       launched.kill();
-      throw error;
+      // A boot that never joined: what the node printed says why (a VM's console).
+      const output = error instanceof NodeUnavailableError && !error.message.includes('its last output') ? launched.output() : '';
+      throw output ? new NodeUnavailableError(`${(error as Error).message}; its last output:\n${output.slice(-2000)}`, { cause: error }) : error;
     }
     const hosted = this.#hosted;
     return {

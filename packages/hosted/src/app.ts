@@ -9,6 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EbbError, type EbbRuntime } from '@ebbrt/ebb-protocol';
 import { NodeAllocator, type NativeNode } from './allocator.js';
+import { QemuBackend, VM_FAILURE_TIMEOUT_MS, type Accel } from './backends/qemu.js';
 import { startHosted, type HostedNode } from './node.js';
 import type { Logger } from './log.js';
 
@@ -26,6 +27,8 @@ export interface HostedApp {
   args: string[];
   /** Progress and result lines go here (stdout by default). */
   print(line: string): void;
+  /** Aborted when the run is interrupted (SIGINT/SIGTERM): long-running apps stop serving and return. */
+  signal: AbortSignal;
 }
 
 export interface AppPaths {
@@ -71,6 +74,18 @@ export interface RunOptions {
   args: string[];
   host?: string;
   port?: number;
+  /** Cluster store: `memory` (default) or a `redis://host:port/db` URL (see `HostedOptions.store`). */
+  store?: string;
+  /** Cluster name namespacing the store's keys. Default `ebbrt`. */
+  cluster?: string;
+  /** Mutual TLS for the messenger, PEM text (see `HostedOptions.tls`). */
+  tls?: { cert: string; key: string; ca: string };
+  /** Backend launching the natives: `process` (default) or `qemu` (each native a VM). */
+  backend?: string;
+  /** Memory of each native's machine, MiB (qemu; default 512). */
+  memoryMiB?: number;
+  /** How qemu natives run: `auto` (default: KVM when it works, else TCG), `kvm` or `tcg`. */
+  accel?: Accel;
   logger?: Logger;
   print?: (line: string) => void;
   /** Progress lines (nodes starting / joined) go here; default stderr. */
@@ -85,8 +100,9 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
   const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const hostedModule = (await import(pathToFileURL(app.hosted).href)) as { main?: (app: HostedApp) => unknown };
   if (typeof hostedModule.main !== 'function') throw new AppNotFoundError(`${app.hosted} does not export main(app)`);
-  const node = await startHosted({ secret: options.secret, host: options.host, port: options.port, logger: options.logger });
+  const node = await startHosted({ secret: options.secret, host: options.host, port: options.port, store: options.store, cluster: options.cluster, tls: options.tls, logger: options.logger, failureTimeoutMs: options.backend === 'qemu' ? VM_FAILURE_TIMEOUT_MS : undefined });
   const allocator = new NodeAllocator(node);
+  if (options.accel) allocator.registerBackend(new QemuBackend({ accel: options.accel }));
   progress(`ebbrt: frontend listening on ${node.address}; starting ${options.nodes} native node(s) × ${options.cores} core(s)`);
   node.on('join', (member) => progress(`ebbrt: node ${member.nodeId} joined from ${member.host}:${member.port} (${member.cores} cores)`));
   let finishing = false;
@@ -100,8 +116,8 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
       options.signal?.addEventListener('abort', () => resolve(130), { once: true });
     });
     const run = async () => {
-      natives = options.nodes > 0 ? await allocator.allocatePool(options.nodes, app.native, { cores: options.cores, args: options.args }) : [];
-      const status = await hostedModule.main!({ runtime: node.runtime, node, allocator, natives, nativeEntry: app.native, args: options.args, print });
+      natives = options.nodes > 0 ? await allocator.allocatePool(options.nodes, app.native, { cores: options.cores, args: options.args, backend: options.backend, memoryMiB: options.memoryMiB }) : [];
+      const status = await hostedModule.main!({ runtime: node.runtime, node, allocator, natives, nativeEntry: app.native, args: options.args, print, signal: options.signal ?? new AbortController().signal });
       return typeof status === 'number' ? status : 0;
     };
     return await Promise.race([run(), aborted]);

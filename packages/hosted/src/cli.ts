@@ -15,6 +15,11 @@ interface CommandModule {
 /** Add a command here and in `commands/<name>.ts`. */
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   run: () => import('./commands/run.js'),
+  image: () => import('./commands/image.js'),
+  up: () => import('./commands/up.js'),
+  ps: () => import('./commands/ps.js'),
+  top: () => import('./commands/top.js'),
+  down: () => import('./commands/down.js'),
 };
 
 async function usage(): Promise<string> {

@@ -3,11 +3,12 @@
  * the server side of the GlobalIdMap control messages natives send.
  */
 import type { CasResult, Connection, ControlMessage, EbbId, GlobalIdMap, IdMapEntry, IdMapWatcher } from '@ebbrt/ebb-protocol';
+import { IdWatchers } from './store/store.js';
 
 /** In-memory authority: every write bumps the entry's version; watchers hear every change. */
 export class MemoryIdMapStore implements GlobalIdMap {
   readonly #entries = new Map<EbbId, IdMapEntry>();
-  readonly #watchers = new Map<EbbId, Set<IdMapWatcher>>();
+  readonly #watchers = new IdWatchers();
   #version = 0;
 
   peek(id: EbbId): IdMapEntry | undefined {
@@ -29,19 +30,14 @@ export class MemoryIdMapStore implements GlobalIdMap {
   }
 
   watch(id: EbbId, watcher: IdMapWatcher): () => void {
-    let set = this.#watchers.get(id);
-    if (!set) this.#watchers.set(id, (set = new Set()));
-    set.add(watcher);
-    return () => {
-      set.delete(watcher);
-    };
+    return this.#watchers.add(id, watcher);
   }
 
   #write(id: EbbId, value: Buffer): IdMapEntry {
     // A global version counter keeps versions increasing even across delete/re-create.
     const entry = { value: Buffer.from(value), version: ++this.#version };
     this.#entries.set(id, entry);
-    for (const watcher of this.#watchers.get(id) ?? []) watcher(id, entry);
+    this.#watchers.tell(id, entry);
     return entry;
   }
 }
@@ -87,7 +83,7 @@ export class IdMapServer {
   #answer(conn: Connection, callId: number, id: EbbId, result: Promise<{ entry?: IdMapEntry; ok: boolean }>): void {
     result.then(
       ({ entry, ok }) => conn.sendControl('idMapValue', { id, ok, found: entry !== undefined, value: entry?.value ?? Buffer.alloc(0), version: entry?.version ?? 0 }, callId),
-      (error: Error) => conn.sendControl('idMapValue', { id, ok: false, error: error.message || 'store error' }, callId),
+      (error: Error) => conn.sendControl('idMapValue', { id, ok: false, error: error.message || 'store error', errorCode: (error as { code?: unknown }).code === 'STORE_UNAVAILABLE' ? 'STORE_UNAVAILABLE' : '' }, callId),
     );
   }
 

@@ -4,10 +4,11 @@
  */
 import { EventEmitter } from 'node:events';
 import {
-  EbbRuntime, HOSTED_ID_SPACE, MemoryLocalIdMap, HOSTED_NODE_ID, IdAllocator, IdSpaceAllocator, listenTcp, connectTcp, Messenger, NodeUnavailableError, RejectReason,
-  type Connection, type ConnectionLimits, type ControlMessage, type CoreLinks, type GlobalIdMap, type Hello, type HelloDecision, type Peer, type Transport, type TransportConnector, type TransportServer,
+  EbbRuntime, HOSTED_ID_SPACE, MemoryLocalIdMap, HOSTED_NODE_ID, listenTcp, connectTcp, Messenger, NodeUnavailableError, RejectReason,
+  type Connection, type ConnectionLimits, type MessengerTls, type ControlMessage, type CoreLinks, type GlobalIdMap, type Heartbeat, type Hello, type HelloDecision, type Peer, type Transport, type TransportConnector, type TransportServer,
 } from '@ebbrt/ebb-protocol';
-import { IdMapServer, MemoryIdMapStore } from './global-id-map.js';
+import { IdMapServer } from './global-id-map.js';
+import { resolveStore, validateClusterName, type ClusterStore, type NodeRecord, type StoreSpec } from './store/index.js';
 import { consoleLogger, type Logger } from './log.js';
 
 /** Options of {@link startHosted}. */
@@ -26,8 +27,24 @@ export interface HostedOptions {
   failureTimeoutMs?: number;
   /** Default deadline of calls made from the frontend, ms. Default 30000. */
   callTimeoutMs?: number;
-  /** GlobalIdMap store. Default: in memory, embedded in the frontend. */
-  store?: GlobalIdMap;
+  /**
+   * The cluster store: GlobalIdMap authority and node registry (id-space grants). `'memory'` (default:
+   * embedded, gone with the frontend), a Redis URL (`redis://host:port/db`, `rediss://…`,
+   * `redis+cluster://host:port,…`: survives frontend restarts; natives re-register with the new frontend),
+   * a `ClusterStore` instance (not closed by the frontend) or a bare `GlobalIdMap` (registry in memory).
+   */
+  store?: StoreSpec;
+  /**
+   * After a restart against a persistent store, how long the frontend waits for the natives the store
+   * lists as live to re-register before declaring them dead, ms. Default 5000.
+   */
+  rejoinGraceMs?: number;
+  /**
+   * TLS for the messenger (PEM text): the frontend serves and dials mutual TLS, and natives it launches get
+   * the same files (EBBRT_TLS_*). Default: plain TCP (loopback only unless `host` says otherwise). See the
+   * package README for a setup.
+   */
+  tls?: MessengerTls;
   /** Frame and queue limits of every connection. */
   limits?: ConnectionLimits;
   /** Structured log sink. Default: JSON lines on stderr at level info and above. */
@@ -42,6 +59,8 @@ export interface Member extends Peer {
   pid: number;
   joinedAt: number;
   lastHeartbeat: number;
+  /** The last heartbeat's body: RSS, calls in flight, per-core counters (PROTOCOL.md §5.4). */
+  heartbeat?: Heartbeat;
   /** The node's supervisor (JOIN) connection. */
   conn: Connection;
 }
@@ -51,6 +70,8 @@ export interface HostedStats {
   rejectedJoins: number;
   protocolErrors: number;
   deaths: number;
+  /** Natives that re-registered under their node id (after a frontend restart). */
+  rejoins: number;
 }
 
 /** The running frontend. Emits `join` (Member), `leave` (nodeId, reason), `reject` (error, remote). */
@@ -64,15 +85,21 @@ export class HostedNode extends EventEmitter {
   readonly host: string;
   readonly port: number;
   readonly log: Logger;
-  readonly stats: HostedStats = { joins: 0, rejectedJoins: 0, protocolErrors: 0, deaths: 0 };
+  readonly stats: HostedStats = { joins: 0, rejectedJoins: 0, protocolErrors: 0, deaths: 0, rejoins: 0 };
   readonly members = new Map<number, Member>();
   readonly #server: TransportServer;
   readonly #idMapServer: IdMapServer;
-  readonly #spaces = new IdSpaceAllocator();
+  /** GlobalIdMap authority and node registry (`idMap` is the same object). */
+  readonly store: ClusterStore;
+  /** Created by startHosted from a URL: closed with the frontend. */
+  readonly #ownsStore: boolean;
+  readonly #tls?: MessengerTls;
+  /** Nodes the store lists as live from before a frontend restart, until they re-register or the grace period ends. */
+  readonly #awaiting = new Map<number, NodeRecord>();
+  #graceTimer?: ReturnType<typeof setTimeout>;
   readonly #heartbeatMs: number;
   readonly #failureTimeoutMs: number;
   readonly #detector: ReturnType<typeof setInterval>;
-  #nextNodeId = HOSTED_NODE_ID + 1;
   /** Id spaces granted in a Welcome, until the node's JOIN connection opens. */
   readonly #granted = new Map<number, number>();
   /** Nodes asked to stop: their departure is expected, not a failure. */
@@ -80,7 +107,7 @@ export class HostedNode extends EventEmitter {
   #closed = false;
 
   /** @internal use {@link startHosted} */
-  constructor(options: Required<Pick<HostedOptions, 'secret' | 'cluster' | 'heartbeatMs' | 'failureTimeoutMs' | 'callTimeoutMs'>> & HostedOptions, messenger: Messenger, server: TransportServer, logger: Logger) {
+  constructor(options: Required<Pick<HostedOptions, 'secret' | 'cluster' | 'heartbeatMs' | 'failureTimeoutMs' | 'callTimeoutMs'>> & HostedOptions, messenger: Messenger, server: TransportServer, logger: Logger, store: { store: ClusterStore; owned: boolean } = resolveStore(undefined, options.cluster)) {
     super();
     this.secret = options.secret;
     this.cluster = options.cluster;
@@ -91,14 +118,22 @@ export class HostedNode extends EventEmitter {
     this.port = server.address.port;
     this.#heartbeatMs = options.heartbeatMs;
     this.#failureTimeoutMs = options.failureTimeoutMs;
-    this.idMap = options.store ?? new MemoryIdMapStore();
+    this.#tls = options.tls;
+    this.store = store.store;
+    this.#ownsStore = store.owned;
+    this.idMap = this.store;
+    this.store.onStatus((status, error) => {
+      if (status === 'down') this.log.warn('cluster store unavailable', { store: this.store.location, reason: error?.message });
+      else this.log.info('cluster store reachable again', { store: this.store.location });
+      this.emit('store', status, error);
+    });
     this.#idMapServer = new IdMapServer(this.idMap);
-    const ids = IdAllocator.global(HOSTED_ID_SPACE);
     const links: CoreLinks = {
       cores: 1,
       call: () => Promise.reject(new NodeUnavailableError('the frontend runs one core')),
       message: () => undefined,
-      allocateId: async () => ids.allocate(),
+      // Through the store: its counter outlives this frontend, so a restarted one never reuses an id.
+      allocateId: () => this.store.allocateId(HOSTED_ID_SPACE),
       localIdMap: new MemoryLocalIdMap(),
     };
     this.runtime = new EbbRuntime({ nodeId: this.nodeId, core: 0, address: `${this.host}:${this.port}`, messenger, idMap: this.idMap, links, callTimeoutMs: options.callTimeoutMs });
@@ -122,6 +157,12 @@ export class HostedNode extends EventEmitter {
     this.#detector.unref();
   }
 
+  /** The TLS settings natives launched by this frontend need (EBBRT_TLS_*), or none. */
+  get nativeEnv(): Record<string, string> {
+    const tls = this.#tls;
+    return tls ? { EBBRT_TLS_CERT: String(tls.cert), EBBRT_TLS_KEY: String(tls.key), EBBRT_TLS_CA: String(tls.ca) } : {};
+  }
+
   /** `host:port` natives join and call. */
   get address(): string {
     return `${this.host}:${this.port}`;
@@ -131,13 +172,33 @@ export class HostedNode extends EventEmitter {
     return { nodeId: this.nodeId, host: this.host, port: this.port, cores: 1, idSpace: HOSTED_ID_SPACE, backend: 'hosted' };
   }
 
-  #decideJoin(hello: Hello): HelloDecision {
+  async #decideJoin(hello: Hello): Promise<HelloDecision> {
     if (this.#closed) return { reject: { reason: RejectReason.shuttingDown, message: 'the frontend is shutting down' } };
     if (!hello.host || !hello.port || !hello.cores) {
       return { reject: { reason: RejectReason.badRequest, message: 'a joining node must report host, port and cores of its messenger' } };
     }
-    const nodeId = this.#nextNodeId++;
-    const idSpace = this.#spaces.allocate();
+    let nodeId: number;
+    let idSpace: number;
+    let joinedAt = Date.now();
+    try {
+      if (hello.nodeId !== 0) {
+        // Re-registration (the node lost us: we restarted, or its connection broke): only a live record of that
+        // node, from the same allocation, lets it back under its id. A node declared dead never comes back.
+        const record = this.#awaiting.get(hello.nodeId) ?? (await this.store.getNode(hello.nodeId));
+        if (!record || record.state !== 'live' || record.allocationId !== hello.allocationId || this.members.has(hello.nodeId) || this.#granted.has(hello.nodeId)) {
+          const why = !record ? `the cluster store (${this.store.location}) has no record of node ${hello.nodeId}${this.store.kind === 'memory' ? ' (the memory store does not survive a frontend restart; use a redis:// store)' : ''}` : record.state !== 'live' ? `node ${hello.nodeId} was declared dead` : `node ${hello.nodeId} is registered to another allocation or already connected`;
+          return { reject: { reason: RejectReason.unknownAllocation, message: `cannot re-register: ${why}; start a new node instead` } };
+        }
+        ({ nodeId, idSpace, joinedAt } = record);
+      } else {
+        ({ nodeId, idSpace } = await this.store.grant());
+      }
+      await this.store.putNode({ nodeId, idSpace, allocationId: hello.allocationId, host: hello.host, port: hello.port, cores: hello.cores, backend: hello.backend || 'process', pid: hello.pid, joinedAt, state: 'live' });
+    } catch (error) {
+      this.log.warn('join refused: the cluster store failed', { store: this.store.location, reason: (error as Error).message });
+      return { reject: { reason: RejectReason.unspecified, message: `the frontend cannot reach its cluster store: ${(error as Error).message}` } };
+    }
+    if (this.#closed) return { reject: { reason: RejectReason.shuttingDown, message: 'the frontend is shutting down' } };
     this.#granted.set(nodeId, idSpace);
     const peers = [this.#selfPeer(), ...[...this.members.values()].map(toPeer)];
     return { welcome: { nodeId, idSpace, peers, heartbeatMs: this.#heartbeatMs, cluster: this.cluster } };
@@ -159,6 +220,10 @@ export class HostedNode extends EventEmitter {
       conn,
     };
     this.#granted.delete(member.nodeId);
+    if (conn.hello?.nodeId) {
+      this.stats.rejoins++;
+      this.#awaiting.delete(member.nodeId);
+    }
     this.members.set(member.nodeId, member);
     this.messenger.addPeer(toPeer(member));
     this.stats.joins++;
@@ -173,7 +238,10 @@ export class HostedNode extends EventEmitter {
     if (this.#idMapServer.handle(conn, message, callId)) return;
     if (message.type === 'heartbeat') {
       const member = this.members.get(conn.peerNodeId);
-      if (member && member.conn === conn) member.lastHeartbeat = Date.now();
+      if (member && member.conn === conn) {
+        member.lastHeartbeat = Date.now();
+        member.heartbeat = message.body;
+      }
       return;
     }
     if (message.type === 'goodbye') {
@@ -205,6 +273,9 @@ export class HostedNode extends EventEmitter {
     const expected = this.#stopping.delete(nodeId) || this.#closed;
     this.members.delete(nodeId);
     const error = new NodeUnavailableError(`node ${nodeId} (${member.host}:${member.port}) is unavailable: ${reason}`);
+    // A tombstone, so the node cannot come back under its id; if the store is down the record stays live and a
+    // later frontend retires it after its re-registration grace period.
+    this.store.putNode({ ...toRecord(member), state: 'dead' }).catch((e: Error) => this.log.warn('could not record a departure in the cluster store', { nodeId, reason: e.message }));
     this.runtime.nodeLeft(nodeId, error);
     member.conn.fail(error);
     for (const other of this.members.values()) other.conn.sendControl('membershipUpdate', { joined: [], left: [nodeId] });
@@ -257,11 +328,41 @@ export class HostedNode extends EventEmitter {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#detector);
+    clearTimeout(this.#graceTimer);
     for (const member of this.members.values()) member.conn.sendControl('goodbye', { reason: 'frontend shutting down' });
     await new Promise((resolve) => setTimeout(resolve, 20));
     this.messenger.close();
     await this.#server.close();
+    if (this.#ownsStore) await this.store.close();
   }
+
+  /**
+   * After a restart against a persistent store: the nodes it lists as live may
+   * re-register (their natives keep reconnecting); those that have not within
+   * `graceMs` are recorded dead and reported as left.
+   * @internal called by {@link startHosted}
+   */
+  async awaitRejoins(graceMs: number): Promise<void> {
+    for (const record of await this.store.nodes()) if (record.state === 'live') this.#awaiting.set(record.nodeId, record);
+    if (this.#awaiting.size === 0) return;
+    this.log.info('waiting for natives to re-register', { nodes: [...this.#awaiting.keys()], graceMs });
+    this.#graceTimer = setTimeout(() => {
+      const gone = [...this.#awaiting.values()];
+      this.#awaiting.clear();
+      for (const record of gone) {
+        this.store.putNode({ ...record, state: 'dead' }).catch(() => undefined);
+        this.runtime.nodeLeft(record.nodeId);
+        for (const member of this.members.values()) member.conn.sendControl('membershipUpdate', { joined: [], left: [record.nodeId] });
+        this.log.warn('node did not re-register', { nodeId: record.nodeId, graceMs });
+        this.emit('leave', record.nodeId, `did not re-register within ${graceMs} ms of the frontend restart`);
+      }
+    }, graceMs);
+    this.#graceTimer.unref();
+  }
+}
+
+function toRecord(member: Member): NodeRecord {
+  return { nodeId: member.nodeId, idSpace: member.idSpace, allocationId: member.allocationId, host: member.host, port: member.port, cores: member.cores, backend: member.backend, pid: member.pid, joinedAt: member.joinedAt, state: 'live' };
 }
 
 function toPeer(member: Member): Peer {
@@ -278,14 +379,35 @@ export async function startHosted(options: HostedOptions): Promise<HostedNode> {
     const value = options[key];
     if (value !== undefined && (!Number.isInteger(value) || value <= 0)) throw new TypeError(`options.${key} must be a positive integer (milliseconds)`);
   }
+  if (options.rejoinGraceMs !== undefined && (!Number.isInteger(options.rejoinGraceMs) || options.rejoinGraceMs < 0)) throw new TypeError('options.rejoinGraceMs must be a non-negative integer (milliseconds)');
+  const cluster = validateClusterName(options.cluster ?? 'ebbrt');
+  const store = resolveStore(options.store, cluster);
   const heartbeatMs = options.heartbeatMs ?? 250;
   const failureTimeoutMs = options.failureTimeoutMs ?? 1000;
   if (failureTimeoutMs <= heartbeatMs) throw new TypeError('options.failureTimeoutMs must be larger than options.heartbeatMs');
   const logger = options.logger ?? consoleLogger({ nodeId: HOSTED_NODE_ID });
-  const connect = options.transport?.connect ?? ((host: string, port: number) => connectTcp(host, port));
+  if (options.tls !== undefined && (typeof options.tls !== 'object' || options.tls === null || !['cert', 'key', 'ca'].every((k) => typeof (options.tls as unknown as Record<string, unknown>)[k] === 'string' || Buffer.isBuffer((options.tls as unknown as Record<string, unknown>)[k])))) {
+    throw new TypeError('options.tls must be { cert, key, ca } with PEM text (string or Buffer) for each');
+  }
+  const connect = options.transport?.connect ?? ((host: string, port: number) => connectTcp(host, port, undefined, options.tls));
   const messenger = new Messenger({ nodeId: HOSTED_NODE_ID, core: 0, secret: options.secret, connect, limits: options.limits });
-  const listen = options.transport?.listen ?? ((onTransport) => listenTcp({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 }, onTransport));
-  const server = await listen((transport) => messenger.accept(transport));
-  return new HostedNode({ ...options, cluster: options.cluster ?? 'ebbrt', heartbeatMs, failureTimeoutMs, callTimeoutMs: options.callTimeoutMs ?? 30_000 }, messenger, server, logger);
+  const listen = options.transport?.listen ?? ((onTransport) => listenTcp({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, tls: options.tls }, onTransport));
+  // The store first: a frontend that cannot reach it must not accept joins it cannot record.
+  await store.store.open();
+  let server: TransportServer;
+  try {
+    server = await listen((transport) => messenger.accept(transport));
+  } catch (error) {
+    if (store.owned) await store.store.close();
+    throw error;
+  }
+  const node = new HostedNode({ ...options, cluster, heartbeatMs, failureTimeoutMs, callTimeoutMs: options.callTimeoutMs ?? 30_000 }, messenger, server, logger, store);
+  try {
+    await node.awaitRejoins(options.rejoinGraceMs ?? 5000);
+  } catch (error) {
+    await node.close();
+    throw error;
+  }
+  return node;
 }
 

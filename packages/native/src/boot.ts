@@ -8,6 +8,7 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { BootConfigError, parseBootConfig, type BootConfig } from './config.js';
 import type { CoreData, FromCore, ToCore } from './core-protocol.js';
+import { ServiceBroker } from './shared.js';
 
 let config: BootConfig;
 try {
@@ -33,7 +34,7 @@ for (let i = 0; i < config.cores; i++) {
 }
 
 function startCore(core: number, fd?: number): Promise<{ worker: Worker; port: number; fd: number }> {
-  const coreData: CoreData = { core, cores: config.cores, listenHost: config.listenHost, fd, ports: ports[core], secret: config.secret, app: config.app, args: config.args };
+  const coreData: CoreData = { core, cores: config.cores, listenHost: config.listenHost, listenPort: config.listenPort, hostAlias: config.hostAlias, tls: config.tls, fd, ports: ports[core], secret: config.secret, app: config.app, args: config.args };
   const worker = new Worker(new URL('./core.js', import.meta.url), { workerData: coreData, transferList: ports[core].filter((p): p is MessagePort => p !== undefined) });
   workers[core] = worker;
   worker.on('error', (error) => {
@@ -52,6 +53,10 @@ function startCore(core: number, fd?: number): Promise<{ worker: Worker; port: n
 
 const toAll = (message: ToCore) => workers.forEach((w) => w.postMessage(message));
 
+// Cores sharing a listening socket take turns: libuv then yields after each accept instead
+// of one core taking a whole burst of connections (memcaslap's 32 connects all landed on
+// core 0 without it). libuv reads this once, at the process's first listen, so before any core starts.
+process.env.UV_TCP_SINGLE_ACCEPT ??= '1';
 // Core 0 opens the messenger socket; the other cores listen on its descriptor (DESIGN §5).
 // The supervisor's protocol stack loads while core 0 boots: ~60 ms of imports per
 // thread that would otherwise run one after the other (bench rpc: join_ms_p50).
@@ -63,6 +68,9 @@ await Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i
 
 let stopping = false;
 let supervisor: import('./supervisor.js').Supervisor;
+/** Latest counters and in-flight calls each core reported (PROTOCOL.md §5.4). */
+const coreStats: (import('@ebbrt/ebb-protocol').CoreSnapshot | undefined)[] = [];
+const coreInFlight: number[] = Array(config.cores).fill(0);
 try {
   supervisor = await Supervisor.join(
     {
@@ -71,10 +79,11 @@ try {
       secret: config.secret,
       allocationId: config.allocationId,
       cores: config.cores,
-      host: config.listenHost,
-      port: first.port,
+      host: config.advertise?.host ?? config.listenHost,
+      port: config.advertise?.port ?? first.port,
       backend: config.backend,
-      connect: (host, port) => connectTcp(host, port),
+      connect: (host, port) => connectTcp(host, port, undefined, config.tls),
+      reconnectMs: config.reconnectMs,
     },
     {
       membership: (joined, left) => toAll({ t: 'membership', joined, left }),
@@ -82,10 +91,19 @@ try {
         if (lost) console.error(`${prefix()} ${reason}; shutting down`);
         shutdown(lost ? 1 : 0);
       },
+      // The cores keep serving their peers meanwhile; only the frontend is missing.
+      reconnecting: (reason) => console.error(`${prefix()} ${reason}; re-registering for up to ${config.reconnectMs} ms`),
+      rejoined: (welcome) => console.error(`${prefix()} re-registered with the frontend as node ${welcome.nodeId}`),
+    },
+    () => coreInFlight.reduce((sum, n) => sum + n, 0),
+    // Each heartbeat carries the counters the cores sent for the previous one, and asks for fresh ones.
+    () => {
+      toAll({ t: 'stats' });
+      return coreStats.filter((s) => s !== undefined);
     },
   );
   nodeId = supervisor.nodeId;
-  toAll({ t: 'welcome', nodeId, peers: supervisor.welcome.peers, address: `${config.listenHost}:${first.port}` });
+  toAll({ t: 'welcome', nodeId, peers: supervisor.welcome.peers, address: config.advertise ? `${config.advertise.host}:${config.advertise.port}` : `${config.listenHost}:${first.port}` });
 } catch (error) {
   console.error(`ebbrt-native: could not join the frontend at ${config.frontendHost}:${config.frontendPort}: ${(error as Error).message}`);
   await stopCores();
@@ -93,6 +111,8 @@ try {
 }
 
 let ready = 0;
+/** Node services the cores share (shared memory, shared listening sockets; shared.ts). */
+const services = new ServiceBroker();
 for (const [core, worker] of workers.entries()) {
   worker.on('message', (message: FromCore) => {
     switch (message.t) {
@@ -111,6 +131,16 @@ for (const [core, worker] of workers.entries()) {
           (value) => worker.postMessage({ t: 'local', req: message.req, value } satisfies ToCore),
           (error: Error) => worker.postMessage({ t: 'local', req: message.req, error: error.message } satisfies ToCore),
         );
+        return;
+      case 'service':
+        Promise.resolve(services.handle(message.request)).then(
+          (value) => worker.postMessage({ t: 'service', req: message.req, value } satisfies ToCore),
+          (error: Error) => worker.postMessage({ t: 'service', req: message.req, error: error.message } satisfies ToCore),
+        );
+        return;
+      case 'stats':
+        coreStats[core] = message.snapshot;
+        coreInFlight[core] = message.inFlight;
         return;
       case 'mainDone':
         if (message.error) {

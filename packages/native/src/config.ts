@@ -1,13 +1,16 @@
 /**
- * Boot configuration of a native node, from argv flags or EBBRT_* environment
- * variables (argv wins). Bad values are a {@link BootConfigError} naming the fix.
+ * Boot configuration of a native node, from argv flags, EBBRT_* environment
+ * variables or `ebbrt.*` kernel command line parameters (argv wins over the
+ * environment, which wins over the kernel command line). Bad values are a
+ * {@link BootConfigError} naming the fix.
  */
+import { readFileSync } from 'node:fs';
 // Only the error module: boot parses its config before loading the protocol stack.
 import { EbbError } from '@ebbrt/ebb-protocol/errors';
 
 export class BootConfigError extends EbbError {
-  constructor(message: string) {
-    super('BAD_CONFIG', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BAD_CONFIG', message, options);
   }
 }
 
@@ -22,9 +25,22 @@ export interface BootConfig {
   app: string;
   /** Address this node's messenger binds. */
   listenHost: string;
+  /** Port this node's messenger binds (0 = any free port). */
+  listenPort: number;
+  /**
+   * Address reported to the frontend and peers, when it differs from the bound
+   * one: a VM binds 0.0.0.0:P inside and is reached through a host port forward.
+   */
+  advertise?: { host: string; port: number };
+  /** Hosts replaced when connecting to peers (a VM reaches the host's loopback at 10.0.2.2). */
+  hostAlias: Record<string, string>;
   backend: string;
   /** Arguments after `--`, passed to the app's `main`. */
   args: string[];
+  /** How long to keep trying to re-register after losing the frontend, ms (0 = exit at once). */
+  reconnectMs: number;
+  /** TLS for every messenger connection (PEM text), when the cluster runs it. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 const FLAGS: Record<string, string> = {
@@ -35,7 +51,63 @@ const FLAGS: Record<string, string> = {
   '--app': 'EBBRT_APP',
   '--listen-host': 'EBBRT_LISTEN_HOST',
   '--backend': 'EBBRT_BACKEND',
+  '--reconnect-ms': 'EBBRT_RECONNECT_MS',
+  '--tls-cert': 'EBBRT_TLS_CERT',
+  '--tls-key': 'EBBRT_TLS_KEY',
+  '--tls-ca': 'EBBRT_TLS_CA',
+  '--listen-port': 'EBBRT_LISTEN_PORT',
+  '--advertise': 'EBBRT_ADVERTISE',
+  '--host-alias': 'EBBRT_HOST_ALIAS',
+  '--kernel-cmdline': 'EBBRT_KERNEL_CMDLINE',
 };
+
+/**
+ * Parses `ebbrt.*` parameters of a kernel command line (`/proc/cmdline` in a
+ * native VM): `ebbrt.<flag>=<value>` for every flag above (e.g.
+ * `ebbrt.frontend=10.0.2.2:4000`), values percent-encoded, and
+ * `ebbrt.args=<percent-encoded JSON array>` for the app's arguments. Other
+ * parameters belong to the kernel and are ignored.
+ */
+export function parseKernelCmdline(text: string): { values: Record<string, string>; args?: string[] } {
+  const values: Record<string, string> = {};
+  let args: string[] | undefined;
+  // The kernel splits on spaces outside double quotes and strips the quotes.
+  for (const [, raw] of text.matchAll(/((?:"[^"]*"|[^\s"])+)/g)) {
+    const param = raw.replace(/"/g, '');
+    const eq = param.indexOf('=');
+    if (!param.startsWith('ebbrt.') || eq < 0) continue;
+    const key = param.slice('ebbrt.'.length, eq);
+    let value: string;
+    try {
+      value = decodeURIComponent(param.slice(eq + 1));
+    } catch {
+      throw new BootConfigError(`kernel command line parameter ebbrt.${key} is not percent-encoded: encode values with encodeURIComponent`);
+    }
+    if (key === 'args') {
+      const parsed: unknown = (() => {
+        try {
+          return JSON.parse(value);
+        } catch {
+          return undefined;
+        }
+      })();
+      if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === 'string')) throw new BootConfigError('kernel command line parameter ebbrt.args must be a percent-encoded JSON array of strings');
+      args = parsed;
+      continue;
+    }
+    const variable = FLAGS[`--${key}`];
+    if (!variable || variable === 'EBBRT_KERNEL_CMDLINE') throw new BootConfigError(`unknown kernel command line parameter ebbrt.${key}; known: ${Object.keys(FLAGS).filter((f) => f !== '--kernel-cmdline').map((f) => `ebbrt.${f.slice(2)}`).join(', ')}, ebbrt.args`);
+    values[variable] = value;
+  }
+  return { values, args };
+}
+
+function parseAddress(what: string, value: string): { host: string; port: number } {
+  const match = /^(.+):(\d+)$/.exec(value);
+  const port = match ? Number(match[2]) : 0;
+  if (!match || port < 1 || port > 65535) throw new BootConfigError(`${what} must be host:port with a port in 1..65535, got "${value}"`);
+  return { host: match[1], port };
+}
 
 export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv): BootConfig {
   const values: Record<string, string | undefined> = {};
@@ -54,6 +126,17 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     if (value === undefined) throw new BootConfigError(`${flag} needs a value`);
     values[variable] = value;
   }
+  if (values.EBBRT_KERNEL_CMDLINE) {
+    let text: string;
+    try {
+      text = readFileSync(values.EBBRT_KERNEL_CMDLINE, 'utf8');
+    } catch (error) {
+      throw new BootConfigError(`cannot read the kernel command line from ${values.EBBRT_KERNEL_CMDLINE}: ${(error as Error).message}`, { cause: error });
+    }
+    const kernel = parseKernelCmdline(text);
+    for (const [variable, value] of Object.entries(kernel.values)) values[variable] ??= value;
+    if (args.length === 0 && kernel.args) args = kernel.args;
+  }
   const frontend = values.EBBRT_FRONTEND;
   const match = frontend ? /^(.+):(\d+)$/.exec(frontend) : null;
   if (!match) throw new BootConfigError('the frontend address is missing or malformed: pass --frontend host:port or set EBBRT_FRONTEND');
@@ -63,8 +146,21 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   if (!secret) throw new BootConfigError('the cluster secret is missing: pass --secret or set EBBRT_SECRET to the frontend\'s secret');
   const cores = Number(values.EBBRT_CORES ?? '1');
   if (!Number.isInteger(cores) || cores < 1 || cores > 256) throw new BootConfigError(`cores must be an integer in 1..256, got ${values.EBBRT_CORES}`);
+  const tlsParts = [values.EBBRT_TLS_CERT, values.EBBRT_TLS_KEY, values.EBBRT_TLS_CA];
+  if (tlsParts.some(Boolean) && !tlsParts.every(Boolean)) throw new BootConfigError('TLS needs all three of --tls-cert, --tls-key and --tls-ca (or EBBRT_TLS_CERT, EBBRT_TLS_KEY, EBBRT_TLS_CA)');
+  const tls = tlsParts.every(Boolean) ? { cert: pem('certificate', values.EBBRT_TLS_CERT!), key: pem('key', values.EBBRT_TLS_KEY!), ca: pem('CA certificate', values.EBBRT_TLS_CA!) } : undefined;
+  const reconnectMs = Number(values.EBBRT_RECONNECT_MS ?? '60000');
+  if (!Number.isInteger(reconnectMs) || reconnectMs < 0) throw new BootConfigError(`reconnect-ms must be a non-negative integer (milliseconds; 0 = exit when the frontend is lost), got ${values.EBBRT_RECONNECT_MS}`);
   const app = values.EBBRT_APP;
   if (!app) throw new BootConfigError('no app: pass --app <path of the app\'s native module> or set EBBRT_APP');
+  const listenPort = Number(values.EBBRT_LISTEN_PORT ?? '0');
+  if (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65535) throw new BootConfigError(`listen port must be an integer in 0..65535, got ${values.EBBRT_LISTEN_PORT}`);
+  const hostAlias: Record<string, string> = {};
+  for (const pair of (values.EBBRT_HOST_ALIAS ?? '').split(',').filter(Boolean)) {
+    const [from, to, extra] = pair.split('=');
+    if (!from || !to || extra !== undefined) throw new BootConfigError(`host alias must be a comma-separated list of from=to (e.g. 127.0.0.1=10.0.2.2), got "${pair}"`);
+    hostAlias[from] = to;
+  }
   return {
     frontendHost: match[1],
     frontendPort: port,
@@ -73,7 +169,22 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     cores,
     app,
     listenHost: values.EBBRT_LISTEN_HOST ?? '127.0.0.1',
+    listenPort,
+    advertise: values.EBBRT_ADVERTISE ? parseAddress('the advertised address', values.EBBRT_ADVERTISE) : undefined,
+    hostAlias,
     backend: values.EBBRT_BACKEND ?? 'process',
     args,
+    reconnectMs,
+    tls,
   };
+}
+
+/** A TLS setting is PEM text itself, or the path of a PEM file. */
+function pem(what: string, value: string): string {
+  if (value.startsWith('-----BEGIN')) return value;
+  try {
+    return readFileSync(value, 'utf8');
+  } catch (error) {
+    throw new BootConfigError(`cannot read the TLS ${what} from ${value}: ${(error as Error).message}`, { cause: error });
+  }
 }

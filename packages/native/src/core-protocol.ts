@@ -1,11 +1,18 @@
 /** Messages between a native's supervisor (main thread) and its cores (workers). Internal. */
 import type { MessagePort } from 'node:worker_threads';
-import type { LocalIdMapOp, Peer } from '@ebbrt/ebb-protocol';
+import type { CoreSnapshot, LocalIdMapOp, Peer } from '@ebbrt/ebb-protocol';
+import type { ServiceReply, ServiceRequest } from './shared.js';
 
 export interface CoreData {
   core: number;
   cores: number;
   listenHost: string;
+  /** Port core 0 binds (0 = any free port). */
+  listenPort: number;
+  /** Peer hosts to replace when connecting (see BootConfig.hostAlias). */
+  hostAlias: Record<string, string>;
+  /** TLS for the messenger (BootConfig.tls). */
+  tls?: { cert: string; key: string; ca: string };
   /** Listening socket to share (cores > 0); core 0 creates it. */
   fd?: number;
   /** ports[i] talks to core i (undefined at this core's own index). */
@@ -21,6 +28,10 @@ export type ToCore =
   | { t: 'start' }
   | { t: 'id'; req: number; id?: number; error?: string }
   | { t: 'local'; req: number; value?: unknown; error?: string }
+  /** The broker's answer to a node-services request (shared.ts). */
+  | { t: 'service'; req: number; value?: ServiceReply; error?: string }
+  /** Asks for a `stats` answer (sent at every heartbeat, for the next one). */
+  | { t: 'stats' }
   | { t: 'stop' };
 
 export type FromCore =
@@ -28,8 +39,9 @@ export type FromCore =
   | { t: 'ready' }
   | { t: 'allocateId'; req: number }
   | { t: 'local'; req: number; request: LocalIdMapOp }
+  | { t: 'service'; req: number; request: ServiceRequest }
   | { t: 'mainDone'; error?: string }
-  | { t: 'stats'; inFlight: number }
+  | { t: 'stats'; inFlight: number; snapshot: CoreSnapshot }
   | { t: 'stopped' };
 
 /** Between cores, over their MessageChannel. */

@@ -9,6 +9,7 @@ import {
   type CoreLinks, type MessageSource, type Transport,
 } from '@ebbrt/ebb-protocol';
 import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
+import { CoreServices, type ServiceReply } from './shared.js';
 
 const data = workerData as CoreData;
 const port = parentPort!;
@@ -16,6 +17,8 @@ const post = (message: FromCore) => port.postMessage(message);
 
 let messenger: Messenger | undefined;
 let runtime: EbbRuntime | undefined;
+/** Node services of this core (shared memory, shared listening sockets), brokered by the supervisor. */
+let services: CoreServices | undefined;
 let appModule: { main?: (rt: EbbRuntime, args: string[]) => unknown } | undefined;
 /** Requests to the supervisor thread (id allocation, LocalIdMap), by request number. */
 const supervisorRequests = new Map<number, { resolve(value: never): void; reject(e: Error): void }>();
@@ -35,7 +38,7 @@ function askSupervisor<T>(message: (req: number) => FromCore): Promise<T> {
  * may call it before its cores know their node id or the app's Ebb types.
  */
 let early: Transport[] | undefined = [];
-const server = await listenTcp(data.fd === undefined ? { host: data.listenHost, port: 0 } : { fd: data.fd, host: data.listenHost }, (transport) => {
+const server = await listenTcp(data.fd === undefined ? { host: data.listenHost, port: data.listenPort, tls: data.tls } : { fd: data.fd, host: data.listenHost, tls: data.tls }, (transport) => {
   if (early) early.push(transport);
   else if (messenger) messenger.accept(transport);
   else transport.close();
@@ -47,6 +50,18 @@ const crossPending = new Map<number, { resolve(v: unknown): void; reject(e: Erro
 let nextCross = 1;
 /** Deadline of cross-core calls (the runtime's default call deadline). */
 const CROSS_CORE_TIMEOUT_MS = 30_000;
+
+/**
+ * An exact copy of encoded bytes, to transfer rather than clone: the codec's
+ * output is a view into a shared buffer up to 4× larger, and cloning copies all
+ * of it (measured, 70 kB args / 88 kB result per cross-core call: 317 → 122 µs
+ * of CPU per call; small calls 18.8 → 14.9 µs).
+ */
+function owned(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return copy;
+}
 
 function corePort(core: number): MessagePort {
   const p = data.ports[core];
@@ -74,7 +89,8 @@ const links: CoreLinks = {
           reject(error);
         },
       });
-      corePort(core).postMessage({ t: 'call', id, ebbId, code, args: encodeArgs(args) } satisfies CoreToCore);
+      const bytes = owned(encodeArgs(args));
+      corePort(core).postMessage({ t: 'call', id, ebbId, code, args: bytes } satisfies CoreToCore, [bytes.buffer]);
     });
   },
   message(core, ebbId, payload, from: MessageSource) {
@@ -92,13 +108,16 @@ for (const [core, link] of data.ports.entries()) {
 function onCoreMessage(link: MessagePort, _core: number, message: CoreToCore): void {
   switch (message.t) {
     case 'call': {
-      const reply = (ok: boolean, payload: Uint8Array) => link.postMessage({ t: 'ret', id: message.id, ok, payload } satisfies CoreToCore);
+      const reply = (ok: boolean, payload: Uint8Array) => {
+        const bytes = owned(payload);
+        link.postMessage({ t: 'ret', id: message.id, ok, payload: bytes } satisfies CoreToCore, [bytes.buffer]);
+      };
       if (!runtime) {
         reply(false, encodeError(new NodeUnavailableError(`core ${data.core} is not running yet`)));
         return;
       }
       Promise.resolve()
-        .then(() => runtime!.invoke(message.ebbId, message.code, decodeArgs(message.args)))
+        .then(() => runtime!.invokeFromCore(message.ebbId, message.code, decodeArgs(message.args)))
         .then(
           (value) => reply(true, encodeValue(value)),
           (error) => reply(false, encodeError(error)),
@@ -122,10 +141,11 @@ function onCoreMessage(link: MessagePort, _core: number, message: CoreToCore): v
 port.on('message', async (message: ToCore) => {
   switch (message.t) {
     case 'welcome': {
-      messenger = new Messenger({ nodeId: message.nodeId, core: data.core, secret: data.secret, connect: (h, p) => connectTcp(h, p) });
+      messenger = new Messenger({ nodeId: message.nodeId, core: data.core, secret: data.secret, connect: (h, p) => connectTcp(data.hostAlias[h] ?? h, p, undefined, data.tls) });
       for (const peer of message.peers) messenger.addPeer(peer);
       const idMap = new RemoteGlobalIdMap(() => messenger!.connection(HOSTED_NODE_ID));
       runtime = new EbbRuntime({ nodeId: message.nodeId, core: data.core, address: message.address, messenger, idMap, links });
+      services = new CoreServices(runtime, (request) => askSupervisor<ServiceReply>((req) => ({ t: 'service', req, request })));
       runtime.onMessageError = (error, ebbId) => console.error(`[node ${message.nodeId} core ${data.core}] message to Ebb 0x${ebbId.toString(16)} failed: ${String(error)}`);
       appModule = await import(data.app.startsWith('file:') ? data.app : pathToFileURL(data.app).href);
       for (const transport of early ?? []) if (!transport.closed) messenger!.accept(transport);
@@ -150,16 +170,21 @@ port.on('message', async (message: ToCore) => {
       }
       return;
     case 'id':
-    case 'local': {
+    case 'local':
+    case 'service': {
       const pending = supervisorRequests.get(message.req);
       supervisorRequests.delete(message.req);
       if (message.error !== undefined) pending?.reject(new EbbError('SUPERVISOR_ERROR', message.error));
       else pending?.resolve((message.t === 'id' ? message.id : message.value) as never);
       return;
     }
+    case 'stats':
+      if (runtime && messenger) post({ t: 'stats', inFlight: messenger.inFlight, snapshot: runtime.snapshot() });
+      return;
     case 'stop':
       for (const transport of early ?? []) transport.close();
       early = undefined;
+      await services?.stop();
       messenger?.close();
       await server.close();
       for (const link of data.ports) link?.close();

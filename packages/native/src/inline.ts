@@ -4,6 +4,7 @@
  * the cluster-in-one-process tests (over a MemoryNetwork) and for embedding.
  */
 import { connectTcp, EbbRuntime, HOSTED_NODE_ID, listenTcp, MemoryLocalIdMap, Messenger, NodeUnavailableError, RemoteGlobalIdMap, type CoreLinks, type Transport, type TransportConnector, type TransportServer } from '@ebbrt/ebb-protocol';
+import { CoreServices, ServiceBroker } from './shared.js';
 import { Supervisor } from './supervisor.js';
 
 /** Options of {@link startInlineNative}. */
@@ -55,6 +56,7 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
         },
       },
       () => messenger?.inFlight ?? 0,
+      () => (runtime ? [runtime.snapshot()] : []),
     );
   } catch (error) {
     await server.close();
@@ -72,16 +74,21 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
   const address = `${server.address.host}:${server.address.port}`;
   runtime = new EbbRuntime({ nodeId: supervisor.nodeId, core: 0, address, messenger, idMap: new RemoteGlobalIdMap(() => messenger!.connection(HOSTED_NODE_ID)), links });
   const rt = runtime;
+  // One core: the broker runs on this thread and is asked directly.
+  const broker = new ServiceBroker();
+  const services = new CoreServices(rt, (request) => broker.handle(request));
   return {
     nodeId: supervisor.nodeId,
     runtime: rt,
     address,
     close: async () => {
+      await services.stop();
       supervisor.close('leaving');
       messenger!.close();
       await server.close();
     },
     crash: async () => {
+      await services.stop();
       supervisor.close();
       messenger!.close();
       await server.close();

@@ -4,13 +4,17 @@
  * Shared by the process boot entry (cores in worker threads) and by in-process
  * natives (one inline core, for tests and embedding).
  */
-import { Connection, HelloPurpose, IdAllocator, type ConnectionHandler, type Peer, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol';
+import { Connection, HelloPurpose, IdAllocator, JoinRejectedError, RejectReason, type ConnectionHandler, type CoreSnapshot, type Peer, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol';
 
 /** What the supervisor tells its cores about. */
 export interface SupervisorEvents {
   membership(joined: Peer[], left: number[]): void;
-  /** The frontend said goodbye (`lost` = false) or the connection to it was lost (`lost` = true). */
+  /** The frontend said goodbye (`lost` = false) or the connection to it was lost for good (`lost` = true). */
   ended(reason: string, lost: boolean): void;
+  /** The connection to the frontend was lost; the supervisor keeps trying to re-register (`JoinOptions.reconnectMs`). */
+  reconnecting?(reason: string): void;
+  /** Re-registered under the same node id and id space (the frontend came back). */
+  rejoined?(welcome: Welcome): void;
 }
 
 export interface JoinOptions {
@@ -24,51 +28,145 @@ export interface JoinOptions {
   port: number;
   backend: string;
   connect: TransportConnector;
+  /**
+   * After losing the frontend, keep trying to re-register (backoff 100 ms doubling to 2 s) for this long, ms,
+   * then end. 0 (default) = end at once, the behaviour in-process natives rely on.
+   */
+  reconnectMs?: number;
 }
+
+/** First and longest pause between re-registration attempts, ms. */
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 2000;
 
 /** A joined node's supervisor. */
 export class Supervisor {
   readonly nodeId: number;
   readonly welcome: Welcome;
   readonly ids: IdAllocator;
-  readonly #conn: Connection;
-  readonly #heartbeat: ReturnType<typeof setInterval>;
+  #conn: Connection;
+  readonly #options: JoinOptions;
+  readonly #events: SupervisorEvents;
+  /** Members as the frontend last told us (welcome + membership updates), to diff after a re-registration. */
+  #peers: Set<number>;
+  #heartbeat: ReturnType<typeof setInterval>;
+  readonly #beat: () => void;
   #ended = false;
 
-  private constructor(conn: Connection, welcome: Welcome, events: SupervisorEvents, inFlight: () => number) {
+  private constructor(options: JoinOptions, conn: Connection, welcome: Welcome, events: SupervisorEvents, inFlight: () => number, coreStats: () => CoreSnapshot[]) {
+    this.#options = options;
+    this.#events = events;
     this.#conn = conn;
     this.welcome = welcome;
     this.nodeId = welcome.nodeId;
     this.ids = IdAllocator.global(welcome.idSpace);
+    this.#peers = new Set(welcome.peers.map((p) => p.nodeId));
+    this.#attach(conn);
+    this.#beat = () => this.#conn.sendControl('heartbeat', { nodeId: this.nodeId, sentAtMs: Date.now(), inFlight: inFlight(), rssBytes: process.memoryUsage.rss(), cores: coreStats() });
+    this.#heartbeat = setInterval(this.#beat, welcome.heartbeatMs || 250);
+  }
+
+  #attach(conn: Connection): void {
+    this.#conn = conn;
     const handler: ConnectionHandler = {
       onCall: (c, frame) => c.replyError(frame, new Error('the supervisor connection carries no calls')),
       onMessage: () => undefined,
       onControl: (_c, message) => {
-        if (message.type === 'membershipUpdate') events.membership(message.body.joined, message.body.left);
-        else if (message.type === 'goodbye') this.#end(events, `frontend said goodbye: ${message.body.reason}`, false);
+        if (message.type === 'membershipUpdate') {
+          for (const peer of message.body.joined) this.#peers.add(peer.nodeId);
+          for (const nodeId of message.body.left) this.#peers.delete(nodeId);
+          this.#events.membership(message.body.joined, message.body.left);
+        } else if (message.type === 'goodbye') this.#end(this.#events, `frontend said goodbye: ${message.body.reason}`, false);
       },
-      onClose: () => this.#end(events, 'lost the connection to the frontend', true),
+      // Only the current connection counts: an older one closing late must not start another reconnection.
+      onClose: (c, error) => {
+        if (c === this.#conn) this.#lost(error);
+      },
     };
     conn.handler = handler;
-    this.#heartbeat = setInterval(
-      () => conn.sendControl('heartbeat', { nodeId: this.nodeId, sentAtMs: Date.now(), inFlight: inFlight(), rssBytes: process.memoryUsage.rss() }),
-      welcome.heartbeatMs || 250,
-    );
   }
 
   /** Joins the frontend: challenge → HMAC hello → welcome (node id, id space, peers). */
-  static async join(options: JoinOptions, events: SupervisorEvents, inFlight: () => number = () => 0): Promise<Supervisor> {
+  /** `coreStats` gives the per-core counters each heartbeat carries (PROTOCOL.md §5.4). */
+  static async join(options: JoinOptions, events: SupervisorEvents, inFlight: () => number = () => 0, coreStats: () => CoreSnapshot[] = () => []): Promise<Supervisor> {
+    if (options.reconnectMs !== undefined && (!Number.isInteger(options.reconnectMs) || options.reconnectMs < 0)) throw new TypeError('options.reconnectMs must be a non-negative integer (milliseconds)');
+    const { conn, welcome } = await Supervisor.#hello(options, 0);
+    return new Supervisor(options, conn, welcome, events, inFlight, coreStats);
+  }
+
+  /** One JOIN handshake; `nodeId` non-zero re-registers under that id. */
+  static async #hello(options: JoinOptions, nodeId: number): Promise<{ conn: Connection; welcome: Welcome }> {
     const transport: Transport = await options.connect(options.frontendHost, options.frontendPort);
-    const { conn, welcome } = await Connection.connect(transport, options.secret, {
+    return Connection.connect(transport, options.secret, {
       purpose: HelloPurpose.join,
       allocationId: options.allocationId,
+      nodeId,
       cores: options.cores,
       host: options.host,
       port: options.port,
       backend: options.backend,
       pid: process.pid,
     });
-    return new Supervisor(conn, welcome, events, inFlight);
+  }
+
+  #lost(error?: Error): void {
+    if (this.#ended) return;
+    const reason = `lost the connection to the frontend${error ? ` (${error.message})` : ''}`;
+    if (!this.#options.reconnectMs) {
+      this.#end(this.#events, reason, true);
+      return;
+    }
+    this.#events.reconnecting?.(reason);
+    void this.#reconnect(reason, Date.now() + this.#options.reconnectMs);
+  }
+
+  /**
+   * Re-registers with the frontend under our node id, with exponential
+   * backoff, until it welcomes us, refuses us for good (wrong secret, no live
+   * record of this node), or `reconnectMs` passed.
+   */
+  async #reconnect(reason: string, deadline: number): Promise<void> {
+    let delay = BACKOFF_FIRST_MS;
+    let last = reason;
+    while (!this.#ended) {
+      // Jitter, so the natives of a cluster do not all knock at the same instant.
+      await new Promise((resolve) => setTimeout(resolve, delay * (0.75 + Math.random() / 2)));
+      if (this.#ended) return;
+      try {
+        const { conn, welcome } = await Supervisor.#hello(this.#options, this.nodeId);
+        if (this.#ended) {
+          conn.close();
+          return;
+        }
+        if (welcome.nodeId !== this.nodeId || welcome.idSpace !== this.welcome.idSpace) {
+          conn.close();
+          this.#end(this.#events, `the frontend re-registered this node as node ${welcome.nodeId} with id space ${welcome.idSpace} (was ${this.nodeId}, ${this.welcome.idSpace})`, true);
+          return;
+        }
+        this.#attach(conn);
+        clearInterval(this.#heartbeat);
+        this.#heartbeat = setInterval(this.#beat, welcome.heartbeatMs || 250);
+        const now = new Set(welcome.peers.map((p) => p.nodeId));
+        const left = [...this.#peers].filter((nodeId) => !now.has(nodeId));
+        this.#peers = now;
+        this.#events.membership(welcome.peers, left);
+        this.#events.rejoined?.(welcome);
+        return;
+      } catch (error) {
+        last = (error as Error).message;
+        const code = (error as JoinRejectedError).code;
+        const refused = error instanceof JoinRejectedError && (code === 'BAD_SECRET' || code === 'UNSUPPORTED_VERSION' || (error.data as { reason?: number } | undefined)?.reason === RejectReason.unknownAllocation);
+        if (refused) {
+          this.#end(this.#events, `${reason}; the frontend refused to take this node back: ${last}`, true);
+          return;
+        }
+      }
+      if (Date.now() + delay > deadline) {
+        this.#end(this.#events, `${reason}; gave up re-registering after ${this.#options.reconnectMs} ms (last attempt: ${last})`, true);
+        return;
+      }
+      delay = Math.min(delay * 2, BACKOFF_MAX_MS);
+    }
   }
 
   #end(events: SupervisorEvents, reason: string, lost: boolean): void {

@@ -38,5 +38,7 @@ export interface LaunchedNode {
 
 export interface NodeBackend {
   readonly name: string;
+  /** Default join deadline of nodes this backend launches, ms (VMs boot slower than processes). Default 20000. */
+  readonly joinTimeoutMs?: number;
   launch(spec: LaunchSpec): Promise<LaunchedNode>;
 }

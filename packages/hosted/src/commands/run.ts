@@ -1,5 +1,6 @@
 /** `ebbrt run <app>`: start a frontend, launch natives, run the app, tear down; exit with the app's status. */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../args.js';
 import { AppNotFoundError, resolveApp, runApp } from '../app.js';
 
@@ -9,6 +10,14 @@ const FLAGS: FlagSpec[] = [
   { name: 'secret', type: 'string', value: 'S', minLength: 8, help: 'cluster secret (default: random per run, or env EBBRT_SECRET)' },
   { name: 'host', type: 'string', value: 'H', help: "address the frontend's messenger binds (default 127.0.0.1)" },
   { name: 'port', type: 'int', value: 'P', min: 0, max: 65535, help: "port the frontend's messenger binds (default: any free port)" },
+  { name: 'store', type: 'string', value: 'URL', help: 'cluster store: memory (default) or redis://host:port/db, rediss://…, redis+cluster://host:port,… (or env EBBRT_STORE)' },
+  { name: 'cluster', type: 'string', value: 'NAME', help: "cluster name namespacing the store's keys (default ebbrt)" },
+  { name: 'tls-cert', type: 'string', value: 'FILE', help: 'messenger TLS: this cluster\'s certificate (PEM); needs --tls-key and --tls-ca' },
+  { name: 'tls-key', type: 'string', value: 'FILE', help: 'messenger TLS: the certificate\'s private key (PEM)' },
+  { name: 'tls-ca', type: 'string', value: 'FILE', help: 'messenger TLS: the CA certificate peers must be signed by (PEM)' },
+  { name: 'backend', type: 'string', value: 'B', choices: ['process', 'qemu'], help: 'how natives are launched: process (default) or qemu (each native a VM)' },
+  { name: 'memory', type: 'int', value: 'MiB', min: 320, max: 1_048_576, help: 'memory of each native VM, MiB (qemu; default 512)' },
+  { name: 'accel', type: 'string', value: 'A', choices: ['auto', 'kvm', 'tcg'], help: 'qemu accelerator: auto (default: KVM if a probe boots, else TCG), kvm, tcg' },
 ];
 
 export const summary = 'run an app on a fresh cluster';
@@ -48,6 +57,14 @@ export async function command(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const f = parsed.flags;
+  const tlsFiles = [f['tls-cert'], f['tls-key'], f['tls-ca']] as (string | undefined)[];
+  if (tlsFiles.some(Boolean) && !tlsFiles.every(Boolean)) throw new UsageError('TLS needs all three of --tls-cert, --tls-key and --tls-ca');
+  let tls: { cert: string; key: string; ca: string } | undefined;
+  try {
+    if (tlsFiles.every(Boolean)) tls = { cert: readFileSync(tlsFiles[0]!, 'utf8'), key: readFileSync(tlsFiles[1]!, 'utf8'), ca: readFileSync(tlsFiles[2]!, 'utf8') };
+  } catch (error) {
+    throw new UsageError(`cannot read a TLS file: ${(error as Error).message}`);
+  }
   try {
     return await runApp(app, {
       nodes: (f.nodes as number | undefined) ?? 2,
@@ -55,6 +72,12 @@ export async function command(argv: string[]): Promise<number> {
       secret: (f.secret as string | undefined) ?? process.env.EBBRT_SECRET ?? randomBytes(16).toString('hex'),
       host: f.host as string | undefined,
       port: f.port as number | undefined,
+      store: (f.store as string | undefined) ?? process.env.EBBRT_STORE,
+      cluster: f.cluster as string | undefined,
+      tls,
+      backend: f.backend as string | undefined,
+      memoryMiB: f.memory as number | undefined,
+      accel: f.accel as 'auto' | 'kvm' | 'tcg' | undefined,
       args: parsed.rest,
       signal: abort.signal,
     });

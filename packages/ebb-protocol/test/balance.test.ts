@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { leastOutstanding, type BalanceCandidate } from '@ebbrt/ebb-protocol';
+
+interface Core extends BalanceCandidate {
+  name: string;
+  outstanding: number;
+}
+
+const cores = (...loads: number[]): Core[] => loads.map((outstanding, i) => ({ name: `c${i}`, outstanding }));
+
+/** A deterministic pseudo-random sequence (LCG) so property cases are reproducible. */
+function lcg(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+describe('leastOutstanding', () => {
+  it('returns undefined when there is no candidate', () => {
+    expect(leastOutstanding({ seq: 0 }, [])).toBeUndefined();
+  });
+
+  it('picks the candidate with the fewest calls in flight, wherever it is', () => {
+    expect(leastOutstanding({ seq: 0 }, cores(3, 1, 2))?.name).toBe('c1');
+    expect(leastOutstanding({ seq: 5 }, cores(3, 2, 0))?.name).toBe('c2');
+    expect(leastOutstanding({ seq: 2 }, cores(0, 9, 9))?.name).toBe('c0');
+  });
+
+  it('rotates among equally loaded candidates with seq', () => {
+    const list = cores(1, 4, 1, 1);
+    const picks = [0, 1, 2, 3, 4, 5, 6, 7].map((seq) => leastOutstanding({ seq }, list)?.name);
+    expect(picks).toEqual(['c0', 'c2', 'c2', 'c3', 'c0', 'c2', 'c2', 'c3']);
+    const idle = cores(0, 0, 0);
+    expect([0, 1, 2, 3].map((seq) => leastOutstanding({ seq }, idle)?.name)).toEqual(['c0', 'c1', 'c2', 'c0']);
+  });
+
+  it('skips full candidates and returns undefined when all are full', () => {
+    expect(leastOutstanding({ seq: 0, maxOutstanding: 2 }, cores(2, 5, 1))?.name).toBe('c2');
+    expect(leastOutstanding({ seq: 0, maxOutstanding: 2 }, cores(2, 3, 2))).toBeUndefined();
+    expect(leastOutstanding({ seq: 0, maxOutstanding: 0 }, cores(0))).toBeUndefined();
+  });
+
+  it('treats odd seq values as a start position, never as an error', () => {
+    const list = cores(0, 0, 0);
+    expect(leastOutstanding({ seq: -1 }, list)?.name).toBe('c2');
+    expect(leastOutstanding({ seq: 4.9 }, list)?.name).toBe('c1');
+    expect(leastOutstanding({ seq: Number.NaN }, list)?.name).toBe('c0');
+    expect(leastOutstanding({ seq: Number.MAX_SAFE_INTEGER }, list)?.name).toBe(`c${Number.MAX_SAFE_INTEGER % 3}`);
+  });
+
+  it('is pure: same inputs, same choice; candidates are not modified', () => {
+    const list = cores(2, 1, 1, 3);
+    const before = JSON.stringify(list);
+    const first = leastOutstanding({ seq: 7 }, list);
+    expect(leastOutstanding({ seq: 7 }, list)).toBe(first);
+    expect(JSON.stringify(list)).toBe(before);
+  });
+
+  it('property: the choice is always a non-full candidate of minimal load (1000 random cases)', () => {
+    const random = lcg(42);
+    for (let trial = 0; trial < 1000; trial++) {
+      const n = Math.floor(random() * 8);
+      const list = cores(...Array.from({ length: n }, () => Math.floor(random() * 6)));
+      const maxOutstanding = random() < 0.5 ? undefined : Math.floor(random() * 6);
+      const seq = Math.floor(random() * 1000);
+      const choice = leastOutstanding({ seq, maxOutstanding }, list);
+      const open = list.filter((c) => c.outstanding < (maxOutstanding ?? Infinity));
+      if (open.length === 0) {
+        expect(choice).toBeUndefined();
+        continue;
+      }
+      expect(choice).toBeDefined();
+      expect(list).toContain(choice);
+      expect(choice!.outstanding).toBe(Math.min(...open.map((c) => c.outstanding)));
+    }
+  });
+
+  it('spreads a stream of calls evenly when each settles before the next (seq rotation)', () => {
+    const list = cores(0, 0, 0, 0);
+    const counts = new Map<string, number>();
+    for (let seq = 0; seq < 400; seq++) {
+      const choice = leastOutstanding({ seq }, list)!;
+      counts.set(choice.name, (counts.get(choice.name) ?? 0) + 1);
+    }
+    expect([...counts.values()]).toEqual([100, 100, 100, 100]);
+  });
+
+  it('keeps in-flight calls even when calls pile up (outstanding counts maintained by the caller)', () => {
+    const list = cores(0, 0, 0);
+    for (let seq = 0; seq < 30; seq++) leastOutstanding({ seq }, list)!.outstanding++;
+    expect(list.map((c) => c.outstanding)).toEqual([10, 10, 10]);
+  });
+});

@@ -1,0 +1,89 @@
+/** The invoker's app arguments (after `--` on `ebbrt run invoker`). */
+import { InvokerUsageError } from './errors.js';
+import { validEntityName } from './store.js';
+
+/** The key of OpenWhisk's `guest` namespace in its standalone and devtools setups (public, for local use). */
+export const GUEST_KEY = '23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP';
+
+export interface InvokerOptions {
+  /** Address the REST API binds. Default 127.0.0.1. */
+  host: string;
+  /** Port of the REST API; 0 picks a free one. Default 3233 (OpenWhisk standalone's). */
+  port: number;
+  /** Namespace → its API key (`uuid:key`). Default: `guest` with {@link GUEST_KEY}. */
+  namespaces: Map<string, string>;
+  /** `namespace`: each namespace runs on native nodes of its own. Default `none`. */
+  isolate: 'none' | 'namespace';
+  /** How long a blocking invoke waits before answering 202 with the activation id, ms. Default 60000. */
+  blockingWaitMs: number;
+}
+
+export const USAGE = `invoker takes:
+  --port P                   port of the REST API (default 3233; 0 = any free port)
+  --host H                   address of the REST API (default 127.0.0.1)
+  --namespace NAME=UUID:KEY  a namespace and its API key (repeatable; default guest with OpenWhisk's guest key)
+  --isolate namespace|none   namespace: every namespace runs on native nodes of its own (default none)
+  --blocking-wait MS         longest a blocking invoke waits before answering 202 (default 60000)`;
+
+const FLAGS = ['--port', '--host', '--namespace', '--isolate', '--blocking-wait'];
+
+/** Parses the app arguments; throws {@link InvokerUsageError} naming the bad one. */
+export function parseArgs(args: readonly string[]): InvokerOptions {
+  const options: InvokerOptions = { host: '127.0.0.1', port: 3233, namespaces: new Map(), isolate: 'none', blockingWaitMs: 60_000 };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
+    if (!FLAGS.includes(flag)) throw new InvokerUsageError(`unknown argument "${arg}"; ${USAGE}`);
+    if (value === undefined) throw new InvokerUsageError(`${flag} needs a value`);
+    switch (flag) {
+      case '--port':
+        options.port = integer(flag, value, 0, 65535);
+        break;
+      case '--host':
+        if (value.length === 0) throw new InvokerUsageError('--host needs a non-empty address');
+        options.host = value;
+        break;
+      case '--blocking-wait':
+        options.blockingWaitMs = integer(flag, value, 1, 3_600_000);
+        break;
+      case '--isolate':
+        if (value !== 'namespace' && value !== 'none') throw new InvokerUsageError(`--isolate must be "namespace" or "none", got "${value}"`);
+        options.isolate = value;
+        break;
+      case '--namespace': {
+        const match = /^([^=]+)=([^:\s]+:\S+)$/.exec(value);
+        if (!match) throw new InvokerUsageError(`--namespace must be NAME=UUID:KEY (e.g. guest=${GUEST_KEY.slice(0, 13)}…:…), got "${value}"`);
+        const [, name, key] = match;
+        if (!validEntityName(name) || name === '_') throw new InvokerUsageError(`--namespace: "${name}" is not a valid namespace name (letters, digits, _ @ . - and inner spaces)`);
+        if (options.namespaces.has(name)) throw new InvokerUsageError(`--namespace: "${name}" is given twice`);
+        if ([...options.namespaces.values()].includes(key)) throw new InvokerUsageError(`--namespace: the key of "${name}" is already another namespace's; give every namespace its own key`);
+        options.namespaces.set(name, key);
+        break;
+      }
+    }
+  }
+  if (options.namespaces.size === 0) options.namespaces.set('guest', GUEST_KEY);
+  return options;
+}
+
+function integer(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new InvokerUsageError(`${flag} must be an integer in ${min}..${max}, got "${value}"`);
+  return n;
+}
+
+/**
+ * `--isolate namespace`: splits the native nodes among the namespaces, each
+ * node serving one namespace only (a namespace gets ⌊nodes / namespaces⌋
+ * nodes or one more). Throws when there are fewer nodes than namespaces.
+ */
+export function isolate(namespaces: readonly string[], nodeIds: readonly number[]): Map<string, number[]> {
+  if (nodeIds.length < namespaces.length) {
+    throw new InvokerUsageError(`--isolate namespace needs at least one native node per namespace: ${namespaces.length} namespaces, ${nodeIds.length} nodes; start with --nodes ${namespaces.length} or more`);
+  }
+  const placement = new Map<string, number[]>(namespaces.map((ns) => [ns, []]));
+  [...nodeIds].sort((a, b) => a - b).forEach((nodeId, i) => placement.get(namespaces[i % namespaces.length])!.push(nodeId));
+  return placement;
+}

@@ -1,0 +1,147 @@
+/**
+ * The frontend's dispatcher: places each invocation on a native core with a
+ * pure balancing function (least outstanding calls, ties rotating), enforces
+ * each action's concurrency limit, calls the action's rep on that core and
+ * turns its outcome into an activation record.
+ */
+import { randomBytes } from 'node:crypto';
+import { leastOutstanding, NodeUnavailableError, TimeoutError, type EbbId, type EbbRuntime } from '@ebbrt/ebb-protocol';
+import { ActionEbb, type ActionOutcome } from './action.js';
+import type { Activation, ActivationStore } from './activations.js';
+import { InvokerError, MESSAGES } from './errors.js';
+import { STATUS, STATUS_NAMES, type StatusCode } from './sandbox.js';
+import type { StoredAction } from './store.js';
+
+/** One native core, as the balancing function sees it. */
+interface Target {
+  readonly nodeId: number;
+  readonly core: number;
+  outstanding: number;
+}
+
+/** Options of {@link Dispatcher}. */
+export interface DispatcherOptions {
+  /** The frontend's runtime (calls go out through its messenger). */
+  runtime: EbbRuntime;
+  /** The native nodes to place invocations on, with their core counts. */
+  natives: readonly { nodeId: number; cores: number }[];
+  /** `--isolate namespace`: the nodes each namespace may use. Default: every namespace uses every node. */
+  placement?: ReadonlyMap<string, readonly number[]>;
+  /** Where finished activations are recorded. */
+  activations: ActivationStore;
+  /** How long past an action's own timeout the frontend waits for the native's answer before failing the activation, ms. Default 5000. */
+  graceMs?: number;
+}
+
+/** An invocation that was accepted (placed). */
+export interface Started {
+  activationId: string;
+  /** Settles with the recorded activation (never rejects). */
+  done: Promise<Activation>;
+}
+
+const INVOKE = ActionEbb.codes.invoke;
+
+export class Dispatcher {
+  readonly #rt: EbbRuntime;
+  readonly #activations: ActivationStore;
+  readonly #graceMs: number;
+  readonly #all: Target[];
+  readonly #byNamespace = new Map<string, Target[]>();
+  readonly #inFlight = new Map<EbbId, number>();
+  #seq = 0;
+  /** Activation ids: 32 hex digits as OpenWhisk's, a random half per frontend run and a counter. */
+  readonly #idPrefix = randomBytes(8).toString('hex');
+  #nextId = 0;
+
+  constructor(options: DispatcherOptions) {
+    if (options.graceMs !== undefined && (!Number.isInteger(options.graceMs) || options.graceMs < 0)) throw new TypeError('options.graceMs must be a non-negative integer (milliseconds)');
+    this.#rt = options.runtime;
+    this.#activations = options.activations;
+    this.#graceMs = options.graceMs ?? 5000;
+    this.#all = options.natives.flatMap((native) => Array.from({ length: native.cores }, (_, core) => ({ nodeId: native.nodeId, core, outstanding: 0 })));
+    for (const [namespace, nodes] of options.placement ?? []) this.#byNamespace.set(namespace, this.#all.filter((t) => nodes.includes(t.nodeId)));
+  }
+
+  /** A native left the cluster: its cores get no more invocations. */
+  nodeLeft(nodeId: number): void {
+    const keep = (targets: Target[]) => targets.filter((t) => t.nodeId !== nodeId);
+    this.#all.splice(0, this.#all.length, ...keep(this.#all));
+    for (const [namespace, targets] of this.#byNamespace) this.#byNamespace.set(namespace, keep(targets));
+  }
+
+  /**
+   * Places and starts one activation of `action` with `payload` (the
+   * invocation's parameters, over the action's defaults). Throws
+   * {@link InvokerError} 429 past the action's concurrency limit, 503 when no
+   * native core may run it.
+   */
+  start(action: StoredAction, payload: Record<string, unknown>, requestedAt = Date.now()): Started {
+    const { record } = action;
+    const running = this.#inFlight.get(action.id) ?? 0;
+    if (running >= record.limits.concurrency) throw new InvokerError('INVOKER_TOO_MANY_REQUESTS', MESSAGES.tooManyConcurrent(running + 1, record.limits.concurrency));
+    const candidates = this.#byNamespace.get(record.namespace) ?? this.#all;
+    const target = leastOutstanding({ seq: this.#seq++ }, candidates);
+    if (!target) throw new InvokerError('INVOKER_UNAVAILABLE', `no native core is available to run actions of namespace ${record.namespace}; start the invoker with more --nodes`);
+    let params = payload;
+    if (record.parameters.length > 0) params = { ...Object.fromEntries(record.parameters.map((p) => [p.key, p.value])), ...payload };
+    const activationId = this.#idPrefix + (this.#nextId++).toString(16).padStart(16, '0');
+    this.#inFlight.set(action.id, running + 1);
+    target.outstanding++;
+    const call = this.#rt.messenger.call(target.nodeId, target.core, action.id, INVOKE, [action.entryVersion, JSON.stringify(params)], record.limits.timeout + this.#graceMs) as Promise<ActionOutcome>;
+    const done = call.then(
+      (outcome) => this.#record(action, target, activationId, requestedAt, outcome),
+      (error: unknown) => this.#record(action, target, activationId, requestedAt, failedOutcome(error, record.limits.timeout, target)),
+    );
+    return { activationId, done };
+  }
+
+  #record(action: StoredAction, target: Target, activationId: string, requestedAt: number, outcome: ActionOutcome): Activation {
+    target.outstanding--;
+    const left = (this.#inFlight.get(action.id) ?? 1) - 1;
+    if (left > 0) this.#inFlight.set(action.id, left);
+    else this.#inFlight.delete(action.id);
+    const { record } = action;
+    const status = outcome.status as StatusCode;
+    let result: unknown;
+    try {
+      result = JSON.parse(outcome.result);
+    } catch {
+      result = { error: MESSAGES.abnormalRun };
+    }
+    const annotations = [
+      { key: 'path', value: `${record.namespace}/${record.name}` },
+      { key: 'kind', value: record.exec.kind },
+      { key: 'limits', value: { ...record.limits } },
+      { key: 'waitTime', value: Math.max(0, outcome.start - requestedAt) },
+      ...(outcome.initMs === undefined ? [] : [{ key: 'initTime', value: Math.round(outcome.initMs) }]),
+      { key: 'invoker', value: { node: outcome.nodeId, core: outcome.core } },
+    ];
+    const activation: Activation = {
+      namespace: record.namespace,
+      name: record.name,
+      version: record.version,
+      subject: record.namespace,
+      activationId,
+      start: outcome.start,
+      end: outcome.end,
+      duration: outcome.end - outcome.start,
+      statusCode: status,
+      response: { status: STATUS_NAMES[status], statusCode: status, success: status === STATUS.success, result },
+      logs: outcome.logs,
+      annotations,
+      publish: false,
+    };
+    this.#activations.add(activation);
+    return activation;
+  }
+}
+
+/** The outcome of an invocation whose call failed: the native did not answer in time, or left. */
+function failedOutcome(error: unknown, timeoutMs: number, target: Target): ActionOutcome {
+  const now = Date.now();
+  const base = { logs: [], start: now, end: now, nodeId: target.nodeId, core: target.core };
+  if (error instanceof TimeoutError) return { ...base, status: STATUS.developerError, result: JSON.stringify({ error: MESSAGES.timedOut(timeoutMs) }) };
+  if (error instanceof NodeUnavailableError) return { ...base, status: STATUS.internalError, result: JSON.stringify({ error: MESSAGES.abnormalRun }) };
+  return { ...base, status: STATUS.internalError, result: JSON.stringify({ error: `whisk internal error: ${(error as Error)?.message ?? String(error)}` }) };
+}

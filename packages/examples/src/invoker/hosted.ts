@@ -1,0 +1,53 @@
+/**
+ * invoker, hosted side: the OpenWhisk-style REST API. Actions are stored in
+ * the GlobalIdMap (one dynamic Ebb id each, plus a directory entry);
+ * invocations are placed on the natives' cores by least outstanding calls and
+ * run by the Action Ebb's per-core reps there. Serves until interrupted
+ * (SIGINT/SIGTERM), then closes the API and lets the runtime stop the natives.
+ */
+import type { HostedApp } from '@ebbrt/hosted';
+import { ActivationStore } from './activations.js';
+import { startApi } from './api.js';
+import { isolate, parseArgs, type InvokerOptions } from './args.js';
+import { Dispatcher } from './dispatch.js';
+import { InvokerUsageError } from './errors.js';
+import { ActionStore } from './store.js';
+
+export async function main(app: HostedApp): Promise<number> {
+  let options: InvokerOptions;
+  let placement: Map<string, number[]> | undefined;
+  try {
+    options = parseArgs(app.args);
+    if (app.natives.length === 0) throw new InvokerUsageError('the invoker runs actions on native nodes: start it with --nodes 1 or more');
+    if (options.isolate === 'namespace') placement = isolate([...options.namespaces.keys()], app.natives.map((n) => n.nodeId));
+  } catch (error) {
+    if (!(error instanceof InvokerUsageError)) throw error;
+    process.stderr.write(`invoker: ${error.message}\n`);
+    return 2;
+  }
+  const rt = app.runtime;
+  const activations = new ActivationStore();
+  const store = await ActionStore.open(rt, placement);
+  const dispatcher = new Dispatcher({ runtime: rt, natives: app.natives, placement, activations });
+  app.node.on('leave', (nodeId: number) => dispatcher.nodeLeft(nodeId));
+  const keys = new Map([...options.namespaces].map(([namespace, key]) => [key, namespace]));
+  let api;
+  try {
+    api = await startApi({ host: options.host, port: options.port, keys, store, dispatcher, activations, blockingWaitMs: options.blockingWaitMs, onError: (error) => app.node.log.error('invoker request failed', { error: String((error as Error)?.stack ?? error) }) });
+  } catch (error) {
+    process.stderr.write(`invoker: cannot serve the API on ${options.host}:${options.port}: ${(error as Error).message}; pick another --port\n`);
+    return 1;
+  }
+  app.print(`invoker: API on ${api.apihost}/api/v1 (${app.natives.length} native node(s) × ${app.natives[0].cores} core(s))`);
+  for (const [namespace, key] of options.namespaces) {
+    const nodes = placement?.get(namespace);
+    app.print(`invoker: namespace ${namespace} key ${key}${nodes ? ` on node(s) ${nodes.join(', ')}` : ''}`);
+  }
+  app.print('invoker: ready');
+  await new Promise<void>((resolve) => {
+    if (app.signal.aborted) resolve();
+    app.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await api.close();
+  return 0;
+}

@@ -1,0 +1,60 @@
+/**
+ * memcached, hosted side: creates the Memcached Ebb, records the ring of the
+ * natives that own keys in its GlobalIdMap entry, starts every native (node i
+ * on port P + i), prints one line with the addresses once every core of every
+ * node accepts, and serves until interrupted. A native that leaves is taken
+ * off the ring, so the others stop forwarding to it.
+ */
+import { encodeValue, type HostedApp } from '@ebbrt/hosted';
+import { parseArgs, type MemcachedArgs } from './args.js';
+import { MemcachedUsageError } from './errors.js';
+import { MemcachedEbb, type MemcachedRecord } from './memcached.js';
+import { DEFAULT_VNODES } from './ring.js';
+
+export async function main(app: HostedApp): Promise<number> {
+  let args: MemcachedArgs;
+  try {
+    args = parseArgs(app.args);
+    if (app.natives.length === 0) throw new MemcachedUsageError('memcached needs at least one native node (--nodes 1 or more)');
+    if (args.port !== 0 && args.port + app.natives.length - 1 > 65535) throw new MemcachedUsageError(`--port ${args.port} leaves no room for ${app.natives.length} nodes (node i listens on port + i); pick a lower port`);
+  } catch (error) {
+    if (!(error instanceof MemcachedUsageError)) throw error;
+    process.stderr.write(`memcached: ${error.message}\n`);
+    return 2;
+  }
+  const rt = app.runtime;
+  const natives = [...app.natives].sort((a, b) => a.nodeId - b.nodeId);
+  const ref = await rt.createEbb(MemcachedEbb);
+  let owners = natives.map((n) => n.nodeId);
+  const publishRing = () => rt.idMap.set(ref.$id, encodeValue({ type: 'Memcached', ring: { nodes: owners, vnodes: DEFAULT_VNODES } } satisfies MemcachedRecord));
+  await publishRing();
+  let addresses: string[];
+  try {
+    const started = await Promise.all(natives.map((native, i) => rt.remote(ref, native.nodeId).start({ host: args.host, port: args.port === 0 ? 0 : args.port + i, memoryMiB: args.memoryMiB })));
+    addresses = started.map((s) => s.address);
+  } catch (error) {
+    process.stderr.write(`memcached: could not start serving: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const cores = [...new Set(natives.map((n) => n.cores))].join('/');
+  app.print(`memcached listening on ${addresses.join(' ')} (${natives.length} node${natives.length > 1 ? 's' : ''} × ${cores} cores, ${args.memoryMiB} MiB each)`);
+  return new Promise<number>((resolve) => {
+    const done = (status: number) => {
+      app.node.off('leave', onLeave);
+      resolve(status);
+    };
+    const onLeave = (nodeId: number) => {
+      if (!owners.includes(nodeId)) return;
+      owners = owners.filter((n) => n !== nodeId);
+      if (owners.length === 0) {
+        process.stderr.write('memcached: every native node left; stopping\n');
+        done(1);
+        return;
+      }
+      publishRing().catch((error: Error) => process.stderr.write(`memcached: could not update the ring: ${error.message}\n`));
+    };
+    app.node.on('leave', onLeave);
+    if (app.signal.aborted) done(0);
+    app.signal.addEventListener('abort', () => done(0), { once: true });
+  });
+}

@@ -1,0 +1,213 @@
+/**
+ * offload, hosted side: an ordinary node:http service whose hot path (render a
+ * posted Markdown document to HTML) is the Markdown Ebb. Where the Ebb's reps
+ * run is chosen at start-up, and the HTTP handler is the same code in every mode:
+ *
+ * - `--mode inline`: this core's own rep, on the frontend's main thread;
+ * - `--mode native`: the reps on every core of the native nodes (`ebbrt run
+ *   --nodes N --cores C`), each request sent to the core with the fewest
+ *   renders in flight; a native that dies is taken out of rotation (its
+ *   in-flight requests get a 503 that names it) and replaced through the
+ *   allocator, after which the service is back to full capacity;
+ * - `--mode piscina`: the same renderer in a piscina worker-thread pool, the
+ *   Node incumbent for offloading CPU work, as the peer baseline.
+ */
+import type { AddressInfo } from 'node:net';
+import { Piscina } from 'piscina';
+import { EbbError, flagHelp, parseFlags, UsageError, type FlagSpec, type HostedApp, type NativeNode, type ParsedArgs } from '@ebbrt/hosted';
+import { NativeCores } from './native-cores.js';
+import { MarkdownEbb } from './offload.js';
+import { createOffloadServer, type MarkdownService } from './service.js';
+
+export type OffloadMode = 'inline' | 'native' | 'piscina';
+
+export interface OffloadOptions {
+  /** `--help`: print the flags and exit 0. */
+  help: boolean;
+  /** Where the renderer runs. Default `native` when the run has native nodes, else `inline`. */
+  mode?: OffloadMode;
+  /** Address the HTTP service binds. Default 127.0.0.1. */
+  host: string;
+  /** Port the HTTP service binds; 0 picks a free one. Default 8080. */
+  port: number;
+  /** Worker threads of the piscina pool. Default 2. */
+  threads: number;
+  /** Largest document accepted, bytes. Default 1 MiB. */
+  maxBody: number;
+  /** Renders in flight per native core before requests get 503 Overloaded. Default 64. */
+  maxOutstanding: number;
+}
+
+const FLAGS: FlagSpec[] = [
+  { name: 'mode', type: 'string', value: 'M', choices: ['inline', 'native', 'piscina'], help: 'where the renderer runs: inline | native | piscina (default native with natives, else inline)' },
+  { name: 'host', type: 'string', value: 'H', help: 'address the HTTP service binds (default 127.0.0.1)' },
+  { name: 'port', type: 'int', value: 'P', min: 0, max: 65535, help: 'port of the HTTP service (default 8080; 0 = any free port)' },
+  { name: 'threads', type: 'int', value: 'T', min: 1, max: 256, help: 'piscina worker threads (default 2)' },
+  { name: 'max-body', type: 'int', value: 'BYTES', min: 1, max: 512 * 1024 * 1024, help: 'largest document accepted (default 1048576)' },
+  { name: 'max-outstanding', type: 'int', value: 'N', min: 1, max: 1_000_000, help: 'renders in flight per native core before 503 Overloaded (default 64)' },
+];
+
+/** Bad app arguments; the message names the flag and what it takes. */
+export class OffloadUsageError extends EbbError {
+  constructor(message: string) {
+    super('OFFLOAD_USAGE', message);
+  }
+}
+
+/** Parses the app arguments (after `--`); throws {@link OffloadUsageError} naming the bad flag. */
+export function parseArgs(args: readonly string[]): OffloadOptions {
+  let parsed: ParsedArgs;
+  try {
+    parsed = parseFlags(args, FLAGS);
+  } catch (error) {
+    if (error instanceof UsageError) throw new OffloadUsageError(`${error.message}; offload takes:\n${flagHelp(FLAGS)}`);
+    throw error;
+  }
+  const stray = [...parsed.positionals, ...parsed.rest];
+  if (stray.length > 0) throw new OffloadUsageError(`unexpected argument "${stray[0]}"; offload takes:\n${flagHelp(FLAGS)}`);
+  const f = parsed.flags;
+  return {
+    help: parsed.help,
+    mode: f.mode as OffloadMode | undefined,
+    host: (f.host as string | undefined) ?? '127.0.0.1',
+    port: (f.port as number | undefined) ?? 8080,
+    threads: (f.threads as number | undefined) ?? 2,
+    maxBody: (f['max-body'] as number | undefined) ?? 1024 * 1024,
+    maxOutstanding: (f['max-outstanding'] as number | undefined) ?? 64,
+  };
+}
+
+/** A renderer placement: what the handler calls, what `/status` reports, how it stops. */
+interface Placement {
+  markdown: MarkdownService;
+  status(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+export async function main(app: HostedApp): Promise<number> {
+  let options: OffloadOptions;
+  try {
+    options = parseArgs(app.args);
+  } catch (error) {
+    if (!(error instanceof OffloadUsageError)) throw error;
+    process.stderr.write(`offload: ${error.message}\n`);
+    return 2;
+  }
+  if (options.help) {
+    app.print(`offload: an HTTP service rendering posted Markdown on the frontend, native cores or piscina threads.\n${flagHelp(FLAGS)}`);
+    return 0;
+  }
+  const mode = options.mode ?? (app.natives.length > 0 ? 'native' : 'inline');
+  if (mode === 'native' && app.natives.length === 0) {
+    process.stderr.write('offload: --mode native needs native nodes: run with --nodes 1 or more (inline and piscina run with --nodes 0)\n');
+    return 2;
+  }
+  if (mode !== 'native' && app.natives.length > 0) process.stderr.write(`offload: --mode ${mode} renders on the frontend; the ${app.natives.length} native node(s) stay idle (use --nodes 0)\n`);
+
+  const placement = mode === 'native' ? await nativePlacement(app, options) : mode === 'piscina' ? piscinaPlacement(options) : inlinePlacement(app);
+  const { server, stats } = createOffloadServer({ markdown: placement.markdown, maxBodyBytes: options.maxBody, status: () => ({ mode, ...stats, ...placement.status() }) });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    await placement.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    process.stderr.write(`offload: cannot listen on ${options.host}:${options.port}: ${code === 'EADDRINUSE' ? 'the port is in use; pick another with --port (0 = any free port)' : (error as Error).message}\n`);
+    return 1;
+  }
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
+  app.print(`offload: serving ${url} (mode ${mode}: ${describe(mode, app, options)})`);
+  app.print(`offload: try   curl -s --data-binary @README.md ${url}/render`);
+  app.print(`offload: state curl -s ${url}/status   (Ctrl-C stops the service and the natives)`);
+
+  await new Promise<void>((resolve) => {
+    if (app.signal.aborted) resolve();
+    else app.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+  await placement.close();
+  return 130;
+}
+
+function describe(mode: OffloadMode, app: HostedApp, options: OffloadOptions): string {
+  if (mode === 'inline') return 'rendering on the frontend\'s main thread';
+  if (mode === 'piscina') return `rendering in a piscina pool of ${options.threads} thread(s)`;
+  const cores = app.natives.reduce((sum, n) => sum + n.cores, 0);
+  return `rendering on ${cores} core(s) of ${app.natives.length} native node(s), least outstanding calls first`;
+}
+
+function inlinePlacement(app: HostedApp): Placement {
+  return { markdown: app.runtime.ref(MarkdownEbb), status: () => ({}), close: async () => undefined };
+}
+
+function piscinaPlacement(options: OffloadOptions): Placement {
+  const pool = new Piscina({ filename: new URL('./piscina-worker.js', import.meta.url).href, minThreads: options.threads, maxThreads: options.threads, idleTimeout: 60_000 });
+  return {
+    markdown: { render: (markdown) => pool.run(markdown) as Promise<Uint8Array> },
+    status: () => ({ threads: pool.threads.length, queued: pool.queueSize }),
+    close: () => pool.destroy(),
+  };
+}
+
+/**
+ * Native cores in rotation; on a node's `leave` its cores drop out and a
+ * replacement with as many cores is allocated (up to 3 attempts, 1 s apart).
+ */
+async function nativePlacement(app: HostedApp, options: OffloadOptions): Promise<Placement> {
+  const cores = new NativeCores({ runtime: app.runtime, maxOutstanding: options.maxOutstanding });
+  const natives = new Map<number, NativeNode>(app.natives.map((n) => [n.nodeId, n]));
+  const replacements: NativeNode[] = [];
+  let pending = 0;
+  await Promise.all(app.natives.map((n) => cores.addNode(n.nodeId, n.cores)));
+
+  const replace = async (count: number, attempt: number): Promise<void> => {
+    try {
+      const native = await app.allocator.allocateNode(app.nativeEntry, { cores: count, args: app.args });
+      if (app.signal.aborted) {
+        await native.stop(500);
+        return;
+      }
+      replacements.push(native);
+      natives.set(native.nodeId, native);
+      await cores.addNode(native.nodeId, native.cores);
+      pending--;
+      app.print(`offload: replacement native node ${native.nodeId} joined (${native.cores} core(s), pid ${native.pid}); ${cores.cores.length} native core(s) in rotation`);
+    } catch (error) {
+      if (app.signal.aborted) return;
+      process.stderr.write(`offload: replacement attempt ${attempt}/3 failed: ${(error as Error).message}\n`);
+      if (attempt < 3) setTimeout(() => void replace(count, attempt + 1), 1000);
+      else pending--;
+    }
+  };
+  const onLeave = (nodeId: number, reason: string) => {
+    const lost = cores.removeNode(nodeId);
+    natives.delete(nodeId);
+    if (lost === 0 || app.signal.aborted) return;
+    pending++;
+    app.print(`offload: native node ${nodeId} left (${reason}); ${lost} core(s) out of rotation, allocating a replacement`);
+    void replace(lost, 1);
+  };
+  app.node.on('leave', onLeave);
+
+  return {
+    markdown: cores,
+    status: () => ({
+      natives: [...natives.values()].map((n) => ({ nodeId: n.nodeId, pid: n.pid, cores: n.cores, address: n.address })),
+      replacementsPending: pending,
+      cores: cores.snapshot(),
+    }),
+    close: async () => {
+      app.node.off('leave', onLeave);
+      await Promise.all(replacements.map((n) => n.stop(1000)));
+    },
+  };
+}

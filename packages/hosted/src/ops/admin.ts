@@ -1,0 +1,160 @@
+/**
+ * The frontend's admin HTTP server (loopback by default): Prometheus text at
+ * `/metrics`, the dashboard at `/`, the JSON API `ps`, `top` and `down` use,
+ * and the dashboard's live feed over WebSocket at `/ws`.
+ *
+ * Reads are open to whoever reaches the port; `POST /api/down` needs the
+ * cluster's admin token (in the state file, mode 0600). WebSocket upgrades
+ * from a page of another origin are refused, so a web page the operator
+ * visits cannot read the feed through the browser.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DASHBOARD_HTML } from './dashboard.js';
+import type { ClusterView, TopView } from './view.js';
+
+/** What the cluster reports to the feed. */
+export type FeedEvent =
+  | { kind: 'join' | 'leave' | 'fail' | 'reject'; nodeId?: number; message: string }
+  | { kind: 'progress' }
+  | { kind: 'sample'; top: TopView };
+
+/** A membership event as the feed sends it. */
+export interface FeedEntry {
+  kind: 'join' | 'leave' | 'fail' | 'reject';
+  nodeId?: number;
+  message: string;
+  at: string;
+}
+
+/** Messages on `/ws`, server → page. */
+export type FeedMessage =
+  | { type: 'snapshot'; view: ClusterView; top: TopView; events: FeedEntry[] }
+  | { type: 'event'; event: FeedEntry; view: ClusterView };
+
+/** What the admin server serves. */
+export interface AdminSource {
+  readonly token: string;
+  view(): ClusterView;
+  top(): TopView;
+  readonly metrics: { metrics(): Promise<string> };
+  requestStop(reason: string): void;
+  onFeed(listener: (event: FeedEvent) => void): () => void;
+}
+
+export interface AdminServer {
+  readonly address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+/** Membership events kept for pages that connect later. */
+const RECENT_EVENTS = 50;
+
+export async function startAdmin(source: AdminSource, listen: { host: string; port: number }): Promise<AdminServer> {
+  const recent: FeedEntry[] = [];
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  const send = (ws: WebSocket, message: FeedMessage) => {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+  };
+  const broadcast = (message: FeedMessage) => {
+    if (wss.clients.size === 0) return;
+    const text = JSON.stringify(message);
+    for (const ws of wss.clients) if (ws.readyState === ws.OPEN) ws.send(text);
+  };
+  const unsubscribe = source.onFeed((event) => {
+    if (event.kind === 'sample') broadcast({ type: 'snapshot', view: source.view(), top: event.top, events: recent });
+    else if (event.kind === 'progress') return;
+    else {
+      const entry: FeedEntry = { kind: event.kind, message: event.message, at: new Date().toISOString() };
+      if (event.nodeId !== undefined) entry.nodeId = event.nodeId;
+      recent.push(entry);
+      if (recent.length > RECENT_EVENTS) recent.shift();
+      broadcast({ type: 'event', event: entry, view: source.view() });
+    }
+  });
+  wss.on('connection', (ws) => {
+    ws.on('error', () => undefined);
+    // The page only listens; anything it sends is ignored.
+    send(ws, { type: 'snapshot', view: source.view(), top: source.top(), events: recent });
+  });
+
+  const server = createServer((req, res) => {
+    handle(source, req, res).catch((error: Error) => reply(res, 500, { error: error.message }));
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    if (url.pathname !== '/ws') return refuse(socket, 404, 'Not Found');
+    if (!sameOrigin(req)) return refuse(socket, 403, 'Forbidden');
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as { address: string; port: number };
+  return {
+    address: { host: bound.address, port: bound.port },
+    close: async () => {
+      unsubscribe();
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function handle(source: AdminSource, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://admin');
+  const route = `${req.method} ${url.pathname}`;
+  switch (route) {
+    case 'GET /':
+    case 'GET /index.html':
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'" });
+      res.end(DASHBOARD_HTML);
+      return;
+    case 'GET /metrics': {
+      const text = await source.metrics.metrics();
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+      res.end(text);
+      return;
+    }
+    case 'GET /api/state':
+      return reply(res, 200, source.view());
+    case 'GET /api/top':
+      return reply(res, 200, source.top());
+    case 'POST /api/down': {
+      req.resume();
+      if (req.headers.authorization !== `Bearer ${source.token}`) return reply(res, 401, { error: 'POST /api/down needs "Authorization: Bearer <token>" with the token from the cluster\'s state file' });
+      reply(res, 202, { stopping: true });
+      source.requestStop('ebbrt down');
+      return;
+    }
+    default:
+      if (['/', '/index.html', '/metrics', '/api/state', '/api/top', '/api/down'].includes(url.pathname)) return reply(res, 405, { error: `${req.method} is not allowed on ${url.pathname}` });
+      return reply(res, 404, { error: `no ${url.pathname} here; try /, /metrics, /api/state, /api/top` });
+  }
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(`${JSON.stringify(body)}\n`);
+}
+
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true; // not a browser (ebbrt, curl, a script)
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+function refuse(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}

@@ -1,0 +1,297 @@
+/**
+ * A running cluster as `ebbrt up` runs it: the frontend, the node groups of a
+ * cluster file booted through NodeAllocator, the node table `ps` shows
+ * (booting / joined / failed / left, natives that joined on their own
+ * included), metrics and the admin HTTP server. One instance per `up`.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { pathToFileURL } from 'node:url';
+import type { CoreSnapshot } from '@ebbrt/ebb-protocol';
+import { NodeAllocator, type NativeNode } from '../allocator.js';
+import type { Logger } from '../log.js';
+import { startHosted, type HostedNode, type Member } from '../node.js';
+import { startAdmin, type AdminServer, type FeedEvent } from './admin.js';
+import type { ClusterSpec, GroupSpec } from './cluster-file.js';
+import { ensureBackend } from './features.js';
+import { ClusterMetrics } from './metrics.js';
+import { ebbViews, type ClusterView, type GroupView, type NodeState, type NodeView, type TopView } from './view.js';
+
+/** Options of {@link Cluster.start}. */
+export interface ClusterOptions {
+  spec: ClusterSpec;
+  logger: Logger;
+  /** Called whenever a group's booting / joined / failed counts change. */
+  onProgress?: (groups: GroupView[]) => void;
+  /** The `process` backend's native boot script (default: @ebbrt/native's). */
+  bootScript?: string;
+  /** Where natives' stdout/stderr go. Default `inherit` (the `up` terminal, or the log file when detached). */
+  stdio?: 'inherit' | 'pipe';
+  /** Metrics sampling period, ms. Default 1000. */
+  metricsIntervalMs?: number;
+}
+
+interface NodeRecord {
+  group: string;
+  backend: string;
+  cores: number;
+  state: NodeState;
+  nodeId: number;
+  address: string;
+  pid?: number;
+  startedAt: number;
+  joinedAt?: number;
+  endedAt?: number;
+  reason?: string;
+  native?: NativeNode;
+}
+
+/** Nodes that failed or left are kept for `ps` up to this many. */
+const ENDED_KEPT = 200;
+
+export class Cluster extends EventEmitter {
+  readonly spec: ClusterSpec;
+  readonly hosted: HostedNode;
+  readonly allocator: NodeAllocator;
+  readonly metrics: ClusterMetrics;
+  /** The admin HTTP server; set once {@link Cluster.start} resolves. */
+  admin?: AdminServer;
+  /** Bearer token of the admin API's mutating endpoints. */
+  readonly token: string;
+  readonly startedAt = Date.now();
+  status: ClusterView['status'] = 'starting';
+  readonly #log: Logger;
+  readonly #options: ClusterOptions;
+  readonly #records: NodeRecord[] = [];
+  readonly #feed = new Set<(event: FeedEvent) => void>();
+  #stopping?: Promise<void>;
+  #stopRequested!: (reason: string) => void;
+  /** Resolves with the reason when someone asked the cluster to stop (`ebbrt down`, a signal). */
+  readonly stopRequested: Promise<string>;
+
+  private constructor(options: ClusterOptions, hosted: HostedNode, allocator: NodeAllocator) {
+    super();
+    this.spec = options.spec;
+    this.#options = options;
+    this.#log = options.logger;
+    this.hosted = hosted;
+    this.allocator = allocator;
+    this.token = randomBytes(24).toString('hex');
+    this.stopRequested = new Promise((resolve) => (this.#stopRequested = resolve));
+    this.#records.push({ group: 'frontend', backend: 'hosted', cores: 1, state: 'joined', nodeId: hosted.nodeId, address: hosted.address, pid: process.pid, startedAt: this.startedAt, joinedAt: this.startedAt });
+    hosted.on('join', (member: Member) => setImmediate(() => this.#joined(member)));
+    hosted.on('leave', (nodeId: number, reason: string) => this.#left(nodeId, reason));
+    hosted.on('reject', (error: Error, remote: string) => this.#emitFeed({ kind: 'reject', message: `join from ${remote} refused: ${error.message}` }));
+    this.metrics = new ClusterMetrics({
+      cluster: this.spec.name,
+      collect: () => this.#collect(),
+      view: () => this.view(),
+      frontendStats: () => ({ ...hosted.stats }),
+      intervalMs: options.metricsIntervalMs,
+    });
+    this.metrics.onSample((top) => this.#emitFeed({ kind: 'sample', top }));
+  }
+
+  /**
+   * Starts the frontend (messenger, store, Ebb definitions of every group's
+   * app) and the admin server; checks every group's backend is available.
+   * Groups boot with {@link boot}.
+   */
+  static async start(options: ClusterOptions): Promise<Cluster> {
+    const { spec } = options;
+    const hosted = await startHosted({
+      secret: spec.secret,
+      host: spec.listen.host,
+      port: spec.listen.port,
+      cluster: spec.name,
+      heartbeatMs: spec.heartbeatMs,
+      failureTimeoutMs: spec.failureTimeoutMs,
+      // `memory` or a Redis URL: the frontend opens the store and closes it with itself.
+      store: spec.store,
+      tls: spec.tls,
+      logger: options.logger,
+    });
+    const cluster = new Cluster(options, hosted, new NodeAllocator(hosted, options.bootScript));
+    try {
+      for (const [i, group] of spec.groups.entries()) ensureBackend(cluster.allocator, group.backend, `groups[${i}].backend`);
+      // The frontend serves the Ebbs natives call on it (e.g. a home Ebb): it needs their definitions.
+      for (const group of spec.groups) await import(pathToFileURL(group.paths.hosted).href);
+      cluster.admin = await startAdmin(cluster, spec.admin);
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    options.logger.info('cluster frontend started', { nodeId: hosted.nodeId, address: hosted.address, admin: cluster.adminAddress });
+    return cluster;
+  }
+
+  /**
+   * Boots every group's nodes in parallel and resolves once each joined or
+   * failed; `failures` says which did not come up and why.
+   */
+  async boot(): Promise<{ ok: boolean; failures: string[] }> {
+    const failures: string[] = [];
+    const boots = this.spec.groups.flatMap((group) => Array.from({ length: group.count }, () => this.#bootOne(group, failures)));
+    this.#progress();
+    await Promise.all(boots);
+    if (failures.length === 0 && this.status === 'starting') this.status = 'up';
+    return { ok: failures.length === 0, failures };
+  }
+
+  async #bootOne(group: GroupSpec, failures: string[]): Promise<void> {
+    const record: NodeRecord = { group: group.name, backend: group.backend, cores: group.cores, state: 'booting', nodeId: 0, address: '', startedAt: Date.now() };
+    this.#records.push(record);
+    try {
+      const native = await this.allocator.allocateNode(group.paths.native, {
+        cores: group.cores,
+        backend: group.backend,
+        memoryMiB: group.memoryMiB,
+        args: group.args,
+        joinTimeoutMs: group.joinTimeoutMs,
+        stdio: this.#options.stdio ?? 'inherit',
+      });
+      Object.assign(record, { native, nodeId: native.nodeId, address: native.address, pid: native.pid, cores: native.cores });
+      // A node can die between its join and here; #left already saw it then.
+      if (record.state === 'booting') {
+        record.state = this.hosted.members.has(native.nodeId) ? 'joined' : 'failed';
+        record.joinedAt = this.hosted.members.get(native.nodeId)?.joinedAt ?? Date.now();
+      }
+    } catch (error) {
+      record.state = 'failed';
+      record.endedAt = Date.now();
+      record.reason = (error as Error).message;
+      failures.push(`${group.name}: ${record.reason}`);
+      this.#log.error('node failed to boot', { group: group.name, backend: group.backend, reason: record.reason });
+      this.#emitFeed({ kind: 'fail', message: `a ${group.name} node failed to boot: ${record.reason}` });
+    }
+    this.#progress();
+  }
+
+  #joined(member: Member): void {
+    let record = this.#records.find((r) => r.nodeId === member.nodeId);
+    if (!record) {
+      // Not launched by this `up`: a native started by hand, a container, a pod.
+      record = { group: 'external', backend: member.backend, cores: member.cores, state: 'joined', nodeId: member.nodeId, address: `${member.host}:${member.port}`, pid: member.pid, startedAt: member.joinedAt, joinedAt: member.joinedAt };
+      this.#records.push(record);
+      this.#log.info('external node joined', { nodeId: member.nodeId, address: record.address, backend: member.backend });
+    }
+    if (!this.hosted.members.has(member.nodeId)) return;
+    this.#emitFeed({ kind: 'join', nodeId: member.nodeId, message: `node ${member.nodeId} (${record.group}, ${record.backend}) joined from ${record.address} with ${member.cores} core(s)` });
+  }
+
+  #left(nodeId: number, reason: string): void {
+    const record = this.#records.find((r) => r.nodeId === nodeId && (r.state === 'joined' || r.state === 'booting'));
+    if (!record) return;
+    const expected = this.status === 'stopping';
+    record.state = expected ? 'left' : 'failed';
+    record.endedAt = Date.now();
+    record.reason = reason;
+    if (!expected) this.#log.warn('node failed', { nodeId, group: record.group, reason });
+    this.#emitFeed({ kind: expected ? 'leave' : 'fail', nodeId, message: `node ${nodeId} (${record.group}) ${expected ? 'left' : 'failed'}: ${reason}` });
+    this.#progress();
+    const ended = this.#records.filter((r) => r.endedAt !== undefined);
+    if (ended.length > ENDED_KEPT) this.#records.splice(this.#records.indexOf(ended[0]), 1);
+  }
+
+  #progress(): void {
+    this.#options.onProgress?.(this.groups());
+    this.#emitFeed({ kind: 'progress' });
+  }
+
+  /** `host:port` of the admin server ('' before it listens). */
+  get adminAddress(): string {
+    return this.admin ? `${this.admin.address.host}:${this.admin.address.port}` : '';
+  }
+
+  /** Per group: how many nodes boot, joined, failed, left. */
+  groups(): GroupView[] {
+    return this.spec.groups.map((group) => {
+      const records = this.#records.filter((r) => r.group === group.name);
+      const count = (state: NodeState) => records.filter((r) => r.state === state).length;
+      return { name: group.name, app: group.app, backend: group.backend, count: group.count, cores: group.cores, booting: count('booting'), joined: count('joined'), failed: count('failed'), left: count('left') };
+    });
+  }
+
+  /** What `ebbrt ps` shows. */
+  view(): ClusterView {
+    const now = Date.now();
+    const nodes: NodeView[] = this.#records.map((r) => {
+      const member = this.hosted.members.get(r.nodeId);
+      const frontend = r.nodeId === this.hosted.nodeId;
+      const node: NodeView = { id: r.nodeId, group: r.group, backend: r.backend, address: r.address, cores: r.cores, state: r.state, startedAt: new Date(r.startedAt).toISOString() };
+      if (r.pid !== undefined) node.pid = r.pid;
+      if (r.joinedAt !== undefined) node.joinedAt = new Date(r.joinedAt).toISOString();
+      if (r.endedAt !== undefined) node.endedAt = new Date(r.endedAt).toISOString();
+      if (r.state === 'joined' && r.joinedAt !== undefined) node.uptimeMs = now - r.joinedAt;
+      if (frontend) node.rssBytes = process.memoryUsage.rss();
+      else if (r.state === 'joined' && member?.heartbeat) {
+        node.rssBytes = member.heartbeat.rssBytes;
+        node.inFlight = member.heartbeat.inFlight;
+      }
+      if (r.reason !== undefined) node.reason = r.reason;
+      return node;
+    });
+    const coresOf = (nodeId: number) => this.#records.find((r) => r.nodeId === nodeId)?.cores ?? 1;
+    return {
+      cluster: this.spec.name,
+      status: this.status,
+      startedAt: new Date(this.startedAt).toISOString(),
+      frontend: this.hosted.address,
+      admin: this.adminAddress,
+      store: this.spec.store.replace(/\/\/[^@/]*@/, '//***@'),
+      groups: this.groups(),
+      nodes,
+      // Fresh, not the last metrics sample: `ps` right after a join should see the new node's reps.
+      ebbs: ebbViews(this.#collect(), coresOf),
+    };
+  }
+
+  /** What `ebbrt top` shows. */
+  top(): TopView {
+    return this.metrics.top();
+  }
+
+  /** Every joined native's pid with its group (for the state file's last-resort cleanup). */
+  processes(): { group: string; nodeId: number; backend: string; pid: number }[] {
+    return this.#records.filter((r) => r.group !== 'frontend' && r.native && r.state !== 'left' && r.state !== 'failed').map((r) => ({ group: r.group, nodeId: r.nodeId, backend: r.backend, pid: r.pid! }));
+  }
+
+  /** Subscribes to membership events and metric samples (the dashboard's feed). */
+  onFeed(listener: (event: FeedEvent) => void): () => void {
+    this.#feed.add(listener);
+    return () => this.#feed.delete(listener);
+  }
+
+  #emitFeed(event: FeedEvent): void {
+    if (event.kind !== 'sample' && event.kind !== 'progress') this.emit('event', event);
+    for (const listener of this.#feed) listener(event);
+  }
+
+  /** Asks whoever runs the cluster to stop it (`POST /api/down`). */
+  requestStop(reason: string): void {
+    this.#stopRequested(reason);
+  }
+
+  #collect(): Map<number, CoreSnapshot[]> {
+    const samples = new Map<number, CoreSnapshot[]>([[this.hosted.nodeId, [this.hosted.runtime.snapshot()]]]);
+    for (const member of this.hosted.members.values()) samples.set(member.nodeId, member.heartbeat?.cores ?? []);
+    return samples;
+  }
+
+  /** Stops every node this cluster launched (goodbye, then SIGTERM, then SIGKILL), the frontend and the admin server. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.status = 'stopping';
+      this.#stopRequested('stopping');
+      const natives = this.#records.flatMap((r) => (r.native ? [r.native] : []));
+      await Promise.all(natives.map((native) => native.stop(2000)));
+      this.allocator.killAll();
+      await this.hosted.close();
+      this.metrics.close();
+      await this.admin?.close();
+      this.#feed.clear();
+      this.#log.info('cluster stopped', { nodeId: this.hosted.nodeId, nodes: natives.length });
+    })();
+    return this.#stopping;
+  }
+}

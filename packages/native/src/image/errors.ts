@@ -1,0 +1,13 @@
+/** Errors of the image builder; codes are listed in packages/native/README.md ("VM images"). */
+import { EbbError } from '@ebbrt/ebb-protocol/errors';
+
+/**
+ * An image could not be built: a missing or unusable input (kernel, modules,
+ * node, busybox, the app) or a failed bundling step. The message names the
+ * input and how to provide it.
+ */
+export class ImageBuildError extends EbbError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('IMAGE_BUILD_FAILED', message, options);
+  }
+}

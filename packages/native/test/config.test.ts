@@ -1,0 +1,94 @@
+/**
+ * Boot configuration from the kernel command line (native VMs) and the
+ * address settings VMs need: advertised address, listen port, host aliases.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { BootConfigError, parseBootConfig, parseKernelCmdline } from '@ebbrt/native';
+
+describe('parseKernelCmdline', () => {
+  test('ebbrt.* parameters become boot variables, percent-decoded; kernel parameters are ignored', () => {
+    const line = 'console=ttyS0 panic=-1 ebbrt.frontend=10.0.2.2%3A4000 ebbrt.secret=a%20b%22c ebbrt.allocation-id=x-1 "ebbrt.backend=qemu" FOO=bar\n';
+    expect(parseKernelCmdline(line)).toEqual({ values: { EBBRT_FRONTEND: '10.0.2.2:4000', EBBRT_SECRET: 'a b"c', EBBRT_ALLOCATION_ID: 'x-1', EBBRT_BACKEND: 'qemu' }, args: undefined });
+  });
+
+  test('ebbrt.args is a percent-encoded JSON array of strings', () => {
+    const args = ['--increments', '5', 'two words'];
+    expect(parseKernelCmdline(`ebbrt.args=${encodeURIComponent(JSON.stringify(args))}`).args).toEqual(args);
+    expect(() => parseKernelCmdline(`ebbrt.args=${encodeURIComponent('[1]')}`)).toThrow(/ebbrt.args/);
+  });
+
+  test('unknown ebbrt.* keys and bad percent-encoding are BootConfigErrors naming the parameter', () => {
+    expect(() => parseKernelCmdline('ebbrt.frontnd=x')).toThrow(/unknown kernel command line parameter ebbrt.frontnd/);
+    expect(() => parseKernelCmdline('ebbrt.secret=%E0%A4%A')).toThrow(BootConfigError);
+  });
+});
+
+describe('parseBootConfig with a kernel command line', () => {
+  let dir: string;
+  let cmdline: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'cmdline-test-'));
+    cmdline = path.join(dir, 'cmdline');
+    await writeFile(
+      cmdline,
+      'console=ttyS0 ebbrt.frontend=10.0.2.2:4000 ebbrt.secret=s3cret-s3cret ebbrt.cores=2 ebbrt.listen-host=0.0.0.0 ebbrt.listen-port=7000 ' +
+        `ebbrt.advertise=127.0.0.1:45000 ebbrt.host-alias=${encodeURIComponent('127.0.0.1=10.0.2.2,localhost=10.0.2.2')} ebbrt.backend=qemu ebbrt.args=${encodeURIComponent('["a"]')}\n`,
+    );
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  test('a VM native reads everything from it', () => {
+    const config = parseBootConfig(['--app', '/app/app.js'], { EBBRT_KERNEL_CMDLINE: cmdline });
+    expect(config).toMatchObject({
+      frontendHost: '10.0.2.2',
+      frontendPort: 4000,
+      secret: 's3cret-s3cret',
+      cores: 2,
+      listenHost: '0.0.0.0',
+      listenPort: 7000,
+      advertise: { host: '127.0.0.1', port: 45000 },
+      hostAlias: { '127.0.0.1': '10.0.2.2', localhost: '10.0.2.2' },
+      backend: 'qemu',
+      app: '/app/app.js',
+      args: ['a'],
+    });
+  });
+
+  test('argv wins over the environment, which wins over the kernel command line', () => {
+    const config = parseBootConfig(['--app', '/a.js', '--cores', '4', '--', 'b'], { EBBRT_KERNEL_CMDLINE: cmdline, EBBRT_CORES: '3', EBBRT_LISTEN_PORT: '7001' });
+    expect(config).toMatchObject({ cores: 4, listenPort: 7001, args: ['b'] });
+  });
+
+  test('an unreadable command line file is a BootConfigError naming it', () => {
+    expect(() => parseBootConfig(['--app', '/a.js'], { EBBRT_KERNEL_CMDLINE: path.join(dir, 'missing') })).toThrow(/cannot read the kernel command line/);
+  });
+});
+
+describe('address settings', () => {
+  const base = { EBBRT_FRONTEND: '127.0.0.1:4000', EBBRT_SECRET: 'secret-secret', EBBRT_APP: '/a.js' };
+
+  test('defaults: any port, no advertised address, no aliases', () => {
+    expect(parseBootConfig([], base)).toMatchObject({ listenPort: 0, advertise: undefined, hostAlias: {} });
+  });
+
+  test.each([
+    [{ EBBRT_LISTEN_PORT: '70000' }, /listen port must be an integer in 0..65535/],
+    [{ EBBRT_ADVERTISE: 'nohost' }, /advertised address must be host:port/],
+    [{ EBBRT_ADVERTISE: 'h:0' }, /advertised address must be host:port with a port in 1..65535/],
+    [{ EBBRT_HOST_ALIAS: '127.0.0.1' }, /host alias must be a comma-separated list of from=to/],
+    [{ EBBRT_HOST_ALIAS: 'a=b=c' }, /host alias/],
+  ])('%o is a BootConfigError', (env, message) => {
+    let error: unknown;
+    try {
+      parseBootConfig([], { ...base, ...env });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(BootConfigError);
+    expect((error as BootConfigError).code).toBe('BAD_CONFIG');
+    expect((error as Error).message).toMatch(message);
+  });
+});

@@ -1,0 +1,88 @@
+/**
+ * Node services (shared.ts), the parts without sockets: the broker hands out
+ * one SharedArrayBuffer per name and one binding core per listening name, and
+ * a core's services validate what apps ask for. Cores really accepting on one
+ * socket is covered end to end by test/memcached.test.ts.
+ */
+import { describe, expect, test } from 'vitest';
+import { EbbRuntime } from '@ebbrt/ebb-protocol';
+import { nodeServices, NodeServiceError } from '@ebbrt/native';
+import { CoreServices, ServiceBroker, type ServiceReply } from '../dist/shared.js';
+
+describe('ServiceBroker', () => {
+  test('one SharedArrayBuffer per name, the same memory for every asker', async () => {
+    const broker = new ServiceBroker();
+    const a = (await broker.handle({ op: 'memory', name: 'cache', bytes: 64 })) as { memory: SharedArrayBuffer };
+    const b = (await broker.handle({ op: 'memory', name: 'cache', bytes: 64 })) as { memory: SharedArrayBuffer };
+    expect(a.memory).toBe(b.memory);
+    const other = (await broker.handle({ op: 'memory', name: 'other', bytes: 64 })) as { memory: SharedArrayBuffer };
+    expect(other.memory).not.toBe(a.memory);
+    expect(await broker.handle({ op: 'memory', name: 'cache', bytes: 128 })).toEqual({ error: { code: 'SHARED_MEMORY_MISMATCH', message: expect.stringMatching(/64 bytes, not 128/) } });
+  });
+
+  test('the first core to ask binds; the others wait for its descriptor', async () => {
+    const broker = new ServiceBroker();
+    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 0 })).toEqual({ bind: true });
+    const waiting = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 0 }));
+    expect(await broker.handle({ op: 'bound', name: 'svc', host: '127.0.0.1', port: 4321, fd: 17 })).toEqual({ ok: true });
+    expect(await waiting).toEqual({ fd: 17, host: '127.0.0.1', port: 4321 });
+    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 0 })).toEqual({ fd: 17, host: '127.0.0.1', port: 4321 });
+  });
+
+  test('a failed bind fails the waiting cores with the binder\'s error, and the next asker binds again', async () => {
+    const broker = new ServiceBroker();
+    await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 });
+    const waiting = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 }));
+    await broker.handle({ op: 'bindFailed', name: 'svc', code: 'ADDRESS_IN_USE', message: 'in use' });
+    expect(await waiting).toEqual({ error: { code: 'ADDRESS_IN_USE', message: 'in use' } });
+    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 })).toEqual({ bind: true });
+  });
+});
+
+describe('CoreServices', () => {
+  const runtime = () => ({ nodeId: 2, core: 0, cores: 2 }) as unknown as EbbRuntime;
+
+  test('nodeServices(rt) finds a core\'s services, and refuses a runtime that has none', async () => {
+    const rt = runtime();
+    expect(() => nodeServices(rt)).toThrow(NodeServiceError);
+    const broker = new ServiceBroker();
+    const services = new CoreServices(rt, (request) => broker.handle(request) as ServiceReply);
+    expect(nodeServices(rt)).toBe(services);
+    expect(services.cores).toBe(2);
+    const memory = await services.sharedMemory('m', 16);
+    expect(memory).toBeInstanceOf(SharedArrayBuffer);
+    expect(await services.sharedMemory('m', 16)).toBe(memory);
+    await expect(services.sharedMemory('m', 32)).rejects.toMatchObject({ code: 'SHARED_MEMORY_MISMATCH' });
+  });
+
+  test.each<[string, (s: CoreServices) => Promise<unknown>]>([
+    ['an empty name', (s) => s.sharedMemory('', 16)],
+    ['a size of 0', (s) => s.sharedMemory('m', 0)],
+    ['a port out of range', (s) => s.listenShared({ port: 70000 }, () => undefined)],
+    ['an empty host', (s) => s.listenShared({ port: 0, host: '' }, () => undefined)],
+    ['no connection handler', (s) => s.listenShared({ port: 0 }, undefined as never)],
+  ])('%s is a BAD_SERVICE_REQUEST', async (_name, call) => {
+    const services = new CoreServices(runtime(), () => ({ ok: true }));
+    await expect(call(services)).rejects.toMatchObject({ code: 'BAD_SERVICE_REQUEST' });
+  });
+
+  test('stop hooks run once, in order, and a failing hook does not stop the others', async () => {
+    const services = new CoreServices(runtime(), () => ({ ok: true }));
+    const ran: string[] = [];
+    services.onStop(() => void ran.push('a'));
+    services.onStop(() => {
+      throw new Error('hook failed on purpose');
+    });
+    services.onStop(async () => void ran.push('c'));
+    const error = console.error;
+    console.error = () => undefined;
+    try {
+      await services.stop();
+      await services.stop();
+    } finally {
+      console.error = error;
+    }
+    expect(ran).toEqual(['a', 'c']);
+    await expect(services.listenShared({ port: 0 }, () => undefined)).rejects.toMatchObject({ code: 'BAD_SERVICE_REQUEST' });
+  });
+});

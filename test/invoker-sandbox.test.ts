@@ -1,0 +1,153 @@
+/**
+ * The invoker's action sandbox on its own (no cluster): isolation, results
+ * and errors as OpenWhisk's Node.js runtime reports them, logs, limits, and
+ * the time bounds on runaway code (synchronous, in continuations, in timer
+ * callbacks, in batches).
+ */
+import { describe, expect, test } from 'vitest';
+import { ActionSandbox, STATUS, type Outcome } from '@ebbrt/examples/invoker/sandbox.js';
+import { parseArgs, isolate } from '@ebbrt/examples/invoker/args.js';
+import { buildRecord } from '@ebbrt/examples/invoker/store.js';
+
+function sandbox(code: string, options: { timeoutMs?: number; logLimitBytes?: number; resultLimitBytes?: number; main?: string } = {}): ActionSandbox {
+  return new ActionSandbox({ code, filename: 'test/action.js', timeoutMs: options.timeoutMs ?? 1000, logLimitBytes: options.logLimitBytes ?? 1 << 20, resultLimitBytes: options.resultLimitBytes, main: options.main });
+}
+
+async function run(box: ActionSandbox, params: unknown = {}): Promise<Outcome & { value: any }> {
+  const outcome = await box.run(JSON.stringify(params));
+  if (!outcome) throw new Error('the activation was handed back unrun');
+  return { ...outcome, value: JSON.parse(outcome.result) };
+}
+
+describe('action sandbox', () => {
+  test('results: objects, arrays, undefined as {}, Promises; entry by name or module.exports', async () => {
+    expect((await run(sandbox('function main(p) { return { twice: p.n * 2 } }'), { n: 4 })).value).toEqual({ twice: 8 });
+    expect((await run(sandbox('function main() { return [1, 2] }'))).value).toEqual([1, 2]);
+    expect((await run(sandbox('function main() {}'))).value).toEqual({});
+    expect((await run(sandbox('async function main(p) { await new Promise((r) => setTimeout(r, 5)); return { p } }'), { a: 1 })).value).toEqual({ p: { a: 1 } });
+    expect((await run(sandbox('const go = (p) => ({ via: "const" })', { main: 'go' }))).value).toEqual({ via: 'const' });
+    expect((await run(sandbox('module.exports.main = () => ({ via: "exports" })'))).value).toEqual({ via: 'exports' });
+    expect((await run(sandbox('module.exports = () => ({ via: "module" })'))).value).toEqual({ via: 'module' });
+  });
+
+  test('errors: thrown (developer), rejected or {error} (application), non-objects, bad JSON, oversize', async () => {
+    expect(await run(sandbox('function main() { throw new Error("boom") }'))).toMatchObject({ status: STATUS.developerError, value: { error: 'An error has occurred: Error: boom' } });
+    expect(await run(sandbox('async function main() { throw new Error("no") }'))).toMatchObject({ status: STATUS.applicationError, value: { error: { name: 'Error', message: 'no' } } });
+    expect(await run(sandbox('function main() { return Promise.reject() }'))).toMatchObject({ status: STATUS.applicationError, value: { error: {} } });
+    expect(await run(sandbox('function main() { return { error: "nope" } }'))).toMatchObject({ status: STATUS.applicationError, value: { error: 'nope' } });
+    expect(await run(sandbox('function main() { return 42 }'))).toMatchObject({ status: STATUS.developerError, value: { error: 'The action did not return a dictionary.' } });
+    expect(await run(sandbox('function main() { const a = {}; a.a = a; return a }'))).toMatchObject({ status: STATUS.developerError, value: { error: expect.stringMatching(/did not produce a valid JSON response/) } });
+    expect(await run(sandbox('function main() { return { s: "x".repeat(2000) } }', { resultLimitBytes: 1000 }))).toMatchObject({ status: STATUS.developerError, value: { error: expect.stringMatching(/exceeded the allowed length: \d+ > 1000 bytes/) } });
+  });
+
+  test('initialization failures answer every activation with the reason', async () => {
+    const syntax = sandbox('function main( {');
+    expect(syntax.initError).toMatch(/^Initialization has failed due to: SyntaxError/);
+    expect(await run(syntax)).toMatchObject({ status: STATUS.developerError, value: { error: syntax.initError } });
+    expect(sandbox('const x = 1').initError).toMatch(/defines no function main/);
+    expect(sandbox('throw new RangeError("at load")').initError).toBe('Initialization has failed due to: RangeError: at load');
+    expect(sandbox('function main() {}', { main: 'not an identifier' }).initError).toMatch(/not a JavaScript identifier/);
+    expect(sandbox('for (;;) {}', { timeoutMs: 100 }).initError).toBe('The action exceeded its time limits of 100 milliseconds during initialization.');
+  });
+
+  test('no host object reaches the action; the prelude cannot be replaced', async () => {
+    const probe = sandbox(`function main(params) {
+      const hostFunction = (() => { try { return params.constructor.constructor('return typeof process')(); } catch (e) { return 'threw'; } })();
+      const viaThis = (() => { try { return this.constructor.constructor('return typeof require')(); } catch (e) { return 'threw'; } })();
+      return { hostFunction, viaThis, process: typeof process, require: typeof require, buffer: typeof Buffer, setTimeout: typeof setTimeout };
+    }`);
+    expect((await run(probe)).value).toEqual({ hostFunction: 'undefined', viaThis: 'undefined', process: 'undefined', require: 'undefined', buffer: 'undefined', setTimeout: 'function' });
+    expect(sandbox('let __ebbrtEnter = () => 1; function main() {}').initError).toMatch(/SyntaxError/);
+    const overwrite = sandbox('__ebbrtEnter = () => { throw new Error("hijacked") }; console = null; function main() { console.log("still mine"); return { ok: 1 } }');
+    expect(await run(overwrite)).toMatchObject({ value: { ok: 1 }, logs: [expect.stringMatching(/stdout: still mine$/)] });
+  });
+
+  test('getters the action plants on Error are never run by the host', async () => {
+    const box = sandbox(`Object.defineProperty(Error.prototype, 'code', { get() { for (;;) {} } });
+      function main() { for (;;) {} }`, { timeoutMs: 100 });
+    const started = performance.now();
+    expect(await run(box)).toMatchObject({ status: STATUS.developerError, value: { error: 'The action exceeded its time limits of 100 milliseconds.' } });
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  test('logs: console methods by stream, stacks cut at the runtime, a byte limit', async () => {
+    const box = sandbox('function main() { console.log("a", 1, { b: 2 }); console.warn("w"); console.error(new TypeError("t")); return {} }');
+    const { logs } = await run(box);
+    expect(logs.map((l) => l.replace(/^\S+ /, ''))).toEqual(['stdout: a 1 {"b":2}', 'stderr: w', expect.stringMatching(/^stderr: TypeError: t\n {4}at main \(test\/action\.js:1:\d+\)$/)]);
+    const limited = await run(sandbox('function main() { for (let i = 0; i < 100; i++) console.log("x".repeat(10)); return {} }', { logLimitBytes: 50 }));
+    expect(limited.logs).toHaveLength(6);
+    expect(limited.logs[5]).toMatch(/Logs were truncated because the total bytes size exceeds the limit of 50 bytes\.$/);
+  });
+
+  test('runaways are cut off: a loop in main, in a continuation, in a timer; a never-settling promise', async () => {
+    for (const code of [
+      'function main() { for (;;) {} }',
+      'async function main() { await null; for (;;) {} }',
+      'function main() { return new Promise(() => setTimeout(() => { for (;;) {} }, 1)) }',
+      'function main() { return new Promise(() => {}) }',
+      'function main() { setInterval(() => {}, 1); return new Promise(() => {}) }',
+    ]) {
+      const box = sandbox(code, { timeoutMs: 150 });
+      const started = performance.now();
+      expect(await run(box)).toMatchObject({ status: STATUS.developerError, value: { error: 'The action exceeded its time limits of 150 milliseconds.' } });
+      expect(performance.now() - started).toBeLessThan(1500);
+      expect(box.poisoned).toBe(true);
+      // A poisoned sandbox hands new activations back unrun.
+      expect(await box.run('{}')).toBeUndefined();
+    }
+  });
+
+  test('a batch: every started activation gets its whole timeout; after a runaway the unstarted ones are handed back', async () => {
+    const slow = sandbox('function main(p) { const t = Date.now(); while (Date.now() - t < 60); return { i: p.i } }', { timeoutMs: 100 });
+    const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => slow.run(JSON.stringify({ i }))));
+    expect(outcomes.map((o) => o && JSON.parse(o.result))).toEqual([0, 1, 2, 3, 4].map((i) => ({ i })));
+    expect(slow.poisoned).toBe(false);
+    const mixed = sandbox('function main(p) { if (p.spin) for (;;) {} return { i: p.i } }', { timeoutMs: 100 });
+    const results = await Promise.all([{ i: 0 }, { i: 1 }, { spin: true }, { i: 3 }].map((p) => mixed.run(JSON.stringify(p))));
+    expect(results.slice(0, 2).map((o) => o && JSON.parse(o.result))).toEqual([{ i: 0 }, { i: 1 }]);
+    expect(results[2]).toMatchObject({ status: STATUS.developerError });
+    expect(results[3]).toBeUndefined();
+  });
+
+  test('stray promise rejections of an action do not end the thread', async () => {
+    const seen: unknown[] = [];
+    const onRejection = (reason: unknown) => seen.push(reason);
+    process.on('unhandledRejection', onRejection);
+    try {
+      expect((await run(sandbox('function main() { Promise.reject(new Error("stray")); return { ok: true } }'))).value).toEqual({ ok: true });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(seen).toHaveLength(1);
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+  });
+});
+
+describe('invoker arguments and records', () => {
+  test('parseArgs defaults and namespaces', () => {
+    const defaults = parseArgs([]);
+    expect(defaults).toMatchObject({ host: '127.0.0.1', port: 3233, isolate: 'none', blockingWaitMs: 60_000 });
+    expect([...defaults.namespaces.keys()]).toEqual(['guest']);
+    const custom = parseArgs(['--port=0', '--namespace', 'a=u1:k1', '--namespace=b=u2:k2', '--isolate', 'namespace']);
+    expect([...custom.namespaces]).toEqual([['a', 'u1:k1'], ['b', 'u2:k2']]);
+    expect(() => parseArgs(['--namespace', 'a=u1:k1', '--namespace', 'b=u1:k1'])).toThrow(/already another namespace's/);
+    expect(() => parseArgs(['--namespace', '_=u1:k1'])).toThrow(/not a valid namespace name/);
+    expect(() => parseArgs(['--port'])).toThrow(/--port needs a value/);
+  });
+
+  test('isolate splits the nodes among the namespaces, none shared', () => {
+    expect([...isolate(['a', 'b'], [4, 2, 3, 5, 6])]).toEqual([['a', [2, 4, 6]], ['b', [3, 5]]]);
+    expect(() => isolate(['a', 'b', 'c'], [2, 3])).toThrow(/at least one native node per namespace/);
+  });
+
+  test('records: defaults, updates merge, versions bump, kinds and limits validated', () => {
+    const first = buildRecord('ns', 'act', { exec: { kind: 'nodejs:default', code: 'function main() {}' }, parameters: [{ key: 'k', value: 1 }] });
+    expect(first).toMatchObject({ version: '0.0.1', limits: { timeout: 60_000, concurrency: 500 }, exec: { kind: expect.stringMatching(/^nodejs:\d+$/) } });
+    const second = buildRecord('ns', 'act', { limits: { timeout: 500 } }, first);
+    expect(second).toMatchObject({ version: '0.0.2', exec: first.exec, parameters: first.parameters, limits: { timeout: 500, concurrency: 500 } });
+    expect(() => buildRecord('ns', 'act', { exec: { kind: 'java:8', code: 'x' } })).toThrow(/runtime 'java:8' is not supported/);
+    expect(() => buildRecord('ns', 'act', { exec: { kind: 'nodejs:default', code: 'x', binary: true } })).toThrow(/binary/);
+    expect(() => buildRecord('ns', 'act', { exec: { code: 'x' }, limits: { concurrency: 0 } })).toThrow(/limits\.concurrency must be an integer in 1\.\.500/);
+    expect(() => buildRecord('ns', 'act', {})).toThrow(/exec undefined/);
+  });
+});

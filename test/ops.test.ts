@@ -1,0 +1,270 @@
+/**
+ * `ebbrt up/ps/top/down` end to end: the CLI as child processes, natives as
+ * real processes over loopback, the admin API and /metrics over HTTP. Every
+ * test uses its own state directory and checks, after `down`, that no
+ * process of the cluster is left (the frontend, and every process whose
+ * environment names the frontend's address: natives launched by it).
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, onTestFinished, test } from 'vitest';
+import { downCluster, findCluster, type ClusterState, type ClusterView, type TopView } from '@ebbrt/hosted';
+import { FIXTURES, lines, runCli, spawnNode, until, CLI } from './kit/index.js';
+import { redisAvailability, startRedis } from './kit/redis.js';
+
+const TICKER = path.join(FIXTURES, 'ops-ticker');
+
+/** A fresh state directory; whatever cluster is still up in it when the test ends is brought down. */
+function stateDirectory(): string {
+  const dir = path.join(mkdtempSync(path.join(tmpdir(), 'ebbrt-ops-test-')), 'state');
+  onTestFinished(async () => {
+    try {
+      for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) await downCluster(findCluster(dir, file.slice(0, -5)), dir, { timeoutMs: 5000 });
+    } catch {
+      // nothing up
+    }
+    rmSync(path.dirname(dir), { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** Writes a cluster file next to the state directory. */
+function clusterFile(dir: string, name: string, body: string): string {
+  const file = path.join(path.dirname(dir), `${name}.yaml`);
+  writeFileSync(file, body);
+  return file;
+}
+
+/**
+ * Pids of live (not zombie) processes that belong to the cluster whose
+ * frontend listens at `frontend`: natives carry it in EBBRT_FRONTEND.
+ */
+function clusterProcesses(frontend: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      if (!environ.includes(`EBBRT_FRONTEND=${frontend}`)) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (!/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) found.push(Number(entry));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return found;
+}
+
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
+  }
+}
+
+const state = (dir: string): ClusterState => JSON.parse(readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith('.json'))!), 'utf8')) as ClusterState;
+
+async function psJson(dir: string): Promise<ClusterView> {
+  const r = await runCli(['ps', '--json', '--state-dir', dir]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as ClusterView;
+}
+
+async function expectDown(dir: string, view: ClusterView): Promise<void> {
+  const frontendPid = view.nodes.find((n) => n.group === 'frontend')!.pid!;
+  const r = await runCli(['down', '--state-dir', dir]);
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stderr).toMatch(/ebbrt down: cluster \S+ (stopped cleanly|stopped by signal|was no longer running)/);
+  for (const node of view.nodes) expect(running(node.pid!), `pid ${node.pid} (${node.group} node ${node.id}) still runs`).toBe(false);
+  expect(running(frontendPid)).toBe(false);
+  expect(clusterProcesses(view.frontend)).toEqual([]);
+  // No state file, no log, no folder.
+  expect(() => readdirSync(dir)).toThrow();
+}
+
+describe('ebbrt up examples/cluster.yaml (acceptance)', () => {
+  test('shows progress and returns; ps --json lists both natives joined; top and /metrics see them; down leaves no process', async () => {
+    const dir = stateDirectory();
+    const up = await runCli(['up', 'examples/cluster.yaml', '--state-dir', dir], { timeoutMs: 45_000 });
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.timedOut).toBe(false);
+    // Progress per group, then the addresses.
+    expect(up.stderr).toMatch(/ebbrt up: cluster demo from .*packages\/examples\/cluster\.yaml: 2 node\(s\) in 1 group\(s\), detaching once up/);
+    expect(up.stderr).toMatch(/workers +process +helloworld +0\/2 joined, 2 booting, 0 failed/);
+    expect(up.stderr).toMatch(/✓ workers +process +helloworld +2\/2 joined, 0 booting, 0 failed/);
+    expect(up.stdout).toMatch(/^cluster demo is up: 2 native node\(s\) joined$/m);
+    expect(up.stdout).toMatch(/dashboard +http:\/\/127\.0\.0\.1:\d+\//);
+
+    let view = await psJson(dir);
+    expect(view.nodes.filter((n) => n.group === 'workers' && n.state === 'joined')).toHaveLength(2);
+    // RSS arrives with the natives' first heartbeat (every 250 ms).
+    for (let i = 0; i < 20 && view.nodes.some((n) => n.rssBytes === undefined); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      view = await psJson(dir);
+    }
+    const natives = view.nodes.filter((n) => n.group === 'workers');
+    expect(natives).toHaveLength(2);
+    for (const node of natives) {
+      expect(node).toMatchObject({ backend: 'process', cores: 2, state: 'joined' });
+      expect(node.address).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(node.rssBytes).toBeGreaterThan(10 * 1024 * 1024);
+      expect(running(node.pid!)).toBe(true);
+    }
+    expect(new Set(natives.map((n) => n.id))).toEqual(new Set([2, 3]));
+    expect(view.nodes.find((n) => n.group === 'frontend')).toMatchObject({ id: 1, backend: 'hosted', state: 'joined' });
+    expect(view.groups).toEqual([expect.objectContaining({ name: 'workers', joined: 2, booting: 0, failed: 0 })]);
+    expect(clusterProcesses(view.frontend).sort()).toEqual(natives.map((n) => n.pid).sort());
+
+    // The natives greeted through the Printer, whose one rep is on the frontend: a home Ebb owned by node 1.
+    let printer: ClusterView['ebbs'][number] | undefined;
+    for (let i = 0; i < 30 && !printer?.reps.some((r) => r.node !== 1); i++) {
+      printer = (await psJson(dir)).ebbs.find((e) => e.name === 'Printer');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(printer).toMatchObject({ policy: 'home', owner: 1 });
+    expect(printer!.reps).toContainEqual({ node: 1, cores: 'L' });
+    expect(printer!.reps).toContainEqual({ node: 2, cores: 'r.' });
+
+    const table = await runCli(['ps', '--state-dir', dir]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^ +2 +workers +process +127\.0\.0\.1:\d+ +2 +joined +\d+s +[\d.]+M +\d+/m);
+    expect(table.stdout).toMatch(/0x[0-9a-f]{4} +Printer +home +1 +1:L/);
+
+    // A second `up` of the same cluster is refused while it runs.
+    const again = await runCli(['up', 'examples/cluster.yaml', '--state-dir', dir]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/cluster "demo" is already up \(frontend pid \d+/);
+
+    const metrics = await (await fetch(`http://${view.admin}/metrics`)).text();
+    expect(metrics.match(/^ebbrt_node_info\{.*group="workers".*\} 1$/gm)).toHaveLength(2);
+    expect(metrics).toMatch(/^ebbrt_nodes\{state="joined",cluster="demo"\} 3$/m);
+    expect(metrics).toMatch(/^ebbrt_ebb_calls_total\{node="[23]",ebb="0x[0-9a-f]+",name="Printer",resolved="remote",cluster="demo"\} 1$/m);
+
+    const top = await runCli(['top', '--once', '--state-dir', dir]);
+    expect(top.code, top.stderr).toBe(0);
+    expect(top.stdout).toMatch(/^ebbrt top · cluster demo/);
+    expect(top.stdout).toMatch(/^ +2 +workers +process /m);
+
+    await expectDown(dir, view);
+  });
+});
+
+describe('ebbrt up in the foreground, with load', () => {
+  test('top shows calls/s, errors and p50/p99 per Ebb and node, resolved remote vs node; down stops the foreground up', async () => {
+    const dir = stateDirectory();
+    const file = clusterFile(dir, 'ticker', `name: ticker\nsecret: ticker-secret-123\ngroups:\n  - name: tick\n    app: ${TICKER}\n    count: 2\n    cores: 2\n`);
+    const up = spawnNode(CLI, ['up', file, '--state-dir', dir], { timeoutMs: 55_000 });
+    await until(() => /is up/.test(up.stdout()) || up.child.exitCode !== null, 30_000, 'cluster up');
+    expect(up.stdout(), up.stderr()).toMatch(/^cluster ticker is up: 2 native node\(s\) joined$/m);
+    expect(up.stdout()).toMatch(/stop it +Ctrl-C, or ebbrt down --state-dir/);
+    // Two samples of the frontend's metrics with the natives ticking every 5 ms.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+
+    const r = await runCli(['top', '--once', '--json', '--state-dir', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const top = JSON.parse(r.stdout) as TopView;
+    const tally = top.ebbs.find((e) => e.name === 'OpsTally')!;
+    const echo = top.ebbs.find((e) => e.name === 'OpsEcho')!;
+    // ~200 ticks/s per native when the machine is idle; generous floors for a loaded one.
+    expect(tally.resolved.remotePerSec).toBeGreaterThan(20);
+    expect(tally.resolved.nodePerSec).toBe(0);
+    expect(tally.errorsPerSec).toBeGreaterThan(0);
+    expect(tally.errorsPerSec).toBeLessThan(tally.callsPerSec);
+    expect(tally.p50Us).toBeGreaterThan(0);
+    expect(tally.p99Us).toBeGreaterThanOrEqual(tally.p50Us!);
+    expect(tally.servedPerSec).toBeGreaterThan(20);
+    expect(echo.resolved.nodePerSec).toBeGreaterThan(20);
+    expect(echo.resolved.remotePerSec).toBe(0);
+    expect(echo.resolved.coreReps).toBeGreaterThanOrEqual(2);
+    for (const nodeId of [2, 3]) {
+      const node = top.nodes.find((n) => n.nodeId === nodeId)!;
+      expect(node.callsPerSec).toBeGreaterThan(40);
+      expect(node.cores.map((c) => c.core)).toEqual([0, 1]);
+      expect(node.p99Us).not.toBeNull();
+    }
+    expect(top.nodes.find((n) => n.nodeId === 1)!.servedPerSec).toBeGreaterThan(40);
+
+    const screens = await runCli(['top', '--count', '2', '--interval', '300', '--state-dir', dir]);
+    expect(screens.code, screens.stderr).toBe(0);
+    expect(screens.stdout.match(/^ebbrt top · cluster ticker/gm)).toHaveLength(2);
+    expect(screens.stdout).toMatch(/^OpsTally +0x[0-9a-f]+ +[\d.]+ +[\d.]+ +[\d.]+(µs|ms)/m);
+
+    const view = await psJson(dir);
+    // Core 0 calls OpsEcho on core 1 (rt.onCore) and never touches it itself: only core 1 holds a rep.
+    expect(view.ebbs.find((e) => e.name === 'OpsEcho')!.reps).toContainEqual({ node: 2, cores: '.L' });
+    await expectDown(dir, view);
+    const result = await up.result;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/ebbrt up: cluster ticker stopped/);
+  });
+});
+
+describe('ebbrt up failures and cleanup', () => {
+  test('a bad cluster file exits 2 naming the field; nothing starts', async () => {
+    const dir = stateDirectory();
+    const file = clusterFile(dir, 'bad', 'name: bad\ngroups:\n  - name: w\n    app: helloworld\n    cores: 0\n');
+    const r = await runCli(['up', file, '--state-dir', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/ebbrt up: bad\.yaml: groups\[0\]\.cores must be an integer in 1\.\.256, got 0/);
+    expect(() => readdirSync(dir)).toThrow();
+  });
+
+  test('a node that does not join in time fails the up: exit 1, every node stopped, no state file', async () => {
+    const dir = stateDirectory();
+    const file = clusterFile(dir, 'slow', `name: slow\nsecret: slow-secret-123\ndetach: true\ngroups:\n  - name: ok\n    app: ${TICKER}\n    count: 1\n  - name: late\n    app: ${TICKER}\n    count: 1\n    joinTimeoutMs: 100\n`);
+    const r = await runCli(['up', file, '--state-dir', dir], { timeoutMs: 45_000 });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the cluster did not come up, so everything was stopped:\n +late: allocation \S+ did not join within 100 ms/);
+    expect(r.stderr).toMatch(/✗ late +process/);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.json'))).toEqual([]);
+    // The log stays for the post-mortem; no process of the cluster does.
+    const log = readFileSync(path.join(dir, 'slow.log'), 'utf8');
+    const frontend = /"address":"(127\.0\.0\.1:\d+)"/.exec(log)![1];
+    await until(() => clusterProcesses(frontend).length === 0, 5000, 'natives gone');
+  });
+
+  test('ps/top/down with no cluster up exit 1 and say how to start one', async () => {
+    const dir = stateDirectory();
+    for (const command of ['ps', 'top', 'down']) {
+      const r = await runCli([command, '--state-dir', dir]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`ebbrt ${command}: no cluster is up from .*; start one with ebbrt up <cluster file>`));
+    }
+  });
+
+  test('down after the detached frontend was killed: natives are gone, files removed', async () => {
+    const dir = stateDirectory();
+    const file = clusterFile(dir, 'crash', `name: crash\nsecret: crash-secret-123\ngroups:\n  - name: tick\n    app: ${TICKER}\n    count: 2\n    cores: 1\n`);
+    const up = await runCli(['up', file, '--detach', '--state-dir', dir], { timeoutMs: 45_000 });
+    expect(up.code, up.stderr).toBe(0);
+    const view = await psJson(dir);
+    const recorded = state(dir);
+    expect(recorded.nodes.map((n) => n.pid).sort()).toEqual(view.nodes.filter((n) => n.group === 'tick').map((n) => n.pid).sort());
+    process.kill(recorded.frontendProcess.pid, 'SIGKILL');
+    const ps = await runCli(['ps', '--state-dir', dir]);
+    expect(ps.code).toBe(1);
+    expect(ps.stderr).toMatch(/does not answer .* its process \d+ is gone: run ebbrt down crash to clean up/);
+    await expectDown(dir, view);
+  });
+});
+
+const redis = await redisAvailability();
+
+describe('ebbrt up with a Redis store', () => {
+  test.skipIf(!redis.ok)(`the store URL reaches the frontend (${redis.ok ? redis.via : redis.reason})`, async () => {
+    const server = await startRedis();
+    onTestFinished(() => server.close());
+    const dir = stateDirectory();
+    const file = clusterFile(dir, 'redis', `name: onredis\nsecret: redis-secret-123\nstore: ${server.url}\ndetach: true\ngroups:\n  - name: w\n    app: helloworld\n    count: 1\n`);
+    const up = await runCli(['up', file, '--state-dir', dir], { timeoutMs: 45_000 });
+    expect(up.code, up.stderr).toBe(0);
+    const view = await psJson(dir);
+    expect(view.store).toBe(server.url);
+    expect(view.nodes.filter((n) => n.state === 'joined')).toHaveLength(2);
+    expect(lines(up.stdout)[0]).toBe('cluster onredis is up: 1 native node(s) joined');
+    await expectDown(dir, view);
+  });
+});
