@@ -81,5 +81,7 @@ function convert(spec: FlagSpec, raw: string): string | number {
 export function flagHelp(specs: readonly FlagSpec[]): string {
   const left = specs.map((s) => `  --${s.name}${s.type === 'boolean' ? '' : ` ${s.value ?? s.type.toUpperCase()}`}`);
   const width = Math.max(...left.map((l) => l.length)) + 2;
-  return specs.map((s, i) => `${left[i].padEnd(width)}${s.help}`).join('\n');
+  const lines = specs.map((s, i) => `${left[i].padEnd(width)}${s.help}`);
+  lines.push(`${'  -h, --help'.padEnd(width)}show this help`);
+  return lines.join('\n');
 }

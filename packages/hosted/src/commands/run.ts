@@ -29,7 +29,6 @@ export const usage = `usage: ebbrt run <app> [options] [-- app args]
 
 options:
 ${flagHelp(FLAGS)}
-  -h, --help          show this help
 
 Logs are JSON lines on stderr; set EBBRT_LOG=debug|info|warn|error (default warn).`;
 
