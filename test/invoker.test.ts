@@ -111,6 +111,27 @@ describe('invoker: actions through the openwhisk client', () => {
     expect(after).toEqual(Array(16).fill({ v: 2 }));
   });
 
+  test('updates under load: every invocation runs the old or the new code, none fails, and none runs old code after the update answered', async () => {
+    await alpha.actions.create({ name: 'churn', action: 'function main(p) { return { v: 0, i: p.i } }' });
+    let updatedAt = Infinity;
+    const invocations = Array.from({ length: 120 }, (_, i) =>
+      new Promise((resolve) => setTimeout(resolve, i * 3)).then(async () => {
+        const sentAt = performance.now();
+        const result = (await alpha.actions.invoke({ name: 'churn', blocking: true, result: true, params: { i } })) as { v: number; i: number };
+        return { sentAt, result };
+      }),
+    );
+    for (let v = 1; v <= 3; v++) {
+      await new Promise((resolve) => setTimeout(resolve, 80));
+      await alpha.actions.update({ name: 'churn', action: `function main(p) { return { v: ${v}, i: p.i } }` });
+      if (v === 3) updatedAt = performance.now();
+    }
+    const done = await Promise.all(invocations);
+    done.forEach(({ result }, i) => expect(result.i).toBe(i));
+    expect(new Set(done.map(({ result }) => result.v)).size).toBeGreaterThan(1);
+    for (const { sentAt, result } of done) if (sentAt > updatedAt) expect(result.v).toBe(3);
+  });
+
   test('a delete makes get and invoke 404; the name can be created again', async () => {
     await alpha.actions.create({ name: 'doomed', action: 'function main() { return { alive: true } }' });
     expect(await alpha.actions.invoke({ name: 'doomed', blocking: true, result: true })).toEqual({ alive: true });

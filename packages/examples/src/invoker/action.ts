@@ -73,8 +73,24 @@ export interface ActionInvoker {
 /** How long a rep waits for the watch notification of a record newer than its own before giving up, ms. */
 const STALE_WAIT_MS = 5000;
 
+/**
+ * Compiled actions a core keeps (`EBBRT_INVOKER_WARM_ACTIONS`, default 256);
+ * past it the least recently invoked one leaves the core, as an idle
+ * OpenWhisk container is reclaimed, and compiles again if invoked again.
+ */
+export const WARM_LIMIT = warmLimit(process.env.EBBRT_INVOKER_WARM_ACTIONS);
+
+function warmLimit(raw: string | undefined): number {
+  if (raw === undefined) return 256;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1) throw new TypeError(`EBBRT_INVOKER_WARM_ACTIONS must be a positive integer (compiled actions kept per core), got "${raw}"`);
+  return n;
+}
+
 /** One core's rep of one action: the action compiled in its own sandbox. */
 export class ActionRep implements ActionInvoker {
+  /** This core's reps holding a sandbox, least recently invoked first (module state is per core: one worker thread each). */
+  static readonly #warm = new Set<ActionRep>();
   readonly #rt: EbbRuntime;
   readonly #id: EbbId;
   readonly #unwatch: () => void;
@@ -131,6 +147,7 @@ export class ActionRep implements ActionInvoker {
     });
     this.#initMs = sandbox.initMs;
     this.#sandbox = sandbox;
+    ActionRep.#touch(this);
     sandbox.onPoisoned = () => this.#drop();
     // An initialization that timed out is not kept: the next invocation tries again with a fresh sandbox.
     if (sandbox.poisoned) this.#drop();
@@ -143,6 +160,7 @@ export class ActionRep implements ActionInvoker {
       const now = Date.now();
       return this.#outcome({ status: this.#refusal.status, result: JSON.stringify({ error: this.#refusal.error }), logs: [], start: now, end: now });
     }
+    ActionRep.#touch(this);
     return this.#sandbox!.run(params).then((outcome) => (outcome ? this.#outcome(outcome) : this.#elsewhere(version, params)));
   }
 
@@ -191,7 +209,15 @@ export class ActionRep implements ActionInvoker {
     return this.#elsewhere(version, params);
   }
 
-  /** The record changed: leave the translation table; the sandbox goes once its activations settled. */
+  /** Marks `rep` most recently used; retires the least recently used rep past {@link WARM_LIMIT}. */
+  static #touch(rep: ActionRep): void {
+    const warm = ActionRep.#warm;
+    warm.delete(rep);
+    warm.add(rep);
+    if (warm.size > WARM_LIMIT) warm.values().next().value!.#retire();
+  }
+
+  /** The record changed (or the rep is reclaimed): leave the translation table; the sandbox goes once its activations settled. */
   #retire(): void {
     if (this.#retired) return;
     this.#retired = true;
@@ -203,6 +229,7 @@ export class ActionRep implements ActionInvoker {
 
   /** Leaves this core's translation table, so the next invocation faults in a fresh rep. */
   #drop(): void {
+    ActionRep.#warm.delete(this);
     if (this.#rt.lookup(this.#id) === this) this.#rt.evict(this.#id);
     if (!this.#retired) {
       this.#retired = true;

@@ -88,6 +88,8 @@ export class Dispatcher {
     const activationId = this.#idPrefix + (this.#nextId++).toString(16).padStart(16, '0');
     this.#inFlight.set(action.id, running + 1);
     target.outstanding++;
+    // Straight to the messenger: the call's deadline is the action's own timeout (up to 5 min) plus
+    // grace, where `rt.callNode` would apply the runtime's one default deadline to every call.
     const call = this.#rt.messenger.call(target.nodeId, target.core, action.id, INVOKE, [action.entryVersion, JSON.stringify(params)], record.limits.timeout + this.#graceMs) as Promise<ActionOutcome>;
     const done = call.then(
       (outcome) => this.#record(action, target, activationId, requestedAt, outcome),

@@ -1,8 +1,9 @@
 /**
- * The invoker's `--isolate namespace`: every namespace's actions run on
- * native nodes of its own (checked from the activations' `invoker`
- * annotation). A native killed mid-invocation: its activations settle as
- * whisk internal errors and the others go on. Plus the invoker's argument errors.
+ * The invoker as a cluster: `--isolate namespace` (every namespace's actions
+ * run on native nodes of its own, checked from the activations' `invoker`
+ * annotation); a native killed mid-invocation (its activations settle as
+ * whisk internal errors and the others go on); the cap on compiled actions
+ * per core; the invoker's argument errors.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
@@ -63,6 +64,29 @@ describe('invoker: a native dies', () => {
       expect(failed[0].response.result).toEqual({ error: 'The action did not produce a valid response and exited unexpectedly.' });
       const after = await Promise.all(Array.from({ length: 4 }, (_, i) => ow.actions.invoke({ name: 'slow', blocking: true, result: true, params: { i } })));
       expect(after).toEqual([0, 1, 2, 3].map((i) => ({ i })));
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
+
+describe('invoker: compiled actions per core', () => {
+  test('past EBBRT_INVOKER_WARM_ACTIONS the least recently invoked action leaves the core and compiles again', async () => {
+    const cluster = await launchInvoker({ nodes: 1, cores: 1, env: { EBBRT_INVOKER_WARM_ACTIONS: '2' } });
+    try {
+      const ow = openwhisk({ apihost: cluster.apihost, api_key: cluster.keys.get('guest')! });
+      for (const name of ['a', 'b', 'c']) await ow.actions.create({ name, action: `function main() { return { name: ${JSON.stringify(name)} } }` });
+      const cold = async (name: string) => {
+        const record = await ow.actions.invoke({ name, blocking: true });
+        expect(record.response.result).toEqual({ name });
+        return record.annotations.some((a) => a.key === 'initTime');
+      };
+      // a, b compiled; c compiles and reclaims a (least recently invoked); b is still warm.
+      expect([await cold('a'), await cold('b'), await cold('b'), await cold('c')]).toEqual([true, true, false, true]);
+      expect(await cold('b')).toBe(false);
+      // a compiles again and reclaims c (b was invoked since).
+      expect(await cold('a')).toBe(true);
+      expect([await cold('b'), await cold('c')]).toEqual([false, true]);
     } finally {
       await cluster.stop();
     }
