@@ -198,13 +198,13 @@ export class EbbRuntime implements MessengerSink {
   }
 
   /** Calls method `code` of `ebbId` on (`nodeId`, `core`), wherever that is. */
-  callNode(nodeId: number, core: number, ebbId: EbbId, code: number, args: readonly unknown[], flags = 0): Promise<unknown> {
+  callNode(nodeId: number, core: number, ebbId: EbbId, code: number, args: readonly unknown[], flags = 0, timeoutMs = this.callTimeoutMs): Promise<unknown> {
     if (nodeId === this.nodeId) {
       if (core === ANY_CORE || core === this.core) return Promise.resolve().then(() => this.invoke(ebbId, code, args));
       return this.#callCore(core, ebbId, code, args);
     }
     this.stats.remoteCalls++;
-    const call = this.messenger.call(nodeId, core, ebbId, code, args, this.callTimeoutMs, flags);
+    const call = this.messenger.call(nodeId, core, ebbId, code, args, timeoutMs, flags);
     return this.#defs.has(ebbId) ? this.#timed(call, ebbId, true) : call;
   }
 
