@@ -49,6 +49,9 @@ const NO_HANDLER: ConnectionHandler = {
   onClose: () => undefined,
 };
 
+/** Frames kept for a handler not set yet; beyond this they are dropped (a connection nobody handles). */
+const MAX_EARLY_FRAMES = 64;
+
 export class Connection {
   readonly transport: Transport;
   /** The node at the other end, known after the handshake. */
@@ -56,7 +59,13 @@ export class Connection {
   /** The peer's core for PEER connections; its Hello for JOIN connections. */
   peerCore = ANY_CORE;
   hello?: Hello;
-  handler: ConnectionHandler = NO_HANDLER;
+  #handler: ConnectionHandler = NO_HANDLER;
+  /**
+   * Frames that arrived before a handler was set: the ones right behind the
+   * welcome (a goodbye sent the moment the node joined, a first call) are
+   * decoded in the same chunk, before the caller of `connect()` can set it.
+   */
+  #early: Frame[] = [];
   #state: State = 'handshake';
   readonly #decoder: FrameDecoder;
   readonly #maxQueuedBytes: number;
@@ -326,6 +335,18 @@ export class Connection {
     if (!this.transport.write(batch)) this.#blocked = true;
   }
 
+  /** Where frames, control messages and the close go; frames that arrived before it was set are delivered to it now. */
+  get handler(): ConnectionHandler {
+    return this.#handler;
+  }
+
+  set handler(handler: ConnectionHandler) {
+    this.#handler = handler;
+    const early = this.#early;
+    this.#early = [];
+    for (const frame of early) this.#onFrame(frame);
+  }
+
   #onFrame(frame: Frame): void {
     if (this.#state === 'handshake') {
       if (frame.kind !== FrameKind.control) {
@@ -336,6 +357,10 @@ export class Connection {
       return;
     }
     if (this.#state === 'closed') return;
+    if (this.#handler === NO_HANDLER && frame.kind !== FrameKind.reply && frame.kind !== FrameKind.error && this.#early.length < MAX_EARLY_FRAMES) {
+      this.#early.push(frame);
+      return;
+    }
     switch (frame.kind) {
       case FrameKind.call:
         this.handler.onCall(this, frame);

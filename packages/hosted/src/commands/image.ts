@@ -22,8 +22,7 @@ export const usage = `usage: ebbrt image build <app> --out DIR [options]
   those inputs changed. Boot it with \`ebbrt run <app> --backend qemu\`.
 
 options:
-${flagHelp(FLAGS)}
-  -h, --help          show this help`;
+${flagHelp(FLAGS)}`;
 
 export async function command(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, FLAGS);

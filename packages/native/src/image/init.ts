@@ -43,7 +43,6 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mkdir -p /run
 for module in ${options.modules.join(' ')}; do
   insmod "$module" || echo "ebbrt-init: could not load $module"
 done
