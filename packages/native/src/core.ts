@@ -17,6 +17,9 @@ const post = (message: FromCore) => port.postMessage(message);
 
 let messenger: Messenger | undefined;
 let runtime: EbbRuntime | undefined;
+/** Settles once this core has its runtime and the app module (the app's Ebb types): cross-core calls wait for it. */
+let markAppLoaded!: () => void;
+const appLoaded = new Promise<void>((resolve) => (markAppLoaded = resolve));
 /** Node services of this core (shared memory, shared listening sockets), brokered by the supervisor. */
 let services: CoreServices | undefined;
 let appModule: { main?: (rt: EbbRuntime, args: string[]) => unknown } | undefined;
@@ -112,11 +115,8 @@ function onCoreMessage(link: MessagePort, _core: number, message: CoreToCore): v
         const bytes = owned(payload);
         link.postMessage({ t: 'ret', id: message.id, ok, payload: bytes } satisfies CoreToCore, [bytes.buffer]);
       };
-      if (!runtime) {
-        reply(false, encodeError(new NodeUnavailableError(`core ${data.core} is not running yet`)));
-        return;
-      }
-      Promise.resolve()
+      // Another core calls as soon as it runs itself (rt.eachCore at start-up): wait for this core's runtime and app module.
+      appLoaded
         .then(() => runtime!.invokeFromCore(message.ebbId, message.code, decodeArgs(message.args)))
         .then(
           (value) => reply(true, encodeValue(value)),
@@ -150,6 +150,7 @@ port.on('message', async (message: ToCore) => {
       appModule = await import(data.app.startsWith('file:') ? data.app : pathToFileURL(data.app).href);
       for (const transport of early ?? []) if (!transport.closed) messenger!.accept(transport);
       early = undefined;
+      markAppLoaded();
       post({ t: 'ready' });
       return;
     }

@@ -28,8 +28,9 @@ export class OutBuffer {
     this.ensure(n);
     const buf = this.buf;
     let pos = this.pos;
-    // Short runs (keys, small values) copy faster in JS than through a native call.
-    if (n <= 32) for (let i = start; i < end; i++) buf[pos++] = src[i];
+    // Short runs (keys, small values) copy faster in a JS loop than through set(), which needs a
+    // subarray view per call (measured: views were ~10% of a 64-byte get).
+    if (n <= 256) for (let i = start; i < end; i++) buf[pos++] = src[i];
     else {
       buf.set(src.subarray(start, end), pos);
       pos += n;

@@ -22,6 +22,7 @@ export async function serveCore(rt: EbbRuntime, id: EbbId, config: MemcachedConf
   const server = new CoreServer(rt, id, config, cache);
   server.setRing(await rt.idMap.get(id));
   rt.idMap.watch(id, (_id, entry) => server.setRing(entry));
+  services.onStop(() => cache.close());
   const listener = await services.listenShared({ host: config.host, port: config.port, name: `memcached:${id}` }, (socket) => server.accept(socket));
   server.listening(listener);
   return server;

@@ -8,7 +8,7 @@
  */
 import type net from 'node:net';
 import { BINARY_ERROR_TEXT, BinaryParser, BinaryStatus, Op, writeResponseHeader, type BinaryRequest } from './binary-protocol.js';
-import { hashKey, Status, StoreMode, type ItemReader, type SharedCache } from './cache.js';
+import { CoreStat, hashKey, Status, StoreMode, type ItemReader, type SharedCache } from './cache.js';
 import type { MemcachedProtocolError } from './errors.js';
 import type { ForwardHit, MemcachedStats, RemoteCache } from './memcached.js';
 import { OutBuffer } from './out.js';
@@ -163,8 +163,8 @@ export class Session {
     this.#cache = ctx.cache;
     this.#textReader.out = this.#out;
     this.#binaryReader.out = this.#out;
-    ctx.cache.countCore(0, 1);
-    ctx.cache.countCore(1, 1);
+    ctx.cache.countCore(CoreStat.curr_connections, 1);
+    ctx.cache.countCore(CoreStat.total_connections, 1);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => socket.resume());
     socket.on('error', () => undefined);
@@ -172,12 +172,12 @@ export class Session {
       this.#closed = true;
       this.#text?.stop();
       this.#binary?.stop();
-      ctx.cache.countCore(0, -1);
+      ctx.cache.countCore(CoreStat.curr_connections, -1);
     });
   }
 
   #onData(chunk: Buffer): void {
-    this.#cache.countCore(2, chunk.length);
+    this.#cache.countCore(CoreStat.bytes_read, chunk.length);
     if (this.#text === null && this.#binary === null) {
       if (chunk[0] === 0x80) this.#binary = new BinaryParser((r) => this.#onBinary(r), (e, r) => this.#onBinaryFault(e, r));
       else this.#text = new TextParser((r) => this.#onText(r), () => this.#close());
@@ -206,7 +206,7 @@ export class Session {
       return;
     }
     const socket = this.#socket;
-    this.#cache.countCore(3, out.pos);
+    this.#cache.countCore(CoreStat.bytes_written, out.pos);
     socket.write(out.buf.subarray(0, out.pos));
     // A write the kernel took whole is done with the buffer; otherwise the socket still holds it.
     if (socket.writableLength === 0) out.reset();
@@ -222,7 +222,7 @@ export class Session {
     while (queue.length > 0 && queue[0].bytes !== null) {
       const bytes = queue.shift()!.bytes!;
       if (!this.#closed && bytes.length > 0) {
-        this.#cache.countCore(3, bytes.length);
+        this.#cache.countCore(CoreStat.bytes_written, bytes.length);
         this.#socket.write(bytes);
       }
     }
