@@ -170,6 +170,7 @@ async function nativePlacement(app: HostedApp, options: OffloadOptions): Promise
   await Promise.all(app.natives.map((n) => cores.addNode(n.nodeId, n.cores)));
 
   const replace = async (count: number, attempt: number): Promise<void> => {
+    if (app.signal.aborted) return;
     try {
       const native = await app.allocator.allocateNode(app.nativeEntry, { cores: count, args: app.args });
       if (app.signal.aborted) {
