@@ -3,7 +3,7 @@
  * entry (`native.js`). The hosted entry exports `main(app)`; its return value
  * (a number) is the exit status.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -43,19 +43,37 @@ export class AppNotFoundError extends EbbError {
   }
 }
 
+/** Folder of the built examples, or undefined when `@ebbrt/examples` is not installed. */
+function examplesDir(): string | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    return path.join(path.dirname(require.resolve('@ebbrt/examples/package.json')), 'dist');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Names of the installed example apps (folders holding hosted.js and native.js). */
+export function exampleNames(): string[] {
+  const dir = examplesDir();
+  if (!dir || !existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((name) => existsSync(path.join(dir, name, 'hosted.js')) && existsSync(path.join(dir, name, 'native.js')))
+    .sort();
+}
+
+/** How to name an app, for usage texts and errors. */
+export function appHint(): string {
+  const names = exampleNames();
+  return `an example name${names.length ? ` (${names.join(', ')})` : ''} or the path of a folder holding hosted.js and native.js`;
+}
+
 /** Resolves an example name (`helloworld`) or an app folder path to its entries. */
 export function resolveApp(app: string): AppPaths {
   const candidates: string[] = [];
+  const examples = examplesDir();
   if (app.includes('/') || app.startsWith('.') || existsSync(app)) candidates.push(path.resolve(app));
-  else {
-    try {
-      const require = createRequire(import.meta.url);
-      const examples = path.dirname(require.resolve('@ebbrt/examples/package.json'));
-      candidates.push(path.join(examples, 'dist', app));
-    } catch {
-      // examples not installed: only paths work
-    }
-  }
+  else if (examples) candidates.push(path.join(examples, app));
   for (const dir of candidates) {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) continue;
     const hosted = path.join(dir, 'hosted.js');
@@ -63,7 +81,7 @@ export function resolveApp(app: string): AppPaths {
     if (existsSync(hosted) && existsSync(native)) return { dir, hosted, native };
     throw new AppNotFoundError(`${dir} is not an app: it needs hosted.js and native.js (build TypeScript apps first)`);
   }
-  throw new AppNotFoundError(`no app "${app}": give an example name (helloworld, pingpong, counter) or the path of a folder holding hosted.js and native.js`);
+  throw new AppNotFoundError(`no app "${app}": give ${appHint()}`);
 }
 
 /** Options of {@link runApp}. */

@@ -1,7 +1,7 @@
 /** `ebbrt image build <app> --out <dir>`: build the VM image the qemu backend boots, and print its size. */
 import path from 'node:path';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../args.js';
-import { AppNotFoundError, resolveApp } from '../app.js';
+import { AppNotFoundError, appHint, resolveApp } from '../app.js';
 import { buildNativeImage, QemuError } from '../backends/qemu.js';
 
 const FLAGS: FlagSpec[] = [
@@ -14,8 +14,7 @@ export const summary = 'build the VM image of an app (for --backend qemu)';
 
 export const usage = `usage: ebbrt image build <app> --out DIR [options]
 
-  <app>  an example name (helloworld, pingpong, counter) or the path of a folder
-         holding hosted.js and native.js
+  <app>  ${appHint()}
 
   The image is a kernel and an initramfs holding node, busybox and the app's
   native side bundled with the native runtime; it is rebuilt only when one of

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../args.js';
-import { AppNotFoundError, resolveApp, runApp } from '../app.js';
+import { AppNotFoundError, appHint, resolveApp, runApp } from '../app.js';
 
 const FLAGS: FlagSpec[] = [
   { name: 'nodes', type: 'int', value: 'N', min: 0, max: 64, help: 'native nodes to launch (default 2; 0 runs the hosted side alone)' },
@@ -24,8 +24,7 @@ export const summary = 'run an app on a fresh cluster';
 
 export const usage = `usage: ebbrt run <app> [options] [-- app args]
 
-  <app>  an example name (helloworld, pingpong, counter) or the path of a folder
-         holding hosted.js and native.js
+  <app>  ${appHint()}
 
 options:
 ${flagHelp(FLAGS)}

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import YAML from 'yaml';
-import { AppNotFoundError, resolveApp, type AppPaths } from '../app.js';
+import { AppNotFoundError, appHint, resolveApp, type AppPaths } from '../app.js';
 import { ClusterFileError } from './errors.js';
 
 /** Backends a node group may name. */
@@ -178,7 +178,7 @@ function readGroup(entry: unknown, at: string, dir: string, fail: Fail): GroupSp
   const group = record(entry, at, fail, 'must be a mapping with name, app, backend, count and cores');
   unknownKeys(group, GROUP_KEYS, `${at}.`, fail);
   if (typeof group.name !== 'string' || !NAME.test(group.name)) fail(`${at}.name`, `must be a lower-case name of letters, digits and dashes, got ${show(group.name)}`);
-  if (typeof group.app !== 'string' || group.app.length === 0) fail(`${at}.app`, 'must be an example name (helloworld, pingpong, counter) or the path of an app folder holding hosted.js and native.js');
+  if (typeof group.app !== 'string' || group.app.length === 0) fail(`${at}.app`, `must be ${appHint()}`);
   const app = group.app as string;
   let paths: AppPaths;
   try {
