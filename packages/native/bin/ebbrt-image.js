@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// Committed shim so `npm ci` can link the bin before `npm run build` creates dist/.
+await import('../dist/image/main.js');
