@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import type { CoreSnapshot } from '@ebbrt/ebb-protocol';
 import { NodeAllocator, type NativeNode } from '../allocator.js';
+import { VM_FAILURE_TIMEOUT_MS } from '../backends/qemu.js';
 import type { Logger } from '../log.js';
 import { startHosted, type HostedNode, type Member } from '../node.js';
 import { startAdmin, type AdminServer, type FeedEvent } from './admin.js';
@@ -105,7 +106,8 @@ export class Cluster extends EventEmitter {
       port: spec.listen.port,
       cluster: spec.name,
       heartbeatMs: spec.heartbeatMs,
-      failureTimeoutMs: spec.failureTimeoutMs,
+      // A TCG VM busy starting its cores can miss the 1 s default (issue 5 measurements).
+      failureTimeoutMs: spec.failureTimeoutMs ?? (spec.groups.some((g) => g.backend === 'qemu') ? VM_FAILURE_TIMEOUT_MS : undefined),
       // `memory` or a Redis URL: the frontend opens the store and closes it with itself.
       store: spec.store,
       tls: spec.tls,
