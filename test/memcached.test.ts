@@ -291,6 +291,8 @@ describe.skipIf(!HAS_MEMCACHED)('memcached: byte for byte against Debian memcach
     const reference = await startMemcached();
     const { addresses } = await launch(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '64']);
     const K = (c: string, n: number) => c.repeat(n);
+    // No case may contain `mn`: it is the exchange's end-of-replies sentinel, so a request carrying
+    // one would end the read wherever the reply happened to be split (`mn` has its parser unit test).
     const cases = [
       'set a 0 0 1\r\nx\r\nget a\r\n', 'set a 0 0 2\r\nxyz\r\nget a\r\n', 'set a 0 0 -1\r\nget a\r\n', 'set a 0 0 x\r\nab\r\n', 'bogus\r\n\r\nGET a\r\nget\r\n',
       'set a 4294967296 0 1\r\nx\r\nget a\r\n', 'set a 18446744073709551615 0 1\r\nx\r\nget a\r\n', 'set a -1 0 1\r\nx\r\n', 'set a 0 4294967295 1\r\nx\r\nget a\r\n',
@@ -300,7 +302,7 @@ describe.skipIf(!HAS_MEMCACHED)('memcached: byte for byte against Debian memcach
       'verbosity\r\nverbosity 1\r\nverbosity 1 noreply\r\nverbosity x\r\n', 'stats foo\r\nstats reset\r\nstats detail\r\n', 'cas a 0 0 1\r\nx\r\ncas a 0 0 1 x\r\nx\r\n',
       'set c 0 0 1\r\nx\r\ngets c\r\ncas c 0 0 1 999\r\ny\r\ngat 10 c\r\ngats 10 c\r\ngat c\r\ngat x c\r\n', 'append nx 0 0 1\r\nx\r\nprepend nx 0 0 1\r\nx\r\nadd c 0 0 1\r\nx\r\nreplace nx 0 0 1\r\nx\r\n',
       'set f 0 0 1  \r\nx\r\nget  f  \r\nset f 0 0 1\nx\r\nget f\n', 'set f 0 0 1 bogus\r\nx\r\nset f 0 0 1 noreply extra\r\nx\r\n', 'set a 0 0 1 noreply\r\nxy\r\nget a\r\n',
-      'set a 0 0 5\r\nhello\r\nappend a 0 0 3\r\n!!!\r\nprepend a 0 0 2\r\n<<\r\nget a\r\n', 'shutdown\r\nmn\r\nget a\u0000b\r\n', `set ${K('b', 251)} 0 0 1 noreply\r\nx\r\n`,
+      'set a 0 0 5\r\nhello\r\nappend a 0 0 3\r\n!!!\r\nprepend a 0 0 2\r\n<<\r\nget a\r\n', 'shutdown\r\nget a\u0000b\r\n', `set ${K('b', 251)} 0 0 1 noreply\r\nx\r\n`,
       `get ${Array.from({ length: 600 }, (_, i) => `key${i}`).join(' ')}\r\n`, `set big 0 0 1048576\r\n${K('v', 1_048_576)}\r\nget big\r\nset big 0 0 1048476\r\n${K('v', 1_048_476)}\r\nget big\r\n`,
       `set a 0 0 1\r\nx\r\nappend a 0 0 1048540\r\n${K('v', 1_048_540)}\r\nget a\r\n`, 'set q 0 0 1\r\n1\r\ndecr q 18446744073709551615\r\nincr q 18446744073709551615\r\nget q\r\n',
       'quit\r\nget a\r\n',
