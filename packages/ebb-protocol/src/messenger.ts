@@ -28,6 +28,11 @@ export interface MessengerOptions {
   connect: TransportConnector;
   /** Frame size and queue bounds. */
   limits?: ConnectionLimits;
+  /**
+   * How long a call to a node this core has no address for yet waits for the membership update
+   * that names it, ms (default 2000; 0 fails at once). Nodes known to have left fail at once.
+   */
+  peerWaitMs?: number;
 }
 
 /** What the messenger delivers to (implemented by the core's EbbRuntime and node supervisor). */
@@ -53,6 +58,11 @@ export class Messenger implements ConnectionHandler {
   readonly #limits: ConnectionLimits;
   readonly #peers = new Map<number, Peer>();
   readonly #outbound = new Map<number, Promise<Connection>>();
+  /** Nodes membership said left: calls to them fail at once. */
+  readonly #left = new Set<number>();
+  /** Connects waiting for this core to learn a node's address (see {@link MessengerOptions.peerWaitMs}). */
+  readonly #awaitingPeer = new Map<number, Set<(peer: Peer | undefined) => void>>();
+  readonly #peerWaitMs: number;
   /** Open outbound connections, for the synchronous fast path of `call`. */
   readonly #ready = new Map<number, Connection>();
   readonly #accepted = new Set<Connection>();
@@ -75,6 +85,7 @@ export class Messenger implements ConnectionHandler {
     this.#secret = options.secret;
     this.#connect = options.connect;
     this.#limits = options.limits ?? {};
+    this.#peerWaitMs = options.peerWaitMs ?? 2000;
   }
 
   /** Known peers (node id → address). */
@@ -84,11 +95,19 @@ export class Messenger implements ConnectionHandler {
 
   addPeer(peer: Peer): void {
     this.#peers.set(peer.nodeId, peer);
+    this.#left.delete(peer.nodeId);
+    const waiters = this.#awaitingPeer.get(peer.nodeId);
+    this.#awaitingPeer.delete(peer.nodeId);
+    for (const wake of waiters ?? []) wake(peer);
   }
 
   /** Forgets a node and rejects every call in flight to it with `error`. */
   removePeer(nodeId: number, error: EbbError = new NodeUnavailableError(`node ${nodeId} left the cluster`)): void {
     this.#peers.delete(nodeId);
+    this.#left.add(nodeId);
+    const waiters = this.#awaitingPeer.get(nodeId);
+    this.#awaitingPeer.delete(nodeId);
+    for (const wake of waiters ?? []) wake(undefined);
     this.#ready.delete(nodeId);
     const pending = this.#outbound.get(nodeId);
     this.#outbound.delete(nodeId);
@@ -100,15 +119,36 @@ export class Messenger implements ConnectionHandler {
   connection(nodeId: number): Promise<Connection> {
     const existing = this.#outbound.get(nodeId);
     if (existing) return existing;
-    const peer = this.#peers.get(nodeId);
-    if (!peer) return Promise.reject(new NodeUnavailableError(`node ${nodeId} is not a member of the cluster (it never joined, or it left)`));
     if (this.#closed) return Promise.reject(new NodeUnavailableError('this node is shutting down'));
+    const peer = this.#peers.get(nodeId);
+    if (!peer) {
+      const notMember = () => new NodeUnavailableError(`node ${nodeId} is not a member of the cluster (it never joined, or it left)`);
+      if (this.#left.has(nodeId) || this.#peerWaitMs === 0) return Promise.reject(notMember());
+      // The id can be known before this core's membership update names the node (a GlobalIdMap
+      // record written right after it joined travels on another connection): wait a little for it.
+      return this.#waitForPeer(nodeId).then((joined) => (joined ? this.connection(nodeId) : Promise.reject(notMember())));
+    }
     const opening = this.#open(peer);
     this.#outbound.set(nodeId, opening);
     opening.catch(() => {
       if (this.#outbound.get(nodeId) === opening) this.#outbound.delete(nodeId);
     });
     return opening;
+  }
+
+  #waitForPeer(nodeId: number): Promise<Peer | undefined> {
+    return new Promise((resolve) => {
+      let waiters = this.#awaitingPeer.get(nodeId);
+      if (!waiters) this.#awaitingPeer.set(nodeId, (waiters = new Set()));
+      const wake = (peer: Peer | undefined) => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        resolve(peer);
+      };
+      const timer = setTimeout(() => wake(undefined), this.#peerWaitMs);
+      timer.unref?.();
+      waiters.add(wake);
+    });
   }
 
   async #open(peer: Peer): Promise<Connection> {
@@ -201,6 +241,8 @@ export class Messenger implements ConnectionHandler {
   /** Closes every connection; in-flight calls reject with {@link NodeUnavailableError}. */
   close(reason = new NodeUnavailableError('node is shutting down')): void {
     this.#closed = true;
+    for (const waiters of this.#awaitingPeer.values()) for (const wake of waiters) wake(undefined);
+    this.#awaitingPeer.clear();
     for (const pending of this.#outbound.values()) pending.then((conn) => conn.fail(reason), () => undefined);
     this.#outbound.clear();
     this.#ready.clear();
