@@ -131,25 +131,19 @@ export class EbbRuntime implements MessengerSink {
   /** A ref whose calls all go to node `nodeId` (and `core`, default any), returning Promises. */
   remote<T extends object>(target: EbbDefinition<T, any> | EbbRef<T>, nodeId: number, core: number = ANY_CORE): RemoteRef<T> {
     const [definition, id] = this.#resolveTarget(target);
-    const ref: Record<string, unknown> = { $id: id };
-    for (const method of definition.methods) {
-      const code = definition.codes[method];
+    const ref = this.#forwarding(definition, (method, code) => {
       const flags = definition.idempotent?.includes(method as never) ? FrameFlags.idempotent : 0;
-      ref[method] = (...args: unknown[]) => this.callNode(nodeId, core, id, code, args, flags);
-    }
-    return Object.freeze(ref) as RemoteRef<T>;
+      return (...args) => this.callNode(nodeId, core, id, code, args, flags);
+    });
+    return Object.freeze(Object.assign(ref, { $id: id })) as unknown as RemoteRef<T>;
   }
 
   /** A ref whose calls run on `core` of this node (EbbRT's SpawnRemote, as "call this method there"). */
   onCore<T extends object>(target: EbbDefinition<T, any> | EbbRef<T>, core: number): RemoteRef<T> {
     const [definition, id] = this.#resolveTarget(target);
     this.#checkCore(core);
-    const ref: Record<string, unknown> = { $id: id };
-    for (const method of definition.methods) {
-      const code = definition.codes[method];
-      ref[method] = (...args: unknown[]) => this.#callCore(core, id, code, args);
-    }
-    return Object.freeze(ref) as RemoteRef<T>;
+    const ref = this.#forwarding(definition, (_method, code) => (...args) => this.#callCore(core, id, code, args));
+    return Object.freeze(Object.assign(ref, { $id: id })) as unknown as RemoteRef<T>;
   }
 
   /** Calls `method` of the Ebb's rep on `core` of this node (EbbRT's SpawnRemote, as a method call: closures cannot cross threads). */
@@ -157,7 +151,7 @@ export class EbbRuntime implements MessengerSink {
     const [definition, id] = this.#resolveTarget(target);
     this.#checkCore(core);
     const code = definition.codes[method];
-    if (code === undefined) return Promise.reject(new UnknownMethodError(`${definition.name} has no method ${method}`));
+    if (code === undefined) return Promise.reject(noSuchMethod(definition, method));
     return this.#callCore(core, id, code, args) as Promise<Awaited<ReturnType<Extract<T[K], (...a: never[]) => unknown>>>>;
   }
 
@@ -165,7 +159,7 @@ export class EbbRuntime implements MessengerSink {
   eachCore<T extends object, R = unknown>(target: EbbDefinition<T, any> | EbbRef<T>, method: string, ...args: unknown[]): Promise<R[]> {
     const [definition, id] = this.#resolveTarget(target);
     const code = definition.codes[method];
-    if (code === undefined) return Promise.reject(new UnknownMethodError(`${definition.name} has no method ${method}`));
+    if (code === undefined) return Promise.reject(noSuchMethod(definition, method));
     const results: Promise<unknown>[] = [];
     for (let core = 0; core < this.cores; core++) results.push(this.#callCore(core, id, code, args));
     return Promise.all(results) as Promise<R[]>;
@@ -474,25 +468,24 @@ export class EbbRuntime implements MessengerSink {
   }
 
   #remoteProxy(definition: EbbDefinition, id: EbbId, nodeId: number): Rep {
-    const proxy: Rep = {};
+    const proxy = this.#forwarding(definition, (_method, code) => (...args) => this.callNode(nodeId, ANY_CORE, id, code, args));
     this.#proxyKinds.set(proxy, { kind: RepKind.remoteProxy, node: nodeId });
-    for (const method of definition.methods) {
-      const code = definition.codes[method];
-      proxy[method] = (...args: unknown[]) => this.callNode(nodeId, ANY_CORE, id, code, args);
-    }
     proxy.onMessage = (message: unknown) => this.messenger.send(nodeId, ANY_CORE, id, definition.messageCode, encodeValue(message));
     return proxy;
   }
 
   #coreProxy(definition: EbbDefinition, id: EbbId, core: number): Rep {
-    const proxy: Rep = {};
+    const proxy = this.#forwarding(definition, (_method, code) => (...args) => this.#callCore(core, id, code, args));
     this.#proxyKinds.set(proxy, { kind: RepKind.coreProxy, node: this.nodeId });
-    for (const method of definition.methods) {
-      const code = definition.codes[method];
-      proxy[method] = (...args: unknown[]) => this.#callCore(core, id, code, args);
-    }
     proxy.onMessage = (message: unknown, from: unknown) => this.links.message(core, id, encodeValue(message), from as MessageSource);
     return proxy;
+  }
+
+  /** An object with one function per method of `definition`, each built by `make` from the method's wire code. */
+  #forwarding(definition: EbbDefinition, make: (method: string, code: number) => (...args: unknown[]) => unknown): Rep {
+    const forwarder: Rep = {};
+    for (const method of definition.methods) forwarder[method] = make(method, definition.codes[method]);
+    return forwarder;
   }
 
   // ---- incoming work ----
@@ -624,3 +617,6 @@ export class EbbRuntime implements MessengerSink {
   }
 }
 
+function noSuchMethod(definition: EbbDefinition, method: string): UnknownMethodError {
+  return new UnknownMethodError(`${definition.name} has no method ${method}`);
+}

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import {
-  EbbRuntime, HOSTED_ID_SPACE, MemoryLocalIdMap, HOSTED_NODE_ID, listenTcp, connectTcp, Messenger, NodeUnavailableError, RejectReason,
+  EbbRuntime, HOSTED_ID_SPACE, JoinRejectedError, MemoryLocalIdMap, HOSTED_NODE_ID, listenTcp, connectTcp, Messenger, NodeUnavailableError, RejectReason,
   type Connection, type ConnectionLimits, type MessengerTls, type ControlMessage, type CoreLinks, type GlobalIdMap, type Heartbeat, type Hello, type HelloDecision, type Peer, type Transport, type TransportConnector, type TransportServer,
 } from '@ebbrt/ebb-protocol';
 import { IdMapServer } from './global-id-map.js';
@@ -144,9 +144,10 @@ export class HostedNode extends EventEmitter {
     messenger.onJoined = (conn) => this.#joined(conn);
     messenger.onConnectionClosed = (conn, error) => this.#connectionClosed(conn, error);
     messenger.onFault = (error, remote) => {
-      if ((error as { code?: string }).code === 'BAD_SECRET' || (error as { code?: string }).code === 'UNSUPPORTED_VERSION' || (error as { code?: string }).code === 'JOIN_REJECTED') {
+      // Every refused handshake (BAD_SECRET, UNSUPPORTED_VERSION, JOIN_REJECTED) is a JoinRejectedError.
+      if (error instanceof JoinRejectedError) {
         this.stats.rejectedJoins++;
-        this.log.warn('join rejected', { remote, code: (error as { code?: string }).code, reason: error.message });
+        this.log.warn('join rejected', { remote, code: error.code, reason: error.message });
         this.emit('reject', error, remote);
       } else {
         this.stats.protocolErrors++;
