@@ -23,15 +23,8 @@ import {
   registerErrorCode,
   type ProtocolErrorCode,
 } from '@ebbrt/ebb-protocol';
+import { thrown } from './helpers.js';
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a throw');
-}
 
 const expectCode = (fn: () => unknown, code: string) => {
   const err = thrown(fn);

@@ -156,6 +156,19 @@ function helloFrame(secret: string, nonce: Uint8Array) {
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
+
+/** A Messenger (node 1) accepting one in-memory connection, with a spy sink and the faults it reports. */
+function acceptingMessenger() {
+  const [clientEnd, serverEnd] = memoryTransportPair();
+  const messenger = new Messenger({ nodeId: 1, core: 0, secret: SECRET, connect: () => Promise.reject(new Error('unused')) });
+  const sink = { onCall: vi.fn(), onMessage: vi.fn(), onControl: vi.fn() };
+  messenger.sink = sink;
+  const faults: Error[] = [];
+  messenger.onFault = (error) => faults.push(error);
+  messenger.accept(serverEnd);
+  return { clientEnd, serverEnd, messenger, sink, faults };
+}
+
 describe('handshake', () => {
   it('succeeds when both sides hold the same secret, and each learns who the other is', async () => {
     const { client, server, welcome, decide } = await pair();
@@ -245,13 +258,7 @@ describe('frames before the handshake completes', () => {
   });
 
   it('a call frame right behind a valid hello (same chunk) is never dispatched', async () => {
-    const [clientEnd, serverEnd] = memoryTransportPair();
-    const messenger = new Messenger({ nodeId: 1, core: 0, secret: SECRET, connect: () => Promise.reject(new Error('unused')) });
-    const sink = { onCall: vi.fn(), onMessage: vi.fn(), onControl: vi.fn() };
-    messenger.sink = sink;
-    const faults: Error[] = [];
-    messenger.onFault = (error) => faults.push(error);
-    messenger.accept(serverEnd);
+    const { clientEnd, serverEnd, messenger, sink, faults } = acceptingMessenger();
     const client = scripted(clientEnd);
     const { body: challenge } = await client.control('challenge');
     client.write(helloFrame(SECRET, challenge.nonce), callFrame(1), callFrame(2));
@@ -267,13 +274,7 @@ describe('frames before the handshake completes', () => {
   });
 
   it('a message frame before the handshake is never delivered either', async () => {
-    const [clientEnd, serverEnd] = memoryTransportPair();
-    const messenger = new Messenger({ nodeId: 1, core: 0, secret: SECRET, connect: () => Promise.reject(new Error('unused')) });
-    const sink = { onCall: vi.fn(), onMessage: vi.fn(), onControl: vi.fn() };
-    messenger.sink = sink;
-    const faults: Error[] = [];
-    messenger.onFault = (error) => faults.push(error);
-    messenger.accept(serverEnd);
+    const { clientEnd, serverEnd, messenger, sink, faults } = acceptingMessenger();
     scripted(clientEnd).write(encodeFrame({ kind: FrameKind.message, flags: 0, core: ANY_CORE, ebbId: 0x8001, code: 1, callId: 0 }, encodeArgs(['hi'])));
     await vi.waitFor(() => expect(messenger.stats.rejectedHandshakes).toBe(1));
     expect(sink.onMessage).not.toHaveBeenCalled();

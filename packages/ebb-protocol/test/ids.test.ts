@@ -23,16 +23,8 @@ import {
   spaceBase,
   staticIdFor,
 } from '@ebbrt/ebb-protocol';
+import { thrown } from './helpers.js';
 
-/** Runs `fn`, returns what it threw. */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('id ranges', () => {
   it('pins the layout of the 32-bit id space', () => {
