@@ -4,7 +4,7 @@
  * each native for its node total (the sum over its cores' reps) and prints the
  * grand total. Exits 0 only if it equals the sum over natives of cores × K.
  */
-import type { HostedApp } from '@ebbrt/hosted';
+import { flagHelp, parseFlags, UsageError, type FlagSpec, type HostedApp } from '@ebbrt/hosted';
 import { CounterEbb } from './counter.js';
 
 export interface CounterOptions {
@@ -12,33 +12,28 @@ export interface CounterOptions {
   increments: number;
 }
 
-export class UsageError extends Error {}
+const FLAGS: FlagSpec[] = [{ name: 'increments', type: 'int', value: 'K', min: 1, max: 1_000_000_000, help: 'increments per core (default 10000)' }];
 
-/** Parses the app arguments (after `--`); throws {@link UsageError} naming the bad flag. */
-export function parseArgs(args: readonly string[]): CounterOptions {
-  const options: CounterOptions = { increments: 10_000 };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
-    if (flag !== '--increments') throw new UsageError(`unknown argument "${arg}"; counter takes --increments K (per core, default 10000)`);
-    if (value === undefined) throw new UsageError('--increments needs a value');
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < 1 || n > 1_000_000_000) throw new UsageError(`--increments must be an integer in 1..1000000000, got "${value}"`);
-    options.increments = n;
-  }
-  return options;
+/** Parses the app arguments (after `--`) with the CLI's flag parser; throws {@link UsageError} naming the bad flag. */
+export function parseArgs(args: readonly string[]): CounterOptions | 'help' {
+  const parsed = parseFlags(args, FLAGS);
+  if (parsed.help) return 'help';
+  if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
+  return { increments: (parsed.flags.increments as number | undefined) ?? 10_000 };
 }
 
 export async function main(app: HostedApp): Promise<number> {
-  let options: CounterOptions;
+  let options: CounterOptions | 'help';
   try {
     options = parseArgs(app.args);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`counter: ${error.message}\n`);
+    process.stderr.write(`counter: ${error.message}\n\ncounter takes:\n${flagHelp(FLAGS)}\n`);
     return 2;
+  }
+  if (options === 'help') {
+    app.print(`counter takes:\n${flagHelp(FLAGS)}`);
+    return 0;
   }
   if (app.natives.length === 0) {
     process.stderr.write('counter: needs at least one native node (--nodes 1 or more)\n');

@@ -5,7 +5,7 @@
  * native. The first ping of each native is timed apart: it carries the remote
  * fault (connection set-up, GlobalIdMap read, rep creation on the native core).
  */
-import type { EbbRef, EbbRuntime, HostedApp, NativeNode } from '@ebbrt/hosted';
+import { flagHelp, parseFlags, UsageError, type EbbRef, type EbbRuntime, type FlagSpec, type HostedApp, type NativeNode } from '@ebbrt/hosted';
 import { PingPongEbb, type PingPong, type PingPongRep, type Pong } from './pingpong.js';
 
 export interface PingPongOptions {
@@ -17,41 +17,23 @@ export interface PingPongOptions {
   timeoutMs: number;
 }
 
-const USAGE = 'pingpong takes: --count N (round trips per native, default 1000), --mode message|call (default message), --timeout MS (default 5000)';
+const FLAGS: FlagSpec[] = [
+  { name: 'count', type: 'int', value: 'N', min: 1, max: 10_000_000, help: 'timed round trips per native (default 1000)' },
+  { name: 'mode', type: 'string', value: 'M', choices: ['message', 'call'], help: 'message (one-way messages, default) or call (request/response)' },
+  { name: 'timeout', type: 'int', value: 'MS', min: 1, max: 600_000, help: 'give up on a round trip after this long (default 5000)' },
+];
 
-export class UsageError extends Error {}
-
-/** Parses the app arguments (after `--`); throws {@link UsageError} naming the bad flag. */
-export function parseArgs(args: readonly string[]): PingPongOptions {
-  const options: PingPongOptions = { count: 1000, mode: 'message', timeoutMs: 5000 };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
-    switch (flag) {
-      case '--count':
-        options.count = integer(flag, value, 1, 10_000_000);
-        break;
-      case '--timeout':
-        options.timeoutMs = integer(flag, value, 1, 600_000);
-        break;
-      case '--mode':
-        if (value !== 'message' && value !== 'call') throw new UsageError(`--mode must be "message" or "call", got ${value === undefined ? 'nothing' : `"${value}"`}`);
-        options.mode = value;
-        break;
-      default:
-        throw new UsageError(`unknown argument "${arg}"; ${USAGE}`);
-    }
-  }
-  return options;
-}
-
-function integer(flag: string, value: string | undefined, min: number, max: number): number {
-  if (value === undefined) throw new UsageError(`${flag} needs a value`);
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) throw new UsageError(`${flag} must be an integer in ${min}..${max}, got "${value}"`);
-  return n;
+/** Parses the app arguments (after `--`) with the CLI's flag parser; throws {@link UsageError} naming the bad flag. */
+export function parseArgs(args: readonly string[]): PingPongOptions | 'help' {
+  const parsed = parseFlags(args, FLAGS);
+  if (parsed.help) return 'help';
+  if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
+  const f = parsed.flags;
+  return {
+    count: (f.count as number | undefined) ?? 1000,
+    mode: (f.mode as PingPongOptions['mode'] | undefined) ?? 'message',
+    timeoutMs: (f.timeout as number | undefined) ?? 5000,
+  };
 }
 
 /** Nearest-rank percentile of sorted samples. */
@@ -60,13 +42,17 @@ export function percentile(sorted: readonly number[], p: number): number {
 }
 
 export async function main(app: HostedApp): Promise<number> {
-  let options: PingPongOptions;
+  let options: PingPongOptions | 'help';
   try {
     options = parseArgs(app.args);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`pingpong: ${error.message}\n`);
+    process.stderr.write(`pingpong: ${error.message}\n\npingpong takes:\n${flagHelp(FLAGS)}\n`);
     return 2;
+  }
+  if (options === 'help') {
+    app.print(`pingpong takes:\n${flagHelp(FLAGS)}`);
+    return 0;
   }
   if (app.natives.length === 0) {
     process.stderr.write('pingpong: needs at least one native node (--nodes 1 or more)\n');
