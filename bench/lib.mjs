@@ -57,3 +57,8 @@ export async function compareRates(fns, { warmupMs = 500, runMs = 1000, repeats 
   }
   return Object.fromEntries(names.map((name) => [name, { median: median(samples[name]), samples: samples[name] }]));
 }
+
+/** `cases[a].value / cases[b].value`, rounded to 3 decimals: how suites report a ratio. */
+export function ratio(cases, a, b) {
+  return Number((cases[a].value / cases[b].value).toFixed(3));
+}

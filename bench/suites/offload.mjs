@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderDocument } from '@ebbrt/examples/offload/markdown.js';
 import { sampleDocument } from '@ebbrt/examples/offload/sample.js';
-import { median } from '../lib.mjs';
+import { median, ratio } from '../lib.mjs';
 
 const CLI = fileURLToPath(new URL('../../packages/hosted/dist/cli.js', import.meta.url));
 const MODES = {
@@ -159,12 +159,11 @@ export async function run(ctx) {
       cases[`${mode}_p99_ms`] = { value: Number(median(s.p99).toFixed(2)), unit: 'ms' };
       if (s.cpu.length > 0) cases[`${mode}_cpu_ms_per_req`] = { value: Number(median(s.cpu).toFixed(3)), unit: 'CPU ms/req (all service processes)' };
     }
-    const ratio = (a, b) => Number((cases[a].value / cases[b].value).toFixed(3));
     return {
       cases,
       ratios: {
-        native_vs_inline: ratio('native_rps', 'inline_rps'),
-        native_vs_piscina: ratio('native_rps', 'piscina_rps'),
+        native_vs_inline: ratio(cases, 'native_rps', 'inline_rps'),
+        native_vs_piscina: ratio(cases, 'native_rps', 'piscina_rps'),
       },
     };
   } finally {

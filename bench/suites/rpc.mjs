@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import { NodeAllocator, silentLogger, startHosted } from '@ebbrt/hosted';
 import { EchoEbb, EchoRep } from '../apps/echo-ebb.mjs';
-import { median } from '../lib.mjs';
+import { median, ratio } from '../lib.mjs';
 
 const apps = new URL('../apps/', import.meta.url);
 const REPEATS = 5;
@@ -170,14 +170,13 @@ export async function run(ctx) {
     await hosted.close();
   }
 
-  const ratio = (a, b) => Number((cases[a].value / cases[b].value).toFixed(3));
   return {
     cases,
     ratios: {
-      local_vs_direct: ratio('local_call_ns', 'direct_call_ns'),
-      remote_rtt_vs_raw: ratio('remote_rtt_p50_us', 'raw_tcp_rtt_p50_us'),
-      pipelined_vs_raw: ratio('remote_pipelined_per_s', 'raw_tcp_pipelined_per_s'),
-      pipelined_vs_grpc: ratio('remote_pipelined_per_s', 'grpc_unary_per_s'),
+      local_vs_direct: ratio(cases, 'local_call_ns', 'direct_call_ns'),
+      remote_rtt_vs_raw: ratio(cases, 'remote_rtt_p50_us', 'raw_tcp_rtt_p50_us'),
+      pipelined_vs_raw: ratio(cases, 'remote_pipelined_per_s', 'raw_tcp_pipelined_per_s'),
+      pipelined_vs_grpc: ratio(cases, 'remote_pipelined_per_s', 'grpc_unary_per_s'),
     },
   };
 }

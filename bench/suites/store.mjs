@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { MemoryStore, RedisStore } from '@ebbrt/hosted';
-import { compareRates } from '../lib.mjs';
+import { compareRates, ratio } from '../lib.mjs';
 
 /** Operations in flight at once: a frontend serving many natives has many outstanding. */
 const WINDOW = 32;
@@ -117,11 +117,10 @@ export async function run(ctx) {
       set('redis_set_per_s', r.redis_set.median);
       set('raw_ioredis_get_per_s', r.raw_get.median);
       set('raw_ioredis_set_per_s', r.raw_set.median);
-      const ratio = (a, b) => Number((cases[a].value / cases[b].value).toFixed(3));
       // Our overhead on top of Redis: a GlobalIdMap read that goes to Redis vs a bare GET (> 1 would mean faster).
-      ratios.redis_store_vs_raw_ioredis = ratio('redis_get_uncached_per_s', 'raw_ioredis_get_per_s');
-      ratios.redis_set_vs_raw_ioredis_set = ratio('redis_set_per_s', 'raw_ioredis_set_per_s');
-      ratios.redis_cached_vs_memory = ratio('redis_get_cached_per_s', 'memory_get_cached_per_s');
+      ratios.redis_store_vs_raw_ioredis = ratio(cases, 'redis_get_uncached_per_s', 'raw_ioredis_get_per_s');
+      ratios.redis_set_vs_raw_ioredis_set = ratio(cases, 'redis_set_per_s', 'raw_ioredis_set_per_s');
+      ratios.redis_cached_vs_memory = ratio(cases, 'redis_get_cached_per_s', 'memory_get_cached_per_s');
     } finally {
       await store.close();
       raw.disconnect();

@@ -58,7 +58,7 @@ export class RemoteGlobalIdMap implements GlobalIdMap {
     // The cache is only as fresh as the connection whose IdMapChanged feed keeps it: once that closed, ask again.
     if (this.#conn?.open && this.#cache.has(id)) return this.#cache.get(id);
     const conn = await this.#subscribe(id);
-    const value = await this.#ask(conn, conn.request('idMapGet', { id }, this.#timeoutMs));
+    const value = await this.#ask(conn.request('idMapGet', { id }, this.#timeoutMs));
     const entry = value.found ? { value: Buffer.from(value.value), version: value.version } : undefined;
     this.#cache.set(id, entry);
     return entry;
@@ -66,7 +66,7 @@ export class RemoteGlobalIdMap implements GlobalIdMap {
 
   async set(id: EbbId, value: Buffer): Promise<IdMapEntry> {
     const conn = await this.#subscribe(id);
-    const reply = await this.#ask(conn, conn.request('idMapSet', { id, value }, this.#timeoutMs));
+    const reply = await this.#ask(conn.request('idMapSet', { id, value }, this.#timeoutMs));
     const entry = { value: Buffer.from(reply.value), version: reply.version };
     this.#cache.set(id, entry);
     return entry;
@@ -74,7 +74,7 @@ export class RemoteGlobalIdMap implements GlobalIdMap {
 
   async cas(id: EbbId, expectedVersion: number, value: Buffer): Promise<CasResult> {
     const conn = await this.#subscribe(id);
-    const reply = await this.#ask(conn, conn.request('idMapCas', { id, expectedVersion, value }, this.#timeoutMs));
+    const reply = await this.#ask(conn.request('idMapCas', { id, expectedVersion, value }, this.#timeoutMs));
     const entry = reply.found ? { value: Buffer.from(reply.value), version: reply.version } : undefined;
     this.#cache.set(id, entry);
     return { ok: reply.ok, entry };
@@ -114,7 +114,7 @@ export class RemoteGlobalIdMap implements GlobalIdMap {
     return conn;
   }
 
-  async #ask(_conn: Connection, request: Promise<unknown>): Promise<IdMapValue> {
+  async #ask(request: Promise<unknown>): Promise<IdMapValue> {
     const message = (await request) as { type: string; body: IdMapValue };
     if (message.type !== 'idMapValue') throw new NodeUnavailableError(`GlobalIdMap authority answered ${message.type}`);
     if (message.body.error) throw errorFromWire({ code: message.body.errorCode || 'ID_MAP_ERROR', message: `GlobalIdMap: ${message.body.error}` });
