@@ -2,7 +2,9 @@
 // Benchmark runner: `npm run bench -- <suite>` (see bench/README.md).
 // Loads bench/suites/<suite>.mjs, runs it, prints a table and writes
 // bench/results/<suite>.json.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 
@@ -38,16 +40,35 @@ function validate(result) {
   const { cases = {}, ratios = {} } = result;
   for (const [name, c] of Object.entries(cases)) {
     if (!c || typeof c.value !== 'number' || !Number.isFinite(c.value) || typeof c.unit !== 'string') {
-      throw new TypeError(`case "${name}" must be { value: <finite number>, unit: <string> }`);
+      throw new TypeError(`case "${name}" must be { value: <finite number>, unit: <string>, samples?: <finite numbers> }`);
+    }
+    if (c.samples !== undefined && (!Array.isArray(c.samples) || c.samples.length === 0 || !c.samples.every(Number.isFinite))) {
+      throw new TypeError(`case "${name}": samples must be a non-empty array of finite numbers`);
     }
   }
   for (const [name, r] of Object.entries(ratios)) {
     if (typeof r !== 'number' || !Number.isFinite(r)) throw new TypeError(`ratio "${name}" must be a finite number`);
   }
   return {
-    cases: Object.fromEntries(Object.entries(cases).map(([k, c]) => [k, { value: c.value, unit: c.unit }])),
+    cases: Object.fromEntries(
+      Object.entries(cases).map(([k, c]) => [k, c.samples ? { value: c.value, unit: c.unit, min: Math.min(...c.samples), max: Math.max(...c.samples), samples: c.samples } : { value: c.value, unit: c.unit }]),
+    ),
     ratios: { ...ratios },
   };
+}
+
+/** Where the figures were taken: the commit measured, the machine's load when the suite ended, its CPU. */
+function environment() {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    if (dirty) commit += '+dirty';
+  } catch {
+    // Not a git checkout (an unpacked tarball): the commit stays unknown.
+  }
+  const cpus = os.cpus();
+  return { commit, loadavg: os.loadavg().map((n) => Number(n.toFixed(2))), cpu: cpus[0]?.model ?? 'unknown', cpus: cpus.length };
 }
 
 function fmt(value) {
@@ -77,12 +98,12 @@ const { cases, ratios } = validate(await mod.run(ctx));
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
 
 console.log(`\nsuite ${suite} (node ${process.version}, ${seconds} s)\n`);
-const caseRows = Object.entries(cases).map(([name, c]) => [name, fmt(c.value), c.unit]);
-if (caseRows.length) console.log(table(caseRows, ['case', 'value', 'unit']));
+const caseRows = Object.entries(cases).map(([name, c]) => [name, fmt(c.value), c.samples ? `${fmt(c.min)}–${fmt(c.max)}` : '', c.unit]);
+if (caseRows.length) console.log(table(caseRows, ['case', 'value', 'min–max', 'unit']));
 const ratioRows = Object.entries(ratios).map(([name, r]) => [name, `${r.toFixed(2)}x`]);
 if (ratioRows.length) console.log(`\n${table(ratioRows, ['ratio', 'value'])}`);
 
-const out = { suite, node: process.version, cases, ratios };
+const out = { suite, node: process.version, ...environment(), cases, ratios };
 mkdirSync(resultsDir, { recursive: true });
 const file = path.join(resultsDir, `${suite}.json`);
 writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);

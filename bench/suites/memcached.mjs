@@ -1,34 +1,43 @@
-// memcached suite (issue 4): Debian's C memcached with 2 threads vs our
-// memcached example on one native node of 2 cores, under the same memcaslap
-// load (libmemcached-tools), one after the other in the same run, rounds
-// interleaved so drift in machine load hits both alike. Installs nothing:
-// memcached and memcaslap come from infra/setup.sh.
+// memcached suite: Debian's C memcached with 2 threads vs our memcached example
+// on one native node of 2 cores, under the same memcaslap load
+// (libmemcached-tools) with data verification on, rounds interleaved so drift
+// in machine load hits both alike. Each round is a fixed number of operations
+// on a flushed cache, so both servers see the same requests and must report
+// the same get_hits and get_misses (a mismatch, or a value memcaslap could
+// not verify, fails the run). CPU per operation is read from /proc/<pid>/stat
+// of each server's process (all its threads) around each round. Installs
+// nothing: memcached and memcaslap come from infra/setup.sh.
 //
-// Options after the suite name: --seconds N (per round, default 5),
-// --rounds N (default 3), --concurrency N (default 32), --value-size N
-// (bytes, default 64), --threads N (memcaslap threads, default 2).
+// Options after the suite name: --ops N (per round, default 300000),
+// --rounds N (default 5), --concurrency N (default 32), --value-size N
+// (bytes, default 64), --threads N (memcaslap threads, default 2),
+// --verify N (percent of gets whose value memcaslap checks, default 100).
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { NodeAllocator, silentLogger, startHosted } from '@ebbrt/hosted';
-import { median } from '../lib.mjs';
+import { median, ratio } from '../lib.mjs';
 
 const require = createRequire(import.meta.url);
 const examples = path.join(path.dirname(require.resolve('@ebbrt/examples/package.json')), 'dist', 'memcached');
 const MEMORY_MIB = 64;
 const SERVER_THREADS = 2;
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux everywhere). */
+const USER_HZ = 100;
 
 function options(args) {
-  const o = { seconds: 5, rounds: 3, concurrency: 32, valueSize: 64, threads: 2 };
-  const names = { '--seconds': 'seconds', '--rounds': 'rounds', '--concurrency': 'concurrency', '--value-size': 'valueSize', '--threads': 'threads' };
+  const o = { ops: 300_000, rounds: 5, concurrency: 32, valueSize: 64, threads: 2, verify: 100 };
+  const names = { '--ops': 'ops', '--rounds': 'rounds', '--concurrency': 'concurrency', '--value-size': 'valueSize', '--threads': 'threads', '--verify': 'verify' };
   for (let i = 0; i < args.length; i += 2) {
     const key = names[args[i]];
     const n = Number(args[i + 1]);
     if (!key || !Number.isInteger(n) || n < 1) throw new TypeError(`bad option ${args[i]} ${args[i + 1] ?? ''}; known: ${Object.keys(names).join(', ')} (positive integers)`);
     o[key] = n;
   }
+  if (o.rounds < 5) throw new TypeError('--rounds must be at least 5: a min–max of fewer rounds says little on a shared machine');
+  if (o.verify > 100) throw new TypeError('--verify is a percentage: 1 to 100');
   return o;
 }
 
@@ -70,10 +79,19 @@ function peakRssMiB(pid) {
   return kb / 1024;
 }
 
-/** One memcaslap run: throughput and the p99 read off its log2 latency histogram. */
-function memcaslap(address, o) {
+/** CPU a process (every thread) has used so far, µs of user and of system time. */
+function cpuMicros(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces, inside parentheses): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: (Number(fields[11]) * 1e6) / USER_HZ, system: (Number(fields[12]) * 1e6) / USER_HZ };
+}
+
+/** One memcaslap run of `o.ops` operations: throughput, the p99 read off its log2 latency histogram, and what it counted. */
+function memcaslap(address, o, ops = o.ops) {
   return new Promise((resolve, reject) => {
-    const args = ['-s', address, '-T', String(o.threads), '-c', String(o.concurrency), '-t', `${o.seconds}s`, '-X', String(o.valueSize), '-S', `${o.seconds}s`];
+    // -S past the run's end: one "Total Statistics" block at the end, none in between.
+    const args = ['-s', address, '-T', String(o.threads), '-c', String(o.concurrency), '-x', String(ops), '-X', String(o.valueSize), '-v', String(o.verify / 100), '-S', '3600s'];
     const child = spawn('memcaslap', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -81,13 +99,59 @@ function memcaslap(address, o) {
     child.on('error', reject);
     child.on('close', () => {
       const tps = Number(/TPS: (\d+)/.exec(out)?.[1]);
-      if (!Number.isFinite(tps) || tps <= 0) {
-        reject(new Error(`memcaslap against ${address} reported no throughput:\n${out.slice(-1000)}`));
+      const counted = (name) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(out)?.[1]);
+      const result = { tps, p99: log2P99(out), gets: counted('cmd_get'), misses: counted('get_misses'), verifyMisses: counted('verify_misses'), verifyFailed: counted('verify_failed') };
+      if (!Number.isFinite(tps) || tps <= 0 || !Object.values(result).every(Number.isFinite)) {
+        reject(new Error(`memcaslap against ${address} reported no throughput or no counts:\n${out.slice(-1000)}`));
         return;
       }
-      resolve({ tps, p99: log2P99(out) });
+      if (result.verifyMisses > 0 || result.verifyFailed > 0) {
+        reject(new Error(`memcaslap against ${address}: ${result.verifyMisses} verify misses, ${result.verifyFailed} values that failed verification`));
+        return;
+      }
+      resolve(result);
     });
   });
+}
+
+/** Sends text commands on a fresh connection and returns the whole answer (the connection ends with quit). */
+function ask(address, commands) {
+  const [host, port] = address.split(':');
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), host, () => socket.end(`${commands.join('\r\n')}\r\nquit\r\n`));
+    let out = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d) => (out += d));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(out));
+  });
+}
+
+/** get_hits and get_misses from a server's `stats`. */
+async function hitCounts(address) {
+  const out = await ask(address, ['stats']);
+  const stat = (name) => Number(new RegExp(`^STAT ${name} (\\d+)\r$`, 'm').exec(out)?.[1]);
+  const counts = { hits: stat('get_hits'), misses: stat('get_misses') };
+  if (!Number.isFinite(counts.hits) || !Number.isFinite(counts.misses)) throw new Error(`${address} answered stats without get_hits/get_misses:\n${out.slice(0, 500)}`);
+  return counts;
+}
+
+/**
+ * One measured round on one server: a flushed cache and zeroed counters, then
+ * memcaslap; returns its figures, the server's hit counts (which must agree
+ * with what memcaslap saw) and the server's CPU per operation.
+ */
+async function round(server, o) {
+  const reset = await ask(server.address, ['flush_all', 'stats reset']);
+  if (!/^OK\r\nRESET\r\n/.test(reset)) throw new Error(`${server.address} did not flush and reset: ${JSON.stringify(reset)}`);
+  const before = cpuMicros(server.pid);
+  const r = await memcaslap(server.address, o);
+  const after = cpuMicros(server.pid);
+  const counts = await hitCounts(server.address);
+  if (counts.hits + counts.misses !== r.gets || counts.misses !== r.misses) {
+    throw new Error(`${server.name} counted ${counts.hits} hits and ${counts.misses} misses, memcaslap sent ${r.gets} gets and saw ${r.misses} misses`);
+  }
+  return { ...r, ...counts, userUsPerOp: (after.user - before.user) / o.ops, systemUsPerOp: (after.system - before.system) / o.ops };
 }
 
 /**
@@ -119,7 +183,7 @@ async function startMemcached() {
   const args = ['-p', String(port), '-l', '127.0.0.1', '-U', '0', '-t', String(SERVER_THREADS), '-m', String(MEMORY_MIB), ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : [])];
   const child = spawn('memcached', args, { stdio: 'ignore' });
   await waitConnectable(port);
-  return { address: `127.0.0.1:${port}`, pid: child.pid, stop: () => child.kill('SIGKILL') };
+  return { name: 'memcached', address: `127.0.0.1:${port}`, pid: child.pid, stop: () => child.kill('SIGKILL') };
 }
 
 /** Ours as `ebbrt run memcached --nodes 1 --cores 2` runs it: a frontend here, one native process, its hosted main. */
@@ -138,6 +202,7 @@ async function startOurs() {
   const line = await Promise.race([started, running.then((status) => Promise.reject(new Error(`memcached app exited with ${status} before listening`)))]);
   const address = /listening on (\S+)/.exec(line)[1];
   return {
+    name: 'ours',
     address,
     pid: natives[0].pid,
     stop: async () => {
@@ -154,32 +219,53 @@ export async function run(ctx) {
   need('memcached');
   need('memcaslap');
   const o = options(ctx.args);
-  ctx.log(`memcaslap -T ${o.threads} -c ${o.concurrency} -X ${o.valueSize}, ${o.rounds} rounds of ${o.seconds} s per server; servers: memcached -t ${SERVER_THREADS} -m ${MEMORY_MIB} vs one native node × ${SERVER_THREADS} cores, --memory ${MEMORY_MIB}`);
+  ctx.log(`memcaslap -T ${o.threads} -c ${o.concurrency} -X ${o.valueSize} -v ${o.verify / 100}, ${o.rounds} rounds of ${o.ops} operations per server; servers: memcached -t ${SERVER_THREADS} -m ${MEMORY_MIB} vs one native node × ${SERVER_THREADS} cores, --memory ${MEMORY_MIB}`);
   const servers = { memcached: await startMemcached(), ours: await startOurs() };
   const samples = { memcached: [], ours: [] };
+  let rss;
   try {
-    // Warm-up: keys exist and code is hot before any round counts.
-    for (const name of ['memcached', 'ours']) await memcaslap(servers[name].address, { ...o, seconds: 2 });
-    for (let round = 0; round < o.rounds; round++) {
-      for (const name of round % 2 === 0 ? ['memcached', 'ours'] : ['ours', 'memcached']) {
-        const r = await memcaslap(servers[name].address, o);
+    // Warm-up: code is hot before any round counts.
+    for (const name of ['memcached', 'ours']) await memcaslap(servers[name].address, o, Math.ceil(o.ops / 2));
+    for (let i = 0; i < o.rounds; i++) {
+      for (const name of i % 2 === 0 ? ['memcached', 'ours'] : ['ours', 'memcached']) {
+        const r = await round(servers[name], o);
         samples[name].push(r);
-        ctx.log(`round ${round + 1} ${name}: ${r.tps} ops/s, p99 ≤ ${r.p99} µs`);
+        ctx.log(`round ${i + 1} ${name}: ${r.tps} ops/s, p99 ≤ ${r.p99} µs, ${r.hits} hits / ${r.misses} misses, CPU ${r.userUsPerOp.toFixed(2)} user + ${r.systemUsPerOp.toFixed(2)} system µs/op`);
+      }
+      const [m, ours] = [samples.memcached[i], samples.ours[i]];
+      // memcaslap's request stream is the same every run (fixed seed) and it gets only keys it set, so both servers must count alike.
+      if (m.hits !== ours.hits || m.misses !== ours.misses) {
+        throw new Error(`round ${i + 1}: hit counts differ: memcached ${m.hits} hits / ${m.misses} misses, ours ${ours.hits} hits / ${ours.misses} misses`);
       }
     }
   } finally {
-    var rss = { memcached: peakRssMiB(servers.memcached.pid), ours: peakRssMiB(servers.ours.pid) };
+    rss = { memcached: peakRssMiB(servers.memcached.pid), ours: peakRssMiB(servers.ours.pid) };
     servers.memcached.stop();
     await servers.ours.stop();
   }
   const value = (n) => Number(n.toFixed(3));
-  const cases = {
-    ours_tps: { value: median(samples.ours.map((s) => s.tps)), unit: 'ops/s' },
-    memcached_tps: { value: median(samples.memcached.map((s) => s.tps)), unit: 'ops/s' },
-    ours_p99_us: { value: median(samples.ours.map((s) => s.p99)), unit: 'µs (log2 bucket upper edge)' },
-    memcached_p99_us: { value: median(samples.memcached.map((s) => s.p99)), unit: 'µs (log2 bucket upper edge)' },
-    ours_peak_rss_mib: { value: value(rss.ours), unit: 'MiB (native process)' },
-    memcached_peak_rss_mib: { value: value(rss.memcached), unit: 'MiB' },
+  const measured = (name, field, unit) => {
+    const all = samples[name].map((s) => value(s[field]));
+    return { value: median(all), unit, samples: all };
   };
-  return { cases, ratios: { ours_vs_memcached: value(cases.ours_tps.value / cases.memcached_tps.value) } };
+  const cases = {};
+  for (const name of ['ours', 'memcached']) {
+    cases[`${name}_tps`] = measured(name, 'tps', 'ops/s');
+    cases[`${name}_p99_us`] = measured(name, 'p99', 'µs (log2 bucket upper edge)');
+    cases[`${name}_user_us_per_op`] = measured(name, 'userUsPerOp', 'µs CPU (user, whole server process) per operation');
+    cases[`${name}_system_us_per_op`] = measured(name, 'systemUsPerOp', 'µs CPU (system, whole server process) per operation');
+    cases[`${name}_get_hits`] = measured(name, 'hits', 'gets (per round)');
+    cases[`${name}_get_misses`] = measured(name, 'misses', 'gets (per round)');
+  }
+  cases.ours_peak_rss_mib = { value: value(rss.ours), unit: 'MiB (native process)' };
+  cases.memcached_peak_rss_mib = { value: value(rss.memcached), unit: 'MiB' };
+  cases.ours_cpu_us_per_op = { value: value(cases.ours_user_us_per_op.value + cases.ours_system_us_per_op.value), unit: 'µs CPU per operation (medians of user + system)' };
+  cases.memcached_cpu_us_per_op = { value: value(cases.memcached_user_us_per_op.value + cases.memcached_system_us_per_op.value), unit: 'µs CPU per operation (medians of user + system)' };
+  return {
+    cases,
+    ratios: {
+      ours_vs_memcached: ratio(cases, 'ours_tps', 'memcached_tps'),
+      cpu_per_op_ours_vs_memcached: ratio(cases, 'ours_cpu_us_per_op', 'memcached_cpu_us_per_op'),
+    },
+  };
 }
