@@ -15,21 +15,12 @@ import path from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { Op } from '@ebbrt/examples/memcached/binary-protocol.js';
 import { binaryRequest, deltaExtras, parseBinaryResponses, RawClient, storeExtras } from '@ebbrt/examples/memcached/client.js';
-import { CLI, lines, spawnNode, until, type Spawned } from './kit/index.js';
+import { CLI, lines, spawnNode, until } from './kit/index.js';
+import { launchMemcached } from './kit/memcached.js';
 
 const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 const HAS_MEMCACHED = has('memcached');
 const HAS_TOOLS = has('memccp') && has('memccat') && has('memccapable');
-
-/** Starts `ebbrt run memcached` and resolves once it printed its listening line. */
-async function launch(args: readonly string[]): Promise<{ addresses: string[]; spawned: Spawned }> {
-  const spawned = spawnNode(CLI, ['run', 'memcached', ...args], { timeoutMs: 90_000 });
-  await until(() => /^memcached listening on /m.test(spawned.stdout()) || spawned.child.exitCode !== null, 30_000, 'memcached to listen');
-  const line = lines(spawned.stdout()).find((l) => l.startsWith('memcached listening on '));
-  if (!line) throw new Error(`memcached did not start (exit ${spawned.child.exitCode}, signal ${spawned.child.signalCode}):\n${spawned.stdout()}\n${spawned.stderr()}`);
-  const addresses = line.slice('memcached listening on '.length).split(' (')[0].split(' ');
-  return { addresses, spawned };
-}
 
 async function client(address: string): Promise<RawClient> {
   const c = await RawClient.connect(address);
@@ -62,7 +53,7 @@ async function startMemcached(): Promise<string> {
 
 describe('memcached: launch and stop', () => {
   test('prints one line with the address once every core accepts, and stops cleanly on SIGINT', async () => {
-    const { addresses, spawned } = await launch(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
+    const { addresses, spawned } = await launchMemcached(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
     expect(addresses).toHaveLength(1);
     expect(lines(spawned.stdout())).toEqual([expect.stringMatching(/^memcached listening on 127\.0\.0\.1:\d+ \(1 node × 2 cores, 16 MiB each\)$/)]);
     const c = await client(addresses[0]);
@@ -76,7 +67,7 @@ describe('memcached: launch and stop', () => {
   });
 
   test('SIGTERM stops it too; bad app arguments exit 2 naming the flag', async () => {
-    const { spawned } = await launch(['--nodes', '1', '--cores', '1', '--', '--port', '0', '--memory', '8']);
+    const { spawned } = await launchMemcached(['--nodes', '1', '--cores', '1', '--', '--port', '0', '--memory', '8']);
     spawned.child.kill('SIGTERM');
     expect((await spawned.result).timedOut).toBe(false);
     const bad = spawnNode(CLI, ['run', 'memcached', '--nodes', '1', '--cores', '1', '--', '--memory', '0']);
@@ -88,7 +79,7 @@ describe('memcached: launch and stop', () => {
 
 describe('memcached: text protocol', () => {
   test('every command, with the exact replies', async () => {
-    const { addresses } = await launch(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
+    const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
     const c = await client(addresses[0]);
     const cases: [string, string][] = [
       ['set a 5 0 3\r\nabc\r\nget a\r\n', 'STORED\r\nVALUE a 5 3\r\nabc\r\nEND\r\n'],
@@ -130,7 +121,7 @@ describe('memcached: text protocol', () => {
   });
 
   test('oversize values: SERVER_ERROR, the value skipped, the connection still usable', async () => {
-    const { addresses } = await launch(['--nodes', '1', '--cores', '1', '--', '--port', '0', '--memory', '8']);
+    const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '1', '--', '--port', '0', '--memory', '8']);
     const c = await client(addresses[0]);
     const big = 'v'.repeat(2_000_000);
     expect(await text(c, `set big 0 0 1\r\nx\r\nset big 0 0 ${big.length}\r\n${big}\r\nget big\r\n`)).toBe('STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\n');
@@ -143,7 +134,7 @@ describe('memcached: text protocol', () => {
   });
 
   test('pipelined requests split at arbitrary byte boundaries get the replies of the whole pipeline', async () => {
-    const { addresses } = await launch(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
+    const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
     const pipeline = (prefix: string) => {
       const parts: string[] = [];
       for (let i = 0; i < 150; i++) {
@@ -168,7 +159,7 @@ describe('memcached: text protocol', () => {
 
 describe('memcached: binary protocol', () => {
   test('every opcode, with status codes, quiet variants and CAS values', async () => {
-    const { addresses } = await launch(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
+    const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
     const c = await client(addresses[0]);
     const run = async (...requests: Buffer[]) => {
       const { reply, closed } = await c.exchange(Buffer.concat(requests), { protocol: 'binary' });
@@ -264,7 +255,7 @@ describe('memcached: binary protocol', () => {
   });
 
   test('a binary pipeline split at arbitrary boundaries', async () => {
-    const { addresses } = await launch(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
+    const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
     const c = await client(addresses[0]);
     const pipeline = (prefix: string) => {
       const requests: Buffer[] = [];
@@ -289,7 +280,7 @@ describe('memcached: binary protocol', () => {
 describe.skipIf(!HAS_MEMCACHED)('memcached: byte for byte against Debian memcached', () => {
   test('the same requests get the same replies', async () => {
     const reference = await startMemcached();
-    const { addresses } = await launch(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '64']);
+    const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '64']);
     const K = (c: string, n: number) => c.repeat(n);
     // No case may contain `mn`: it is the exchange's end-of-replies sentinel, so a request carrying
     // one would end the read wherever the reply happened to be split (`mn` has its parser unit test).
@@ -332,7 +323,7 @@ describe.skipIf(!HAS_MEMCACHED)('memcached: byte for byte against Debian memcach
 
 describe.skipIf(!HAS_TOOLS)('memcached: stock clients from libmemcached-tools', () => {
   test('memccapable passes every test; memccp and memccat copy files in and out unchanged', async () => {
-    const { addresses } = await launch(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
+    const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
     const [host, port] = addresses[0].split(':');
     const capable = spawnSync('memccapable', ['-h', host, '-p', port, '-t', '5'], { encoding: 'utf8', timeout: 30_000 });
     expect(capable.stdout, capable.stderr).toMatch(/All tests passed/);
@@ -357,7 +348,7 @@ describe.skipIf(!HAS_TOOLS)('memcached: stock clients from libmemcached-tools', 
 
 describe('memcached: one node, many cores', () => {
   test('every core accepts; a value stored through one core is seen by all as soon as the reply is sent', async () => {
-    const { addresses } = await launch(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
+    const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
     const clients = await Promise.all(Array.from({ length: 40 }, () => client(addresses[0])));
     const cores = new Set<string>();
     for (const c of clients) cores.add(/^STAT ebbrt_core (\d+)\r$/m.exec(await text(c, 'stats\r\n'))![1]);
@@ -374,7 +365,7 @@ describe('memcached: one node, many cores', () => {
   });
 
   test('a small memory bound evicts old items and never grows past it', async () => {
-    const { addresses } = await launch(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '2']);
+    const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '2']);
     const c = await client(addresses[0]);
     const value = 'x'.repeat(1000);
     for (let batch = 0; batch < 60; batch++) {
@@ -395,7 +386,7 @@ describe('memcached: one node, many cores', () => {
 
 describe('memcached: several nodes', () => {
   test('any node answers any key: foreign keys are forwarded over the messenger', async () => {
-    const { addresses } = await launch(['--nodes', '2', '--cores', '2', '--', '--port', '0', '--memory', '16']);
+    const { addresses } = await launchMemcached(['--nodes', '2', '--cores', '2', '--', '--port', '0', '--memory', '16']);
     expect(addresses).toHaveLength(2);
     const [a, b] = await Promise.all(addresses.map((address) => client(address)));
     const keys = Array.from({ length: 300 }, (_, i) => `user:${i}`);
@@ -425,7 +416,7 @@ describe('memcached: several nodes', () => {
   });
 
   test('a node that dies is taken off the ring: the others answer its keys themselves', async () => {
-    const { addresses } = await launch(['--nodes', '2', '--cores', '1', '--', '--port', '0', '--memory', '8']);
+    const { addresses } = await launchMemcached(['--nodes', '2', '--cores', '1', '--', '--port', '0', '--memory', '8']);
     const [a, b] = await Promise.all(addresses.map((address) => client(address)));
     const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
     expect(await text(a, keys.map((k) => `set ${k} 0 0 1 noreply\r\nv\r\n`).join(''))).toBe('');

@@ -6,6 +6,7 @@
 import { describe, expect, test } from 'vitest';
 import { BinaryParser, BinaryStatus, Op, writeResponseHeader, type BinaryRequest } from '@ebbrt/examples/memcached/binary-protocol.js';
 import { MemcachedProtocolError } from '@ebbrt/examples/memcached/errors.js';
+import { parsePaused } from './paused-parse.js';
 
 interface ReqOptions {
   key?: string;
@@ -198,6 +199,14 @@ describe('BinaryParser', () => {
 
   test('a 250-byte key is fine', () => {
     expect(parse([req(Op.GET, { key: 'k'.repeat(250) })]).requests).toHaveLength(1);
+  });
+
+  test('pause() ends write() after the request; the rest parses on from where it stopped', () => {
+    const parts = [req(Op.GET, { key: 'a' }), req(Op.NOOP), req(Op.SET, { key: 'k', extras: setExtras(0, 0), value: 'hello' }), req(Op.GETQ, { key: 'b' })];
+    const input = Buffer.concat(parts);
+    const { requests: paused, consumed } = parsePaused((onRequest) => new BinaryParser(onRequest, () => undefined), snapshot, input);
+    expect(consumed).toEqual(parts.map((p) => p.length));
+    expect(paused).toEqual(parse([input]).requests);
   });
 
   test('constructor arguments are validated', () => {

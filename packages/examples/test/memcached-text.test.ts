@@ -7,6 +7,7 @@
 import { describe, expect, test } from 'vitest';
 import { Text, TextErrors, TextParser, type TextRequest } from '@ebbrt/examples/memcached/text-protocol.js';
 import { MemcachedProtocolError } from '@ebbrt/examples/memcached/errors.js';
+import { parsePaused } from './paused-parse.js';
 
 const NAMES = Object.fromEntries(Object.entries(Text).map(([name, code]) => [code, name]));
 
@@ -263,6 +264,15 @@ describe('TextParser: values, limits, faults', () => {
     );
     parser.write(bytes('version\r\nquit\r\nget a\r\n'));
     expect(requests).toEqual(['VERSION', 'QUIT']);
+  });
+
+  test('pause() ends write() after the command; the rest parses on from where it stopped', () => {
+    const input = bytes('get a b\r\nset k 1 0 3\r\nabc\r\nbogus\r\nset big 0 0 2000000\r\n' + 'x'.repeat(100) + '\r\nversion\r\n');
+    const { requests: paused, consumed } = parsePaused((onRequest) => new TextParser(onRequest, () => undefined), snapshot, input);
+    // One command per write, until the too-large value is being skipped (it ends the input).
+    expect(consumed.slice(0, 4)).toEqual([9, 18, 7, 21]);
+    expect(paused).toEqual(parse([input]).requests);
+    expect(paused.map((r) => r.command)).toEqual(['GET', 'SET', 'REPLY', 'SET']);
   });
 
   test('options are validated', () => {

@@ -164,6 +164,7 @@ export class BinaryParser {
   #bodyFilled = 0;
   #remaining = 0;
   #stopped = false;
+  #paused = false;
 
   constructor(onRequest: (request: BinaryRequest) => void, onFault: (error: MemcachedProtocolError, request: BinaryRequest) => void) {
     if (typeof onRequest !== 'function' || typeof onFault !== 'function') throw new TypeError('BinaryParser(onRequest, onFault): both must be functions');
@@ -176,15 +177,23 @@ export class BinaryParser {
     this.#stopped = true;
   }
 
+  /** Ends the current `write` after the request being handled; the next `write` parses on. */
+  pause(): void {
+    this.#paused = true;
+  }
+
   /** True while a request is incomplete. */
   get partial(): boolean {
     return this.#state !== State.HEADER || this.#headerFilled > 0;
   }
 
-  write(chunk: Uint8Array): void {
+  /** Parses `chunk`; returns the bytes consumed: all of them unless `pause()` was called (or the parser stopped). */
+  write(chunk: Uint8Array): number {
     let off = 0;
     const end = chunk.length;
+    this.#paused = false;
     while (off < end && !this.#stopped) {
+      if (this.#paused) return off;
       switch (this.#state) {
         case State.HEADER: {
           if (this.#headerFilled === 0 && end - off >= HEADER_BYTES) {
@@ -229,6 +238,7 @@ export class BinaryParser {
         }
       }
     }
+    return end;
   }
 
   /** Reads and checks a header at `bytes[at]`; returns the offset after it. */

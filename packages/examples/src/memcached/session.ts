@@ -5,6 +5,13 @@
  * node owns, forwards it over the Ebb messenger — and answers in request
  * order. Replies of one read leave in one write; forwarded requests hold
  * later replies back until they are answered.
+ *
+ * Backpressure: a client holds at most about {@link OUTPUT_HIGH_WATER} of
+ * replies plus one request's worth. Once its unsent replies pass the mark, or
+ * {@link MAX_FORWARDING} forwarded requests wait, parsing stops after the
+ * current request (a multi-key get stops between keys), the unparsed input
+ * is kept as it arrived, and the socket stops reading; parsing resumes when
+ * the socket drains or forwarded replies come back.
  */
 import type net from 'node:net';
 import { BINARY_ERROR_TEXT, BinaryParser, BinaryStatus, Op, writeResponseHeader, type BinaryRequest } from './binary-protocol.js';
@@ -31,8 +38,12 @@ export interface SessionContext {
 
 /** memcached's version string; clients compare it to decide what a server speaks. */
 export const VERSION = '1.6.18';
-/** Stop reading from a client while this much of its replies waits in the socket (backpressure). */
-const OUTPUT_HIGH_WATER = 4 << 20;
+/** Stop parsing a client's requests while this much of its replies waits to be sent. */
+export const OUTPUT_HIGH_WATER = 1 << 20;
+/** Stop parsing a client's requests while this many of its requests wait on other nodes. */
+export const MAX_FORWARDING = 16;
+/** A get spanning nodes copies its local hits until the remote ones arrive: at most this much, else memcached's out-of-memory reply. */
+const MIXED_GET_MAX_BYTES = 16 << 20;
 
 const c = (s: string) => Buffer.from(s, 'latin1');
 const R = {
@@ -50,6 +61,7 @@ const R = {
   NO_MEMORY: c('SERVER_ERROR out of memory storing object\r\n'),
   DELTA_NO_MEMORY: c('SERVER_ERROR out of memory\r\n'),
   NON_NUMERIC: c('CLIENT_ERROR cannot increment or decrement non-numeric value\r\n'),
+  GET_NO_MEMORY: c('SERVER_ERROR out of memory writing get response\r\n'),
   VERSION: c(`VERSION ${VERSION}\r\n`),
   ERROR: c('ERROR\r\n'),
 };
@@ -154,6 +166,20 @@ export class Session {
   #binary: BinaryParser | null = null;
   /** Replies in order while a forwarded request is unanswered; empty on the hot path. */
   readonly #queue: Slot[] = [];
+  /** Bytes in `#queue` not yet handed to the socket. */
+  #queuedBytes = 0;
+  /** Forwarded requests not answered yet. */
+  #forwarding = 0;
+  /** Output may grow to this in the current read before parsing pauses. */
+  #budget = OUTPUT_HIGH_WATER;
+  /** Parsing paused: output passed its mark, or too many forwarded requests wait. */
+  #outputFull = false;
+  /** Input received but not parsed while `#outputFull` (kept as it arrived). */
+  #held: Uint8Array | null = null;
+  /** A multi-key get paused between keys: the (parser's, not yet reused) request and the next key. */
+  #partialGet: TextRequest | null = null;
+  #getFrom = 0;
+  #socketPaused = false;
   #closing = false;
   #closed = false;
 
@@ -166,10 +192,12 @@ export class Session {
     ctx.cache.countCore(CoreStat.curr_connections, 1);
     ctx.cache.countCore(CoreStat.total_connections, 1);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('drain', () => socket.resume());
+    socket.on('drain', () => this.#resumeInput());
     socket.on('error', () => undefined);
     socket.on('close', () => {
       this.#closed = true;
+      this.#held = null;
+      this.#partialGet = null;
       this.#text?.stop();
       this.#binary?.stop();
       ctx.cache.countCore(CoreStat.curr_connections, -1);
@@ -178,13 +206,86 @@ export class Session {
 
   #onData(chunk: Buffer): void {
     this.#cache.countCore(CoreStat.bytes_read, chunk.length);
-    if (this.#text === null && this.#binary === null) {
-      if (chunk[0] === 0x80) this.#binary = new BinaryParser((r) => this.#onBinary(r), (e, r) => this.#onBinaryFault(e, r));
-      else this.#text = new TextParser((r) => this.#onText(r), () => this.#close());
+    if (this.#outputFull) {
+      // Read before the socket paused: kept behind what is already held.
+      this.#held = this.#held === null ? chunk : Buffer.concat([this.#held, chunk]);
+      return;
     }
-    if (this.#text !== null) this.#text.write(chunk);
-    else this.#binary!.write(chunk);
+    if (this.#text === null && this.#binary === null) {
+      if (chunk[0] === 0x80) {
+        this.#binary = new BinaryParser(
+          (r) => {
+            this.#onBinary(r);
+            this.#checkOutput();
+          },
+          (e, r) => this.#onBinaryFault(e, r),
+        );
+      } else {
+        this.#text = new TextParser(
+          (r) => {
+            this.#onText(r);
+            this.#checkOutput();
+          },
+          () => this.#close(),
+        );
+      }
+    }
+    this.#budget = OUTPUT_HIGH_WATER - this.#socket.writableLength;
+    this.#parse(chunk);
     this.#flush();
+    if (this.#outputFull) this.#resumeInput();
+  }
+
+  // ---- backpressure ----
+
+  #parse(input: Uint8Array): void {
+    const used = this.#text !== null ? this.#text.write(input) : this.#binary!.write(input);
+    if (used < input.length) this.#held = input.subarray(used);
+  }
+
+  /** After each request: past the output mark, or too many forwards waiting, parsing pauses. */
+  #checkOutput(): void {
+    if (this.#out.pos + this.#queuedBytes > this.#budget || this.#forwarding >= MAX_FORWARDING) this.#pauseParsing();
+  }
+
+  #pauseParsing(): void {
+    this.#outputFull = true;
+    this.#text?.pause();
+    this.#binary?.pause();
+  }
+
+  /**
+   * Parses held input while the output has room; when it has none, stops the
+   * socket reading until 'drain' (or a forwarded reply) calls here again.
+   */
+  #resumeInput(): void {
+    const socket = this.#socket;
+    while (this.#outputFull && !this.#closing && !this.#closed) {
+      if (socket.writableNeedDrain || this.#forwarding >= MAX_FORWARDING || this.#queuedBytes > OUTPUT_HIGH_WATER) {
+        if (!this.#socketPaused) {
+          this.#socketPaused = true;
+          socket.pause();
+        }
+        return;
+      }
+      this.#outputFull = false;
+      this.#budget = OUTPUT_HIGH_WATER - socket.writableLength;
+      const get = this.#partialGet;
+      if (get !== null) {
+        this.#partialGet = null;
+        this.#textGetLocal(get, this.#getFrom);
+      }
+      const held = this.#held;
+      if (!this.#outputFull && held !== null) {
+        this.#held = null;
+        this.#parse(held);
+      }
+      this.#flush();
+    }
+    if (this.#socketPaused && !this.#outputFull) {
+      this.#socketPaused = false;
+      socket.resume();
+    }
   }
 
   // ---- output ----
@@ -192,7 +293,7 @@ export class Session {
   #flush(): void {
     const out = this.#out;
     if (this.#queue.length > 0) {
-      if (out.pos > 0) this.#queue.push({ bytes: out.takeCopy() });
+      if (out.pos > 0) this.#enqueue(out.takeCopy());
       this.#drain();
       return;
     }
@@ -210,10 +311,12 @@ export class Session {
     socket.write(out.buf.subarray(0, out.pos));
     // A write the kernel took whole is done with the buffer; otherwise the socket still holds it.
     if (socket.writableLength === 0) out.reset();
-    else {
-      out.detach();
-      if (socket.writableLength > OUTPUT_HIGH_WATER) socket.pause();
-    }
+    else out.detach();
+  }
+
+  #enqueue(bytes: Buffer): void {
+    this.#queue.push({ bytes });
+    this.#queuedBytes += bytes.length;
   }
 
   /** Writes the reply slots that are ready, in order. */
@@ -221,6 +324,7 @@ export class Session {
     const queue = this.#queue;
     while (queue.length > 0 && queue[0].bytes !== null) {
       const bytes = queue.shift()!.bytes!;
+      this.#queuedBytes -= bytes.length;
       if (!this.#closed && bytes.length > 0) {
         this.#cache.countCore(CoreStat.bytes_written, bytes.length);
         this.#socket.write(bytes);
@@ -234,16 +338,20 @@ export class Session {
    * goes before it, what is written after waits for it.
    */
   #later(work: Promise<(out: OutBuffer) => void>, error: (out: OutBuffer, e: Error) => void): void {
-    if (this.#out.pos > 0) this.#queue.push({ bytes: this.#out.takeCopy() });
+    if (this.#out.pos > 0) this.#enqueue(this.#out.takeCopy());
     const slot: Slot = { bytes: null };
     this.#queue.push(slot);
+    this.#forwarding++;
     const local = new OutBuffer(256);
     work.then(
       (format) => format(local),
       (e: Error) => error(local, e),
     ).then(() => {
+      this.#forwarding--;
       slot.bytes = local.takeCopy();
+      this.#queuedBytes += slot.bytes.length;
       this.#drain();
+      if (this.#outputFull) this.#resumeInput();
     });
   }
 
@@ -332,26 +440,25 @@ export class Session {
       }
     }
     if (foreign === null) {
-      const reader = this.#textReader;
-      reader.key = line;
-      reader.withCas = withCas;
-      for (let i = r.firstKey; i < r.tokens; i++) {
-        reader.keyStart = r.starts[i];
-        reader.keyLength = r.keyLength(i);
-        this.#cache.fetch(line, r.starts[i], reader.keyLength, hashes[i], reader, touch, r.exptime);
-      }
-      this.#out.raw(R.END);
+      this.#textGetLocal(r, r.firstKey);
       return;
     }
     // Mixed: local keys are read now (later commands on this connection must not change what this get sees), the rest forwarded.
     const keys: Buffer[] = [];
     const results: (ForwardHit | null)[] = [];
     const detached = new DetachedReader();
+    let copied = 0;
     for (let i = r.firstKey; i < r.tokens; i++) {
       keys.push(Buffer.from(line.subarray(r.starts[i], r.ends[i])));
       detached.result = null;
       if (ctx.owner(hashes[i]) === ctx.nodeId) this.#cache.fetch(line, r.starts[i], r.keyLength(i), hashes[i], detached, touch, r.exptime);
-      results.push(detached.result);
+      const hit = detached.result as ForwardHit | null;
+      results.push(hit);
+      copied += hit?.[2]?.length ?? 0;
+      if (copied > MIXED_GET_MAX_BYTES) {
+        this.#out.raw(R.GET_NO_MEMORY);
+        return;
+      }
     }
     const calls = [...foreign].map(([node, indices]) => {
       const positions = indices.map((i) => i - r.firstKey);
@@ -374,6 +481,32 @@ export class Session {
       }),
       textServerError,
     );
+  }
+
+  /**
+   * The keys of a get that all live on this node, from key `from` on; pauses
+   * between keys (and is called again from there) when the output passes its mark.
+   */
+  #textGetLocal(r: TextRequest, from: number): void {
+    const touch = r.command === Text.GAT || r.command === Text.GATS;
+    const line = r.line;
+    const hashes = this.#hashes;
+    const out = this.#out;
+    const reader = this.#textReader;
+    reader.key = line;
+    reader.withCas = r.command === Text.GETS || r.command === Text.GATS;
+    for (let i = from; i < r.tokens; i++) {
+      reader.keyStart = r.starts[i];
+      reader.keyLength = r.keyLength(i);
+      this.#cache.fetch(line, r.starts[i], reader.keyLength, hashes[i], reader, touch, r.exptime);
+      if (out.pos > this.#budget && i + 1 < r.tokens) {
+        this.#partialGet = r;
+        this.#getFrom = i + 1;
+        this.#pauseParsing();
+        return;
+      }
+    }
+    out.raw(R.END);
   }
 
   /**

@@ -4,6 +4,9 @@
  * they arrive — a command may be split anywhere, many may come in one chunk —
  * and hands each complete command to `onRequest`, in order, as one reused
  * {@link TextRequest} (handle it before returning; copy what you keep).
+ * `pause()` from inside `onRequest` ends that `write` after the command: it
+ * returns how much of the chunk it consumed, and the caller keeps the rest
+ * for a later `write` (backpressure without buffering a reply per command).
  *
  * It validates what memcached validates, with memcached's answers: token
  * counts per command, keys of at most 250 bytes, numbers read as memcached's
@@ -135,6 +138,7 @@ export class TextParser {
   /** The command line of a storage command waiting for its data (copied: its chunk may be gone). */
   #lineCopy = Buffer.alloc(256);
   #stopped = false;
+  #paused = false;
 
   constructor(onRequest: (request: TextRequest) => void, onFault: (error: MemcachedProtocolError) => void, options: TextParserOptions = {}) {
     if (typeof onRequest !== 'function' || typeof onFault !== 'function') throw new TypeError('TextParser(onRequest, onFault): both must be functions');
@@ -151,15 +155,23 @@ export class TextParser {
     this.#pending = null;
   }
 
+  /** Ends the current `write` after the command being handled; the next `write` parses on. */
+  pause(): void {
+    this.#paused = true;
+  }
+
   /** True while a command is incomplete (a partial line, or a value still arriving). */
   get partial(): boolean {
     return this.#pending !== null || this.#state !== State.LINE;
   }
 
-  write(chunk: Uint8Array): void {
+  /** Parses `chunk`; returns the bytes consumed: all of them unless `pause()` was called (or the parser stopped). */
+  write(chunk: Uint8Array): number {
     let off = 0;
     const end = chunk.length;
+    this.#paused = false;
     while (off < end && !this.#stopped) {
+      if (this.#paused) return off;
       if (this.#state === State.SWALLOW) {
         const n = Math.min(this.#remaining, end - off);
         this.#remaining -= n;
@@ -172,7 +184,7 @@ export class TextParser {
         this.#data.set(chunk.subarray(off, off + n), this.#dataFilled);
         this.#dataFilled += n;
         off += n;
-        if (this.#dataFilled < this.#data.length) return;
+        if (this.#dataFilled < this.#data.length) return end;
         this.#state = State.LINE;
         this.#finishStorage(this.#data, 0);
         continue;
@@ -180,7 +192,7 @@ export class TextParser {
       const nl = chunk.indexOf(LF, off);
       if (nl < 0) {
         this.#keepPartial(chunk, off, end);
-        return;
+        return end;
       }
       let line: Uint8Array = chunk;
       let ls = off;
@@ -194,6 +206,7 @@ export class TextParser {
       off = nl + 1;
       off = this.#line(line, ls, le, chunk, off);
     }
+    return end;
   }
 
   #keepPartial(chunk: Uint8Array, off: number, end: number): void {
