@@ -5,73 +5,15 @@
  * process of the cluster is left (the frontend, and every process whose
  * environment names the frontend's address: natives launched by it).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { downCluster, findCluster, type ClusterState, type ClusterView, type TopView } from '@ebbrt/hosted';
+import type { ClusterView, TopView } from '@ebbrt/hosted';
 import { FIXTURES, lines, runCli, spawnNode, until, CLI } from './kit/index.js';
+import { clusterFile, clusterProcesses, psJson, running, state, stateDirectory } from './kit/cluster.js';
 import { redisAvailability, startRedis } from './kit/redis.js';
 
 const TICKER = path.join(FIXTURES, 'ops-ticker');
-
-/** A fresh state directory; whatever cluster is still up in it when the test ends is brought down. */
-function stateDirectory(): string {
-  const dir = path.join(mkdtempSync(path.join(tmpdir(), 'ebbrt-ops-test-')), 'state');
-  onTestFinished(async () => {
-    try {
-      for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) await downCluster(findCluster(dir, file.slice(0, -5)), dir, { timeoutMs: 5000 });
-    } catch {
-      // nothing up
-    }
-    rmSync(path.dirname(dir), { recursive: true, force: true });
-  });
-  return dir;
-}
-
-/** Writes a cluster file next to the state directory. */
-function clusterFile(dir: string, name: string, body: string): string {
-  const file = path.join(path.dirname(dir), `${name}.yaml`);
-  writeFileSync(file, body);
-  return file;
-}
-
-/**
- * Pids of live (not zombie) processes that belong to the cluster whose
- * frontend listens at `frontend`: natives carry it in EBBRT_FRONTEND.
- */
-function clusterProcesses(frontend: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
-      if (!environ.includes(`EBBRT_FRONTEND=${frontend}`)) continue;
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (!/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) found.push(Number(entry));
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return found;
-}
-
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
-}
-
-const state = (dir: string): ClusterState => JSON.parse(readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith('.json'))!), 'utf8')) as ClusterState;
-
-async function psJson(dir: string): Promise<ClusterView> {
-  const r = await runCli(['ps', '--json', '--state-dir', dir]);
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as ClusterView;
-}
 
 async function expectDown(dir: string, view: ClusterView): Promise<void> {
   const frontendPid = view.nodes.find((n) => n.group === 'frontend')!.pid!;

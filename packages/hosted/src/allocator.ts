@@ -10,6 +10,7 @@ import type { LaunchedNode, NodeBackend } from './backends/backend.js';
 import { ProcessBackend } from './backends/process.js';
 import { QemuBackend } from './backends/qemu.js';
 import type { HostedNode, Member } from './node.js';
+import { NodeGroup, type GroupOptions } from './node-group.js';
 
 /** Options of {@link NodeAllocator.allocateNode}. */
 export interface AllocateOptions {
@@ -25,6 +26,12 @@ export interface AllocateOptions {
   args?: string[];
   /** Give up if the node has not joined after this long, ms. Default 20000. */
   joinTimeoutMs?: number;
+  /**
+   * After losing its frontend (connection broken, or the launching process gone), how long the native keeps
+   * trying to re-register before it exits, ms. Default 3000; lengthen it for natives that should survive a
+   * frontend restart with a persistent store. Sets `EBBRT_RECONNECT_MS`.
+   */
+  reconnectMs?: number;
   /** Where the native's stdout/stderr go: `inherit` (default) or `pipe` (kept for `output()`). */
   stdio?: 'inherit' | 'pipe';
 }
@@ -47,6 +54,9 @@ export interface NativeNode {
   /** Captured output when `stdio: 'pipe'`. */
   output(): string;
 }
+
+/** Natives launched by a frontend give up on it this soon by default, ms: they must not outlive it by long. */
+const DEFAULT_RECONNECT_MS = 3000;
 
 /** Launches natives for one frontend. */
 export class NodeAllocator {
@@ -83,7 +93,7 @@ export class NodeAllocator {
       secret: this.#hosted.secret,
       allocationId,
       // The frontend's TLS settings first: a node that cannot speak TLS to the cluster could never join.
-      env: { ...this.#hosted.nativeEnv, ...(options.env ?? {}) },
+      env: { ...this.#hosted.nativeEnv, EBBRT_RECONNECT_MS: String(options.reconnectMs ?? DEFAULT_RECONNECT_MS), ...(options.env ?? {}) },
       args: options.args ?? [],
       stdio: options.stdio ?? 'inherit',
     });
@@ -143,6 +153,15 @@ export class NodeAllocator {
     return nodes;
   }
 
+  /**
+   * A group that keeps `options.count` natives of `app` joined: lost natives are replaced (new node id, same
+   * app and options), with backoff while replacements keep failing. Call `start()` to launch them.
+   */
+  maintain(app: string, options: GroupOptions): NodeGroup {
+    this.#validate(app, options);
+    return new NodeGroup(this, this.#hosted, app, options);
+  }
+
   /** Kills everything this allocator launched that is still running (last-resort cleanup). */
   killAll(): void {
     for (const launched of this.#launched) launched.kill();
@@ -155,6 +174,7 @@ export class NodeAllocator {
       throw new TypeError(`options.backend must be one of ${this.backends.map((b) => `'${b}'`).join(', ')} (got ${JSON.stringify(options.backend)})`);
     }
     if (options.memoryMiB !== undefined && (!Number.isInteger(options.memoryMiB) || options.memoryMiB < 64)) throw new TypeError('options.memoryMiB must be an integer of at least 64');
+    if (options.reconnectMs !== undefined && (!Number.isInteger(options.reconnectMs) || options.reconnectMs < 0)) throw new TypeError('options.reconnectMs must be a non-negative integer (milliseconds)');
     if (options.joinTimeoutMs !== undefined && (!Number.isInteger(options.joinTimeoutMs) || options.joinTimeoutMs <= 0)) throw new TypeError('options.joinTimeoutMs must be a positive integer');
   }
 }

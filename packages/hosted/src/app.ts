@@ -9,6 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EbbError, type EbbRuntime } from '@ebbrt/ebb-protocol';
 import { NodeAllocator, type NativeNode } from './allocator.js';
+import type { NodeGroup } from './node-group.js';
 import { QemuBackend, VM_FAILURE_TIMEOUT_MS, type Accel } from './backends/qemu.js';
 import { startHosted, type HostedNode } from './node.js';
 import type { Logger } from './log.js';
@@ -19,8 +20,10 @@ export interface HostedApp {
   runtime: EbbRuntime;
   node: HostedNode;
   allocator: NodeAllocator;
-  /** The natives launched for this run (`--nodes`). */
+  /** The natives launched for this run (`--nodes`), as they joined first; `group.nodes` is the current set. */
   natives: NativeNode[];
+  /** The group keeping `--nodes` natives joined (lost ones are replaced); undefined with `--nodes 0`. */
+  group?: NodeGroup;
   /** Path of the app's native module, for allocating more natives. */
   nativeEntry: string;
   /** Arguments after `--`. */
@@ -96,6 +99,8 @@ export interface RunOptions {
   store?: string;
   /** Cluster name namespacing the store's keys. Default `ebbrt`. */
   cluster?: string;
+  /** How long natives try to re-register after losing the frontend, ms (`AllocateOptions.reconnectMs`; default 3000). */
+  reconnectMs?: number;
   /** Mutual TLS for the messenger, PEM text (see `HostedOptions.tls`). */
   tls?: { cert: string; key: string; ca: string };
   /** Backend launching the natives: `process` (default) or `qemu` (each native a VM). */
@@ -127,21 +132,29 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
   node.on('leave', (nodeId, reason) => {
     if (!finishing) progress(`ebbrt: node ${nodeId} left: ${reason}`);
   });
-  let natives: NativeNode[] = [];
+  let group: NodeGroup | undefined;
   try {
     const aborted = new Promise<number>((resolve) => {
       if (options.signal?.aborted) resolve(130);
       options.signal?.addEventListener('abort', () => resolve(130), { once: true });
     });
     const run = async () => {
-      natives = options.nodes > 0 ? await allocator.allocatePool(options.nodes, app.native, { cores: options.cores, args: options.args, backend: options.backend, memoryMiB: options.memoryMiB }) : [];
-      const status = await hostedModule.main!({ runtime: node.runtime, node, allocator, natives, nativeEntry: app.native, args: options.args, print, signal: options.signal ?? new AbortController().signal });
+      let natives: NativeNode[] = [];
+      if (options.nodes > 0) {
+        group = allocator.maintain(app.native, { count: options.nodes, cores: options.cores, args: options.args, backend: options.backend, memoryMiB: options.memoryMiB, reconnectMs: options.reconnectMs });
+        group.on('replace', (r) => progress(`ebbrt: replacing node ${r.nodeId}${r.delayMs ? ` in ${r.delayMs} ms (${r.failuresInARow} failed in a row)` : ''}`));
+        group.on('replaced', (old, native) => progress(`ebbrt: node ${native.nodeId} replaced node ${old}`));
+        const started = await group.start();
+        if (started.failures.length) throw started.failures[0];
+        natives = started.nodes;
+      }
+      const status = await hostedModule.main!({ runtime: node.runtime, node, allocator, natives, group, nativeEntry: app.native, args: options.args, print, signal: options.signal ?? new AbortController().signal });
       return typeof status === 'number' ? status : 0;
     };
     return await Promise.race([run(), aborted]);
   } finally {
     finishing = true;
-    await Promise.all(natives.map((n) => n.stop(1000)));
+    await group?.stop(1000);
     allocator.killAll();
     await node.close();
   }

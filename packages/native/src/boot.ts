@@ -5,6 +5,7 @@
  * HMAC hello → welcome), heartbeats on its own event loop (never starved by a
  * busy app core), relays membership, and shuts down on goodbye or SIGTERM.
  */
+import { Socket } from 'node:net';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { BootConfigError, parseBootConfig, type BootConfig } from './config.js';
 import type { CoreData, FromCore, ToCore } from './core-protocol.js';
@@ -23,6 +24,29 @@ try {
 
 const prefix = () => `[native ${nodeId || '?'}]`;
 let nodeId = 0;
+// Declared before anything can call shutdown() (the parent pipe may close while the cores boot).
+let stopping = false;
+let supervisor: import('./supervisor.js').Supervisor | undefined;
+/** Set when the launching frontend's process is gone (its pipe closed); a re-registration clears it. */
+let orphanTimer: ReturnType<typeof setTimeout> | undefined;
+if (config.parentFd !== undefined) {
+  // The launching frontend holds the other end: the kernel closes it when that process ends, however it ends.
+  const parent = new Socket({ fd: config.parentFd, readable: true, writable: false });
+  parent.on('data', () => undefined);
+  parent.on('error', () => undefined);
+  parent.once('close', () => {
+    if (stopping) return;
+    if (config.reconnectMs === 0 || nodeId === 0) {
+      console.error(`${prefix()} the frontend process that launched this node is gone; shutting down`);
+      shutdown(1);
+      return;
+    }
+    orphanTimer = setTimeout(() => {
+      console.error(`${prefix()} the frontend process that launched this node is gone and no frontend took it back within ${config.reconnectMs} ms; shutting down`);
+      shutdown(1);
+    }, config.reconnectMs);
+  });
+}
 const workers: Worker[] = [];
 const ports: (MessagePort | undefined)[][] = Array.from({ length: config.cores }, () => Array(config.cores).fill(undefined));
 for (let i = 0; i < config.cores; i++) {
@@ -66,8 +90,6 @@ const localIdMap = new MemoryLocalIdMap();
 const first = await firstCore;
 await Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i + 1, first.fd)));
 
-let stopping = false;
-let supervisor: import('./supervisor.js').Supervisor;
 /** Latest counters and in-flight calls each core reported (PROTOCOL.md §5.4). */
 const coreStats: (import('@ebbrt/ebb-protocol').CoreSnapshot | undefined)[] = [];
 const coreInFlight: number[] = Array(config.cores).fill(0);
@@ -93,7 +115,10 @@ try {
       },
       // The cores keep serving their peers meanwhile; only the frontend is missing.
       reconnecting: (reason) => console.error(`${prefix()} ${reason}; re-registering for up to ${config.reconnectMs} ms`),
-      rejoined: (welcome) => console.error(`${prefix()} re-registered with the frontend as node ${welcome.nodeId}`),
+      rejoined: (welcome) => {
+        clearTimeout(orphanTimer);
+        console.error(`${prefix()} re-registered with the frontend as node ${welcome.nodeId}`);
+      },
     },
     () => coreInFlight.reduce((sum, n) => sum + n, 0),
     // Each heartbeat carries the counters the cores sent for the previous one, and asks for fresh ones.

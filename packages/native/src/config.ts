@@ -41,6 +41,11 @@ export interface BootConfig {
   reconnectMs: number;
   /** TLS for every messenger connection (PEM text), when the cluster runs it. */
   tls?: { cert: string; key: string; ca: string };
+  /**
+   * A pipe inherited from the frontend process that launched this node: when it closes, that process is gone
+   * and the node exits unless a frontend takes it back within `reconnectMs`.
+   */
+  parentFd?: number;
 }
 
 const FLAGS: Record<string, string> = {
@@ -59,6 +64,7 @@ const FLAGS: Record<string, string> = {
   '--advertise': 'EBBRT_ADVERTISE',
   '--host-alias': 'EBBRT_HOST_ALIAS',
   '--kernel-cmdline': 'EBBRT_KERNEL_CMDLINE',
+  '--parent-fd': 'EBBRT_PARENT_FD',
 };
 
 /**
@@ -151,6 +157,8 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   const tls = tlsParts.every(Boolean) ? { cert: pem('certificate', values.EBBRT_TLS_CERT!), key: pem('key', values.EBBRT_TLS_KEY!), ca: pem('CA certificate', values.EBBRT_TLS_CA!) } : undefined;
   const reconnectMs = Number(values.EBBRT_RECONNECT_MS ?? '60000');
   if (!Number.isInteger(reconnectMs) || reconnectMs < 0) throw new BootConfigError(`reconnect-ms must be a non-negative integer (milliseconds; 0 = exit when the frontend is lost), got ${values.EBBRT_RECONNECT_MS}`);
+  const parentFd = values.EBBRT_PARENT_FD === undefined ? undefined : Number(values.EBBRT_PARENT_FD);
+  if (parentFd !== undefined && (!Number.isInteger(parentFd) || parentFd < 3)) throw new BootConfigError(`parent-fd must be the number (3 or more) of a pipe inherited from the launching frontend, got ${values.EBBRT_PARENT_FD}`);
   const app = values.EBBRT_APP;
   if (!app) throw new BootConfigError('no app: pass --app <path of the app\'s native module> or set EBBRT_APP');
   const listenPort = Number(values.EBBRT_LISTEN_PORT ?? '0');
@@ -176,6 +184,7 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     args,
     reconnectMs,
     tls,
+    parentFd,
   };
 }
 

@@ -29,9 +29,13 @@ export class ProcessBackend implements NodeBackend {
         EBBRT_CORES: String(spec.cores),
         EBBRT_APP: spec.app,
         EBBRT_BACKEND: 'process',
+        // fd 3: a pipe the native watches; it closes when this process ends, even by SIGKILL (no parent-death signal in Node).
+        EBBRT_PARENT_FD: '3',
       },
-      stdio: ['ignore', spec.stdio, spec.stdio],
+      stdio: ['ignore', spec.stdio, spec.stdio, 'pipe'],
     });
+    // The frontend never writes to it: it must not keep the frontend's event loop alive.
+    (child.stdio[3] as { unref?: () => void } | null)?.unref?.();
     let captured = '';
     const keep = (d: Buffer) => (captured = (captured + d.toString()).slice(-64 * 1024));
     child.stdout?.on('data', keep);

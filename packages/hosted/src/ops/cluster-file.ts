@@ -54,10 +54,15 @@ export interface ClusterSpec {
   detach: boolean;
   heartbeatMs?: number;
   failureTimeoutMs?: number;
+  /**
+   * How long natives keep trying to re-register after losing the frontend, ms (NodeAllocator's `reconnectMs`,
+   * default 3000). Lengthen it for a Redis store whose natives should survive a frontend restart.
+   */
+  reconnectMs?: number;
   groups: GroupSpec[];
 }
 
-const TOP_KEYS = ['name', 'secret', 'store', 'listen', 'admin', 'tls', 'detach', 'heartbeatMs', 'failureTimeoutMs', 'groups'] as const;
+const TOP_KEYS = ['name', 'secret', 'store', 'listen', 'admin', 'tls', 'detach', 'heartbeatMs', 'failureTimeoutMs', 'reconnectMs', 'groups'] as const;
 const GROUP_KEYS = ['name', 'app', 'backend', 'count', 'cores', 'memory', 'args', 'joinTimeoutMs'] as const;
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -129,6 +134,7 @@ export function validateCluster(raw: unknown, file: string, env: NodeJS.ProcessE
   if (top.detach !== undefined && typeof top.detach !== 'boolean') fail('detach', `must be true or false, got ${show(top.detach)}`);
   const heartbeatMs = optionalInt(top.heartbeatMs, 'heartbeatMs', 10, 60_000, fail);
   const failureTimeoutMs = optionalInt(top.failureTimeoutMs, 'failureTimeoutMs', 20, 600_000, fail);
+  const reconnectMs = optionalInt(top.reconnectMs, 'reconnectMs', 0, 3_600_000, fail);
   if ((failureTimeoutMs ?? 1000) <= (heartbeatMs ?? 250)) fail('failureTimeoutMs', `must be larger than heartbeatMs (${heartbeatMs ?? 250})`);
 
   // An empty list (or groups of count 0) is a frontend that waits for natives started elsewhere.
@@ -151,6 +157,7 @@ export function validateCluster(raw: unknown, file: string, env: NodeJS.ProcessE
     detach: (top.detach as boolean | undefined) ?? false,
     heartbeatMs,
     failureTimeoutMs,
+    reconnectMs,
     groups,
   };
 }

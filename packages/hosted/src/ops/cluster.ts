@@ -11,6 +11,7 @@ import type { CoreSnapshot } from '@ebbrt/ebb-protocol';
 import { NodeAllocator, type NativeNode } from '../allocator.js';
 import { VM_FAILURE_TIMEOUT_MS } from '../backends/qemu.js';
 import type { Logger } from '../log.js';
+import type { GroupLaunch, NodeGroup, Replacement } from '../node-group.js';
 import { startHosted, type HostedNode, type Member } from '../node.js';
 import { startAdmin, type AdminServer, type FeedEvent } from './admin.js';
 import type { ClusterSpec, GroupSpec } from './cluster-file.js';
@@ -45,6 +46,9 @@ interface NodeRecord {
   endedAt?: number;
   reason?: string;
   native?: NativeNode;
+  /** The node this one replaces, and the one that replaced it. */
+  replaces?: number;
+  replacedBy?: number;
 }
 
 /** Nodes that failed or left are kept for `ps` up to this many. */
@@ -65,6 +69,7 @@ export class Cluster extends EventEmitter {
   readonly #options: ClusterOptions;
   readonly #records: NodeRecord[] = [];
   readonly #feed = new Set<(event: FeedEvent) => void>();
+  readonly #groups = new Map<string, NodeGroup>();
   #stopping?: Promise<void>;
   #stopRequested!: (reason: string) => void;
   /** Resolves with the reason when someone asked the cluster to stop (`ebbrt down`, a signal). */
@@ -129,44 +134,67 @@ export class Cluster extends EventEmitter {
 
   /**
    * Boots every group's nodes in parallel and resolves once each joined or
-   * failed; `failures` says which did not come up and why.
+   * failed; `failures` says which did not come up and why. From then on each
+   * group keeps its size: lost nodes are replaced (see NodeGroup).
    */
   async boot(): Promise<{ ok: boolean; failures: string[] }> {
     const failures: string[] = [];
-    const boots = this.spec.groups.flatMap((group) => Array.from({ length: group.count }, () => this.#bootOne(group, failures)));
+    const groups = this.spec.groups.map((group) => this.#maintain(group));
     this.#progress();
-    await Promise.all(boots);
+    const started = await Promise.all(groups.map((g) => g.start()));
+    started.forEach((s, i) => failures.push(...s.failures.map((e) => `${groups[i].name}: ${e.message}`)));
     if (failures.length === 0 && this.status === 'starting') this.status = 'up';
     return { ok: failures.length === 0, failures };
   }
 
-  async #bootOne(group: GroupSpec, failures: string[]): Promise<void> {
-    const record: NodeRecord = { group: group.name, backend: group.backend, cores: group.cores, state: 'booting', nodeId: 0, address: '', startedAt: Date.now() };
-    this.#records.push(record);
-    try {
-      const native = await this.allocator.allocateNode(group.paths.native, {
-        cores: group.cores,
-        backend: group.backend,
-        memoryMiB: group.memoryMiB,
-        args: group.args,
-        joinTimeoutMs: group.joinTimeoutMs,
-        stdio: this.#options.stdio ?? 'inherit',
-      });
+  #maintain(spec: GroupSpec): NodeGroup {
+    const group = this.allocator.maintain(spec.paths.native, {
+      name: spec.name,
+      count: spec.count,
+      cores: spec.cores,
+      backend: spec.backend,
+      memoryMiB: spec.memoryMiB,
+      args: spec.args,
+      joinTimeoutMs: spec.joinTimeoutMs,
+      reconnectMs: this.spec.reconnectMs,
+      stdio: this.#options.stdio ?? 'inherit',
+    });
+    this.#groups.set(spec.name, group);
+    const launches = new Map<GroupLaunch, NodeRecord>();
+    group.on('launch', (launch: GroupLaunch) => {
+      const record: NodeRecord = { group: spec.name, backend: spec.backend, cores: spec.cores, state: 'booting', nodeId: 0, address: '', startedAt: launch.startedAt, replaces: launch.replaces };
+      launches.set(launch, record);
+      this.#records.push(record);
+      this.#progress();
+    });
+    group.on('join', (native: NativeNode, launch: GroupLaunch) => {
+      const record = launches.get(launch)!;
+      launches.delete(launch);
       Object.assign(record, { native, nodeId: native.nodeId, address: native.address, pid: native.pid, cores: native.cores });
       // A node can die between its join and here; #left already saw it then.
       if (record.state === 'booting') {
         record.state = this.hosted.members.has(native.nodeId) ? 'joined' : 'failed';
         record.joinedAt = this.hosted.members.get(native.nodeId)?.joinedAt ?? Date.now();
       }
-    } catch (error) {
-      record.state = 'failed';
-      record.endedAt = Date.now();
-      record.reason = (error as Error).message;
-      failures.push(`${group.name}: ${record.reason}`);
-      this.#log.error('node failed to boot', { group: group.name, backend: group.backend, reason: record.reason });
-      this.#emitFeed({ kind: 'fail', message: `a ${group.name} node failed to boot: ${record.reason}` });
-    }
-    this.#progress();
+      this.#progress();
+    });
+    group.on('fail', (error: Error, launch: GroupLaunch) => {
+      const record = launches.get(launch)!;
+      launches.delete(launch);
+      Object.assign(record, { state: 'failed', endedAt: Date.now(), reason: error.message });
+      this.#log.error('node failed to boot', { group: spec.name, backend: spec.backend, replaces: launch.replaces, reason: error.message });
+      this.#emitFeed({ kind: 'fail', message: `a ${spec.name} node failed to boot: ${error.message}` });
+      this.#progress();
+    });
+    group.on('replace', (r: Replacement) => {
+      this.#emitFeed({ kind: 'replace', nodeId: r.nodeId, message: `replacing node ${r.nodeId} (${spec.name})${r.delayMs ? ` in ${r.delayMs} ms, after ${r.failuresInARow} failed replacement(s) in a row` : ''}: ${r.reason}` });
+    });
+    group.on('replaced', (old: number, native: NativeNode, ms: number) => {
+      const record = this.#records.find((r) => r.nodeId === old && r.group === spec.name);
+      if (record) record.replacedBy = native.nodeId;
+      this.#emitFeed({ kind: 'replace', nodeId: native.nodeId, message: `node ${native.nodeId} (${spec.name}) replaced node ${old} ${ms} ms after it was lost` });
+    });
+    return group;
   }
 
   #joined(member: Member): void {
@@ -210,7 +238,8 @@ export class Cluster extends EventEmitter {
     return this.spec.groups.map((group) => {
       const records = this.#records.filter((r) => r.group === group.name);
       const count = (state: NodeState) => records.filter((r) => r.state === state).length;
-      return { name: group.name, app: group.app, backend: group.backend, count: group.count, cores: group.cores, booting: count('booting'), joined: count('joined'), failed: count('failed'), left: count('left') };
+      const stats = this.#groups.get(group.name)?.stats;
+      return { name: group.name, app: group.app, backend: group.backend, count: group.count, cores: group.cores, booting: count('booting'), joined: count('joined'), failed: count('failed'), left: count('left'), replaced: stats?.replaced ?? 0, failedReplacements: stats?.failedReplacements ?? 0, pendingReplacements: stats?.pending ?? 0 };
     });
   }
 
@@ -231,6 +260,8 @@ export class Cluster extends EventEmitter {
         node.inFlight = member.heartbeat.inFlight;
       }
       if (r.reason !== undefined) node.reason = r.reason;
+      if (r.replaces !== undefined) node.replaces = r.replaces;
+      if (r.replacedBy !== undefined) node.replacedBy = r.replacedBy;
       return node;
     });
     const coresOf = (nodeId: number) => this.#records.find((r) => r.nodeId === nodeId)?.cores ?? 1;
@@ -286,6 +317,7 @@ export class Cluster extends EventEmitter {
       this.status = 'stopping';
       this.#stopRequested('stopping');
       const natives = this.#records.flatMap((r) => (r.native ? [r.native] : []));
+      await Promise.all([...this.#groups.values()].map((group) => group.stop(2000)));
       await Promise.all(natives.map((native) => native.stop(2000)));
       this.allocator.killAll();
       await this.hosted.close();

@@ -185,6 +185,16 @@ export class ClusterMetrics {
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });
+    new Counter({
+      name: 'ebbrt_group_replacements_total', help: 'Lost nodes of a group replaced by a new node that joined (outcome="joined"), and replacements that failed to join or died within the group\'s stable time (outcome="failed")', labelNames: ['group', 'outcome'], registers,
+      collect() {
+        this.reset();
+        for (const group of options.view().groups) {
+          this.inc({ group: group.name, outcome: 'joined' }, group.replaced);
+          this.inc({ group: group.name, outcome: 'failed' }, group.failedReplacements);
+        }
+      },
+    });
     new Gauge({
       name: 'ebbrt_node_info', help: 'One series per joined node: its group, backend and address', labelNames: ['node', 'group', 'backend', 'address'], registers,
       collect() {

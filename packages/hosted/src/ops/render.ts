@@ -45,7 +45,7 @@ export function formatRate(perSec: number): string {
 export function psText(view: ClusterView): string {
   const nodes = table(
     ['ID', 'GROUP', 'BACKEND', 'ADDRESS', 'CORES', 'STATE', 'UPTIME', 'RSS', 'PID', 'REASON'],
-    view.nodes.map((n) => [n.id ? String(n.id) : '-', n.group, n.backend, n.address || '-', String(n.cores), n.state, formatDuration(n.uptimeMs), formatBytes(n.rssBytes), n.pid ? String(n.pid) : '-', n.state === 'joined' ? '' : clip(n.reason ?? '', 60)]),
+    view.nodes.map((n) => [n.id ? String(n.id) : '-', n.group, n.backend, n.address || '-', String(n.cores), n.state, formatDuration(n.uptimeMs), formatBytes(n.rssBytes), n.pid ? String(n.pid) : '-', n.state === 'joined' ? '' : `${n.replacedBy ? `replaced by ${n.replacedBy}: ` : ''}${clip(n.reason ?? '', 60)}`]),
     new Set([0, 4, 6, 7, 8]),
   );
   const ebbs = view.ebbs.length
@@ -54,8 +54,15 @@ export function psText(view: ClusterView): string {
         view.ebbs.map((e) => [e.hex, e.name, e.policy, e.owner === null ? '-' : String(e.owner), e.reps.map((r) => `${r.node}:${r.cores}`).join(' ')]),
       )
     : '(no Ebb touched yet)';
+  const groups = table(
+    ['GROUP', 'APP', 'BACKEND', 'JOINED', 'REPLACED', 'FAILED REPLACEMENTS', 'REPLACING'],
+    view.groups.map((g) => [g.name, g.app, g.backend, `${g.joined}/${g.count}`, String(g.replaced), String(g.failedReplacements), String(g.pendingReplacements)]),
+    new Set([3, 4, 5, 6]),
+  );
   return [
     `cluster ${view.cluster} (${view.status}) · frontend ${view.frontend} · admin http://${view.admin}/ · store ${view.store}`,
+    '',
+    groups,
     '',
     'NODES',
     nodes,

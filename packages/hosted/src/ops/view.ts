@@ -27,6 +27,10 @@ export interface NodeView {
   inFlight?: number;
   /** Why it failed or left. */
   reason?: string;
+  /** The lost node this one replaced. */
+  replaces?: number;
+  /** The node that replaced this one after it was lost. */
+  replacedBy?: number;
 }
 
 export interface GroupView {
@@ -39,6 +43,12 @@ export interface GroupView {
   joined: number;
   failed: number;
   left: number;
+  /** Lost nodes replaced by a new node that joined. */
+  replaced: number;
+  /** Replacements that failed to join or died soon after joining (they back off). */
+  failedReplacements: number;
+  /** Replacements scheduled or booting now. */
+  pendingReplacements: number;
 }
 
 /** One node's reps of an Ebb: one character per core (see {@link REP_CHARS}). */
