@@ -7,8 +7,8 @@
  * - `--mode native`: the reps on every core of the native nodes (`ebbrt run
  *   --nodes N --cores C`), each request sent to the core with the fewest
  *   renders in flight; a native that dies is taken out of rotation (its
- *   in-flight requests get a 503 that names it) and replaced through the
- *   allocator, after which the service is back to full capacity;
+ *   in-flight requests get a 503 that names it) and the run's node group
+ *   replaces it, after which the service is back to full capacity;
  * - `--mode piscina`: the same renderer in a piscina worker-thread pool, the
  *   Node incumbent for offloading CPU work, as the peer baseline.
  */
@@ -159,56 +159,42 @@ function piscinaPlacement(options: OffloadOptions): Placement {
 }
 
 /**
- * Native cores in rotation; on a node's `leave` its cores drop out and a
- * replacement with as many cores is allocated (up to 3 attempts, 1 s apart).
+ * Native cores in rotation; on a node's `leave` its cores drop out, and the
+ * run's node group (which keeps `--nodes` natives joined) replaces it: the
+ * replacement's cores join the rotation.
  */
 async function nativePlacement(app: HostedApp, options: OffloadOptions): Promise<Placement> {
   const cores = new NativeCores({ runtime: app.runtime, maxOutstanding: options.maxOutstanding });
   const natives = new Map<number, NativeNode>(app.natives.map((n) => [n.nodeId, n]));
-  const replacements: NativeNode[] = [];
-  let pending = 0;
   await Promise.all(app.natives.map((n) => cores.addNode(n.nodeId, n.cores)));
 
-  const replace = async (count: number, attempt: number): Promise<void> => {
-    if (app.signal.aborted) return;
-    try {
-      const native = await app.allocator.allocateNode(app.nativeEntry, { cores: count, args: app.args });
-      if (app.signal.aborted) {
-        await native.stop(500);
-        return;
-      }
-      replacements.push(native);
-      natives.set(native.nodeId, native);
-      await cores.addNode(native.nodeId, native.cores);
-      pending--;
-      app.print(`offload: replacement native node ${native.nodeId} joined (${native.cores} core(s), pid ${native.pid}); ${cores.cores.length} native core(s) in rotation`);
-    } catch (error) {
-      if (app.signal.aborted) return;
-      process.stderr.write(`offload: replacement attempt ${attempt}/3 failed: ${(error as Error).message}\n`);
-      if (attempt < 3) setTimeout(() => void replace(count, attempt + 1), 1000);
-      else pending--;
-    }
-  };
   const onLeave = (nodeId: number, reason: string) => {
     const lost = cores.removeNode(nodeId);
     natives.delete(nodeId);
     if (lost === 0 || app.signal.aborted) return;
-    pending++;
     app.print(`offload: native node ${nodeId} left (${reason}); ${lost} core(s) out of rotation, allocating a replacement`);
-    void replace(lost, 1);
   };
+  const onReplaced = (_old: number, native: NativeNode) => {
+    if (app.signal.aborted) return;
+    natives.set(native.nodeId, native);
+    void cores.addNode(native.nodeId, native.cores).then(() => app.print(`offload: replacement native node ${native.nodeId} joined (${native.cores} core(s), pid ${native.pid}); ${cores.cores.length} native core(s) in rotation`));
+  };
+  const onFail = (error: Error) => process.stderr.write(`offload: a replacement failed (the group retries with backoff): ${error.message}\n`);
   app.node.on('leave', onLeave);
+  app.group?.on('replaced', onReplaced);
+  app.group?.on('fail', onFail);
 
   return {
     markdown: cores,
     status: () => ({
       natives: [...natives.values()].map((n) => ({ nodeId: n.nodeId, pid: n.pid, cores: n.cores, address: n.address })),
-      replacementsPending: pending,
+      replacementsPending: app.group?.stats.pending ?? 0,
       cores: cores.snapshot(),
     }),
     close: async () => {
       app.node.off('leave', onLeave);
-      await Promise.all(replacements.map((n) => n.stop(1000)));
+      app.group?.off('replaced', onReplaced);
+      app.group?.off('fail', onFail);
     },
   };
 }
