@@ -19,7 +19,7 @@ import { ActionSandbox, STATUS, type Outcome } from './sandbox.js';
 export interface ActionLimits {
   /** Longest an activation may run, ms (100..300000; default 60000). */
   timeout: number;
-  /** Memory, MB (128..2048; default 256). Recorded and reported; V8 contexts of one isolate cannot be capped apart. */
+  /** Memory, MB (128..2048; default 256): the heap limit of the action's isolate on each core. */
   memory: number;
   /** Log bytes kept per activation, MB (0..10; default 10). */
   logs: number;
@@ -144,6 +144,7 @@ export class ActionRep implements ActionInvoker {
       filename: `${record.namespace}/${record.name}.js`,
       timeoutMs: record.limits.timeout,
       logLimitBytes: record.limits.logs * 1024 * 1024,
+      memoryMb: record.limits.memory,
     });
     this.#initMs = sandbox.initMs;
     this.#sandbox = sandbox;

@@ -42,6 +42,9 @@ export const MESSAGES = {
   timedOut: (ms: number, init = false) => `The action exceeded its time limits of ${ms} milliseconds${init ? ' during initialization.' : '.'}`,
   notADictionary: 'The action did not return a dictionary.',
   abnormalRun: 'The action did not produce a valid response and exited unexpectedly.',
+  memoryExhausted: 'The action exhausted its memory and was aborted.',
+  truncatedLogs: (limit: number) => `Logs were truncated because the total bytes size exceeds the limit of ${limit} bytes.`,
+  truncatedResponse: (bytes: number, limit: number) => `The action produced a response that exceeded the allowed length: ${bytes} > ${limit} bytes.`,
 } as const;
 
 /** Bad app arguments (after `--`): the hosted entry prints the message and exits 2. */
