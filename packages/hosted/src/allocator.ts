@@ -8,7 +8,7 @@ import path from 'node:path';
 import { NodeUnavailableError } from '@ebbrt/ebb-protocol';
 import type { LaunchedNode, NodeBackend } from './backends/backend.js';
 import { ProcessBackend } from './backends/process.js';
-import { QemuBackend } from './backends/qemu.js';
+import { QemuBackend } from './backends/qemu/index.js';
 import type { HostedNode, Member } from './node.js';
 import { NodeGroup, type GroupOptions } from './node-group.js';
 
@@ -16,7 +16,7 @@ import { NodeGroup, type GroupOptions } from './node-group.js';
 export interface AllocateOptions {
   /** Worker-thread cores the native runs. Default 1. */
   cores?: number;
-  /** Backend that launches the node: `process` (default) or `qemu` (a VM, see backends/qemu.ts). */
+  /** Backend that launches the node: `process` (default) or `qemu` (a VM, see backends/qemu/). */
   backend?: string;
   /** Memory of the node's machine, MiB (backends that size machines). */
   memoryMiB?: number;

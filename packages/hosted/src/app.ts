@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { EbbError, type EbbRuntime } from '@ebbrt/ebb-protocol';
 import { NodeAllocator, type NativeNode } from './allocator.js';
 import type { NodeGroup } from './node-group.js';
-import { QemuBackend, VM_FAILURE_TIMEOUT_MS, type Accel } from './backends/qemu.js';
+import { QemuBackend, VM_FAILURE_TIMEOUT_MS, type Accel } from './backends/qemu/index.js';
 import { startHosted, type HostedNode } from './node.js';
 import type { Logger } from './log.js';
 

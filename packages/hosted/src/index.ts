@@ -7,7 +7,7 @@ export { startHosted, HostedNode, type HostedOptions, type HostedStats, type Mem
 export { NodeAllocator, type AllocateOptions, type NativeNode } from './allocator.js';
 export { NodeGroup, type GroupOptions, type GroupLaunch, type GroupStats, type Replacement } from './node-group.js';
 export { ProcessBackend, resolveNativeBoot } from './backends/process.js';
-export { QemuBackend, QemuError, VM_FAILURE_TIMEOUT_MS, probeKvm, buildNativeImage, readVmImage, resolveImageBuilder, type QemuBackendOptions, type QemuErrorCode, type Accel, type KvmProbe, type VmImage, type BuildImageOptions } from './backends/qemu.js';
+export { QemuBackend, QemuError, VM_FAILURE_TIMEOUT_MS, probeKvm, buildNativeImage, readVmImage, resolveImageBuilder, type QemuBackendOptions, type QemuErrorCode, type Accel, type KvmProbe, type VmImage, type BuildImageOptions } from './backends/qemu/index.js';
 export type { NodeBackend, LaunchSpec, LaunchedNode } from './backends/backend.js';
 export { MemoryIdMapStore, IdMapServer } from './global-id-map.js';
 export { MemoryStore, RedisStore, parseRedisUrl, resolveStore, isClusterStore, type ClusterStore, type MemoryStoreOptions, type RedisStoreOptions, type NodeRecord, type NodeGrant, type StoreSpec, type StoreStatusListener } from './store/index.js';

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../args.js';
 import { AppNotFoundError, appHint, resolveApp } from '../app.js';
-import { buildNativeImage, QemuError } from '../backends/qemu.js';
+import { buildNativeImage, QemuError } from '../backends/qemu/index.js';
 
 const FLAGS: FlagSpec[] = [
   { name: 'out', type: 'string', value: 'DIR', help: 'directory to write the image to (vmlinuz, initramfs.cpio.gz, image.json); required' },

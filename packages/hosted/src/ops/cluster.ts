@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import type { CoreSnapshot } from '@ebbrt/ebb-protocol';
 import { NodeAllocator, type NativeNode } from '../allocator.js';
-import { VM_FAILURE_TIMEOUT_MS } from '../backends/qemu.js';
+import { VM_FAILURE_TIMEOUT_MS } from '../backends/qemu/index.js';
 import type { Logger } from '../log.js';
 import type { GroupLaunch, NodeGroup, Replacement } from '../node-group.js';
 import { startHosted, type HostedNode, type Member } from '../node.js';

@@ -1,0 +1,11 @@
+/**
+ * The `qemu` backend, one module per concern: `launch` (the backend and the
+ * QEMU command line), `kvm` (accelerator probe), `image` (build/read VM
+ * images), `qmp` (QEMU's control protocol), `ports`, `run-dir`, `process`,
+ * `options`, `errors`.
+ */
+export { QemuBackend, VM_FAILURE_TIMEOUT_MS } from './launch.js';
+export { QemuError, type QemuErrorCode } from './errors.js';
+export type { Accel, QemuBackendOptions } from './options.js';
+export { probeKvm, type KvmProbe } from './kvm.js';
+export { buildNativeImage, readVmImage, resolveImageBuilder, type VmImage, type BuildImageOptions } from './image.js';

@@ -1,0 +1,227 @@
+/**
+ * The `qemu` backend: each native boots as its own virtual machine, a Linux
+ * kernel whose one program is the native runtime (image built by
+ * `@ebbrt/native`'s image builder, run here as a child process: hosted and
+ * native never import each other).
+ *
+ * - accel `auto` uses KVM only when a quick probe boots a kernel under it
+ *   (where /dev/kvm exists but guests hang, e.g. broken nested
+ *   virtualisation, the probe gives up after `probeTimeoutMs`) and otherwise
+ *   TCG, with a warning.
+ * - the frontend address, secret and allocation id travel on the kernel
+ *   command line (`ebbrt.*`, percent-encoded). QEMU's arguments, and so the
+ *   secret, are visible to every user of the host in the process list
+ *   (a process native's environment is readable by its owner only).
+ * - user-mode networking: the guest is 10.0.2.15 and reaches the host's
+ *   loopback at 10.0.2.2; a host port forward to the guest's messenger port
+ *   is the address the node advertises, so the frontend and other nodes
+ *   (processes or VMs) reach it at `127.0.0.1:<forwarded port>`.
+ * - the serial console goes to a per-node log file (and to the captured
+ *   output); stop = a goodbye, after which the runtime exits and the init
+ *   powers the machine off; terminate = ACPI power button over QMP (the
+ *   guest's acpid SIGTERMs the runtime); kill = SIGKILL of QEMU.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import type { LaunchedNode, LaunchSpec, NodeBackend } from '../backend.js';
+import { QemuError } from './errors.js';
+import { MIN_MEMORY_MIB, validate, type QemuBackendOptions } from './options.js';
+import { buildNativeImage, readVmImage, type VmImage } from './image.js';
+import { probeKvm } from './kvm.js';
+import { exitOf, qemuMissing, spawnQemu } from './process.js';
+import { Qmp } from './qmp.js';
+import { freePort } from './ports.js';
+import { pruneRunDirs } from './run-dir.js';
+
+/**
+ * Failure timeout for frontends whose natives are VMs, ms. Under TCG a guest
+ * busy booting its cores (each loads the app right after the join) can send
+ * its supervisor's heartbeat more than a second late; 5 s keeps it a member.
+ */
+export const VM_FAILURE_TIMEOUT_MS = 5000;
+
+/** The guest port the native's messenger listens on; the host side is forwarded to it. */
+const GUEST_PORT = 7000;
+/** QEMU user networking: the guest reaches the host's loopback here. */
+const HOST_FROM_GUEST = '10.0.2.2';
+/** x86 COMMAND_LINE_SIZE. */
+const MAX_CMDLINE = 2048;
+/** The kernel hands at most 32 variables to init; keep room for its own (HOME, TERM). */
+const MAX_ENV = 24;
+
+const LOOPBACK_OR_ANY = new Set(['127.0.0.1', 'localhost', '::1', '0.0.0.0', '::']);
+
+/** A kernel command line value: percent-encoded, so spaces and quotes cannot split it. */
+const enc = encodeURIComponent;
+
+/** Raised inside {@link QemuBackend} when QEMU could not bind the forwarded port (another process took it): retried. */
+class PortTaken extends Error {}
+
+/** Launches natives as QEMU virtual machines. */
+export class QemuBackend implements NodeBackend {
+  readonly name = 'qemu';
+  readonly joinTimeoutMs: number;
+  readonly #options: QemuBackendOptions;
+  readonly #qemu: string;
+  readonly #images = new Map<string, Promise<VmImage>>();
+  #accel?: Promise<'kvm' | 'tcg'>;
+
+  constructor(options: QemuBackendOptions = {}) {
+    validate(options);
+    this.#options = options;
+    this.#qemu = options.qemu ?? 'qemu-system-x86_64';
+    this.joinTimeoutMs = options.joinTimeoutMs ?? 60_000;
+  }
+
+  /** The image for `app`: the prebuilt one, or one built (once per backend) into the cache. */
+  image(app: string): Promise<VmImage> {
+    const { imageDir } = this.#options;
+    if (imageDir) return this.#images.get(imageDir) ?? this.#remember(imageDir, readVmImage(imageDir));
+    const cacheDir = this.#options.cacheDir ?? process.env.EBBRT_IMAGE_CACHE ?? path.join(os.homedir(), '.cache', 'ebbrt', 'images');
+    const dir = path.join(cacheDir, `${path.basename(path.dirname(app))}-${createHash('sha256').update(app).digest('hex').slice(0, 12)}`);
+    return this.#images.get(app) ?? this.#remember(app, buildNativeImage(app, dir));
+  }
+
+  #remember(key: string, image: Promise<VmImage>): Promise<VmImage> {
+    this.#images.set(key, image);
+    // A failed build is not cached: the next launch tries again.
+    image.catch(() => this.#images.delete(key));
+    return image;
+  }
+
+  /** The accelerator VMs will use; probes KVM once per backend. */
+  accel(kernel: string): Promise<'kvm' | 'tcg'> {
+    this.#accel ??= (async () => {
+      const wanted = this.#options.accel ?? 'auto';
+      if (wanted === 'tcg') return 'tcg';
+      const probe = await probeKvm(kernel, { qemu: this.#qemu, timeoutMs: this.#options.probeTimeoutMs });
+      if (probe.works) return 'kvm';
+      if (wanted === 'kvm') throw new QemuError('KVM_UNAVAILABLE', `accel 'kvm' was asked for but KVM does not run guests here: ${probe.reason}; use accel 'auto' or 'tcg'`);
+      (this.#options.warn ?? ((m: string) => process.stderr.write(`ebbrt: warning: ${m}\n`)))(`KVM is not usable (${probe.reason}; probed in ${probe.ms} ms): VM natives run under TCG emulation, several times slower`);
+      return 'tcg';
+    })();
+    this.#accel.catch(() => (this.#accel = undefined));
+    return this.#accel;
+  }
+
+  async launch(spec: LaunchSpec): Promise<LaunchedNode> {
+    const memoryMiB = spec.memoryMiB ?? this.#options.memoryMiB ?? 512;
+    if (memoryMiB < MIN_MEMORY_MIB) throw new QemuError('VM_CONFIG', `a VM native needs at least ${MIN_MEMORY_MIB} MiB (its initramfs unpacks into RAM); got memoryMiB ${memoryMiB}`);
+    // What the kernel command line cannot carry fails here, before an image is built or a VM started.
+    this.#cmdline(spec, '127.0.0.1:1');
+    const image = await this.image(spec.app);
+    const accel = await this.accel(image.kernel);
+    const logRoot = path.resolve(this.#options.logDir ?? path.join(os.tmpdir(), 'ebbrt-vms'));
+    await mkdir(logRoot, { recursive: true });
+    await pruneRunDirs(logRoot);
+    const runDir = await mkdtemp(path.join(logRoot, `${spec.allocationId.slice(0, 8)}-`));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#boot(spec, image, accel, memoryMiB, runDir);
+      } catch (error) {
+        if (!(error instanceof PortTaken) || attempt === 3) throw error instanceof PortTaken ? new QemuError('VM_START_FAILED', error.message) : error;
+      }
+    }
+  }
+
+  /** The kernel command line: console, then the native's configuration (`ebbrt.*`, read by its boot config), then extra environment. */
+  #cmdline(spec: LaunchSpec, advertise: string): string {
+    const match = /^(.+):(\d+)$/.exec(spec.frontend);
+    if (!match) throw new QemuError('VM_CONFIG', `the frontend address ${spec.frontend} is not host:port`);
+    const frontendHost = LOOPBACK_OR_ANY.has(match[1]) ? HOST_FROM_GUEST : match[1];
+    const params = [
+      // Not `quiet`: the kernel's boot messages cost nothing measurable and make a failed boot's console say where it stopped.
+      'console=ttyS0',
+      'panic=-1',
+      `ebbrt.frontend=${enc(`${frontendHost}:${match[2]}`)}`,
+      `ebbrt.secret=${enc(spec.secret)}`,
+      `ebbrt.allocation-id=${enc(spec.allocationId)}`,
+      `ebbrt.cores=${spec.cores}`,
+      'ebbrt.listen-host=0.0.0.0',
+      `ebbrt.listen-port=${GUEST_PORT}`,
+      `ebbrt.advertise=${enc(advertise)}`,
+      // Peers that advertise a loopback or wildcard address (process natives, other VMs' forwards, a frontend bound to 0.0.0.0) are on the host: 10.0.2.2 from inside.
+      `ebbrt.host-alias=${enc(['127.0.0.1', 'localhost', '0.0.0.0'].map((host) => `${host}=${HOST_FROM_GUEST}`).join(','))}`,
+      'ebbrt.backend=qemu',
+    ];
+    if (spec.args.length > 0) params.push(`ebbrt.args=${enc(JSON.stringify(spec.args))}`);
+    if (spec.env.EBBRT_TLS_CERT !== undefined) throw new QemuError('VM_CONFIG', 'VM natives cannot join a TLS cluster yet: the certificates do not fit on the kernel command line; run the cluster without TLS or use the process backend');
+    const env = Object.entries(spec.env);
+    if (env.length > MAX_ENV) throw new QemuError('VM_CONFIG', `a VM native takes at most ${MAX_ENV} extra environment variables (the kernel passes at most 32 to init); got ${env.length}`);
+    for (const [key, value] of env) {
+      // The kernel passes unknown `NAME=value` parameters to init as its environment; quotes protect spaces, nothing protects a quote.
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new QemuError('VM_CONFIG', `environment variable name ${JSON.stringify(key)} cannot travel on a kernel command line: use letters, digits and _`);
+      if (/["\n\r\0]/.test(value)) throw new QemuError('VM_CONFIG', `environment variable ${key} holds a double quote or a line break, which a kernel command line cannot carry`);
+      params.push(/\s/.test(value) ? `${key}="${value}"` : `${key}=${value}`);
+    }
+    const cmdline = params.join(' ');
+    if (cmdline.length >= MAX_CMDLINE) throw new QemuError('VM_CONFIG', `the kernel command line would be ${cmdline.length} bytes, over the ${MAX_CMDLINE}-byte limit: pass fewer or shorter app arguments or environment variables`);
+    return cmdline;
+  }
+
+  async #boot(spec: LaunchSpec, image: VmImage, accel: 'kvm' | 'tcg', memoryMiB: number, runDir: string): Promise<LaunchedNode> {
+    const frontendHost = /^(.+):\d+$/.exec(spec.frontend)?.[1] ?? '127.0.0.1';
+    const hostSide = LOOPBACK_OR_ANY.has(frontendHost) ? '127.0.0.1' : frontendHost;
+    const hostPort = await freePort(hostSide);
+    const consoleLog = path.join(runDir, 'console.log');
+    const qmpSocket = path.join(runDir, 'qmp.sock');
+    await rm(qmpSocket, { force: true });
+    const args = [
+      '-M', 'pc',
+      '-accel', accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
+      '-cpu', accel === 'kvm' ? 'host' : 'max',
+      '-smp', String(spec.cores),
+      '-m', String(memoryMiB),
+      '-nodefaults', '-no-user-config', '-display', 'none',
+      // A guest reboot (a kernel panic with panic=-1) ends the VM instead of booting it again.
+      '-no-reboot',
+      '-kernel', image.kernel,
+      '-initrd', image.initrd,
+      '-append', this.#cmdline(spec, `${hostSide}:${hostPort}`),
+      '-chardev', `stdio,id=console,signal=off,logfile=${consoleLog},logappend=off`,
+      '-serial', 'chardev:console',
+      '-netdev', `user,id=net0,hostfwd=tcp:${hostSide}:${hostPort}-:${GUEST_PORT}`,
+      '-device', 'virtio-net-pci,netdev=net0',
+      '-qmp', `unix:${qmpSocket},server=on,wait=off`,
+    ];
+    const child = spawnQemu(this.#qemu, args);
+    let captured = '';
+    let pending = '';
+    const keep = (text: string) => (captured = (captured + text).slice(-64 * 1024));
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+      keep(text);
+      if (spec.stdio !== 'inherit') return;
+      // The runtime's own lines; kernel lines (`[  1.23] …`) stay in the console log.
+      pending += text;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) if (!/^\[\s*\d+\.\d+\]/.test(line) && line.trim()) process.stderr.write(`${line.replace(/\r$/, '')}\n`);
+    });
+    child.stderr!.setEncoding('utf8').on('data', keep);
+    const exited = exitOf(child);
+    void exited.then(() => rm(qmpSocket, { force: true }));
+    const qmp = await Qmp.connect(qmpSocket, exited, 10_000);
+    if (!qmp) {
+      child.kill('SIGKILL');
+      const status = await exited;
+      if (/spawn failed/.test(String(status))) throw qemuMissing(this.#qemu, new Error(String(status)));
+      if (/host forwarding rule|Could not set up host forwarding/i.test(captured)) throw new PortTaken(`QEMU could not forward port ${hostPort}: ${captured.trim()}`);
+      throw new QemuError('VM_START_FAILED', `${this.#qemu} did not start the VM (exit ${status}): ${captured.trim().slice(-2000) || 'no output'}`);
+    }
+    void exited.then(() => qmp.close());
+    return {
+      pid: child.pid ?? 0,
+      exited,
+      terminate: () => {
+        // The ACPI power button: the guest's acpid SIGTERMs the runtime, whose exit powers the VM off.
+        void qmp.execute('system_powerdown').then((reply) => {
+          if (reply.error) child.kill('SIGTERM');
+        });
+      },
+      kill: () => void child.kill('SIGKILL'),
+      output: () => `${captured}${captured.endsWith('\n') || !captured ? '' : '\n'}[console log: ${consoleLog}]`,
+    };
+  }
+}
