@@ -9,6 +9,9 @@ import { describe, expect, test } from 'vitest';
 import { ActionSandbox, STATUS, type Outcome } from '@ebbrt/examples/invoker/sandbox.js';
 import { parseArgs, isolate } from '@ebbrt/examples/invoker/args.js';
 import { buildRecord } from '@ebbrt/examples/invoker/store.js';
+import { ActivationStore, activationBytes, type Activation } from '@ebbrt/examples/invoker/activations.js';
+import { fitReply } from '@ebbrt/examples/invoker/action.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '@ebbrt/ebb-protocol';
 
 function sandbox(code: string, options: { timeoutMs?: number; logLimitBytes?: number; resultLimitBytes?: number; main?: string; memoryMb?: number } = {}): ActionSandbox {
   return new ActionSandbox({ code, filename: 'test/action.js', timeoutMs: options.timeoutMs ?? 1000, logLimitBytes: options.logLimitBytes ?? 1 << 20, resultLimitBytes: options.resultLimitBytes, main: options.main, memoryMb: options.memoryMb ?? 64 });
@@ -103,9 +106,9 @@ describe('action sandbox', () => {
   });
 
   test('logs and results are budgeted in UTF-8 bytes', async () => {
-    // 10 three-byte characters: 30 bytes, over a 20-byte budget though only 10 UTF-16 units.
-    const logs = await run(sandbox('function main() { console.log("€".repeat(10)); return {} }', { logLimitBytes: 20 }));
-    expect(logs.logs).toEqual([expect.stringMatching(/stderr: Logs were truncated because the total bytes size exceeds the limit of 20 bytes\.$/)]);
+    // 10 three-byte characters: a 62-byte line, over a 50-byte budget though only 42 UTF-16 units.
+    const logs = await run(sandbox('function main() { console.log("€".repeat(10)); return {} }', { logLimitBytes: 50 }));
+    expect(logs.logs).toEqual([expect.stringMatching(/stderr: Logs were truncated because the total bytes size exceeds the limit of 50 bytes\.$/)]);
     const result = await run(sandbox('function main() { return { s: "€".repeat(400) } }', { resultLimitBytes: 1000 }));
     expect(result).toMatchObject({ status: STATUS.developerError, value: { error: expect.stringMatching(/exceeded the allowed length: 1208 > 1000 bytes/) } });
   });
@@ -122,9 +125,10 @@ describe('action sandbox', () => {
     const box = sandbox('function main() { console.log("a", 1, { b: 2 }); console.warn("w"); console.error(new TypeError("t")); return {} }');
     const { logs } = await run(box);
     expect(logs.map((l) => l.replace(/^\S+ /, ''))).toEqual(['stdout: a 1 {"b":2}', 'stderr: w', expect.stringMatching(/^stderr: TypeError: t\n {4}at main \(test\/action\.js:1:\d+\)$/)]);
-    const limited = await run(sandbox('function main() { for (let i = 0; i < 100; i++) console.log("x".repeat(10)); return {} }', { logLimitBytes: 50 }));
-    expect(limited.logs).toHaveLength(6);
-    expect(limited.logs[5]).toMatch(/Logs were truncated because the total bytes size exceeds the limit of 50 bytes\.$/);
+    // Each stored line is 24 (time) + 8 (stream) + 10 bytes: three fit in 130.
+    const limited = await run(sandbox('function main() { for (let i = 0; i < 100; i++) console.log("x".repeat(10)); return {} }', { logLimitBytes: 130 }));
+    expect(limited.logs).toHaveLength(4);
+    expect(limited.logs[3]).toMatch(/Logs were truncated because the total bytes size exceeds the limit of 130 bytes\.$/);
   });
 
   test('runaways are cut off: a loop in main, in a continuation, in a timer; a never-settling promise', async () => {
@@ -200,5 +204,43 @@ describe('invoker arguments and records', () => {
     expect(() => buildRecord('ns', 'act', { exec: { kind: 'nodejs:default', code: 'x', binary: true } })).toThrow(/binary/);
     expect(() => buildRecord('ns', 'act', { exec: { code: 'x' }, limits: { concurrency: 0 } })).toThrow(/limits\.concurrency must be an integer in 1\.\.500/);
     expect(() => buildRecord('ns', 'act', {})).toThrow(/exec undefined/);
+  });
+
+  test('quotas: defaults and flags', () => {
+    expect(parseArgs([]).quotas).toEqual({ actions: 1000, codeBytes: 128 * 1024 * 1024, concurrent: 1000 });
+    expect(parseArgs(['--max-actions', '3', '--max-code-mb=2', '--max-concurrent', '5']).quotas).toEqual({ actions: 3, codeBytes: 2 * 1024 * 1024, concurrent: 5 });
+    expect(() => parseArgs(['--max-actions', '0'])).toThrow(/--max-actions must be an integer in 1\.\.1000000/);
+  });
+});
+
+describe('bounds an attacker cannot push past', () => {
+  const activation = (namespace: string, id: number, logs: string[]): Activation => ({
+    namespace, name: 'a', version: '0.0.1', subject: namespace, activationId: String(id), start: id, end: id, duration: 0, statusCode: 0,
+    response: { status: 'success', statusCode: 0, success: true, result: {} }, logs, annotations: [], publish: false,
+  });
+
+  test('activations kept in the frontend: a byte budget per namespace, so one tenant\'s logs evict only its own', () => {
+    const store = new ActivationStore({ bytesPerNamespace: 32 * 1024 * 1024 });
+    store.add(activation('victim', 0, ['kept']), activationBytes('{}', ['kept']));
+    // 100 activations each with 10 MB of logs: a gigabyte if all were kept.
+    const tenMb = ['x'.repeat(10 * 1024 * 1024)];
+    for (let i = 1; i <= 100; i++) store.add(activation('attacker', i, tenMb), activationBytes('{}', tenMb));
+    expect(store.bytes('attacker')).toBeLessThanOrEqual(32 * 1024 * 1024);
+    expect(store.list('attacker', { skip: 0, limit: 200 }).map((a) => a.activationId)).toEqual(['100']);
+    expect(store.get('attacker', '1')).toBeUndefined();
+    expect(store.get('victim', '0')?.logs).toEqual(['kept']);
+    expect(() => new ActivationStore({ bytesPerNamespace: 0 })).toThrow(/bytesPerNamespace must be a positive integer/);
+  });
+
+  test('a reply never exceeds the frame limit: an outcome too large becomes that call\'s error', () => {
+    const line = 'y'.repeat(1024 * 1024);
+    const huge = { status: 0 as const, result: '{}', logs: Array.from({ length: 20 }, () => line), start: 0, end: 0 };
+    const fitted = fitReply(huge);
+    const bytes = Buffer.byteLength(fitted.result) + fitted.logs.reduce((n, l) => n + Buffer.byteLength(l) + 5, 0);
+    expect(bytes).toBeLessThan(DEFAULT_MAX_FRAME_SIZE);
+    expect(fitted).toMatchObject({ status: STATUS.developerError });
+    expect(JSON.parse(fitted.result).error).toMatch(/exceeded the allowed length/);
+    const small = { status: 0 as const, result: '{"a":1}', logs: ['l'], start: 0, end: 0 };
+    expect(fitReply(small)).toBe(small);
   });
 });

@@ -11,7 +11,7 @@
  * evicts it from the core's translation table, and the next invocation
  * faults in a rep built from the new record.
  */
-import { decodeValue, defineEbb, type EbbId, type EbbRuntime, type IdMapEntry, type RepContext } from '@ebbrt/ebb-protocol';
+import { decodeValue, defineEbb, DEFAULT_MAX_FRAME_SIZE, type EbbId, type EbbRuntime, type IdMapEntry, type RepContext } from '@ebbrt/ebb-protocol';
 import { MESSAGES } from './errors.js';
 import { ActionSandbox, STATUS, type Outcome } from './sandbox.js';
 
@@ -172,7 +172,7 @@ export class ActionRep implements ActionInvoker {
   }
 
   #outcome(outcome: Outcome): ActionOutcome {
-    const result = outcome as ActionOutcome;
+    const result = fitReply(outcome) as ActionOutcome;
     result.nodeId = this.#rt.nodeId;
     result.core = this.#rt.core;
     if (this.#initMs !== undefined) {
@@ -238,6 +238,32 @@ export class ActionRep implements ActionInvoker {
       for (const wake of this.#waiting.splice(0)) wake();
     }
   }
+}
+
+/**
+ * Room for an outcome in one reply frame: the frame limit less space for the
+ * header, the msgpack framing and the other fields. The sandbox's own limits
+ * (1 MiB result, at most 10 MB of logs) keep outcomes far below it; this is the
+ * last guard, so that no activation can make a reply the connection would be
+ * closed for (which would fail every other call on it).
+ */
+const REPLY_BUDGET = DEFAULT_MAX_FRAME_SIZE - 64 * 1024;
+
+/** `outcome`, or, when its result and logs would not fit one reply frame, a developer error in its place with the logs cut to fit. */
+export function fitReply(outcome: Outcome, budget = REPLY_BUDGET): Outcome {
+  // msgpack spends at most 5 bytes of framing per string.
+  let bytes = Buffer.byteLength(outcome.result) + 5;
+  for (const line of outcome.logs) bytes += Buffer.byteLength(line) + 5;
+  if (bytes <= budget) return outcome;
+  const error = JSON.stringify({ error: MESSAGES.truncatedResponse(bytes, budget) });
+  const logs: string[] = [];
+  let kept = Buffer.byteLength(error) + 5;
+  for (const line of outcome.logs) {
+    kept += Buffer.byteLength(line) + 5;
+    if (kept > budget / 2) break;
+    logs.push(line);
+  }
+  return { ...outcome, status: STATUS.developerError, result: error, logs };
 }
 
 export const ActionEbb = defineEbb<ActionInvoker>({

@@ -48,26 +48,73 @@ export function summary(activation: Activation): Omit<Activation, 'response' | '
   return rest;
 }
 
-/** Recent activations by namespace, newest last; the oldest are forgotten past `perNamespace`. */
+/** Options of {@link ActivationStore}. */
+export interface ActivationStoreOptions {
+  /** Activations kept per namespace; past it the oldest are forgotten. Default 10000. */
+  perNamespace?: number;
+  /**
+   * Bytes of activations kept per namespace (results and logs, counted as
+   * two bytes per character, an upper bound of what the strings hold); past
+   * it the oldest are forgotten, so one tenant's large logs cost other
+   * tenants nothing and the frontend's memory has a bound. Default 32 MiB
+   * (three activations with the largest logs allowed).
+   */
+  bytesPerNamespace?: number;
+}
+
+/** One namespace's window: activations oldest first from `head`, with their sizes. */
+interface Window {
+  list: Activation[];
+  sizes: number[];
+  bytes: number;
+}
+
+/** What an activation is counted as: its result and logs, plus a fixed allowance for the rest of the record. */
+export function activationBytes(resultJson: string, logs: readonly string[]): number {
+  let chars = resultJson.length;
+  for (const line of logs) chars += line.length;
+  return 2 * chars + 1024;
+}
+
+/** Recent activations by namespace, newest last; the oldest are forgotten past the count or the byte budget. */
 export class ActivationStore {
   readonly #byId = new Map<string, Activation>();
-  readonly #byNamespace = new Map<string, Activation[]>();
+  readonly #byNamespace = new Map<string, Window>();
   readonly #perNamespace: number;
+  readonly #bytesPerNamespace: number;
 
-  constructor(perNamespace = 10_000) {
-    if (!Number.isInteger(perNamespace) || perNamespace < 1) throw new TypeError('perNamespace must be a positive integer');
+  constructor(options: ActivationStoreOptions = {}) {
+    const { perNamespace = 10_000, bytesPerNamespace = 32 * 1024 * 1024 } = options;
+    if (!Number.isInteger(perNamespace) || perNamespace < 1) throw new TypeError('options.perNamespace must be a positive integer');
+    if (!Number.isInteger(bytesPerNamespace) || bytesPerNamespace < 1) throw new TypeError('options.bytesPerNamespace must be a positive integer (bytes)');
     this.#perNamespace = perNamespace;
+    this.#bytesPerNamespace = bytesPerNamespace;
   }
 
-  add(activation: Activation): void {
-    let list = this.#byNamespace.get(activation.namespace);
-    if (!list) this.#byNamespace.set(activation.namespace, (list = []));
-    list.push(activation);
+  /** Bytes held for `namespace`'s activations (as {@link activationBytes} counts them). */
+  bytes(namespace: string): number {
+    return this.#byNamespace.get(namespace)?.bytes ?? 0;
+  }
+
+  /** Keeps `activation`, counted as `bytes` (see {@link activationBytes}). */
+  add(activation: Activation, bytes: number): void {
+    let window = this.#byNamespace.get(activation.namespace);
+    if (!window) this.#byNamespace.set(activation.namespace, (window = { list: [], sizes: [], bytes: 0 }));
+    window.list.push(activation);
+    window.sizes.push(bytes);
+    window.bytes += bytes;
     this.#byId.set(activation.activationId, activation);
-    if (list.length > this.#perNamespace) {
-      // Drop the oldest tenth at once, so the copy is amortized over many adds.
-      for (const old of list.splice(0, Math.ceil(this.#perNamespace / 10))) this.#byId.delete(old.activationId);
-    }
+    let drop = 0;
+    if (window.list.length > this.#perNamespace) drop = Math.ceil(this.#perNamespace / 10);
+    // The newest activation always stays, however large.
+    let held = window.bytes;
+    for (let i = 0; i < drop; i++) held -= window.sizes[i];
+    while (held > this.#bytesPerNamespace && drop < window.list.length - 1) held -= window.sizes[drop++];
+    if (drop === 0) return;
+    // Dropped in one splice, so the copy is amortized over many adds.
+    for (const old of window.list.splice(0, drop)) this.#byId.delete(old.activationId);
+    window.sizes.splice(0, drop);
+    window.bytes = held;
   }
 
   /** The activation, if it belongs to `namespace` (ids of other namespaces are not found). */
@@ -78,7 +125,7 @@ export class ActivationStore {
 
   /** Matching activations, newest first. */
   list(namespace: string, query: ActivationQuery): Activation[] {
-    const all = this.#byNamespace.get(namespace) ?? [];
+    const all = this.#byNamespace.get(namespace)?.list ?? [];
     const out: Activation[] = [];
     let skipped = 0;
     for (let i = all.length - 1; i >= 0 && out.length < query.limit; i--) {

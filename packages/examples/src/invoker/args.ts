@@ -16,20 +16,37 @@ export interface InvokerOptions {
   isolate: 'none' | 'namespace';
   /** How long a blocking invoke waits before answering 202 with the activation id, ms. Default 60000. */
   blockingWaitMs: number;
+  /** Per-namespace quotas. */
+  quotas: NamespaceQuotas;
 }
+
+/** What one namespace may hold and run; past them requests get 413 (storage) or 429 (invocations), as OpenWhisk's limits answer. */
+export interface NamespaceQuotas {
+  /** Actions a namespace may hold. Default 1000. */
+  actions: number;
+  /** Bytes of action code (UTF-8) a namespace may hold, summed over its actions. Default 128 MiB. */
+  codeBytes: number;
+  /** Activations of a namespace in flight at once, over all its actions. Default 1000. */
+  concurrent: number;
+}
+
+export const DEFAULT_QUOTAS: Readonly<NamespaceQuotas> = Object.freeze({ actions: 1000, codeBytes: 128 * 1024 * 1024, concurrent: 1000 });
 
 export const USAGE = `invoker takes:
   --port P                   port of the REST API (default 3233; 0 = any free port)
   --host H                   address of the REST API (default 127.0.0.1)
   --namespace NAME=UUID:KEY  a namespace and its API key (repeatable; default guest with OpenWhisk's guest key)
   --isolate namespace|none   namespace: every namespace runs on native nodes of its own (default none)
-  --blocking-wait MS         longest a blocking invoke waits before answering 202 (default 60000)`;
+  --blocking-wait MS         longest a blocking invoke waits before answering 202 (default 60000)
+  --max-actions N            actions one namespace may hold (default 1000; past it 413)
+  --max-code-mb N            MB of action code one namespace may hold (default 128; past it 413)
+  --max-concurrent N         activations of one namespace in flight at once (default 1000; past it 429)`;
 
-const FLAGS = ['--port', '--host', '--namespace', '--isolate', '--blocking-wait'];
+const FLAGS = ['--port', '--host', '--namespace', '--isolate', '--blocking-wait', '--max-actions', '--max-code-mb', '--max-concurrent'];
 
 /** Parses the app arguments; throws {@link InvokerUsageError} naming the bad one. */
 export function parseArgs(args: readonly string[]): InvokerOptions {
-  const options: InvokerOptions = { host: '127.0.0.1', port: 3233, namespaces: new Map(), isolate: 'none', blockingWaitMs: 60_000 };
+  const options: InvokerOptions = { host: '127.0.0.1', port: 3233, namespaces: new Map(), isolate: 'none', blockingWaitMs: 60_000, quotas: { ...DEFAULT_QUOTAS } };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -47,6 +64,15 @@ export function parseArgs(args: readonly string[]): InvokerOptions {
         break;
       case '--blocking-wait':
         options.blockingWaitMs = integer(flag, value, 1, 3_600_000);
+        break;
+      case '--max-actions':
+        options.quotas.actions = integer(flag, value, 1, 1_000_000);
+        break;
+      case '--max-code-mb':
+        options.quotas.codeBytes = integer(flag, value, 1, 65_536) * 1024 * 1024;
+        break;
+      case '--max-concurrent':
+        options.quotas.concurrent = integer(flag, value, 1, 1_000_000);
         break;
       case '--isolate':
         if (value !== 'namespace' && value !== 'none') throw new InvokerUsageError(`--isolate must be "namespace" or "none", got "${value}"`);

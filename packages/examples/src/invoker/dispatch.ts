@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { leastOutstanding, NodeUnavailableError, TimeoutError, type EbbId, type EbbRuntime } from '@ebbrt/ebb-protocol';
 import { ActionEbb, type ActionOutcome } from './action.js';
-import type { Activation, ActivationStore } from './activations.js';
+import { activationBytes, type Activation, type ActivationStore } from './activations.js';
 import { InvokerError, MESSAGES } from './errors.js';
 import { STATUS, STATUS_NAMES, type StatusCode } from './sandbox.js';
 import type { StoredAction } from './store.js';
@@ -31,6 +31,8 @@ export interface DispatcherOptions {
   activations: ActivationStore;
   /** How long past an action's own timeout the frontend waits for the native's answer before failing the activation, ms. Default 5000. */
   graceMs?: number;
+  /** Activations of one namespace in flight at once, over all its actions; more get 429. Default: no limit. */
+  namespaceConcurrency?: number;
 }
 
 /** An invocation that was accepted (placed). */
@@ -49,6 +51,8 @@ export class Dispatcher {
   readonly #all: Target[];
   readonly #byNamespace = new Map<string, Target[]>();
   readonly #inFlight = new Map<EbbId, number>();
+  readonly #namespaceInFlight = new Map<string, number>();
+  readonly #namespaceConcurrency: number;
   #seq = 0;
   /** Activation ids: 32 hex digits as OpenWhisk's, a random half per frontend run and a counter. */
   readonly #idPrefix = randomBytes(8).toString('hex');
@@ -59,6 +63,8 @@ export class Dispatcher {
     this.#rt = options.runtime;
     this.#activations = options.activations;
     this.#graceMs = options.graceMs ?? 5000;
+    if (options.namespaceConcurrency !== undefined && (!Number.isInteger(options.namespaceConcurrency) || options.namespaceConcurrency < 1)) throw new TypeError('options.namespaceConcurrency must be a positive integer');
+    this.#namespaceConcurrency = options.namespaceConcurrency ?? Infinity;
     this.#all = options.natives.flatMap((native) => Array.from({ length: native.cores }, (_, core) => ({ nodeId: native.nodeId, core, outstanding: 0 })));
     for (const [namespace, nodes] of options.placement ?? []) this.#byNamespace.set(namespace, this.#all.filter((t) => nodes.includes(t.nodeId)));
   }
@@ -80,6 +86,8 @@ export class Dispatcher {
     const { record } = action;
     const running = this.#inFlight.get(action.id) ?? 0;
     if (running >= record.limits.concurrency) throw new InvokerError('INVOKER_TOO_MANY_REQUESTS', MESSAGES.tooManyConcurrent(running + 1, record.limits.concurrency));
+    const namespaceRunning = this.#namespaceInFlight.get(record.namespace) ?? 0;
+    if (namespaceRunning >= this.#namespaceConcurrency) throw new InvokerError('INVOKER_TOO_MANY_REQUESTS', MESSAGES.tooManyConcurrent(namespaceRunning + 1, this.#namespaceConcurrency));
     const candidates = this.#byNamespace.get(record.namespace) ?? this.#all;
     const target = leastOutstanding({ seq: this.#seq++ }, candidates);
     if (!target) throw new InvokerError('INVOKER_UNAVAILABLE', `no native core is available to run actions of namespace ${record.namespace}; start the invoker with more --nodes`);
@@ -87,6 +95,7 @@ export class Dispatcher {
     if (record.parameters.length > 0) params = { ...Object.fromEntries(record.parameters.map((p) => [p.key, p.value])), ...payload };
     const activationId = this.#idPrefix + (this.#nextId++).toString(16).padStart(16, '0');
     this.#inFlight.set(action.id, running + 1);
+    this.#namespaceInFlight.set(record.namespace, namespaceRunning + 1);
     target.outstanding++;
     // Straight to the messenger: the call's deadline is the action's own timeout (up to 5 min) plus
     // grace, where `rt.callNode` would apply the runtime's one default deadline to every call.
@@ -104,6 +113,9 @@ export class Dispatcher {
     if (left > 0) this.#inFlight.set(action.id, left);
     else this.#inFlight.delete(action.id);
     const { record } = action;
+    const namespaceLeft = (this.#namespaceInFlight.get(record.namespace) ?? 1) - 1;
+    if (namespaceLeft > 0) this.#namespaceInFlight.set(record.namespace, namespaceLeft);
+    else this.#namespaceInFlight.delete(record.namespace);
     const status = outcome.status as StatusCode;
     let result: unknown;
     try {
@@ -134,7 +146,7 @@ export class Dispatcher {
       annotations,
       publish: false,
     };
-    this.#activations.add(activation);
+    this.#activations.add(activation, activationBytes(outcome.result, outcome.logs));
     return activation;
   }
 }

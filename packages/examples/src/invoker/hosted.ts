@@ -27,8 +27,8 @@ export async function main(app: HostedApp): Promise<number> {
   }
   const rt = app.runtime;
   const activations = new ActivationStore();
-  const store = await ActionStore.open(rt, placement);
-  const dispatcher = new Dispatcher({ runtime: rt, natives: app.natives, placement, activations });
+  const store = await ActionStore.open(rt, placement, options.quotas);
+  const dispatcher = new Dispatcher({ runtime: rt, natives: app.natives, placement, activations, namespaceConcurrency: options.quotas.concurrent });
   app.node.on('leave', (nodeId: number) => dispatcher.nodeLeft(nodeId));
   const keys = new Map([...options.namespaces].map(([namespace, key]) => [key, namespace]));
   let api;

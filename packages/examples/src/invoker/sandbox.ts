@@ -350,15 +350,17 @@ export class ActionSandbox {
     else clearTimeout(timer.handle);
   }
 
+  /** Keeps a log line while the activation's budget lasts; the budget counts whole stored lines (time stamp included), so many tiny lines cannot outgrow it. */
   #log(seq: number, stream: string, line: string): void {
     const pending = this.#pending.get(seq);
     if (!pending || pending.logBytes > this.#logLimit) return;
-    pending.logBytes += Buffer.byteLength(line);
+    const stored = `${new Date().toISOString()} ${stream}: ${line}`;
+    pending.logBytes += Buffer.byteLength(stored);
     if (pending.logBytes > this.#logLimit) {
       pending.logs.push(`${new Date().toISOString()} stderr: ${MESSAGES.truncatedLogs(this.#logLimit)}`);
       return;
     }
-    pending.logs.push(`${new Date().toISOString()} ${stream}: ${line}`);
+    pending.logs.push(stored);
   }
 
   #settle(seq: number, status: StatusCode, result: string): void {

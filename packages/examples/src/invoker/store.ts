@@ -8,6 +8,7 @@
  */
 import { decodeValue, encodeValue, type EbbId, type EbbRuntime } from '@ebbrt/ebb-protocol';
 import { DEFAULT_LIMITS, DIRECTORY_ID, type ActionLimits, type ActionRecord, type Directory, type KeyValue } from './action.js';
+import type { NamespaceQuotas } from './args.js';
 import { InvokerError, MESSAGES } from './errors.js';
 import { ENTRY_NAME } from './sandbox.js';
 
@@ -41,16 +42,18 @@ export class ActionStore {
   readonly #actions = new Map<string, Map<string, StoredAction>>();
   /** Native nodes each namespace may run on (`--isolate namespace`). */
   readonly #placement?: ReadonlyMap<string, readonly number[]>;
+  readonly #quotas?: Pick<NamespaceQuotas, 'actions' | 'codeBytes'>;
   #writes: Promise<unknown> = Promise.resolve();
 
-  private constructor(rt: EbbRuntime, placement?: ReadonlyMap<string, readonly number[]>) {
+  private constructor(rt: EbbRuntime, placement?: ReadonlyMap<string, readonly number[]>, quotas?: Pick<NamespaceQuotas, 'actions' | 'codeBytes'>) {
     this.#rt = rt;
     this.#placement = placement;
+    this.#quotas = quotas;
   }
 
-  /** Loads the directory and the actions it names from the GlobalIdMap (empty on a fresh store). */
-  static async open(rt: EbbRuntime, placement?: ReadonlyMap<string, readonly number[]>): Promise<ActionStore> {
-    const store = new ActionStore(rt, placement);
+  /** Loads the directory and the actions it names from the GlobalIdMap (empty on a fresh store). Without `quotas` a namespace may hold any number of actions. */
+  static async open(rt: EbbRuntime, placement?: ReadonlyMap<string, readonly number[]>, quotas?: Pick<NamespaceQuotas, 'actions' | 'codeBytes'>): Promise<ActionStore> {
+    const store = new ActionStore(rt, placement, quotas);
     const entry = await rt.idMap.get(DIRECTORY_ID);
     const directory = entry ? (decodeValue(entry.value) as Directory) : { namespaces: {} };
     for (const [namespace, names] of Object.entries(directory.namespaces)) {
@@ -85,6 +88,7 @@ export class ActionStore {
       const existing = this.get(namespace, name);
       if (existing && !overwrite) throw new InvokerError('INVOKER_CONFLICT', MESSAGES.conflict);
       const record = buildRecord(namespace, name, body, existing?.record);
+      this.#checkQuotas(namespace, record, existing);
       const nodes = this.#placement?.get(namespace);
       if (nodes) record.nodes = [...nodes];
       const id = existing?.id ?? (await this.#rt.links.allocateId());
@@ -94,6 +98,20 @@ export class ActionStore {
       if (!existing) await this.#saveDirectory();
       return stored;
     });
+  }
+
+  /** 413 when `record` would take `namespace` past its action count or code size quota. */
+  #checkQuotas(namespace: string, record: ActionRecord, existing: StoredAction | undefined): void {
+    if (!this.#quotas) return;
+    const actions = this.#actions.get(namespace) ?? new Map<string, StoredAction>();
+    if (!existing && actions.size >= this.#quotas.actions) {
+      throw new InvokerError('INVOKER_TOO_LARGE', `The namespace holds ${actions.size} actions, the most allowed (count: ${actions.size + 1}, allowed: ${this.#quotas.actions}); delete one first, or start the invoker with a larger --max-actions.`);
+    }
+    let code = Buffer.byteLength(record.exec.code);
+    for (const action of actions.values()) if (action !== existing) code += Buffer.byteLength(action.record.exec.code);
+    if (code > this.#quotas.codeBytes) {
+      throw new InvokerError('INVOKER_TOO_LARGE', `The namespace's action code is larger than allowed: ${code} > ${this.#quotas.codeBytes} bytes; delete actions first, or start the invoker with a larger --max-code-mb.`);
+    }
   }
 
   /** Deletes an action: its record becomes a tombstone (reps that watch it retire) and it leaves the directory. */
