@@ -4,8 +4,10 @@
  * launched the node.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { NodeUnavailableError } from '@ebbrt/ebb-protocol';
+import { fileURLToPath } from 'node:url';
+import { EbbError, NodeUnavailableError } from '@ebbrt/ebb-protocol';
 import type { LaunchedNode, NodeBackend } from './backends/backend.js';
 import { ProcessBackend } from './backends/process.js';
 import { QemuBackend } from './backends/qemu/index.js';
@@ -34,6 +36,31 @@ export interface AllocateOptions {
   reconnectMs?: number;
   /** Where the native's stdout/stderr go: `inherit` (default) or `pipe` (kept for `output()`). */
   stdio?: 'inherit' | 'pipe';
+  /**
+   * Resolve only once every core of the node loaded the app module (its
+   * heartbeats carry core counters from then on); a module that fails to load
+   * rejects with {@link AppLoadError}. Default false: resolve at join.
+   */
+  waitForApp?: boolean;
+}
+
+/** The app's native module could not be loaded: no such file, or a core failed to import it. `data.module` names it. */
+export class AppLoadError extends EbbError {
+  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+    super('APP_LOAD_FAILED', message, options);
+  }
+}
+
+/** The native module's path: a path (relative to the cwd) or a `file:` URL, as a string or URL object. */
+export function nativeModulePath(app: string | URL): string {
+  if (app instanceof URL || app.startsWith('file:')) {
+    try {
+      return fileURLToPath(app);
+    } catch (error) {
+      throw new AppLoadError(`native module ${String(app)} is not a file URL a native can load: ${(error as Error).message}`, { cause: error, data: { module: String(app) } });
+    }
+  }
+  return path.resolve(app);
 }
 
 /** A launched, joined native node. */
@@ -80,13 +107,18 @@ export class NodeAllocator {
     return [...this.#backends.keys()];
   }
 
-  /** Launches one native running `app` (path of the app's native module) and resolves when it joined. */
-  async allocateNode(app: string, options: AllocateOptions = {}): Promise<NativeNode> {
+  /**
+   * Launches one native running `app` (path or `file:` URL of the app's native
+   * module) and resolves when it joined (with `waitForApp`, once it loaded the module).
+   */
+  async allocateNode(app: string | URL, options: AllocateOptions = {}): Promise<NativeNode> {
     this.#validate(app, options);
+    const module = nativeModulePath(app);
+    if (!existsSync(module) || !statSync(module).isFile()) throw new AppLoadError(`native module ${module} does not exist (give the path or file URL of the app's built native entry)`, { data: { module } });
     const backend = this.#backends.get(options.backend ?? 'process')!;
     const allocationId = randomUUID();
     const launched = await backend.launch({
-      app: path.resolve(app),
+      app: module,
       cores: options.cores ?? 1,
       memoryMiB: options.memoryMiB,
       frontend: this.#hosted.address,
@@ -109,7 +141,9 @@ export class NodeAllocator {
     });
     let member: Member;
     try {
-      member = await this.#hosted.waitForJoin(allocationId, options.joinTimeoutMs ?? backend.joinTimeoutMs ?? 20_000, died);
+      const timeoutMs = options.joinTimeoutMs ?? backend.joinTimeoutMs ?? 20_000;
+      member = await this.#hosted.waitForJoin(allocationId, timeoutMs, died);
+      if (options.waitForApp) await this.#appLoaded(member, module, timeoutMs, launched);
     } catch (error) {
       launched.kill();
       // A boot that never joined: what the node printed says why (a VM's console).
@@ -140,8 +174,32 @@ export class NodeAllocator {
     };
   }
 
+  /** Resolves once `member`'s heartbeats carry every core's counters (each core loaded the module); rejects if the node ends first. */
+  #appLoaded(member: Member, module: string, timeoutMs: number, launched: LaunchedNode): Promise<void> {
+    const loaded = () => (member.heartbeat?.cores.length ?? 0) >= member.cores;
+    if (loaded()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const started = Date.now();
+      // Heartbeats are not events on HostedNode; a 20 ms poll costs nothing next to a 250 ms heartbeat.
+      const poll = setInterval(() => {
+        if (loaded()) finish();
+        else if (!this.#hosted.members.has(member.nodeId) || Date.now() - started > timeoutMs) finish(`node ${member.nodeId} ${this.#hosted.members.has(member.nodeId) ? `did not load it within ${timeoutMs} ms` : 'left before loading it'}`);
+      }, 20);
+      let done = false;
+      const finish = (failure?: string) => {
+        if (done) return;
+        done = true;
+        clearInterval(poll);
+        if (failure === undefined) return resolve();
+        const output = launched.output();
+        reject(new AppLoadError(`native module ${module} did not load: ${failure}${output ? `; its last output:\n${output.slice(-2000)}` : ' (see its output above)'}`, { data: { module, nodeId: member.nodeId } }));
+      };
+      void launched.exited.then((status) => finish(`node ${member.nodeId} exited (${status}) while loading it (does it import cleanly with node?)`));
+    });
+  }
+
   /** Launches `n` natives in parallel; if one fails, the others are stopped and the error is thrown. */
-  async allocatePool(n: number, app: string, options: AllocateOptions = {}): Promise<NativeNode[]> {
+  async allocatePool(n: number, app: string | URL, options: AllocateOptions = {}): Promise<NativeNode[]> {
     if (!Number.isInteger(n) || n < 1) throw new TypeError('allocatePool(n): n must be a positive integer');
     const results = await Promise.allSettled(Array.from({ length: n }, () => this.allocateNode(app, options)));
     const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
@@ -167,8 +225,8 @@ export class NodeAllocator {
     for (const launched of this.#launched) launched.kill();
   }
 
-  #validate(app: string, options: AllocateOptions): void {
-    if (typeof app !== 'string' || app.length === 0) throw new TypeError("allocateNode(app): app must be the path of the app's native module");
+  #validate(app: string | URL, options: AllocateOptions): void {
+    if (!(app instanceof URL) && (typeof app !== 'string' || app.length === 0)) throw new TypeError("allocateNode(app): app must be the path or file URL of the app's native module");
     if (options.cores !== undefined && (!Number.isInteger(options.cores) || options.cores < 1 || options.cores > 256)) throw new TypeError('options.cores must be an integer in 1..256');
     if (options.backend !== undefined && !this.#backends.has(options.backend)) {
       throw new TypeError(`options.backend must be one of ${this.backends.map((b) => `'${b}'`).join(', ')} (got ${JSON.stringify(options.backend)})`);

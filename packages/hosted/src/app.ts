@@ -141,7 +141,7 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
     const run = async () => {
       let natives: NativeNode[] = [];
       if (options.nodes > 0) {
-        group = allocator.maintain(app.native, { count: options.nodes, cores: options.cores, args: options.args, backend: options.backend, memoryMiB: options.memoryMiB, reconnectMs: options.reconnectMs });
+        group = allocator.maintain(app.native, { count: options.nodes, cores: options.cores, args: options.args, backend: options.backend, memoryMiB: options.memoryMiB, reconnectMs: options.reconnectMs, waitForApp: true });
         group.on('replace', (r) => progress(`ebbrt: replacing node ${r.nodeId}${r.delayMs ? ` in ${r.delayMs} ms (${r.failuresInARow} failed in a row)` : ''}`));
         group.on('replaced', (old, native) => progress(`ebbrt: node ${native.nodeId} replaced node ${old}`));
         const started = await group.start();

@@ -4,7 +4,9 @@
  */
 export * from '@ebbrt/ebb-protocol';
 export { startHosted, HostedNode, type HostedOptions, type HostedStats, type Member } from './node.js';
-export { NodeAllocator, type AllocateOptions, type NativeNode } from './allocator.js';
+export { startCluster, type StartClusterOptions, type EmbeddedCluster } from './start-cluster.js';
+export { balanced, type BalancedOptions, type BalancedRef, type CoreLoad } from './balanced.js';
+export { NodeAllocator, AppLoadError, nativeModulePath, type AllocateOptions, type NativeNode } from './allocator.js';
 export { NodeGroup, type GroupOptions, type GroupLaunch, type GroupStats, type Replacement } from './node-group.js';
 export { ProcessBackend, resolveNativeBoot } from './backends/process.js';
 export { QemuBackend, QemuError, VM_FAILURE_TIMEOUT_MS, probeKvm, buildNativeImage, readVmImage, resolveImageBuilder, type QemuBackendOptions, type QemuErrorCode, type Accel, type KvmProbe, type VmImage, type BuildImageOptions } from './backends/qemu/index.js';

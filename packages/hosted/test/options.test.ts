@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { NodeAllocator, silentLogger, startHosted, type HostedNode, type HostedOptions, type LaunchSpec, type TransportServer } from '@ebbrt/hosted';
+import { fileURLToPath } from 'node:url';
+import { AppLoadError, NodeAllocator, silentLogger, startHosted, type HostedNode, type HostedOptions, type LaunchSpec, type TransportServer } from '@ebbrt/hosted';
 
 /**
  * Option validation at construction (STYLE.md "API surface"): one test per
@@ -163,13 +164,24 @@ describe('NodeAllocator.allocateNode validation', () => {
     expect(launch).not.toHaveBeenCalled();
   });
 
-  it('valid options reach the backend with the frontend, secret and an allocation id', async () => {
+  it('a missing native module is an AppLoadError naming it, before launching anything', async () => {
     const { alloc, launch } = allocator();
-    await expect(alloc.allocateNode('app.js', { cores: 4, env: { A: '1' } })).rejects.toThrow('launch reached');
+    for (const app of ['no-such-native.js', 'file:///no/such/native.js', new URL('file:///no/such/native.js')]) {
+      const error = await alloc.allocateNode(app).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(AppLoadError);
+      expect(error).toMatchObject({ code: 'APP_LOAD_FAILED' });
+      expect((error as Error).message).toMatch(/native module \/\S*no-such-native\.js does not exist|native module \/no\/such\/native\.js does not exist/);
+    }
+    expect(launch).not.toHaveBeenCalled();
+  });
+
+  it('valid options reach the backend with the frontend, secret and an allocation id; a file URL becomes its path', async () => {
+    const { alloc, launch } = allocator();
+    await expect(alloc.allocateNode(new URL(import.meta.url), { cores: 4, env: { A: '1' } })).rejects.toThrow('launch reached');
     expect(launch).toHaveBeenCalledTimes(1);
     const spec = launch.mock.calls[0][0];
     expect(spec).toMatchObject({ cores: 4, frontend: 'frontend:1', secret: SECRET, env: { A: '1' }, args: [], stdio: 'inherit' });
-    expect(spec.app).toMatch(/app\.js$/);
+    expect(spec.app).toBe(fileURLToPath(import.meta.url));
     expect(spec.allocationId).toMatch(/^[0-9a-f-]{36}$/);
   });
 

@@ -90,6 +90,8 @@ const localIdMap = new MemoryLocalIdMap();
 const first = await firstCore;
 await Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i + 1, first.fd)));
 
+/** Cores that loaded the app module; heartbeats carry core counters only once all have (the frontend's sign the app loaded). */
+let ready = 0;
 /** Latest counters and in-flight calls each core reported (PROTOCOL.md §5.4). */
 const coreStats: (import('@ebbrt/ebb-protocol').CoreSnapshot | undefined)[] = [];
 const coreInFlight: number[] = Array(config.cores).fill(0);
@@ -122,9 +124,10 @@ try {
     },
     () => coreInFlight.reduce((sum, n) => sum + n, 0),
     // Each heartbeat carries the counters the cores sent for the previous one, and asks for fresh ones.
+    // Empty until every core loaded the app module: the allocator counts a node as started only once they are there.
     () => {
       toAll({ t: 'stats' });
-      return coreStats.filter((s) => s !== undefined);
+      return ready < config.cores ? [] : coreStats.filter((s) => s !== undefined);
     },
   );
   nodeId = supervisor.nodeId;
@@ -135,7 +138,6 @@ try {
   process.exit(1);
 }
 
-let ready = 0;
 /** Node services the cores share (shared memory, shared listening sockets; shared.ts). */
 const services = new ServiceBroker();
 for (const [core, worker] of workers.entries()) {

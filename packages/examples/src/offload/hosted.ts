@@ -14,8 +14,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { Piscina } from 'piscina';
-import { EbbError, flagHelp, parseFlags, UsageError, type FlagSpec, type HostedApp, type NativeNode, type ParsedArgs } from '@ebbrt/hosted';
-import { NativeCores } from './native-cores.js';
+import { balanced, EbbError, flagHelp, parseFlags, UsageError, type FlagSpec, type HostedApp, type NativeNode, type ParsedArgs } from '@ebbrt/hosted';
 import { MarkdownEbb } from './offload.js';
 import { createOffloadServer, type MarkdownService } from './service.js';
 
@@ -159,17 +158,17 @@ function piscinaPlacement(options: OffloadOptions): Placement {
 }
 
 /**
- * Native cores in rotation; on a node's `leave` its cores drop out, and the
- * run's node group (which keeps `--nodes` natives joined) replaces it: the
- * replacement's cores join the rotation.
+ * Native cores in rotation through a balanced ref (least outstanding calls
+ * first; it follows natives joining and leaving itself); the run's node group
+ * (which keeps `--nodes` natives joined) replaces a native that leaves, and
+ * the replacement's cores join the rotation as it joins.
  */
 async function nativePlacement(app: HostedApp, options: OffloadOptions): Promise<Placement> {
-  const cores = new NativeCores({ runtime: app.runtime, maxOutstanding: options.maxOutstanding });
+  const markdown = balanced(app.node, MarkdownEbb, { maxOutstanding: options.maxOutstanding });
   const natives = new Map<number, NativeNode>(app.natives.map((n) => [n.nodeId, n]));
-  await Promise.all(app.natives.map((n) => cores.addNode(n.nodeId, n.cores)));
 
   const onLeave = (nodeId: number, reason: string) => {
-    const lost = cores.removeNode(nodeId);
+    const lost = natives.get(nodeId)?.cores ?? 0;
     natives.delete(nodeId);
     if (lost === 0 || app.signal.aborted) return;
     app.print(`offload: native node ${nodeId} left (${reason}); ${lost} core(s) out of rotation, allocating a replacement`);
@@ -177,7 +176,7 @@ async function nativePlacement(app: HostedApp, options: OffloadOptions): Promise
   const onReplaced = (_old: number, native: NativeNode) => {
     if (app.signal.aborted) return;
     natives.set(native.nodeId, native);
-    void cores.addNode(native.nodeId, native.cores).then(() => app.print(`offload: replacement native node ${native.nodeId} joined (${native.cores} core(s), pid ${native.pid}); ${cores.cores.length} native core(s) in rotation`));
+    app.print(`offload: replacement native node ${native.nodeId} joined (${native.cores} core(s), pid ${native.pid}); ${markdown.$cores().length} native core(s) in rotation`);
   };
   const onFail = (error: Error) => process.stderr.write(`offload: a replacement failed (the group retries with backoff): ${error.message}\n`);
   app.node.on('leave', onLeave);
@@ -185,16 +184,17 @@ async function nativePlacement(app: HostedApp, options: OffloadOptions): Promise
   app.group?.on('fail', onFail);
 
   return {
-    markdown: cores,
+    markdown,
     status: () => ({
       natives: [...natives.values()].map((n) => ({ nodeId: n.nodeId, pid: n.pid, cores: n.cores, address: n.address })),
       replacementsPending: app.group?.stats.pending ?? 0,
-      cores: cores.snapshot(),
+      cores: markdown.$cores(),
     }),
     close: async () => {
       app.node.off('leave', onLeave);
       app.group?.off('replaced', onReplaced);
       app.group?.off('fail', onFail);
+      markdown.$close();
     },
   };
 }

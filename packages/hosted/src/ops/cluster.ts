@@ -31,6 +31,8 @@ export interface ClusterOptions {
   stdio?: 'inherit' | 'pipe';
   /** Metrics sampling period, ms. Default 1000. */
   metricsIntervalMs?: number;
+  /** `false`: no admin HTTP server (metrics stay readable through `metrics`). Default: serve on `spec.admin`. */
+  admin?: false;
 }
 
 interface NodeRecord {
@@ -122,8 +124,9 @@ export class Cluster extends EventEmitter {
     try {
       for (const [i, group] of spec.groups.entries()) ensureBackend(cluster.allocator, group.backend, `groups[${i}].backend`);
       // The frontend serves the Ebbs natives call on it (e.g. a home Ebb): it needs their definitions.
-      for (const group of spec.groups) await import(pathToFileURL(group.paths.hosted).href);
-      cluster.admin = await startAdmin(cluster, spec.admin);
+      // (An embedding program — startCluster — has no hosted entry: it is one, and imported its Ebbs itself.)
+      for (const group of spec.groups) if (group.paths.hosted) await import(pathToFileURL(group.paths.hosted).href);
+      if (options.admin !== false) cluster.admin = await startAdmin(cluster, spec.admin);
     } catch (error) {
       await cluster.stop();
       throw error;
@@ -137,14 +140,15 @@ export class Cluster extends EventEmitter {
    * failed; `failures` says which did not come up and why. From then on each
    * group keeps its size: lost nodes are replaced (see NodeGroup).
    */
-  async boot(): Promise<{ ok: boolean; failures: string[] }> {
+  async boot(): Promise<{ ok: boolean; failures: string[]; errors: Error[] }> {
     const failures: string[] = [];
     const groups = this.spec.groups.map((group) => this.#maintain(group));
     this.#progress();
     const started = await Promise.all(groups.map((g) => g.start()));
     started.forEach((s, i) => failures.push(...s.failures.map((e) => `${groups[i].name}: ${e.message}`)));
+    const errors = started.flatMap((s) => s.failures);
     if (failures.length === 0 && this.status === 'starting') this.status = 'up';
-    return { ok: failures.length === 0, failures };
+    return { ok: failures.length === 0, failures, errors };
   }
 
   #maintain(spec: GroupSpec): NodeGroup {
@@ -158,6 +162,8 @@ export class Cluster extends EventEmitter {
       joinTimeoutMs: spec.joinTimeoutMs,
       reconnectMs: this.spec.reconnectMs,
       stdio: this.#options.stdio ?? 'inherit',
+      // A node counts as joined once its app module loaded on every core (a broken module fails the boot, naming it).
+      waitForApp: true,
     });
     this.#groups.set(spec.name, group);
     const launches = new Map<GroupLaunch, NodeRecord>();
