@@ -3,7 +3,7 @@
  * the same requests give byte-identical responses whether the Markdown Ebb
  * renders on the frontend (`--mode inline`), on native cores (`--mode native`)
  * or in a piscina pool (`--mode piscina`); a native killed under load costs
- * only the requests it held (503, naming it) and is replaced; bad arguments
+ * no request (the renders it held are retried elsewhere) and is replaced; bad arguments
  * exit 2; Ctrl-C stops the service and its natives.
  */
 import { describe, expect, test } from 'vitest';
@@ -123,7 +123,7 @@ describe('offload: arguments and shutdown', () => {
 });
 
 describe('offload: a native killed under load', () => {
-  test('its requests fail with a 503 naming it, the rest succeed, and a replacement restores full throughput', async () => {
+  test('the renders it held are retried on the other node (render is idempotent), nothing fails, and a replacement restores full throughput', async () => {
     const service = await startOffload(['--nodes', '2', '--cores', '1'], ['--mode', 'native']);
     const statusOf = async () => (await fetch(`${service.url}/status`)).json();
     const before = await statusOf();
@@ -172,16 +172,8 @@ describe('offload: a native killed under load', () => {
     await lanes;
 
     expect(service.proc.stdout()).toMatch(new RegExp(`native node ${victim.nodeId} left .*allocating a replacement`));
-    // Requests the dead node held: 503 with a message that names it; nothing else failed.
-    const failed = replies.filter((r) => r.status !== 200);
-    expect(failed.length).toBeGreaterThan(0);
-    for (const reply of failed) {
-      expect(reply.status).toBe(503);
-      const body = JSON.parse(reply.body.toString());
-      expect(body.error).toBe('NODE_UNAVAILABLE');
-      expect(body.message, body.message).toContain(`native node ${victim.nodeId}`);
-      expect(reply.at).toBeGreaterThan(killedAt);
-    }
+    // It held >= 3 renders when killed; balanced retried them on the survivor (render is idempotent): no request failed.
+    expect(replies.filter((r) => r.status !== 200).map((r) => r.body.toString())).toEqual([]);
     for (const reply of replies.filter((r) => r.status === 200)) expect(reply.body.equals(expected)).toBe(true);
     // The surviving node kept serving while the replacement booted.
     expect(okBetween(killedAt, replacedAt)).toBeGreaterThan(0);
