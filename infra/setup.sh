@@ -13,6 +13,7 @@ PACKAGES=(
   libmemcached-tools      # memcaslap load generator
   wrk                     # HTTP load generator for benches
   chromium                # dashboard tests via playwright-core
+  iproute2                # network-namespace fault tests (test/kit/netns.ts)
 )
 
 missing=()

@@ -8,7 +8,7 @@ export { startCluster, type StartClusterOptions, type EmbeddedCluster } from './
 export { balanced, type BalancedOptions, type BalancedRef, type CoreLoad } from './balanced.js';
 export { NodeAllocator, AppLoadError, nativeModulePath, type AllocateOptions, type NativeNode } from './allocator.js';
 export { NodeGroup, type GroupOptions, type GroupLaunch, type GroupStats, type Replacement } from './node-group.js';
-export { ProcessBackend, resolveNativeBoot } from './backends/process.js';
+export { ProcessBackend, resolveNativeBoot, type ProcessBackendOptions } from './backends/process.js';
 export { QemuBackend, QemuError, VM_FAILURE_TIMEOUT_MS, probeKvm, buildNativeImage, readVmImage, resolveImageBuilder, type QemuBackendOptions, type QemuErrorCode, type Accel, type KvmProbe, type VmImage, type BuildImageOptions } from './backends/qemu/index.js';
 export type { NodeBackend, LaunchSpec, LaunchedNode } from './backends/backend.js';
 export { MemoryIdMapStore, IdMapServer } from './global-id-map.js';

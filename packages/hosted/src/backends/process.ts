@@ -10,16 +10,32 @@ export function resolveNativeBoot(): string {
   return path.join(path.dirname(require.resolve('@ebbrt/native/package.json')), 'dist', 'boot.js');
 }
 
-export class ProcessBackend implements NodeBackend {
-  readonly name = 'process';
-  readonly #bootScript: string;
+/** Options of {@link ProcessBackend}. */
+export interface ProcessBackendOptions {
+  /** Name `AllocateOptions.backend` selects it by, also reported by its natives. Default `process`. */
+  name?: string;
+  /**
+   * Called before each launch: a command the native runs under (its argv prefix, e.g. `ip netns exec NS`,
+   * which must exec the native in place so the pid stays its own) and environment that overrides the launch's.
+   */
+  wrap?(spec: LaunchSpec): Promise<{ command?: string[]; env?: Record<string, string> }>;
+}
 
-  constructor(bootScript: string = resolveNativeBoot()) {
+export class ProcessBackend implements NodeBackend {
+  readonly name: string;
+  readonly #bootScript: string;
+  readonly #wrap?: ProcessBackendOptions['wrap'];
+
+  constructor(bootScript: string = resolveNativeBoot(), options: ProcessBackendOptions = {}) {
     this.#bootScript = bootScript;
+    this.name = options.name ?? 'process';
+    this.#wrap = options.wrap;
   }
 
   async launch(spec: LaunchSpec): Promise<LaunchedNode> {
-    const child = spawn(process.execPath, [this.#bootScript, ...(spec.args.length ? ['--', ...spec.args] : [])], {
+    const wrap = (await this.#wrap?.(spec)) ?? {};
+    const [command, ...prefix] = [...(wrap.command ?? []), process.execPath];
+    const child = spawn(command, [...prefix, this.#bootScript, ...(spec.args.length ? ['--', ...spec.args] : [])], {
       env: {
         ...process.env,
         ...spec.env,
@@ -28,9 +44,10 @@ export class ProcessBackend implements NodeBackend {
         EBBRT_ALLOCATION_ID: spec.allocationId,
         EBBRT_CORES: String(spec.cores),
         EBBRT_APP: spec.app,
-        EBBRT_BACKEND: 'process',
+        EBBRT_BACKEND: this.name,
         // fd 3: a pipe the native watches; it closes when this process ends, even by SIGKILL (no parent-death signal in Node).
         EBBRT_PARENT_FD: '3',
+        ...wrap.env,
       },
       stdio: ['ignore', spec.stdio, spec.stdio, 'pipe'],
     });

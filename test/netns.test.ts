@@ -1,0 +1,215 @@
+/**
+ * Fault tests across real network boundaries: every native (and Redis) runs
+ * in a Linux network namespace of its own, joined by veth pairs to a bridge
+ * that the test process (the frontend) reaches through one more veth pair
+ * (test/kit/netns.ts). Latency, jitter and loss come from the kit's
+ * user-space proxy on every path; partitions are a bridge port set down.
+ *
+ * Skips with the reason where namespaces cannot be made, except under
+ * CI=true, where that is a failure.
+ */
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { NodeUnavailableError, StoreUnavailableError, type NativeNode } from '@ebbrt/hosted';
+import { ClusterWorker, HomeCounter, StickyCounter } from './fixtures/cluster/ebbs.js';
+import { FIXTURES, NATIVE_BOOT, settle, spawnNode, startFrontend, TEST_SECRET, until } from './kit/index.js';
+import { Lab, netnsAvailability, reachable, type LabHost } from './kit/netns.js';
+
+const APP = path.join(FIXTURES, 'cluster/native.js');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const availability = await netnsAvailability();
+if (!availability.ok && process.env.CI === 'true') throw new Error(`network namespace tests cannot run under CI: ${availability.reason}`);
+const skip = availability.ok ? '' : ` (skipped: ${availability.reason})`;
+const hasRedis = (() => {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(!availability.ok)(`across network namespaces${skip}`, () => {
+  test('2 ms ± 1 ms latency and 1% loss on every path, under load: no acknowledged call is lost or duplicated, no false death', async () => {
+    const lab = await Lab.create();
+    const fe = await startFrontend({ host: lab.hostAddress });
+    fe.allocator.registerBackend(lab.backend({ faults: { latencyMs: 2, jitterMs: 1, lossRate: 0.01 } }));
+    const [a, b] = await fe.allocate(2, APP, { backend: 'lab', cores: 1 });
+    const rt = fe.hosted.runtime;
+    // Node a owns HomeCounter: b's addHome crosses b → a (native to native, through two proxies).
+    expect(await rt.remote(ClusterWorker, a.nodeId).claim()).toEqual({ home: a.nodeId, sticky: a.nodeId });
+    const left: number[] = [];
+    fe.hosted.on('leave', (nodeId: number) => left.push(nodeId));
+
+    const bumps: number[] = [];
+    const homeValues: number[] = [];
+    const errors: unknown[] = [];
+    let stop = false;
+    const lane = async (call: () => Promise<void>) => {
+      while (!stop) await call().catch((error: unknown) => void errors.push(error));
+    };
+    const lanes = [
+      ...Array.from({ length: 6 }, () => lane(async () => void bumps.push(await rt.remote(ClusterWorker, b.nodeId).bump()))),
+      ...Array.from({ length: 6 }, () => lane(async () => void homeValues.push((await rt.remote(ClusterWorker, b.nodeId).addHome(1)).value))),
+    ];
+    await sleep(4000);
+    stop = true;
+    await Promise.all(lanes);
+
+    expect(errors).toEqual([]);
+    expect(left).toEqual([]);
+    const lost = lab.proxies.reduce((sum, p) => sum + p.stats.lost, 0);
+    const chunks = lab.proxies.reduce((sum, p) => sum + p.stats.chunks, 0);
+    expect(lost).toBeGreaterThan(0);
+    console.log(`[figures] netns 2±1 ms, 1% loss: ${bumps.length} bumps, ${homeValues.length} home adds acknowledged; ${lost} of ${chunks} chunks lost and retransmitted`);
+    expect(bumps.length).toBeGreaterThan(100);
+    // Each acknowledged bump returned a distinct count and the rep counted exactly those: none ran twice, none is missing.
+    expect(new Set(bumps).size).toBe(bumps.length);
+    expect((await rt.remote(ClusterWorker, b.nodeId).counts()).bumps).toBe(bumps.length);
+    expect(new Set(homeValues).size).toBe(homeValues.length);
+    expect(Math.max(...homeValues)).toBe(100 + homeValues.length);
+    expect((await rt.ref(HomeCounter).add(0)).value).toBe(100 + homeValues.length);
+  });
+
+  test('a native partitioned for 3 s: declared gone, calls fail typed, replaced; after the heal it does not come back as a second owner of its home Ebb', async () => {
+    const lab = await Lab.create();
+    const fe = await startFrontend({ host: lab.hostAddress });
+    fe.allocator.registerBackend(lab.backend());
+    const group = fe.allocator.maintain(APP, { count: 2, backend: 'lab', cores: 1, stdio: 'pipe' });
+    const started = await group.start();
+    expect(started.failures).toEqual([]);
+    const [a, b] = started.nodes;
+    const rt = fe.hosted.runtime;
+    expect(await rt.remote(ClusterWorker, a.nodeId).claim()).toEqual({ home: a.nodeId, sticky: a.nodeId });
+    expect((await rt.ref(HomeCounter).add(1)).nodeId).toBe(a.nodeId);
+    const host = lab.hostOf(a.address)!;
+    const leftAt = new Promise<number>((resolve) => fe.hosted.on('leave', (nodeId: number) => nodeId === a.nodeId && resolve(performance.now())));
+    const replaced = new Promise<NativeNode>((resolve) => group.on('replaced', (old: number, native: NativeNode) => old === a.nodeId && resolve(native)));
+
+    const partitionedAt = performance.now();
+    await host.partition();
+    // A call in flight when the link goes: it must settle with the typed error, not hang.
+    const inFlight = settle(rt.remote(ClusterWorker, a.nodeId).sleep(50));
+    const detectedMs = (await leftAt) - partitionedAt;
+    const call = await inFlight;
+    expect(call.error).toBeInstanceOf(NodeUnavailableError);
+    expect((await settle(rt.remote(ClusterWorker, a.nodeId).whoami())).error).toBeInstanceOf(NodeUnavailableError);
+    const replacement = await replaced;
+    console.log(`[figures] netns partition: declared gone after ${detectedMs.toFixed(0)} ms, replacement node ${replacement.nodeId} joined ${(performance.now() - partitionedAt).toFixed(0)} ms after the cut`);
+    // The home Ebb moves to whoever touches it next (rehome: true); the sticky one names its dead owner.
+    expect((await rt.remote(ClusterWorker, b.nodeId).addHome(1)).nodeId).toBe(b.nodeId);
+    expect((await settle(rt.ref(StickyCounter).add(1))).error).toBeInstanceOf(NodeUnavailableError);
+
+    await sleep(Math.max(0, 3000 - (performance.now() - partitionedAt)));
+    await host.heal();
+    // The partitioned process was killed when it was given up; nothing of it answers after the heal.
+    await until(() => a.pid === 0 || !processAlive(a.pid), 5000, 'the partitioned native gone');
+    await sleep(500);
+    expect(group.nodes.map((n) => n.nodeId).sort()).toEqual([b.nodeId, replacement.nodeId].sort());
+    expect([...fe.hosted.members.keys()].sort()).toEqual([b.nodeId, replacement.nodeId].sort());
+    // One owner: every node's ref reaches the same rep, and the count continues from the re-homed state.
+    const viaFrontend = await rt.ref(HomeCounter).add(1);
+    const viaB = await rt.remote(ClusterWorker, b.nodeId).addHome(1);
+    const viaReplacement = await rt.remote(ClusterWorker, replacement.nodeId).addHome(1);
+    expect([viaFrontend.nodeId, viaB.nodeId, viaReplacement.nodeId]).toEqual([b.nodeId, b.nodeId, b.nodeId]);
+    expect([viaFrontend.value, viaB.value, viaReplacement.value]).toEqual([2, 3, 4]);
+    await group.stop(500);
+  });
+
+  test.skipIf(!hasRedis)('frontend ↔ Redis partitioned: store operations fail with StoreUnavailableError, calls go on, then everything recovers', async () => {
+    const lab = await Lab.create();
+    const redisHost = await redisIn(lab);
+    const fe = await startFrontend({ host: lab.hostAddress, store: `redis://${redisHost.address}:6379/0`, cluster: `np${process.pid}` });
+    fe.allocator.registerBackend(lab.backend());
+    const [a] = await fe.allocate(1, APP, { backend: 'lab', cores: 1 });
+    const rt = fe.hosted.runtime;
+    const statuses: string[] = [];
+    fe.hosted.on('store', (status: string) => statuses.push(status));
+    await rt.createEbb(HomeCounter);
+
+    await redisHost.partition();
+    const t0 = performance.now();
+    const create = await settle(rt.createEbb(HomeCounter));
+    expect(create.error).toBeInstanceOf(StoreUnavailableError);
+    expect(create.at - t0).toBeLessThan(5000);
+    // Calls that need no store go on.
+    expect(await rt.remote(ClusterWorker, a.nodeId).whoami()).toMatchObject({ nodeId: a.nodeId });
+
+    await redisHost.heal();
+    let created: unknown;
+    for (let i = 0; i < 75 && created === undefined; i++) {
+      created = await rt.createEbb(HomeCounter).catch(() => undefined);
+      if (created === undefined) await sleep(200);
+    }
+    expect(created).toBeDefined();
+  });
+
+  test.skipIf(!hasRedis)('the frontend killed and restarted with a Redis store: natives in other namespaces re-register under their ids and keep their reps', async () => {
+    const lab = await Lab.create();
+    const redisHost = await redisIn(lab);
+    const store = `redis://${redisHost.address}:6379/0`;
+    const cluster = `nr${process.pid}`;
+    const port = await freePortOn(lab.hostAddress);
+    const first = spawnNode(path.join(FIXTURES, 'netns-frontend/main.mjs'), [lab.hostAddress, String(port), store, cluster, TEST_SECRET, '2'], { timeoutMs: 60_000 });
+    await until(() => first.stdout().includes('"listening":true') || first.child.exitCode !== null, 20_000, 'the first frontend listening');
+    // Natives started by hand (as on other machines): each in its own namespace, allowed 30 s to re-register.
+    const natives = await Promise.all(
+      ['m1', 'm2'].map(async (name) => {
+        const host = await lab.host(name);
+        const child = host.spawn(process.execPath, [NATIVE_BOOT], {
+          stdio: 'pipe',
+          env: { PATH: process.env.PATH, EBBRT_FRONTEND: `${lab.hostAddress}:${port}`, EBBRT_SECRET: TEST_SECRET, EBBRT_APP: APP, EBBRT_CORES: '1', EBBRT_LISTEN_HOST: host.address, EBBRT_RECONNECT_MS: '30000' },
+        });
+        let output = '';
+        child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+        return { child, output: () => output };
+      }),
+    );
+    await until(() => first.stdout().includes('"ready":true') || first.child.exitCode !== null, 30_000, 'the first frontend ready').catch((error: Error) => {
+      throw new Error(`${error.message}; frontend: ${first.stderr()}; natives: ${natives.map((n) => n.output()).join(' | ')}`);
+    });
+    const ready = JSON.parse(first.stdout().split('\n').find((l) => l.includes('"ready":true'))!) as { nodes: { nodeId: number; bumps: number }[] };
+    expect(ready.nodes.map((n) => n.bumps)).toEqual([5, 5]);
+
+    process.kill(first.child.pid!, 'SIGKILL');
+    await first.result;
+    const fe = await startFrontend({ host: lab.hostAddress, port, store, cluster });
+    await until(() => fe.hosted.members.size === 2, 20_000, 'both natives re-registered');
+    expect(fe.hosted.stats.rejoins).toBe(2);
+    for (const { nodeId } of ready.nodes) expect(await fe.hosted.runtime.remote(ClusterWorker, nodeId).bump()).toBe(6);
+    for (const native of natives) expect(native.child.exitCode).toBeNull();
+    await fe.close();
+    // Goodbye reached them: they exit cleanly.
+    await until(() => natives.every((n) => n.child.exitCode !== null), 5000, 'natives exit on goodbye');
+    expect(natives.map((n) => n.child.exitCode)).toEqual([0, 0]);
+  });
+});
+
+/** A redis-server in a host of its own, listening on its lab address, port 6379. */
+async function redisIn(lab: Lab): Promise<LabHost> {
+  const host = await lab.host('redis');
+  host.spawn('redis-server', ['--port', '6379', '--bind', host.address, '--save', '', '--appendonly', 'no', '--protected-mode', 'no']);
+  await reachable(host.address, 6379);
+  return host;
+}
+
+async function freePortOn(host: string): Promise<number> {
+  const server = net.createServer().listen(0, host);
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
