@@ -3,11 +3,11 @@
  * correlation of calls with replies, write coalescing and backpressure.
  * The messenger owns connections; applications never see them.
  */
-import { decodeControl, encodeControl, CONTROL_CODES, HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Welcome, type Reject } from './control.js';
+import { decodeControl, encodeControl, CONTROL_CODES, HelloKey, HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Welcome, type Reject } from './control.js';
 import { decodeError, decodeValue, encodeArgs, encodeError, encodeValue } from './codec.js';
 import { EbbError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, TimeoutError } from './errors.js';
 import { ANY_CORE, encodeFrame, FrameDecoder, FrameKind, PROTOCOL_VERSION, type Frame } from './frame.js';
-import { helloMac, macEquals, newNonce, welcomeMac } from './handshake.js';
+import { HANDSHAKE_VERSION, helloMac, macEquals, newNonce, SecretKeyring, secretKey, sessionKey, transcriptOf, welcomeMac, type ClientKey, type Keyring } from './handshake.js';
 import type { Transport } from './transport.js';
 
 /** Limits and timeouts of a connection. */
@@ -18,7 +18,15 @@ export interface ConnectionLimits {
   maxQueuedBytes?: number;
   /** Handshake deadline in ms. Default 5000. */
   handshakeTimeoutMs?: number;
+  /**
+   * Largest frame payload a server accepts before the handshake completed: a Hello is a few hundred
+   * bytes, so an unauthenticated peer can make us hold at most this much. Default 4 KiB.
+   */
+  preAuthMaxFrameSize?: number;
 }
+
+/** Default of {@link ConnectionLimits.preAuthMaxFrameSize}. */
+export const PRE_AUTH_MAX_FRAME_SIZE = 4096;
 
 /** What the server side decides for a Hello: accept with Welcome fields, or reject. */
 export type HelloDecision = { welcome: Partial<Welcome> } | { reject: { reason: RejectReason; message: string } };
@@ -78,11 +86,16 @@ export class Connection {
   #handshakeFrame?: (frame: Frame) => void;
   #closeError?: Error;
 
-  private constructor(transport: Transport, limits: ConnectionLimits) {
+  /** The session key both ends derived in the handshake (PROTOCOL.md §5.1); empty before it completes. */
+  sessionKey: Uint8Array = Buffer.alloc(0);
+  readonly #maxFrameSize: number;
+
+  private constructor(transport: Transport, limits: ConnectionLimits, preAuth: boolean) {
     this.transport = transport;
+    this.#maxFrameSize = limits.maxFrameSize ?? 16 * 1024 * 1024;
     this.#maxQueuedBytes = limits.maxQueuedBytes ?? 8 * 1024 * 1024;
     this.#decoder = new FrameDecoder({
-      maxFrameSize: limits.maxFrameSize,
+      maxFrameSize: preAuth ? Math.min(limits.preAuthMaxFrameSize ?? PRE_AUTH_MAX_FRAME_SIZE, this.#maxFrameSize) : this.#maxFrameSize,
       onFrame: (frame) => this.#onFrame(frame),
       onError: (error) => this.#protocolError(error),
     });
@@ -107,11 +120,16 @@ export class Connection {
   }
 
   /**
-   * Client side: waits for the Challenge, proves the secret, checks the server's
-   * proof. Rejects with {@link JoinRejectedError} on Reject or a bad server MAC.
+   * Client side: waits for the Challenge, proves its key, checks the server's
+   * proof. `key` is what this side proves: a {@link ClientKey} (a JOIN with the
+   * secret, a join token or the node credential), a {@link Keyring} (PEER: the
+   * pair key of the node the Challenge names), or the cluster secret as text.
+   * `expectNodeId`, when given, is the node the caller meant to reach: another
+   * node answering is refused. Rejects with {@link JoinRejectedError} on Reject
+   * or a bad server MAC.
    */
-  static connect(transport: Transport, secret: string, hello: Partial<Hello>, limits: ConnectionLimits = {}): Promise<{ conn: Connection; welcome: Welcome }> {
-    const conn = new Connection(transport, limits);
+  static connect(transport: Transport, key: ClientKey | Keyring | string, hello: Partial<Hello>, limits: ConnectionLimits = {}, expectNodeId?: number): Promise<{ conn: Connection; welcome: Welcome }> {
+    const conn = new Connection(transport, limits, false);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new NodeUnavailableError(`handshake with ${transport.remoteAddress} timed out; is a runtime of this protocol listening there?`));
@@ -124,6 +142,7 @@ export class Connection {
       };
       conn.#closeHook = (error) => fail(error ?? new NodeUnavailableError(`${transport.remoteAddress} closed the connection during the handshake`));
       let nonce: Uint8Array | undefined;
+      let session: Uint8Array | undefined;
       const clientNonce = newNonce();
       conn.#handshakeFrame = (frame) => {
         const message = conn.#controlOf(frame);
@@ -131,15 +150,21 @@ export class Connection {
         if (message.type === 'challenge' && nonce === undefined) {
           nonce = message.body.nonce;
           conn.peerNodeId = message.body.nodeId;
-          if (message.body.protocolVersion !== PROTOCOL_VERSION) {
-            fail(new JoinRejectedError('UNSUPPORTED_VERSION', `server speaks protocol version ${message.body.protocolVersion}, this node speaks ${PROTOCOL_VERSION}; run matching runtime versions`));
+          if (message.body.protocolVersion !== PROTOCOL_VERSION || message.body.handshakeVersion !== HANDSHAKE_VERSION) {
+            fail(new JoinRejectedError('UNSUPPORTED_VERSION', `server speaks protocol version ${message.body.protocolVersion} (handshake ${message.body.handshakeVersion}), this node speaks ${PROTOCOL_VERSION} (handshake ${HANDSHAKE_VERSION}); run matching runtime versions`));
+            return;
+          }
+          if (expectNodeId !== undefined && message.body.nodeId !== expectNodeId) {
+            fail(new NodeUnavailableError(`${transport.remoteAddress} is node ${message.body.nodeId}, not node ${expectNodeId}; the member list is out of date`));
             return;
           }
           const full: Hello = {
             protocolVersion: PROTOCOL_VERSION,
+            handshakeVersion: HANDSHAKE_VERSION,
             purpose: HelloPurpose.peer,
             allocationId: '',
             nodeId: 0,
+            incarnation: 0,
             core: 0,
             cores: 0,
             host: '',
@@ -147,19 +172,30 @@ export class Connection {
             backend: '',
             pid: 0,
             ...hello,
+            key: HelloKey.unspecified,
             clientNonce,
             mac: Buffer.alloc(0),
           };
-          full.mac = helloMac(secret, { nonce, clientNonce, allocationId: full.allocationId, nodeId: full.nodeId, core: full.core });
+          const target = { nodeId: message.body.nodeId, incarnation: message.body.incarnation };
+          const proof = clientKeyFor(key, full, target);
+          if (!proof) {
+            fail(new JoinRejectedError('BAD_SECRET', `this node holds no key for node ${target.nodeId} (incarnation ${target.incarnation}); it was not introduced to that node by the frontend`));
+            return;
+          }
+          full.key = proof.kind;
+          const transcript = transcriptOf(full, nonce, target.nodeId);
+          full.mac = helloMac(proof.key, transcript);
+          session = sessionKey(proof.key, transcript);
           conn.sendControl('hello', full);
-        } else if (message.type === 'welcome' && nonce !== undefined) {
-          if (!macEquals(message.body.mac, welcomeMac(secret, nonce, clientNonce))) {
-            fail(new JoinRejectedError('BAD_SECRET', `${transport.remoteAddress} could not prove it knows the cluster secret; set the same \`secret\` on every node`));
+        } else if (message.type === 'welcome' && session !== undefined) {
+          if (!macEquals(message.body.mac, welcomeMac(session, message.body))) {
+            fail(new JoinRejectedError('BAD_SECRET', `${transport.remoteAddress} could not prove it knows this node's key; check that it is the cluster's frontend (the same \`secret\`) or a member`));
             return;
           }
           clearTimeout(timer);
           conn.#closeHook = undefined;
           conn.#state = 'open';
+          conn.sessionKey = session;
           if (message.body.nodeId && hello.purpose !== HelloPurpose.join) conn.peerNodeId = message.body.nodeId;
           resolve({ conn, welcome: message.body });
         } else if (message.type === 'reject') {
@@ -172,12 +208,16 @@ export class Connection {
   }
 
   /**
-   * Server side: sends the Challenge, checks the Hello's MAC and version, asks
-   * `decide` whether to admit it, then answers Welcome or Reject. Resolves with
-   * the open connection; rejects (and closes) otherwise.
+   * Server side: sends the Challenge, checks the Hello's versions and its MAC
+   * with the key `keys` names for it (a cluster secret as text means a
+   * {@link SecretKeyring}), asks `decide` whether to admit it, then answers
+   * Welcome or Reject. Until then frames are limited to
+   * {@link ConnectionLimits.preAuthMaxFrameSize}. Resolves with the open
+   * connection; rejects (and closes) otherwise.
    */
-  static accept(transport: Transport, secret: string, selfNodeId: number, decide: (hello: Hello) => HelloDecision | Promise<HelloDecision>, limits: ConnectionLimits = {}): Promise<Connection> {
-    const conn = new Connection(transport, limits);
+  static accept(transport: Transport, keys: Keyring | string, selfNodeId: number, decide: (hello: Hello) => HelloDecision | Promise<HelloDecision>, limits: ConnectionLimits = {}): Promise<Connection> {
+    const keyring = typeof keys === 'string' ? new SecretKeyring(keys, { nodeId: selfNodeId, incarnation: 0 }) : keys;
+    const conn = new Connection(transport, limits, true);
     const nonce = newNonce();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => fail(new ProtocolError('UNAUTHENTICATED', `no hello from ${transport.remoteAddress} within the handshake timeout`)), limits.handshakeTimeoutMs ?? 5000);
@@ -201,15 +241,17 @@ export class Connection {
         }
         conn.#handshakeFrame = () => conn.#protocolError(new ProtocolError('UNAUTHENTICATED', 'frame before welcome'));
         const hello = message.body;
-        if (hello.protocolVersion !== PROTOCOL_VERSION) {
-          refuse(RejectReason.unsupportedVersion, `protocol version ${hello.protocolVersion} is not supported; this frontend speaks ${PROTOCOL_VERSION}`, new JoinRejectedError('UNSUPPORTED_VERSION', `${transport.remoteAddress} speaks protocol version ${hello.protocolVersion}`));
+        if (hello.protocolVersion !== PROTOCOL_VERSION || hello.handshakeVersion !== HANDSHAKE_VERSION) {
+          refuse(RejectReason.unsupportedVersion, `protocol version ${hello.protocolVersion} (handshake ${hello.handshakeVersion}) is not supported; this node speaks ${PROTOCOL_VERSION} (handshake ${HANDSHAKE_VERSION})`, new JoinRejectedError('UNSUPPORTED_VERSION', `${transport.remoteAddress} speaks protocol version ${hello.protocolVersion} (handshake ${hello.handshakeVersion})`));
           return;
         }
-        const expected = helloMac(secret, { nonce, clientNonce: hello.clientNonce, allocationId: hello.allocationId, nodeId: hello.nodeId, core: hello.core });
-        if (!macEquals(hello.mac, expected)) {
-          refuse(RejectReason.badSecret, 'wrong cluster secret; start this node with the secret the frontend uses', new JoinRejectedError('BAD_SECRET', `${transport.remoteAddress} presented a wrong cluster secret`));
+        const key = keyring.acceptKey(hello);
+        const transcript = transcriptOf(hello, nonce, selfNodeId);
+        if (!key || !macEquals(hello.mac, helloMac(key, transcript))) {
+          refuse(RejectReason.badSecret, 'the hello is not signed with a key this node accepts; start the node with the frontend\'s secret or a fresh join token', new JoinRejectedError('BAD_SECRET', `${transport.remoteAddress} presented no valid key (purpose ${hello.purpose}, key kind ${hello.key}, node ${hello.nodeId})`));
           return;
         }
+        conn.sessionKey = sessionKey(key, transcript);
         let decision: HelloDecision;
         try {
           decision = await decide(hello);
@@ -227,11 +269,13 @@ export class Connection {
         conn.hello = hello;
         conn.peerNodeId = hello.purpose === HelloPurpose.peer ? hello.nodeId : (decision.welcome.nodeId ?? 0);
         conn.peerCore = hello.purpose === HelloPurpose.peer ? hello.core : ANY_CORE;
-        conn.sendControl('welcome', { ...decision.welcome, mac: welcomeMac(secret, nonce, hello.clientNonce) });
+        const welcome = { nodeId: 0, incarnation: 0, idSpace: 0, ...decision.welcome };
+        conn.sendControl('welcome', { ...welcome, mac: welcomeMac(conn.sessionKey, welcome) });
         conn.#state = 'open';
+        conn.#decoder.maxFrameSize = conn.#maxFrameSize;
         resolve(conn);
       };
-      conn.sendControl('challenge', { nonce, protocolVersion: PROTOCOL_VERSION, nodeId: selfNodeId });
+      conn.sendControl('challenge', { nonce, protocolVersion: PROTOCOL_VERSION, handshakeVersion: HANDSHAKE_VERSION, nodeId: selfNodeId, incarnation: keyring.incarnation });
     });
   }
 
@@ -459,6 +503,15 @@ export class Connection {
 
 function frameName(frame: Frame): string {
   return ['?', 'control', 'call', 'reply', 'error', 'message', 'cancel'][frame.kind] ?? `kind ${frame.kind}`;
+}
+
+/** What the client proves: the given key, the pair key of the target from a keyring, or the cluster secret. */
+function clientKeyFor(key: ClientKey | Keyring | string, hello: Hello, target: { nodeId: number; incarnation: number }): ClientKey | undefined {
+  if (typeof key === 'string') {
+    if (hello.purpose === HelloPurpose.join) return { kind: HelloKey.clusterSecret, key: secretKey(key) };
+    return new SecretKeyring(key, { nodeId: hello.nodeId, incarnation: hello.incarnation }).peerKey(target);
+  }
+  return 'kind' in key ? key : key.peerKey(target);
 }
 
 function rejectToError(reject: Reject): Error {

@@ -7,9 +7,12 @@ import { CONTROL_PROTO } from './control-proto.generated.js';
 import type { CoreSnapshot } from './call-stats.js';
 import { ProtocolError } from './errors.js';
 
-export interface Challenge { nonce: Uint8Array; protocolVersion: number; nodeId: number }
+export interface Challenge { nonce: Uint8Array; protocolVersion: number; nodeId: number; handshakeVersion: number; incarnation: number }
 export const HelloPurpose = { unspecified: 0, join: 1, peer: 2 } as const;
 export type HelloPurpose = (typeof HelloPurpose)[keyof typeof HelloPurpose];
+/** Which key made a Hello's MAC (PROTOCOL.md §5.1). */
+export const HelloKey = { unspecified: 0, clusterSecret: 1, joinToken: 2, nodeCredential: 3, pairKey: 4 } as const;
+export type HelloKey = (typeof HelloKey)[keyof typeof HelloKey];
 export interface Hello {
   protocolVersion: number;
   purpose: HelloPurpose;
@@ -23,10 +26,13 @@ export interface Hello {
   port: number;
   backend: string;
   pid: number;
+  handshakeVersion: number;
+  key: HelloKey;
+  incarnation: number;
 }
-export interface Peer { nodeId: number; host: string; port: number; cores: number; idSpace: number; backend: string }
-export interface Welcome { nodeId: number; idSpace: number; peers: Peer[]; mac: Uint8Array; heartbeatMs: number; cluster: string }
-export const RejectReason = { unspecified: 0, badSecret: 1, unsupportedVersion: 2, badRequest: 3, unknownAllocation: 4, shuttingDown: 5 } as const;
+export interface Peer { nodeId: number; host: string; port: number; cores: number; idSpace: number; backend: string; /** Default 0. */ incarnation?: number; /** Sealed for the recipient; default empty. */ pairKey?: Uint8Array }
+export interface Welcome { nodeId: number; idSpace: number; peers: Peer[]; mac: Uint8Array; heartbeatMs: number; cluster: string; incarnation: number; credential: Uint8Array }
+export const RejectReason = { unspecified: 0, badSecret: 1, unsupportedVersion: 2, badRequest: 3, unknownAllocation: 4, shuttingDown: 5, busy: 6 } as const;
 export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason];
 export interface Reject { reason: RejectReason; message: string; supportedVersion: number }
 export interface IdMapGet { id: number }

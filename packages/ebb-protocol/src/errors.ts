@@ -110,6 +110,17 @@ export class StoreUnavailableError extends EbbError {
   }
 }
 
+/**
+ * A node asked for something its credential does not allow: writing a
+ * GlobalIdMap id it was not granted, reading one outside its scope, or
+ * speaking for another node.
+ */
+export class ForbiddenError extends EbbError {
+  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+    super('FORBIDDEN', message, options);
+  }
+}
+
 /** The runtime or a connection was closed while the operation was pending. */
 export class ClosedError extends EbbError {
   constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
@@ -155,6 +166,7 @@ registerErrorCode('ID_CONFLICT', (m, d) => new IdConflictError(m, opt(d)));
 registerErrorCode('REMOTE_ERROR', (m, d) => new RemoteError(m, opt(d)));
 registerErrorCode('CLOSED', (m, d) => new ClosedError(m, opt(d)));
 registerErrorCode('STORE_UNAVAILABLE', (m, d) => new StoreUnavailableError(m, opt(d)));
+registerErrorCode('FORBIDDEN', (m, d) => new ForbiddenError(m, opt(d)));
 for (const code of ['BAD_SECRET', 'UNSUPPORTED_VERSION', 'JOIN_REJECTED'] as const) {
   registerErrorCode(code, (m, d) => new JoinRejectedError(code, m, opt(d)));
 }

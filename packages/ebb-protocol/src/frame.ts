@@ -117,7 +117,8 @@ export interface FrameDecoderOptions {
  * Memory held is bounded by one header plus one max-size payload.
  */
 export class FrameDecoder {
-  readonly maxFrameSize: number;
+  /** Largest payload accepted; checked on each header, so raising it (after a handshake) applies from the next frame. */
+  maxFrameSize: number;
   readonly #onFrame: (frame: Frame) => void;
   readonly #onError: (error: ProtocolError) => void;
   /** Bytes of an incomplete frame carried over from earlier chunks. */

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  ANY_CORE, Connection, CONTROL_CODES, decodeControl, encodeControl, encodeFrame, FrameDecoder, FrameKind, HelloPurpose, memoryTransportPair, newNonce, PROTOCOL_VERSION, welcomeMac,
+  ANY_CORE, Connection, CONTROL_CODES, decodeControl, encodeControl, encodeFrame, FrameDecoder, FrameKind, HelloPurpose, memoryTransportPair, HANDSHAKE_VERSION, newNonce, PROTOCOL_VERSION, secretKey, sessionKey, transcriptOf, welcomeMac,
   type ControlBodies, type ControlMessage, type ControlType, type Hello,
 } from '@ebbrt/ebb-protocol';
 
@@ -25,14 +25,14 @@ describe('frames right behind the welcome', () => {
         const message = decodeControl(frame.payload);
         if (message.type !== 'hello') return;
         const hello = message.body as Hello;
-        serverEnd.write([Buffer.concat([control('welcome', { nodeId: 7, idSpace: 3, mac: welcomeMac(SECRET, nonce, hello.clientNonce) }), control('goodbye', { reason: 'stop right away' })])]);
+        serverEnd.write([Buffer.concat([control('welcome', { nodeId: 7, idSpace: 3, mac: welcomeMac(sessionKey(secretKey(SECRET), transcriptOf(hello, nonce, 1)), { nodeId: 7, incarnation: 0, idSpace: 3 }) }), control('goodbye', { reason: 'stop right away' })])]);
       },
       onError: (error) => {
         throw error;
       },
     });
     serverEnd.onData((chunk) => decoder.write(chunk));
-    serverEnd.write([control('challenge', { nonce, protocolVersion: PROTOCOL_VERSION, nodeId: 1 })]);
+    serverEnd.write([control('challenge', { nonce, protocolVersion: PROTOCOL_VERSION, handshakeVersion: HANDSHAKE_VERSION, nodeId: 1 })]);
 
     const { conn, welcome } = await Connection.connect(clientEnd, SECRET, { purpose: HelloPurpose.join, allocationId: 'a', cores: 1, host: 'h', port: 1 });
     expect(welcome.nodeId).toBe(7);

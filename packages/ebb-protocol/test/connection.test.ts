@@ -10,7 +10,11 @@ import {
   encodeFrame,
   FrameDecoder,
   FrameKind,
+  HANDSHAKE_VERSION,
+  HelloKey,
   helloMac,
+  SecretKeyring,
+  transcriptOf,
   HelloPurpose,
   JoinRejectedError,
   memoryTransportPair,
@@ -150,8 +154,10 @@ const callFrame = (callId: number, args: unknown[] = [1, 2]) => encodeFrame({ ki
 /** A valid Hello answering `nonce` with `secret`. */
 function helloFrame(secret: string, nonce: Uint8Array) {
   const clientNonce = Buffer.alloc(32, 7);
-  const mac = helloMac(secret, { nonce, clientNonce, allocationId: '', nodeId: 9, core: 0 });
-  return controlFrame('hello', { protocolVersion: PROTOCOL_VERSION, purpose: HelloPurpose.peer, nodeId: 9, core: 0, clientNonce, mac });
+  const hello = { purpose: HelloPurpose.peer, key: HelloKey.pairKey, nodeId: 9, incarnation: 0, core: 0, allocationId: '', host: '', port: 0, clientNonce };
+  const key = new SecretKeyring(secret, { nodeId: 9, incarnation: 0 }).peerKey({ nodeId: 1, incarnation: 0 })!.key;
+  const mac = helloMac(key, transcriptOf(hello, nonce, 1));
+  return controlFrame('hello', { ...hello, protocolVersion: PROTOCOL_VERSION, handshakeVersion: HANDSHAKE_VERSION, mac });
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -199,7 +205,7 @@ describe('handshake', () => {
     const [clientEnd, serverEnd] = memoryTransportPair();
     const server = scripted(serverEnd);
     const connecting = Connection.connect(clientEnd, SECRET, { purpose: HelloPurpose.peer, nodeId: 2 });
-    server.write(controlFrame('challenge', { nonce: Buffer.alloc(32, 1), protocolVersion: PROTOCOL_VERSION, nodeId: 1 }));
+    server.write(controlFrame('challenge', { nonce: Buffer.alloc(32, 1), protocolVersion: PROTOCOL_VERSION, handshakeVersion: HANDSHAKE_VERSION, nodeId: 1 }));
     const { body: hello } = await server.control('hello');
     expect(hello.mac.length).toBe(32);
     // The fake server accepts anything but cannot compute the welcome MAC.
@@ -213,7 +219,7 @@ describe('handshake', () => {
     const [clientEnd, serverEnd] = memoryTransportPair();
     const server = scripted(serverEnd);
     const connecting = Connection.connect(clientEnd, SECRET, { purpose: HelloPurpose.peer, nodeId: 2 });
-    server.write(controlFrame('challenge', { nonce: Buffer.alloc(32, 1), protocolVersion: PROTOCOL_VERSION + 1, nodeId: 1 }));
+    server.write(controlFrame('challenge', { nonce: Buffer.alloc(32, 1), protocolVersion: PROTOCOL_VERSION + 1, handshakeVersion: HANDSHAKE_VERSION, nodeId: 1 }));
     const error = await connecting.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(JoinRejectedError);
     expect((error as EbbError).code).toBe('UNSUPPORTED_VERSION');
@@ -285,7 +291,7 @@ describe('frames before the handshake completes', () => {
     const [clientEnd, serverEnd] = memoryTransportPair();
     const server = scripted(serverEnd);
     const connecting = Connection.connect(clientEnd, SECRET, { purpose: HelloPurpose.peer, nodeId: 2 });
-    server.write(controlFrame('challenge', { nonce: Buffer.alloc(32, 1), protocolVersion: PROTOCOL_VERSION, nodeId: 1 }));
+    server.write(controlFrame('challenge', { nonce: Buffer.alloc(32, 1), protocolVersion: PROTOCOL_VERSION, handshakeVersion: HANDSHAKE_VERSION, nodeId: 1 }));
     await server.control('hello');
     server.write(callFrame(5));
     const error = await connecting.catch((e: unknown) => e);

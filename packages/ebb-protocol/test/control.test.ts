@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   CONTROL_CODES,
+  HelloKey,
   HelloPurpose,
   ProtocolError,
   RejectReason,
@@ -16,11 +17,11 @@ const protoUrl = new URL('../control.proto', import.meta.url);
 const generatedUrl = new URL('../src/control-proto.generated.ts', import.meta.url);
 
 const bytes = (n: number, start = 0) => Buffer.from(Array.from({ length: n }, (_, i) => (start + i) & 0xff));
-const peer = (nodeId: number) => ({ nodeId, host: `10.0.0.${nodeId}`, port: 7000 + nodeId, cores: 4, idSpace: nodeId + 1, backend: 'qemu' });
+const peer = (nodeId: number) => ({ nodeId, host: `10.0.0.${nodeId}`, port: 7000 + nodeId, cores: 4, idSpace: nodeId + 1, backend: 'qemu', incarnation: 2, pairKey: bytes(32, nodeId) });
 
 /** One body per control type, every field set to a non-default value. */
 const SAMPLES: { [K in ControlType]: ControlBodies[K] } = {
-  challenge: { nonce: bytes(32), protocolVersion: 1, nodeId: 1 },
+  challenge: { nonce: bytes(32), protocolVersion: 1, nodeId: 1, handshakeVersion: 2, incarnation: 1 },
   hello: {
     protocolVersion: 1,
     purpose: HelloPurpose.join,
@@ -34,8 +35,11 @@ const SAMPLES: { [K in ControlType]: ControlBodies[K] } = {
     port: 40123,
     backend: 'process',
     pid: 4242,
+    handshakeVersion: 2,
+    key: HelloKey.nodeCredential,
+    incarnation: 3,
   },
-  welcome: { nodeId: 5, idSpace: 5, peers: [peer(1), peer(2)], mac: bytes(32, 7), heartbeatMs: 500, cluster: 'test-cluster' },
+  welcome: { nodeId: 5, idSpace: 5, peers: [peer(1), peer(2)], mac: bytes(32, 7), heartbeatMs: 500, cluster: 'test-cluster', incarnation: 4, credential: bytes(32, 9) },
   reject: { reason: RejectReason.unsupportedVersion, message: 'this frontend speaks version 1', supportedVersion: 1 },
   idMapGet: { id: 0x10001 },
   idMapSet: { id: 0x20002, value: Buffer.from('value') },
@@ -74,7 +78,7 @@ describe('control messages', () => {
     const cas = decodeControl(encodeControl('idMapCas', { id: 9 }));
     expect(cas).toEqual({ type: 'idMapCas', body: { id: 9, expectedVersion: 0, value: Buffer.alloc(0) } });
     const welcome = decodeControl(encodeControl('welcome', { nodeId: 2 }));
-    expect(welcome.body).toEqual({ nodeId: 2, idSpace: 0, peers: [], mac: Buffer.alloc(0), heartbeatMs: 0, cluster: '' });
+    expect(welcome.body).toEqual({ nodeId: 2, idSpace: 0, peers: [], mac: Buffer.alloc(0), heartbeatMs: 0, cluster: '', incarnation: 0, credential: Buffer.alloc(0) });
     const hello = decodeControl(encodeControl('hello', { purpose: HelloPurpose.peer }));
     expect(hello.body).toMatchObject({ purpose: HelloPurpose.peer, protocolVersion: 0, allocationId: '', core: 0 });
   });
@@ -91,8 +95,9 @@ describe('control messages', () => {
     expect(text).toMatch(/JOIN = 1;/);
     expect(text).toMatch(/PEER = 2;/);
     expect(HelloPurpose).toEqual({ unspecified: 0, join: 1, peer: 2 });
-    expect(RejectReason).toEqual({ unspecified: 0, badSecret: 1, unsupportedVersion: 2, badRequest: 3, unknownAllocation: 4, shuttingDown: 5 });
-    for (const [name, value] of [['BAD_SECRET', 1], ['UNSUPPORTED_VERSION', 2], ['BAD_REQUEST', 3], ['UNKNOWN_ALLOCATION', 4], ['SHUTTING_DOWN', 5]] as const) {
+    expect(RejectReason).toEqual({ unspecified: 0, badSecret: 1, unsupportedVersion: 2, badRequest: 3, unknownAllocation: 4, shuttingDown: 5, busy: 6 });
+    expect(HelloKey).toEqual({ unspecified: 0, clusterSecret: 1, joinToken: 2, nodeCredential: 3, pairKey: 4 });
+    for (const [name, value] of [['BAD_SECRET', 1], ['UNSUPPORTED_VERSION', 2], ['BAD_REQUEST', 3], ['UNKNOWN_ALLOCATION', 4], ['SHUTTING_DOWN', 5], ['BUSY', 6], ['CLUSTER_SECRET', 1], ['JOIN_TOKEN', 2], ['NODE_CREDENTIAL', 3], ['PAIR_KEY', 4]] as const) {
       expect(text).toContain(`${name} = ${value};`);
     }
   });

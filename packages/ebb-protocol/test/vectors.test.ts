@@ -19,6 +19,11 @@ import {
   encodeValue,
   errorFromWire,
   fnv1a32,
+  helloMac,
+  nodeCredential,
+  pairKey,
+  seal,
+  sessionKey,
   methodCode,
   staticIdFor,
 } from '@ebbrt/ebb-protocol';
@@ -33,7 +38,7 @@ const VECTORS = {
   reply: '454201030000ffff030000009fbc00006288ce8907000000a26f6b',
   error:
     '454201040000ffff2e0000009fbc0000c277eaad08000000de0002a4636f6465ae554e4b4e4f574e5f4d4554484f44a76d657373616765ae6e6f2073756368206d6574686f64',
-  challenge: '454201010000ffff28000000000000000100000000000000' + '0a260a20000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f10011801',
+  challenge: '454201010000ffff2c000000000000000100000000000000' + '0a2a0a20000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f1001180120022801',
   cancel: '454201060000ffff000000009fbc00006288ce8907000000',
 };
 
@@ -72,10 +77,10 @@ describe('PROTOCOL.md §10 test vectors', () => {
   it('control: Challenge', () => {
     const bytes = encodeFrame(
       { kind: FrameKind.control, flags: 0, core: ANY_CORE, ebbId: 0, code: CONTROL_CODES.challenge, callId: 0 },
-      encodeControl('challenge', { nonce: NONCE, protocolVersion: 1, nodeId: 1 }),
+      encodeControl('challenge', { nonce: NONCE, protocolVersion: 1, nodeId: 1, handshakeVersion: 2, incarnation: 1 }),
     );
     expect(bytes.toString('hex')).toBe(VECTORS.challenge);
-    expect(decodeControl(decodeFrame(bytes).payload)).toEqual({ type: 'challenge', body: { nonce: NONCE, protocolVersion: 1, nodeId: 1 } });
+    expect(decodeControl(decodeFrame(bytes).payload)).toEqual({ type: 'challenge', body: { nonce: NONCE, protocolVersion: 1, nodeId: 1, handshakeVersion: 2, incarnation: 1 } });
   });
 
   it('cancel of callId 7', () => {
@@ -89,27 +94,46 @@ describe('PROTOCOL.md §10 test vectors', () => {
   });
 });
 
-describe('PROTOCOL.md §5.1 MAC vectors', () => {
-  const secret = 'correct horse battery staple';
+describe('PROTOCOL.md §5.1 key and MAC vectors', () => {
+  const secret = Buffer.from('correct horse battery staple', 'utf8');
   const clientNonce = Buffer.from(Array.from({ length: 32 }, (_, i) => 0x20 + i));
-  // Written from the document's formula, independently of the runtime's handshake code.
-  const helloMac = (allocationId: string, nodeId: number, core: number) => {
-    const ids = Buffer.alloc(6);
-    ids.writeUInt32LE(nodeId, 0);
-    ids.writeUInt16LE(core, 4);
-    return createHmac('sha256', Buffer.from(secret, 'utf8'))
-      .update(Buffer.concat([Buffer.from('ebbrt-hello', 'ascii'), NONCE, clientNonce, Buffer.from(allocationId, 'utf8'), ids]))
-      .digest('hex');
-  };
-  const welcomeMac = () => createHmac('sha256', Buffer.from(secret, 'utf8')).update(Buffer.concat([Buffer.from('ebbrt-welcome', 'ascii'), NONCE, clientNonce])).digest('hex');
+  // Written from the document's formulas, independently of the runtime's handshake code.
+  const hmac = (key: Buffer, ...parts: Buffer[]) => createHmac('sha256', key).update(Buffer.concat(parts)).digest();
+  const ascii = (text: string) => Buffer.from(text, 'ascii');
+  const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+  const u16 = (n: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b; };
+  const u8 = (n: number) => Buffer.from([n]);
+  const str = (text: string) => Buffer.concat([u16(Buffer.byteLength(text)), Buffer.from(text, 'utf8')]);
+  interface T { purpose: number; key: number; server: number; node: number; incarnation: number; core: number; port: number; allocationId: string; host: string }
+  const transcript = (t: T) => Buffer.concat([u8(t.purpose), u8(t.key), u32(t.server), u32(t.node), u32(t.incarnation), u16(t.core), u16(t.port), NONCE, clientNonce, str(t.allocationId), str(t.host)]);
+  const join: T = { purpose: 1, key: 1, server: 1, node: 0, incarnation: 0, core: 0, port: 4000, allocationId: 'alloc-1', host: '127.0.0.1' };
+  const credential = hmac(secret, ascii('ebbrt-node-credential'), u32(2), u32(1));
+  const pair = hmac(secret, ascii('ebbrt-pair-key'), u32(2), u32(1), u32(3), u32(1));
+  const peer: T = { purpose: 2, key: 4, server: 3, node: 2, incarnation: 1, core: 1, port: 0, allocationId: '', host: '' };
+  const session = hmac(secret, ascii('ebbrt-session-v2'), transcript(join));
+  const pad = hmac(session, ascii('ebbrt-seal-credential'), u32(2), u32(1));
 
   it.each([
-    ['hello (JOIN)', () => helloMac('alloc-1', 0, 0), '32e92405da989c0e449f808f3acb4490a5935c6b77df016beac1cf56f8d44ae6'],
-    ['hello (PEER)', () => helloMac('', 2, 3), 'b6f48fce89804ee4d2eb35a5b4a85a974faf70a5ac5c0877b256529ed4bbc81d'],
-    ['welcome', welcomeMac, 'a590b65b6d2e844eeeafa33b6f4c67521e7eff29716dcb247da769b248106185'],
+    ['hello (JOIN, cluster secret)', () => hmac(secret, ascii('ebbrt-hello-v2'), transcript(join)), 'e99a4edd60ede5f2092b88963178b05a954feb861b2587b66facb60d1b3e9e82'],
+    ['session key (that JOIN)', () => session, '69381609f1b4a16de30c64ffafd8d466747f774a264098a22f056464d6e743b4'],
+    ['welcome (node 2, incarnation 1, id space 2)', () => hmac(session, ascii('ebbrt-welcome-v2'), u32(2), u32(1), u32(2)), 'cd4480de58fd21d32e9b607933e34471689c65fdc93c7021d812cf055e4a71d6'],
+    ['node credential (node 2, incarnation 1)', () => credential, 'cb07bee781934186fdb9a64bb61b2462526b18bde7e8fc991756af317aa3cb3e'],
+    ['sealed credential (in that Welcome)', () => Buffer.from(credential.map((b, i) => b ^ pad[i])), '4d6610e6703d0a9981661527a9d17c90007c7e09c7b1c1361d2c9a8cd2ceba48'],
+    ['pair key (node 2 inc 1, node 3 inc 1)', () => pair, '06a1f550b2e21f880a16ebf3c0eabb99fcfe339355cfcd63c4dbb7ab03a2b06b'],
+    ['hello (PEER, node 2 core 1 to node 3, pair key)', () => hmac(pair, ascii('ebbrt-hello-v2'), transcript(peer)), '8dc8e37f221e0137c94b616c0b4c88cc42e37506cd78abfd901caa354dc4fc96'],
   ])('%s', (_name, compute, expected) => {
-    expect(compute()).toBe(expected);
+    const hex = compute().toString('hex');
+    expect(hex).toBe(expected);
     expect(doc).toContain(expected);
+  });
+
+  it('the runtime computes the same values', () => {
+    const t = { purpose: 1, key: 1, nonce: NONCE, clientNonce, serverNodeId: 1, nodeId: 0, incarnation: 0, core: 0, allocationId: 'alloc-1', host: '127.0.0.1', port: 4000 };
+    expect(helloMac(secret, t)).toEqual(hmac(secret, ascii('ebbrt-hello-v2'), transcript(join)));
+    expect(sessionKey(secret, t)).toEqual(session);
+    expect(nodeCredential(secret, 2, 1)).toEqual(credential);
+    expect(pairKey(secret, { nodeId: 3, incarnation: 1 }, { nodeId: 2, incarnation: 1 })).toEqual(pair);
+    expect(seal(session, 'credential', 2, 1, seal(session, 'credential', 2, 1, credential))).toEqual(credential);
   });
 });
 
@@ -144,7 +168,7 @@ describe('PROTOCOL.md §6 and §8 tables', () => {
     const builtins = [
       'BAD_MAGIC', 'BAD_VERSION', 'BAD_KIND', 'FRAME_TOO_LARGE', 'TRUNCATED', 'BAD_PAYLOAD', 'BAD_CONTROL', 'UNAUTHENTICATED',
       'NODE_UNAVAILABLE', 'TIMEOUT', 'OVERLOADED', 'UNKNOWN_EBB', 'UNKNOWN_METHOD', 'ID_SPACE_EXHAUSTED', 'ID_CONFLICT',
-      'BAD_SECRET', 'UNSUPPORTED_VERSION', 'JOIN_REJECTED', 'REMOTE_ERROR', 'CLOSED', 'STORE_UNAVAILABLE',
+      'BAD_SECRET', 'UNSUPPORTED_VERSION', 'JOIN_REJECTED', 'REMOTE_ERROR', 'CLOSED', 'STORE_UNAVAILABLE', 'FORBIDDEN',
     ];
     expect(documented.map(([code]) => code).sort()).toEqual([...builtins].sort());
     for (const [code, cls] of documented) {

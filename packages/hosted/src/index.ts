@@ -11,7 +11,7 @@ export { NodeGroup, type GroupOptions, type GroupLaunch, type GroupStats, type R
 export { ProcessBackend, resolveNativeBoot, type ProcessBackendOptions } from './backends/process.js';
 export { QemuBackend, QemuError, VM_FAILURE_TIMEOUT_MS, probeKvm, buildNativeImage, readVmImage, resolveImageBuilder, type QemuBackendOptions, type QemuErrorCode, type Accel, type KvmProbe, type VmImage, type BuildImageOptions } from './backends/qemu/index.js';
 export type { NodeBackend, LaunchSpec, LaunchedNode } from './backends/backend.js';
-export { MemoryIdMapStore, IdMapServer } from './global-id-map.js';
+export { MemoryIdMapStore, IdMapServer, type IdMapAccess, type IdMapRefusal } from './global-id-map.js';
 export { MemoryStore, RedisStore, parseRedisUrl, resolveStore, isClusterStore, type ClusterStore, type MemoryStoreOptions, type RedisStoreOptions, type NodeRecord, type NodeGrant, type StoreSpec, type StoreStatusListener } from './store/index.js';
 export { consoleLogger, silentLogger, type Logger, type LogLevel } from './log.js';
 export { runApp, resolveApp, type HostedApp, type RunOptions, type AppPaths } from './app.js';

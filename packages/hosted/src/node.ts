@@ -72,6 +72,8 @@ export interface HostedStats {
   deaths: number;
   /** Natives that re-registered under their node id (after a frontend restart). */
   rejoins: number;
+  /** Heartbeats and goodbyes ignored because they did not come on the named node's own JOIN connection. */
+  foreignControl: number;
 }
 
 /** The running frontend. Emits `join` (Member), `leave` (nodeId, reason), `reject` (error, remote). */
@@ -85,10 +87,14 @@ export class HostedNode extends EventEmitter {
   readonly host: string;
   readonly port: number;
   readonly log: Logger;
-  readonly stats: HostedStats = { joins: 0, rejectedJoins: 0, protocolErrors: 0, deaths: 0, rejoins: 0 };
+  readonly stats: HostedStats = { joins: 0, rejectedJoins: 0, protocolErrors: 0, deaths: 0, rejoins: 0, foreignControl: 0 };
   readonly members = new Map<number, Member>();
   readonly #server: TransportServer;
-  readonly #idMapServer: IdMapServer;
+  /**
+   * The GlobalIdMap authority natives talk to: {@link IdMapServer.assign} lets a node write ids outside
+   * its id space, {@link IdMapServer.scopeReads} limits what it may read; `refusals` counts what it refused.
+   */
+  readonly idMapServer: IdMapServer;
   /** GlobalIdMap authority and node registry (`idMap` is the same object). */
   readonly store: ClusterStore;
   /** Created by startHosted from a URL: closed with the frontend. */
@@ -127,7 +133,11 @@ export class HostedNode extends EventEmitter {
       else this.log.info('cluster store reachable again', { store: this.store.location });
       this.emit('store', status, error);
     });
-    this.#idMapServer = new IdMapServer(this.idMap);
+    this.idMapServer = new IdMapServer(this.idMap, {
+      idSpaceOf: (nodeId) => this.members.get(nodeId)?.idSpace ?? this.#granted.get(nodeId),
+      isLive: (nodeId) => nodeId === this.nodeId || this.members.has(nodeId) || this.#awaiting.has(nodeId),
+      refused: (nodeId, error) => this.log.warn('GlobalIdMap request refused', { nodeId, code: error.code, reason: error.message }),
+    });
     const links: CoreLinks = {
       cores: 1,
       call: () => Promise.reject(new NodeUnavailableError('the frontend runs one core')),
@@ -236,24 +246,27 @@ export class HostedNode extends EventEmitter {
   }
 
   #control(conn: Connection, message: ControlMessage, callId: number): void {
-    if (this.#idMapServer.handle(conn, message, callId)) return;
-    if (message.type === 'heartbeat') {
+    if (this.idMapServer.handle(conn, message, callId)) return;
+    if (message.type === 'heartbeat' || message.type === 'goodbye') {
+      // A node speaks only for itself, on its own JOIN connection (PROTOCOL.md §5.4).
       const member = this.members.get(conn.peerNodeId);
-      if (member && member.conn === conn) {
+      if (!member || member.conn !== conn || (message.type === 'heartbeat' && message.body.nodeId !== member.nodeId)) {
+        this.stats.foreignControl++;
+        return;
+      }
+      if (message.type === 'heartbeat') {
         member.lastHeartbeat = Date.now();
         member.heartbeat = message.body;
+      } else {
+        this.#declareLeft(member.nodeId, `node said goodbye: ${message.body.reason}`);
       }
-      return;
-    }
-    if (message.type === 'goodbye') {
-      this.#declareLeft(conn.peerNodeId, `node said goodbye: ${message.body.reason}`);
       return;
     }
     this.log.debug('ignored control message', { type: message.type, nodeId: conn.peerNodeId });
   }
 
   #connectionClosed(conn: Connection, error?: Error): void {
-    this.#idMapServer.forget(conn);
+    this.idMapServer.forget(conn);
     const member = this.members.get(conn.peerNodeId);
     if (member && member.conn === conn) this.#declareLeft(member.nodeId, error ? `connection lost: ${error.message}` : 'connection closed');
   }
@@ -273,6 +286,7 @@ export class HostedNode extends EventEmitter {
     if (!member) return;
     const expected = this.#stopping.delete(nodeId) || this.#closed;
     this.members.delete(nodeId);
+    this.idMapServer.forgetNode(nodeId);
     const error = new NodeUnavailableError(`node ${nodeId} (${member.host}:${member.port}) is unavailable: ${reason}`);
     // A tombstone, so the node cannot come back under its id; if the store is down the record stays live and a
     // later frontend retires it after its re-registration grace period.

@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   Connection,
   EbbError,
+  encodeValue,
+  ForbiddenError,
   HelloPurpose,
   IdMapServer,
   memoryTransportPair,
@@ -11,6 +13,7 @@ import {
   type ControlType,
   type EbbId,
   type GlobalIdMap,
+  type IdMapAccess,
   type IdMapEntry,
   type IdMapWatcher,
 } from '@ebbrt/hosted';
@@ -112,8 +115,8 @@ afterEach(() => {
 });
 
 /** The frontend side: one store, one IdMapServer, and every request it receives. */
-function authority(store: GlobalIdMap = new MemoryIdMapStore()) {
-  const server = new IdMapServer(store);
+function authority(store: GlobalIdMap = new MemoryIdMapStore(), access: IdMapAccess = { idSpaceOf: () => 2, isLive: () => true }) {
+  const server = new IdMapServer(store, access);
   const requests: { client: number; type: ControlType }[] = [];
   const count = (type: ControlType, client?: number) => requests.filter((r) => r.type === type && (client === undefined || r.client === client)).length;
 
@@ -310,5 +313,81 @@ describe('RemoteGlobalIdMap against IdMapServer', () => {
     await auth.store.set(ID, Buffer.from('v2'));
     expect(text(await map.get(ID))).toBe('v2');
     expect(auth.count('idMapGet')).toBe(2);
+  });
+});
+
+describe('IdMapServer authority: who may write and read what', () => {
+  // Node 2 owns id space 2, node 3 id space 3; node 9 is gone.
+  const members = new Map([[2, 2], [3, 3]]);
+  const refused: { nodeId: number; code: string }[] = [];
+  const access: IdMapAccess = { idSpaceOf: (n) => members.get(n), isLive: (n) => members.has(n), refused: (nodeId, error) => refused.push({ nodeId, code: error.code }) };
+  const record = (type: string, home?: number) => encodeValue(home === undefined ? { type } : { type, home });
+  const forbidden = async (p: Promise<unknown>) => {
+    const error = await p.then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(ForbiddenError);
+    expect((error as ForbiddenError).code).toBe('FORBIDDEN');
+  };
+
+  it('a node writes its own id space; another node writing it is refused FORBIDDEN, counted, reported once, and nothing changes', async () => {
+    refused.length = 0;
+    const auth = authority(new MemoryIdMapStore(), access);
+    const [a, b] = [await auth.connect(2), await auth.connect(3)];
+    await a.map.set(0x00020005, Buffer.from('mine'));
+    await forbidden(b.map.set(0x00020005, Buffer.from('theirs')));
+    await forbidden(b.map.cas(0x00020005, 1, Buffer.from('theirs')));
+    await forbidden(b.map.set(0x00010001, Buffer.from('the frontend\'s')));
+    expect(text(await auth.store.get(0x00020005))).toBe('mine');
+    expect(await auth.store.get(0x00010001)).toBeUndefined();
+    expect(auth.server.refusals.write).toBe(3);
+    expect(refused).toEqual([{ nodeId: 3, code: 'FORBIDDEN' }]);
+    // The connection keeps working for what is allowed.
+    await b.map.set(0x00030001, Buffer.from('ok'));
+  });
+
+  it('ids the frontend assigned are writable; forgetNode takes them back', async () => {
+    const auth = authority(new MemoryIdMapStore(), access);
+    const b = await auth.connect(3);
+    await forbidden(b.map.set(0x00010007, Buffer.from('x')));
+    auth.server.assign(3, [0x00010007]);
+    await b.map.set(0x00010007, Buffer.from('x'));
+    auth.server.forgetNode(3);
+    await forbidden(b.map.set(0x00010007, Buffer.from('y')));
+  });
+
+  it('claims: a static id not yet recorded, or a record whose owner left, may be taken by cas homed on the claimant only', async () => {
+    const auth = authority(new MemoryIdMapStore(), access);
+    const [a, b] = [await auth.connect(2), await auth.connect(3)];
+    const STATIC = 0x9abc;
+    await forbidden(b.map.cas(STATIC, 0, record('Kv', 2)));
+    expect((await b.map.cas(STATIC, 0, record('Kv', 3))).ok).toBe(true);
+    // Now assigned to node 3; node 2 cannot take a live owner's record.
+    const current = (await auth.store.get(STATIC))!;
+    await forbidden(a.map.cas(STATIC, current.version, record('Kv', 2)));
+    // Owner gone: a same-type claim homed on the claimant wins; a type change does not.
+    const orphan = await auth.store.set(0x00090001, record('Kv', 9));
+    await forbidden(a.map.cas(0x00090001, orphan.version, record('Other', 2)));
+    expect((await a.map.cas(0x00090001, orphan.version, record('Kv', 2))).ok).toBe(true);
+    // Not an Ebb record at all: refused.
+    await forbidden(a.map.cas(0x9abd, 0, Buffer.from('garbage')));
+  });
+
+  it('scoped reads: get is refused FORBIDDEN and a watch is dropped outside the scope', async () => {
+    const auth = authority(new MemoryIdMapStore(), access);
+    const b = await auth.connect(3);
+    await auth.store.set(0x00010001, Buffer.from('public'));
+    await auth.store.set(0x00010002, Buffer.from('private'));
+    auth.server.scopeReads(3, (id) => id === 0x00010001);
+    expect(text(await b.map.get(0x00010001))).toBe('public');
+    await forbidden(b.map.get(0x00010002));
+    expect(auth.server.refusals.read).toBe(2); // the client watches before it reads: both refused
+    auth.server.scopeReads(3, undefined);
+    expect(text(await b.map.get(0x00010002))).toBe('private');
+  });
+
+  it('a connection of a node that is not a member is refused everything', async () => {
+    const auth = authority(new MemoryIdMapStore(), access);
+    const stranger = await auth.connect(42);
+    await forbidden(stranger.map.get(0x00010001));
+    await forbidden(stranger.map.set(0x002a0001, Buffer.from('x')));
   });
 });
