@@ -4,7 +4,8 @@
  * README describes, consistent names between them, cluster files that pass
  * ebbrt's own validation, and image paths that exist in the built repository.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import YAML from 'yaml';
@@ -78,16 +79,20 @@ describe('container images', () => {
 });
 
 describe('Kubernetes manifests', () => {
-  const all = ['namespace.yaml', 'secret.yaml', 'redis.yaml', 'frontend.yaml', 'natives.yaml'].flatMap((f) => docs(path.join(K8S, f)));
+  const all = ['namespace.yaml', 'redis.yaml', 'frontend.yaml', 'natives.yaml'].flatMap((f) => docs(path.join(K8S, f)));
   const find = (kind: string, name: string) => all.find((d) => d.kind === kind && d.metadata.name === name)!;
 
   test('kustomization lists every manifest; every object is in namespace ebbrt', () => {
     const [kustomization] = docs(path.join(K8S, 'kustomization.yaml'));
     for (const file of kustomization.resources as string[]) expect(existsSync(path.join(K8S, file)), file).toBe(true);
-    expect(kustomization.resources).toHaveLength(5);
+    expect(kustomization.resources).toHaveLength(4);
+    // The secret is generated from a git-ignored file, never shipped.
+    expect(kustomization.secretGenerator).toEqual([{ name: 'ebbrt-secret', namespace: 'ebbrt', files: ['secret=cluster-secret'] }]);
+    expect(existsSync(path.join(K8S, 'cluster-secret'))).toBe(false);
+    expect(readFileSync(path.join(K8S, '.gitignore'), 'utf8')).toContain('cluster-secret');
     for (const d of all.filter((x) => x.kind !== 'Namespace')) expect(d.metadata.namespace, `${d.kind}/${d.metadata.name}`).toBe('ebbrt');
     expect(all.map((d) => `${d.kind}/${d.metadata.name}`).sort()).toEqual(
-      ['ConfigMap/ebbrt-cluster', 'Deployment/ebbrt-frontend', 'Deployment/ebbrt-redis', 'Namespace/ebbrt', 'Secret/ebbrt-secret', 'Service/ebbrt-frontend', 'Service/ebbrt-native', 'Service/ebbrt-redis', 'StatefulSet/ebbrt-native'].sort(),
+      ['ConfigMap/ebbrt-cluster', 'Deployment/ebbrt-frontend', 'Deployment/ebbrt-redis', 'Namespace/ebbrt', 'Service/ebbrt-frontend', 'Service/ebbrt-native', 'Service/ebbrt-redis', 'StatefulSet/ebbrt-native'].sort(),
     );
   });
 
@@ -99,22 +104,26 @@ describe('Kubernetes manifests', () => {
     expect(find('StatefulSet', 'ebbrt-native').spec.serviceName).toBe('ebbrt-native');
   });
 
-  test('the frontend: its cluster file is valid, it binds the pod IP, takes the secret from the Secret, uses Redis', () => {
+  test('the frontend: its cluster file is valid, it binds the pod IP, reads the secret from the mounted Secret, uses Redis, admin on loopback', () => {
     const deployment = find('Deployment', 'ebbrt-frontend');
     expect(deployment.spec.replicas).toBe(1);
     const container = deployment.spec.template.spec.containers[0];
     const env = envOf(container);
     expect(env.POD_IP).toEqual({ fieldRef: { fieldPath: 'status.podIP' } });
-    expect(env.EBBRT_SECRET).toEqual({ secretKeyRef: { name: 'ebbrt-secret', key: 'secret' } });
-    expect(find('Secret', 'ebbrt-secret').stringData.secret.length).toBeGreaterThanOrEqual(8);
+    expect(Object.keys(env)).not.toContain('EBBRT_SECRET');
     expect(container.volumeMounts).toContainEqual({ name: 'cluster', mountPath: '/etc/ebbrt' });
+    expect(container.volumeMounts).toContainEqual({ name: 'secret', mountPath: '/run/ebbrt/secret', readOnly: true });
+    expect(deployment.spec.template.spec.volumes).toContainEqual({ name: 'secret', secret: { secretName: 'ebbrt-secret', defaultMode: 0o400 } });
     const cluster = find('ConfigMap', 'ebbrt-cluster').data['cluster.yaml'] as string;
-    const spec = validateCluster(YAML.parse(cluster), '/etc/ebbrt/cluster.yaml', { POD_IP: '10.244.1.7', EBBRT_SECRET: 'from-the-secret-0123' });
-    expect(spec).toMatchObject({ listen: { host: '10.244.1.7', port: 7400 }, secretSource: 'env', store: `redis://${find('Service', 'ebbrt-redis').metadata.name}:6379/0` });
+    const dir = mkdtempSync(path.join(tmpdir(), 'ebbrt-k8s-'));
+    writeFileSync(path.join(dir, 'secret'), 'from-the-secret-0123');
+    const spec = validateCluster(YAML.parse(cluster.replace('/run/ebbrt/secret/secret', path.join(dir, 'secret'))), '/etc/ebbrt/cluster.yaml', { POD_IP: '10.244.1.7' });
+    rmSync(dir, { recursive: true });
+    expect(spec).toMatchObject({ listen: { host: '10.244.1.7', port: 7400 }, admin: { host: '127.0.0.1', port: 7401 }, secretSource: 'file', store: `redis://${find('Service', 'ebbrt-redis').metadata.name}:6379/0` });
     const ports = Object.fromEntries((container.ports as Doc[]).map((p) => [p.name, p.containerPort]));
-    expect(ports).toEqual({ messenger: spec.listen.port, admin: spec.admin.port });
-    expect(find('Service', 'ebbrt-frontend').spec.ports.map((p: Doc) => p.targetPort).sort()).toEqual(['admin', 'messenger']);
-    expect(container.readinessProbe.httpGet.path).toBe('/api/state');
+    expect(ports).toEqual({ messenger: spec.listen.port });
+    expect(find('Service', 'ebbrt-frontend').spec.ports.map((p: Doc) => p.targetPort)).toEqual(['messenger']);
+    expect(container.readinessProbe.exec.command.join(' ')).toContain(`http://127.0.0.1:${spec.admin.port}/api/state`);
   });
 
   test('natives: a StatefulSet whose pods join the frontend Service with the secret from the Secret and announce their pod IP', () => {
@@ -122,7 +131,8 @@ describe('Kubernetes manifests', () => {
     const env = envOf(set.spec.template.spec.containers[0]);
     const messenger = find('Service', 'ebbrt-frontend').spec.ports.find((p: Doc) => p.name === 'messenger').port;
     expect(env.EBBRT_FRONTEND).toBe(`ebbrt-frontend:${messenger}`);
-    expect(env.EBBRT_SECRET).toEqual({ secretKeyRef: { name: 'ebbrt-secret', key: 'secret' } });
+    expect(env.EBBRT_SECRET_FILE).toBe('/run/ebbrt/secret/secret');
+    expect(set.spec.template.spec.containers[0].volumeMounts).toContainEqual({ name: 'secret', mountPath: '/run/ebbrt/secret', readOnly: true });
     expect(env.POD_IP).toEqual({ fieldRef: { fieldPath: 'status.podIP' } });
     expect(existsSync(path.join(ROOT, env.EBBRT_APP.replace(/^\/app\//, '')))).toBe(true);
     expect(Number(env.EBBRT_CORES)).toBeGreaterThanOrEqual(1);

@@ -23,6 +23,10 @@ export interface ConnectionLimits {
    * bytes, so an unauthenticated peer can make us hold at most this much. Default 4 KiB.
    */
   preAuthMaxFrameSize?: number;
+  /** Handshakes a listener runs at once; more connections are closed at once (and counted). Default 256. */
+  maxHandshakes?: number;
+  /** Handshakes from one source address at once; more are closed at once (and counted). Default 64. */
+  maxHandshakesPerAddress?: number;
 }
 
 /** Default of {@link ConnectionLimits.preAuthMaxFrameSize}. */

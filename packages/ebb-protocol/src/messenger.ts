@@ -48,6 +48,8 @@ export interface MessengerStats {
   connectionsAccepted: number;
   protocolErrors: number;
   rejectedHandshakes: number;
+  /** Connections closed unheard because too many handshakes were in progress (per listener or per address). */
+  refusedHandshakes: number;
 }
 
 export class Messenger implements ConnectionHandler {
@@ -76,7 +78,7 @@ export class Messenger implements ConnectionHandler {
   onConnectionClosed?: (conn: Connection, error?: Error) => void;
   /** Logs handshake failures and protocol errors. */
   onFault?: (error: Error, remote: string) => void;
-  readonly stats: MessengerStats = { connectionsOpened: 0, connectionsAccepted: 0, protocolErrors: 0, rejectedHandshakes: 0 };
+  readonly stats: MessengerStats = { connectionsOpened: 0, connectionsAccepted: 0, protocolErrors: 0, rejectedHandshakes: 0, refusedHandshakes: 0 };
   #closed = false;
 
   constructor(options: MessengerOptions) {
@@ -161,20 +163,48 @@ export class Messenger implements ConnectionHandler {
     return conn;
   }
 
-  /** Runs the server side of the handshake on an accepted transport. */
+  /** Handshakes in progress, in total and by source address (the bound on memory before authentication). */
+  #handshaking = 0;
+  readonly #handshakingFrom = new Map<string, number>();
+
+  /**
+   * Runs the server side of the handshake on an accepted transport, unless
+   * {@link ConnectionLimits.maxHandshakes} (or the per-address cap) are in
+   * progress already: then the transport is closed unheard and counted.
+   */
   accept(transport: Transport): void {
     if (this.#closed) {
       transport.close();
       return;
     }
+    const from = sourceAddress(transport.remoteAddress);
+    const fromCount = this.#handshakingFrom.get(from) ?? 0;
+    if (this.#handshaking >= (this.#limits.maxHandshakes ?? 256) || fromCount >= (this.#limits.maxHandshakesPerAddress ?? 64)) {
+      this.stats.refusedHandshakes++;
+      transport.close();
+      return;
+    }
+    this.#handshaking++;
+    this.#handshakingFrom.set(from, fromCount + 1);
+    let done = false;
+    const finished = () => {
+      if (done) return;
+      done = true;
+      this.#handshaking--;
+      const left = (this.#handshakingFrom.get(from) ?? 1) - 1;
+      if (left > 0) this.#handshakingFrom.set(from, left);
+      else this.#handshakingFrom.delete(from);
+    };
     Connection.accept(transport, this.#secret, this.nodeId, (hello) => this.#decide(hello, transport), this.#limits).then(
       (conn) => {
+        finished();
         conn.handler = this;
         this.#accepted.add(conn);
         this.stats.connectionsAccepted++;
         if (conn.hello?.purpose === HelloPurpose.join) this.onJoined?.(conn);
       },
       (error: Error) => {
+        finished();
         this.stats.rejectedHandshakes++;
         this.onFault?.(error, transport.remoteAddress);
       },
@@ -249,4 +279,10 @@ export class Messenger implements ConnectionHandler {
     for (const conn of this.#accepted) conn.fail(reason);
     this.#accepted.clear();
   }
+}
+
+/** The host part of a transport's `host:port` remote address (IPv6 hosts keep their colons). */
+function sourceAddress(remote: string): string {
+  const colon = remote.lastIndexOf(':');
+  return colon > 0 ? remote.slice(0, colon) : remote;
 }

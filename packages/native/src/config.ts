@@ -4,7 +4,7 @@
  * environment, which wins over the kernel command line). Bad values are a
  * {@link BootConfigError} naming the fix.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 // Only the error module: boot parses its config before loading the protocol stack.
 import { EbbError } from '@ebbrt/ebb-protocol/errors';
 
@@ -51,6 +51,8 @@ export interface BootConfig {
 const FLAGS: Record<string, string> = {
   '--frontend': 'EBBRT_FRONTEND',
   '--secret': 'EBBRT_SECRET',
+  '--secret-file': 'EBBRT_SECRET_FILE',
+  '--secrets-fd': 'EBBRT_SECRETS_FD',
   '--allocation-id': 'EBBRT_ALLOCATION_ID',
   '--cores': 'EBBRT_CORES',
   '--app': 'EBBRT_APP',
@@ -148,8 +150,10 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   if (!match) throw new BootConfigError('the frontend address is missing or malformed: pass --frontend host:port or set EBBRT_FRONTEND');
   const port = Number(match[2]);
   if (port < 1 || port > 65535) throw new BootConfigError(`frontend port ${port} is out of range 1..65535`);
-  const secret = values.EBBRT_SECRET;
-  if (!secret) throw new BootConfigError('the cluster secret is missing: pass --secret or set EBBRT_SECRET to the frontend\'s secret');
+  const delivered = values.EBBRT_SECRETS_FD ? readSecretsFd(values.EBBRT_SECRETS_FD) : {};
+  if (delivered.tlsKey) values.EBBRT_TLS_KEY ??= delivered.tlsKey;
+  const secret = delivered.secret ?? (values.EBBRT_SECRET_FILE ? readSecretFile(values.EBBRT_SECRET_FILE) : values.EBBRT_SECRET);
+  if (!secret) throw new BootConfigError('the cluster secret is missing: pass --secret-file <file holding it> (or set EBBRT_SECRET_FILE; --secret / EBBRT_SECRET work too but show it to every user of the host)');
   const cores = Number(values.EBBRT_CORES ?? '1');
   if (!Number.isInteger(cores) || cores < 1 || cores > 256) throw new BootConfigError(`cores must be an integer in 1..256, got ${values.EBBRT_CORES}`);
   const tlsParts = [values.EBBRT_TLS_CERT, values.EBBRT_TLS_KEY, values.EBBRT_TLS_CA];
@@ -186,6 +190,70 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     tls,
     parentFd,
   };
+}
+
+/**
+ * What a launcher hands a native outside its command line and environment: a
+ * JSON object on an inherited file descriptor (`EBBRT_SECRETS_FD`, a pipe the
+ * launcher writes and closes) or, in a VM, in a QEMU `fw_cfg` file.
+ */
+export interface BootSecrets {
+  /** The cluster secret. */
+  secret?: string;
+  /** The messenger's TLS private key (PEM text). */
+  tlsKey?: string;
+}
+
+/** Reads the {@link BootSecrets} a launcher wrote to file descriptor `fdText` (read to its end, then closed). */
+function readSecretsFd(fdText: string): BootSecrets {
+  const fd = Number(fdText);
+  if (!Number.isInteger(fd) || fd < 3) throw new BootConfigError(`secrets-fd must be an inherited file descriptor number (3 or more), got "${fdText}"`);
+  let text: string;
+  try {
+    text = readFileSync(fd, 'utf8');
+  } catch (error) {
+    throw new BootConfigError(`cannot read the secrets from file descriptor ${fd}: ${(error as Error).message}; the launcher must pass it open`, { cause: error });
+  } finally {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+  }
+  return parseBootSecrets(text, `file descriptor ${fd}`);
+}
+
+/** Parses {@link BootSecrets} JSON; `where` names its source in errors. */
+export function parseBootSecrets(text: string, where: string): BootSecrets {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BootConfigError(`the secrets on ${where} are not a JSON object such as {"secret":"…"}`);
+  const record = parsed as Record<string, unknown>;
+  const out: BootSecrets = {};
+  for (const key of ['secret', 'tlsKey'] as const) {
+    const value = record[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || value.length === 0) throw new BootConfigError(`the secrets on ${where}: ${key} must be a non-empty string`);
+    out[key] = value;
+  }
+  return out;
+}
+
+/** A secret file holds the secret, optionally followed by a newline. */
+function readSecretFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new BootConfigError(`cannot read the cluster secret from ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  const secret = text.replace(/\r?\n$/, '');
+  if (!secret) throw new BootConfigError(`the secret file ${file} is empty; write the frontend's cluster secret into it`);
+  return secret;
 }
 
 /** A TLS setting is PEM text itself, or the path of a PEM file. */

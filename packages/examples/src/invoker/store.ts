@@ -151,7 +151,8 @@ export function buildRecord(namespace: string, name: string, body: unknown, prev
   if (put.limits !== undefined) {
     if (put.limits === null || typeof put.limits !== 'object' || Array.isArray(put.limits)) throw bad('limits must be an object such as {"timeout":60000}');
     for (const [key, value] of Object.entries(put.limits as Record<string, unknown>)) {
-      const range = LIMIT_RANGES[key as keyof ActionLimits];
+      // Own keys only: `__proto__` or `constructor` must not reach Object.prototype.
+      const range = Object.hasOwn(LIMIT_RANGES, key) ? LIMIT_RANGES[key as keyof ActionLimits] : undefined;
       if (!range) throw bad(`unknown limit "${key}": the limits are ${Object.keys(LIMIT_RANGES).join(', ')}`);
       if (!Number.isInteger(value) || (value as number) < range[0] || (value as number) > range[1]) throw bad(`limits.${key} must be an integer in ${range[0]}..${range[1]} (${range[2]}), got ${JSON.stringify(value)}`);
       limits[key as keyof ActionLimits] = value as number;

@@ -1,5 +1,6 @@
 /** The `process` backend: the native runtime as a child process of the frontend. */
 import { spawn } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { LaunchedNode, LaunchSpec, NodeBackend } from './backend.js';
@@ -35,12 +36,15 @@ export class ProcessBackend implements NodeBackend {
   async launch(spec: LaunchSpec): Promise<LaunchedNode> {
     const wrap = (await this.#wrap?.(spec)) ?? {};
     const [command, ...prefix] = [...(wrap.command ?? []), process.execPath];
+    // Secrets go over a pipe (fd 4), not argv or the environment, which other users of the host can read.
+    const { EBBRT_TLS_KEY: tlsKey, ...env } = spec.env;
+    const { EBBRT_SECRET: _inherited, EBBRT_SECRET_FILE: _inheritedFile, ...parentEnv } = process.env;
     const child = spawn(command, [...prefix, this.#bootScript, ...(spec.args.length ? ['--', ...spec.args] : [])], {
       env: {
-        ...process.env,
-        ...spec.env,
+        ...parentEnv,
+        ...env,
         EBBRT_FRONTEND: spec.frontend,
-        EBBRT_SECRET: spec.secret,
+        EBBRT_SECRETS_FD: '4',
         EBBRT_ALLOCATION_ID: spec.allocationId,
         EBBRT_CORES: String(spec.cores),
         EBBRT_APP: spec.app,
@@ -49,8 +53,11 @@ export class ProcessBackend implements NodeBackend {
         EBBRT_PARENT_FD: '3',
         ...wrap.env,
       },
-      stdio: ['ignore', spec.stdio, spec.stdio, 'pipe'],
+      stdio: ['ignore', spec.stdio, spec.stdio, 'pipe', 'pipe'],
     });
+    const secrets = child.stdio[4] as Writable | null;
+    secrets?.on('error', () => undefined); // the native died before reading: its exit is reported below
+    secrets?.end(JSON.stringify({ secret: spec.secret, ...(tlsKey ? { tlsKey } : {}) }));
     // The frontend never writes to it: it must not keep the frontend's event loop alive.
     (child.stdio[3] as { unref?: () => void } | null)?.unref?.();
     let captured = '';

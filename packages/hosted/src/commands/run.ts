@@ -7,7 +7,8 @@ import { AppNotFoundError, appHint, resolveApp, runApp } from '../app.js';
 const FLAGS: FlagSpec[] = [
   { name: 'nodes', type: 'int', value: 'N', min: 0, max: 64, help: 'native nodes to launch (default 2; 0 runs the hosted side alone)' },
   { name: 'cores', type: 'int', value: 'C', min: 1, max: 256, help: 'cores (worker threads) per native node (default 2)' },
-  { name: 'secret', type: 'string', value: 'S', minLength: 8, help: 'cluster secret (default: random per run, or env EBBRT_SECRET)' },
+  { name: 'secret', type: 'string', value: 'S', minLength: 8, help: 'cluster secret (default: random per run, or env EBBRT_SECRET); visible to every user of the host, prefer --secret-file' },
+  { name: 'secret-file', type: 'string', value: 'FILE', help: 'read the cluster secret from FILE (or env EBBRT_SECRET_FILE)' },
   { name: 'host', type: 'string', value: 'H', help: "address the frontend's messenger binds (default 127.0.0.1)" },
   { name: 'port', type: 'int', value: 'P', min: 0, max: 65535, help: "port the frontend's messenger binds (default: any free port)" },
   { name: 'store', type: 'string', value: 'URL', help: 'cluster store: memory (default) or redis://host:port/db, rediss://…, redis+cluster://host:port,… (or env EBBRT_STORE)' },
@@ -68,7 +69,7 @@ export async function command(argv: string[]): Promise<number> {
     return await runApp(app, {
       nodes: (f.nodes as number | undefined) ?? 2,
       cores: (f.cores as number | undefined) ?? 2,
-      secret: (f.secret as string | undefined) ?? process.env.EBBRT_SECRET ?? randomBytes(16).toString('hex'),
+      secret: (f.secret as string | undefined) ?? readSecretFile((f['secret-file'] as string | undefined) ?? process.env.EBBRT_SECRET_FILE) ?? process.env.EBBRT_SECRET ?? randomBytes(16).toString('hex'),
       host: f.host as string | undefined,
       port: f.port as number | undefined,
       store: (f.store as string | undefined) ?? process.env.EBBRT_STORE,
@@ -85,4 +86,17 @@ export async function command(argv: string[]): Promise<number> {
     process.stderr.write(`ebbrt: ${(error as Error).message}\n`);
     return 1;
   }
+}
+
+/** The secret in `file` (one trailing newline dropped), or undefined without a file. */
+function readSecretFile(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (error) {
+    throw new UsageError(`cannot read the secret file: ${(error as Error).message}`);
+  }
+  if (text.length < 8) throw new UsageError(`the secret file ${file} must hold at least 8 characters`);
+  return text;
 }

@@ -4,10 +4,14 @@
  * and the dashboard's live feed over WebSocket at `/ws`.
  *
  * Reads are open to whoever reaches the port; `POST /api/down` needs the
- * cluster's admin token (in the state file, mode 0600). WebSocket upgrades
- * from a page of another origin are refused, so a web page the operator
- * visits cannot read the feed through the browser.
+ * cluster's admin token (in the state file, mode 0600). Every request must
+ * name an allowed `Host` (an IP address, `localhost`, or a name listed in
+ * `allowedHosts`): a page on a domain rebound to 127.0.0.1 (DNS rebinding)
+ * cannot read the state, metrics or feed. WebSocket upgrades from a page of
+ * another origin are refused, so a web page the operator visits cannot read
+ * the feed through the browser.
  */
+import { isIP } from 'node:net';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -51,7 +55,16 @@ export interface AdminServer {
 /** Membership events kept for pages that connect later. */
 const RECENT_EVENTS = 50;
 
-export async function startAdmin(source: AdminSource, listen: { host: string; port: number }): Promise<AdminServer> {
+/** Where the admin server listens, and which `Host` names it answers besides IP addresses and `localhost`. */
+export interface AdminListen {
+  host: string;
+  port: number;
+  /** DNS names clients use to reach the server (e.g. a Kubernetes Service name). Default none. */
+  allowedHosts?: readonly string[];
+}
+
+export async function startAdmin(source: AdminSource, listen: AdminListen): Promise<AdminServer> {
+  const allowed = new Set((listen.allowedHosts ?? []).map((h) => h.toLowerCase()));
   const recent: FeedEntry[] = [];
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   const send = (ws: WebSocket, message: FeedMessage) => {
@@ -80,11 +93,16 @@ export async function startAdmin(source: AdminSource, listen: { host: string; po
   });
 
   const server = createServer((req, res) => {
+    if (!allowedHost(req, allowed)) {
+      req.resume();
+      return reply(res, 421, { error: `Host "${req.headers.host ?? ''}" is not one this admin server answers; use its IP address or localhost, or add the name to the admin's allowed hosts` });
+    }
     handle(source, req, res).catch((error: Error) => reply(res, 500, { error: error.message }));
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     if (url.pathname !== '/ws') return refuse(socket, 404, 'Not Found');
+    if (!allowedHost(req, allowed)) return refuse(socket, 421, 'Misdirected Request');
     if (!sameOrigin(req)) return refuse(socket, 403, 'Forbidden');
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
@@ -143,6 +161,20 @@ async function handle(source: AdminSource, req: IncomingMessage, res: ServerResp
 function reply(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
   res.end(`${JSON.stringify(body)}\n`);
+}
+
+/** The request's Host is an IP address, localhost (or a subdomain of it), or an allowed name. */
+function allowedHost(req: IncomingMessage, allowed: ReadonlySet<string>): boolean {
+  const host = req.headers.host;
+  if (!host) return false;
+  let name: string;
+  try {
+    name = new URL(`http://${host}`).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  const bare = name.startsWith('[') ? name.slice(1, -1) : name;
+  return isIP(bare) !== 0 || bare === 'localhost' || bare.endsWith('.localhost') || allowed.has(bare);
 }
 
 function sameOrigin(req: IncomingMessage): boolean {
