@@ -4,9 +4,11 @@
  * environment (what `ps` and /proc/<pid>/environ show other users); it gets
  * them over an inherited pipe, and still joins and serves.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, test } from 'vitest';
+import { parseArgs } from '@ebbrt/examples/invoker/args.js';
 import { FIXTURES, startFrontend, TEST_SECRET } from '../kit/index.js';
 
 const APP = path.join(FIXTURES, 'cluster/native.js');
@@ -20,4 +22,23 @@ test('a launched native joins with the secret it read from its pipe; argv and en
   expect(cmdline).not.toContain(TEST_SECRET);
   expect(environ).not.toContain(TEST_SECRET);
   expect(environ.split('\0')).toContain('EBBRT_SECRETS_FD=4');
+});
+
+test('the invoker takes namespace keys from a file (--namespace-file), so they need not sit on a command line', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ebbrt-ns-'));
+  const file = path.join(dir, 'namespaces');
+  writeFileSync(file, '# tenants\nred=u1:k1\n\nblue=u2:k2\n', { mode: 0o600 });
+  expect([...parseArgs(['--namespace-file', file]).namespaces]).toEqual([['red', 'u1:k1'], ['blue', 'u2:k2']]);
+  writeFileSync(file, 'red=u1:secret-key\nbad line with secret-key\n');
+  const error = (() => {
+    try {
+      parseArgs(['--namespace-file', file]);
+    } catch (e) {
+      return e as Error;
+    }
+  })();
+  expect(error?.message).toMatch(/--namespace-file .* must be NAME=UUID:KEY/);
+  expect(error?.message).not.toContain('secret-key');
+  expect(() => parseArgs(['--namespace-file', path.join(dir, 'missing')])).toThrow(/cannot read/);
+  rmSync(dir, { recursive: true });
 });

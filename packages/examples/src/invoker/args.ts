@@ -1,4 +1,5 @@
 /** The invoker's app arguments (after `--` on `ebbrt run invoker`). */
+import { readFileSync } from 'node:fs';
 import { InvokerUsageError } from './errors.js';
 import { validEntityName } from './store.js';
 
@@ -35,14 +36,16 @@ export const DEFAULT_QUOTAS: Readonly<NamespaceQuotas> = Object.freeze({ actions
 export const USAGE = `invoker takes:
   --port P                   port of the REST API (default 3233; 0 = any free port)
   --host H                   address of the REST API (default 127.0.0.1)
-  --namespace NAME=UUID:KEY  a namespace and its API key (repeatable; default guest with OpenWhisk's guest key)
+  --namespace NAME=UUID:KEY  a namespace and its API key (repeatable; default guest with OpenWhisk's guest key);
+                             visible to every user of the host, prefer --namespace-file
+  --namespace-file FILE      namespaces and keys, one NAME=UUID:KEY per line (# comments); repeatable
   --isolate namespace|none   namespace: every namespace runs on native nodes of its own (default none)
   --blocking-wait MS         longest a blocking invoke waits before answering 202 (default 60000)
   --max-actions N            actions one namespace may hold (default 1000; past it 413)
   --max-code-mb N            MB of action code one namespace may hold (default 128; past it 413)
   --max-concurrent N         activations of one namespace in flight at once (default 1000; past it 429)`;
 
-const FLAGS = ['--port', '--host', '--namespace', '--isolate', '--blocking-wait', '--max-actions', '--max-code-mb', '--max-concurrent'];
+const FLAGS = ['--port', '--host', '--namespace', '--namespace-file', '--isolate', '--blocking-wait', '--max-actions', '--max-code-mb', '--max-concurrent'];
 
 /** Parses the app arguments; throws {@link InvokerUsageError} naming the bad one. */
 export function parseArgs(args: readonly string[]): InvokerOptions {
@@ -78,20 +81,34 @@ export function parseArgs(args: readonly string[]): InvokerOptions {
         if (value !== 'namespace' && value !== 'none') throw new InvokerUsageError(`--isolate must be "namespace" or "none", got "${value}"`);
         options.isolate = value;
         break;
-      case '--namespace': {
-        const match = /^([^=]+)=([^:\s]+:\S+)$/.exec(value);
-        if (!match) throw new InvokerUsageError(`--namespace must be NAME=UUID:KEY (e.g. guest=${GUEST_KEY.slice(0, 13)}…:…), got "${value}"`);
-        const [, name, key] = match;
-        if (!validEntityName(name) || name === '_') throw new InvokerUsageError(`--namespace: "${name}" is not a valid namespace name (letters, digits, _ @ . - and inner spaces)`);
-        if (options.namespaces.has(name)) throw new InvokerUsageError(`--namespace: "${name}" is given twice`);
-        if ([...options.namespaces.values()].includes(key)) throw new InvokerUsageError(`--namespace: the key of "${name}" is already another namespace's; give every namespace its own key`);
-        options.namespaces.set(name, key);
+      case '--namespace':
+        addNamespace(options.namespaces, value, '--namespace');
+        break;
+      case '--namespace-file': {
+        let text: string;
+        try {
+          text = readFileSync(value, 'utf8');
+        } catch (error) {
+          throw new InvokerUsageError(`--namespace-file: cannot read ${value}: ${(error as Error).message}`);
+        }
+        for (const line of text.split(/\r?\n/).map((l) => l.trim())) if (line && !line.startsWith('#')) addNamespace(options.namespaces, line, `--namespace-file ${value}`);
         break;
       }
     }
   }
   if (options.namespaces.size === 0) options.namespaces.set('guest', GUEST_KEY);
   return options;
+}
+
+/** Adds one `NAME=UUID:KEY` to `namespaces`; `where` names the flag (or file) in errors, never the key. */
+function addNamespace(namespaces: Map<string, string>, value: string, where: string): void {
+  const match = /^([^=]+)=([^:\s]+:\S+)$/.exec(value);
+  if (!match) throw new InvokerUsageError(`${where} must be NAME=UUID:KEY (e.g. guest=${GUEST_KEY.slice(0, 13)}…:…); the value given is not shown, it may hold a key`);
+  const [, name, key] = match;
+  if (!validEntityName(name) || name === '_') throw new InvokerUsageError(`${where}: "${name}" is not a valid namespace name (letters, digits, _ @ . - and inner spaces)`);
+  if (namespaces.has(name)) throw new InvokerUsageError(`${where}: "${name}" is given twice`);
+  if ([...namespaces.values()].includes(key)) throw new InvokerUsageError(`${where}: the key of "${name}" is already another namespace's; give every namespace its own key`);
+  namespaces.set(name, key);
 }
 
 function integer(flag: string, value: string, min: number, max: number): number {
