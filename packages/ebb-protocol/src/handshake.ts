@@ -24,7 +24,7 @@ export const KEY_BYTES = 32;
  * `UNSUPPORTED_VERSION` before any MAC is checked.
  */
 export const HANDSHAKE_VERSION = 2;
-/** The frontend's incarnation in pair keys: it has one identity for the cluster's lifetime. */
+/** The frontend's incarnation in pair keys once natives hold only their own keys (PROTOCOL.md §5.1); today every node uses 0. */
 export const HOSTED_INCARNATION = 1;
 
 export function newNonce(): Buffer {
