@@ -4,6 +4,7 @@
  * exporting `summary`, `usage` and `command(argv)`; bad flags print what is
  * wrong and exit 2.
  */
+import { readFileSync } from 'node:fs';
 import { UsageError } from './args.js';
 
 interface CommandModule {
@@ -24,13 +25,23 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
 
 async function usage(): Promise<string> {
   const lines = await Promise.all(Object.entries(COMMANDS).map(async ([name, load]) => `  ${name.padEnd(8)}${(await load()).summary}`));
-  return `usage: ebbrt <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nebbrt <command> --help shows a command's options.`;
+  return `usage: ebbrt <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nebbrt <command> --help shows a command's options; ebbrt --version the installed version.`;
+}
+
+/** `@ebbrt/hosted <version> (node <version>)`, from the installed package.json. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
+  return `${pkg.name} ${pkg.version} (node ${process.versions.node})`;
 }
 
 async function cli(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     process.stdout.write(`${await usage()}\n`);
+    return 0;
+  }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`${version()}\n`);
     return 0;
   }
   const load = COMMANDS[name];
