@@ -2,8 +2,10 @@
 // generator that is not the server (wrk, POSTing one Markdown document over
 // keep-alive connections at fixed concurrency), in each placement of its hot
 // path, all in the same run: `inline` (the frontend's main thread), `piscina`
-// (a pool of 2 worker threads, the Node incumbent) and `native` (1 native
-// node × 2 cores, least outstanding calls). Rounds interleave the modes so
+// (a pool of 2 worker threads, the Node incumbent), `native` (1 native
+// node × 2 cores, least outstanding calls) and `balanced` (the same service
+// embedding the cluster: startCluster + cluster.balanced, 1 native × 2 cores,
+// bench/apps/offload-cluster.mjs). Rounds interleave the modes so
 // drift in machine load hits all of them alike.
 //
 // Options (after the suite name): --duration S (per wrk run, default 5),
@@ -23,6 +25,8 @@ const MODES = {
   inline: { ebbrt: ['--nodes', '0'], app: ['--mode', 'inline'] },
   piscina: { ebbrt: ['--nodes', '0'], app: ['--mode', 'piscina', '--threads', '2'] },
   native: { ebbrt: ['--nodes', '1', '--cores', '2'], app: ['--mode', 'native'] },
+  // The same service embedding the cluster itself: startCluster + cluster.balanced (bench/apps/offload-cluster.mjs).
+  balanced: { script: fileURLToPath(new URL('../apps/offload-cluster.mjs', import.meta.url)) },
 };
 
 function options(args) {
@@ -38,8 +42,9 @@ function options(args) {
 
 /** Starts `ebbrt run offload` for one mode; resolves with its URL once it serves. */
 function startService(mode) {
-  const { ebbrt, app } = MODES[mode];
-  const child = spawn(process.execPath, [CLI, 'run', 'offload', ...ebbrt, '--', '--port', '0', ...app], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { ebbrt, app, script } = MODES[mode];
+  const argv = script ? [script] : [CLI, 'run', 'offload', ...ebbrt, '--', '--port', '0', ...app];
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
@@ -164,6 +169,7 @@ export async function run(ctx) {
       ratios: {
         native_vs_inline: ratio(cases, 'native_rps', 'inline_rps'),
         native_vs_piscina: ratio(cases, 'native_rps', 'piscina_rps'),
+        balanced_vs_piscina: ratio(cases, 'balanced_rps', 'piscina_rps'),
       },
     };
   } finally {
