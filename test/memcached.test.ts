@@ -415,22 +415,41 @@ describe('memcached: several nodes', () => {
     expect(await text(b, `get ${keys.slice(0, 50).join(' ')}\r\n`)).toBe('END\r\n');
   });
 
-  test('a node that dies is taken off the ring: the others answer its keys themselves', async () => {
-    const { addresses } = await launchMemcached(['--nodes', '2', '--cores', '1', '--', '--port', '0', '--memory', '8']);
+  test('a node that dies: the others keep serving (its keys miss, none errs), its replacement takes its place on the ring', async () => {
+    const { addresses, spawned } = await launchMemcached(['--nodes', '2', '--cores', '1', '--', '--port', '0', '--memory', '8']);
     const [a, b] = await Promise.all(addresses.map((address) => client(address)));
     const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
     expect(await text(a, keys.map((k) => `set ${k} 0 0 1 noreply\r\nv\r\n`).join(''))).toBe('');
     const stat = async (c: RawClient, name: string) => new RegExp(`^STAT ${name} (\\S+)\\r$`, 'm').exec(await text(c, 'stats\r\n'))![1];
     const kept = Number(await stat(a, 'curr_items'));
+    const ring = (await stat(a, 'ebbrt_ring_nodes')).split(',');
     process.kill(Number(await stat(b, 'pid')), 'SIGKILL');
-    const deadline = Date.now() + 15_000;
-    while ((await stat(a, 'ebbrt_ring_nodes')).includes(',')) {
-      if (Date.now() > deadline) throw new Error('the ring still lists the dead node');
+    // Until the replacement joins, and after: a answers every get itself or through the ring, never with an error.
+    const deadline = Date.now() + 20_000;
+    let replaced: RegExpExecArray | null = null;
+    while (!(replaced = /memcached: node (\d+) replaced node (\d+), listening on (\S+)/.exec(spawned.stdout()))) {
+      if (Date.now() > deadline) throw new Error(`no replacement within 20 s: ${spawned.stderr()}`);
+      const reply = await text(a, `get ${keys.join(' ')}\r\n`);
+      expect(reply).not.toMatch(/SERVER_ERROR/);
+      expect(reply.match(/^VALUE /gm)?.length ?? 0).toBeLessThanOrEqual(kept);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    const reply = await text(a, `get ${keys.join(' ')}\r\n`);
-    expect(reply).not.toMatch(/SERVER_ERROR/);
-    expect(reply.match(/^VALUE /gm)?.length ?? 0).toBe(kept);
+    const [, newId, oldId, address] = replaced;
+    expect(ring).toContain(oldId);
+    expect(ring).not.toContain(newId);
+    for (let tries = 0; !(await stat(a, 'ebbrt_ring_nodes')).split(',').includes(newId); tries++) {
+      if (tries > 50) throw new Error('the ring does not list the replacement');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const c = await client(address);
+    // b's shard is gone (misses), and the ring serves through both nodes again.
+    const after = await text(a, `get ${keys.join(' ')}\r\n`);
+    expect(after).not.toMatch(/SERVER_ERROR/);
+    expect(after.match(/^VALUE /gm)?.length ?? 0).toBeLessThanOrEqual(kept);
     expect(await text(a, keys.map((k) => `set ${k} 0 0 1 noreply\r\nw\r\n`).join('') + `get ${keys.join(' ')}\r\n`)).toBe(keys.map((k) => `VALUE ${k} 0 1\r\nw\r\n`).join('') + 'END\r\n');
+    expect(await text(c, `get ${keys.join(' ')}\r\n`)).toBe(keys.map((k) => `VALUE ${k} 0 1\r\nw\r\n`).join('') + 'END\r\n');
+    const items = Number(await stat(c, 'curr_items'));
+    expect(items).toBeGreaterThan(0);
+    expect(items).toBeLessThan(100);
   });
 });

@@ -3,7 +3,9 @@
  * natives that own keys in its GlobalIdMap entry, starts every native (node i
  * on port P + i), prints one line with the addresses once every core of every
  * node accepts, and serves until interrupted. A native that leaves is taken
- * off the ring, so the others stop forwarding to it.
+ * off the ring, so the others stop forwarding to it (its keys miss until
+ * then); the run's node group replaces it, and the replacement takes its
+ * port and its place on the ring.
  */
 import { encodeValue, type HostedApp } from '@ebbrt/hosted';
 import { parseArgs, type MemcachedArgs } from './args.js';
@@ -38,22 +40,41 @@ export async function main(app: HostedApp): Promise<number> {
   }
   const cores = [...new Set(natives.map((n) => n.cores))].join('/');
   app.print(`memcached listening on ${addresses.join(' ')} (${natives.length} node${natives.length > 1 ? 's' : ''} × ${cores} cores, ${args.memoryMiB} MiB each)`);
+  /** Port each node serves on, so a replacement takes over the one of the node it replaces. */
+  const ports = new Map(natives.map((native, i) => [native.nodeId, args.port === 0 ? 0 : args.port + i]));
   return new Promise<number>((resolve) => {
     const done = (status: number) => {
       app.node.off('leave', onLeave);
+      app.group?.off('replaced', onReplaced);
       resolve(status);
     };
+    const ringFailed = (error: Error) => process.stderr.write(`memcached: could not update the ring: ${error.message}\n`);
     const onLeave = (nodeId: number) => {
       if (!owners.includes(nodeId)) return;
       owners = owners.filter((n) => n !== nodeId);
-      if (owners.length === 0) {
+      // With a node group a replacement is on its way; without one, no node would ever serve again.
+      if (owners.length === 0 && !app.group) {
         process.stderr.write('memcached: every native node left; stopping\n');
         done(1);
         return;
       }
-      publishRing().catch((error: Error) => process.stderr.write(`memcached: could not update the ring: ${error.message}\n`));
+      publishRing().catch(ringFailed);
+    };
+    const onReplaced = (old: number, native: { nodeId: number }) => {
+      const port = ports.get(old) ?? 0;
+      ports.delete(old);
+      ports.set(native.nodeId, port);
+      rt.remote(ref, native.nodeId)
+        .start({ host: args.host, port, memoryMiB: args.memoryMiB })
+        .then(async (started) => {
+          owners = [...owners, native.nodeId].sort((a, b) => a - b);
+          await publishRing();
+          app.print(`memcached: node ${native.nodeId} replaced node ${old}, listening on ${started.address}`);
+        })
+        .catch(ringFailed);
     };
     app.node.on('leave', onLeave);
+    app.group?.on('replaced', onReplaced);
     if (app.signal.aborted) done(0);
     app.signal.addEventListener('abort', () => done(0), { once: true });
   });

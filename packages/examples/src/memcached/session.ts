@@ -465,6 +465,7 @@ export class Session {
       return ctx
         .remote(node)
         .fetch(positions.map((p) => keys[p]), touch, r.exptime, true)
+        .catch(missIfOwnerGone(positions.map(() => null)))
         .then((hits) => positions.forEach((p, j) => (results[p] = hits[j])));
     });
     this.#later(
@@ -724,7 +725,7 @@ export class Session {
     const key = Buffer.from(r.body.subarray(ks, ks + kl));
     const withValue = command !== Op.TOUCH;
     this.#later(
-      this.#ctx.remote(owner).fetch([key], touch, exptime, withValue).then(([hit]) => (out: OutBuffer) => {
+      this.#ctx.remote(owner).fetch([key], touch, exptime, withValue).catch(missIfOwnerGone([null])).then(([hit]) => (out: OutBuffer) => {
         if (hit === null) {
           binaryMiss(out, opcode, opaque, quiet, withKey ? key : null);
           return;
@@ -888,6 +889,17 @@ function binaryStoreStatus(command: number, status: number): number {
 /** The reply of a forwarded binary request whose owner node failed to answer. */
 function temporaryFailure(opcode: number, opaque: number): (out: OutBuffer, e: Error) => void {
   return (out, e) => binaryError(out, opcode, opaque, BinaryStatus.ETMPFAIL, e);
+}
+
+/**
+ * A get whose owner node is gone (NodeUnavailableError: it died, or the frontend has not yet taken
+ * it off the ring) answers a miss, as a cache may: its keys live nowhere else until the ring moves them.
+ */
+function missIfOwnerGone<T>(miss: T): (error: unknown) => T {
+  return (error) => {
+    if ((error as { code?: string }).code === 'NODE_UNAVAILABLE') return miss;
+    throw error;
+  };
 }
 
 /** A forwarded text request whose owner node failed to answer. */
