@@ -104,14 +104,15 @@ async function partitionRounds(ctx) {
     for (let round = 0; round < ROUNDS; round++) {
       const victim = group.nodes[round % group.nodes.length];
       const pair = proxies.find((p) => p.allocationId === victim.allocationId);
-      const gone = when(hosted, 'leave', (nodeId) => nodeId === victim.nodeId);
+      // Detection is the first verdict: suspected (calls stop waiting on it), or gone outright.
+      const seen = Promise.race([when(hosted, 'suspect', (nodeId) => nodeId === victim.nodeId), when(hosted, 'leave', (nodeId) => nodeId === victim.nodeId)]);
       const replaced = when(group, 'replaced', (old) => old === victim.nodeId);
       const t0 = performance.now();
       pair.toFrontend.partition();
       pair.toNative.partition();
-      const left = await gone;
-      detect.push(left.at - t0);
-      ctx.log(`partition ${round + 1}/${ROUNDS}: declared gone after ${(left.at - t0).toFixed(0)} ms`);
+      const first = await seen;
+      detect.push(first.at - t0);
+      ctx.log(`partition ${round + 1}/${ROUNDS}: suspected after ${(first.at - t0).toFixed(0)} ms`);
       await replaced;
       await Promise.all([pair.toFrontend.close(), pair.toNative.close()]);
       await sleep(300);
@@ -125,13 +126,16 @@ async function partitionRounds(ctx) {
   return detect;
 }
 
-/** SIGSTOP for 300 ms, then SIGCONT, STALLS times: natives declared gone meanwhile. */
+/** SIGSTOP for 300 ms, then SIGCONT, STALLS times: natives declared gone meanwhile (suspicions are counted too, for the log). */
 async function stallRounds(ctx) {
   const { hosted, allocator } = await frontend();
   const natives = await allocator.allocatePool(2, APP, { stdio: 'pipe' });
   let deaths = 0;
+  let suspicions = 0;
   const onLeave = () => deaths++;
+  const onSuspect = () => suspicions++;
   hosted.on('leave', onLeave);
+  hosted.on('suspect', onSuspect);
   try {
     for (let i = 0; i < STALLS; i++) {
       const native = natives[i % natives.length];
@@ -140,9 +144,10 @@ async function stallRounds(ctx) {
       process.kill(native.pid, 'SIGCONT');
       await sleep(700);
     }
-    ctx.log(`${STALLS} stalls of 300 ms: ${deaths} false death(s)`);
+    ctx.log(`${STALLS} stalls of 300 ms: ${deaths} false death(s), ${suspicions} suspicion(s)`);
   } finally {
     hosted.off('leave', onLeave);
+    hosted.off('suspect', onSuspect);
     await Promise.all(natives.map((n) => n.stop(500)));
     allocator.killAll();
     await hosted.close();

@@ -90,6 +90,8 @@ export class NodeAllocator {
   readonly #hosted: HostedNode;
   readonly #backends = new Map<string, NodeBackend>();
   readonly #launched = new Set<LaunchedNode>();
+  /** Allocation ids of the natives this allocator launched that still run. */
+  readonly #allocations = new Set<string>();
 
   /** `bootScript` overrides the `process` backend's native boot entry. */
   constructor(hosted: HostedNode, bootScript?: string) {
@@ -117,6 +119,7 @@ export class NodeAllocator {
     if (!existsSync(module) || !statSync(module).isFile()) throw new AppLoadError(`native module ${module} does not exist (give the path or file URL of the app's built native entry)`, { data: { module } });
     const backend = this.#backends.get(options.backend ?? 'process')!;
     const allocationId = randomUUID();
+    this.#allocations.add(allocationId);
     const launched = await backend.launch({
       app: module,
       cores: options.cores ?? 1,
@@ -128,12 +131,16 @@ export class NodeAllocator {
       env: { ...this.#hosted.nativeEnv, EBBRT_RECONNECT_MS: String(options.reconnectMs ?? DEFAULT_RECONNECT_MS), ...(options.env ?? {}) },
       args: options.args ?? [],
       stdio: options.stdio ?? 'inherit',
+    }).catch((error: unknown) => {
+      this.#allocations.delete(allocationId);
+      throw error;
     });
     this.#launched.add(launched);
     let ended = false;
     void launched.exited.then(() => {
       ended = true;
       this.#launched.delete(launched);
+      this.#allocations.delete(allocationId);
     });
     const died = launched.exited.then((status) => {
       const output = launched.output();
@@ -218,6 +225,11 @@ export class NodeAllocator {
   maintain(app: string, options: GroupOptions): NodeGroup {
     this.#validate(app, options);
     return new NodeGroup(this, this.#hosted, app, options);
+  }
+
+  /** Did this allocator launch the (still running) native of `allocationId`? Tells its natives from ones that joined on their own. */
+  launchedAllocation(allocationId: string): boolean {
+    return this.#allocations.has(allocationId);
   }
 
   /** Kills everything this allocator launched that is still running (last-resort cleanup). */

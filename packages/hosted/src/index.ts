@@ -3,13 +3,14 @@
  * the hosted side.
  */
 export * from '@ebbrt/ebb-protocol';
-export { startHosted, HostedNode, type HostedOptions, type HostedStats, type Member } from './node.js';
+export { startHosted, HostedNode, DEFAULT_HEARTBEAT_MS, DEFAULT_FAILURE_TIMEOUT_MS, type HostedOptions, type HostedStats, type Member } from './node.js';
 export { startCluster, type StartClusterOptions, type EmbeddedCluster } from './start-cluster.js';
 export { balanced, type BalancedOptions, type BalancedRef, type CoreLoad } from './balanced.js';
 export { NodeAllocator, AppLoadError, nativeModulePath, type AllocateOptions, type NativeNode } from './allocator.js';
+export { FailureDetector, type DetectorOptions, type Verdict } from './membership.js';
 export { NodeGroup, type GroupOptions, type GroupLaunch, type GroupStats, type Replacement } from './node-group.js';
 export { ProcessBackend, resolveNativeBoot, type ProcessBackendOptions } from './backends/process.js';
-export { QemuBackend, QemuError, VM_FAILURE_TIMEOUT_MS, probeKvm, buildNativeImage, readVmImage, resolveImageBuilder, type QemuBackendOptions, type QemuErrorCode, type Accel, type KvmProbe, type VmImage, type BuildImageOptions } from './backends/qemu/index.js';
+export { QemuBackend, QemuError, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS, probeKvm, buildNativeImage, readVmImage, resolveImageBuilder, type QemuBackendOptions, type QemuErrorCode, type Accel, type KvmProbe, type VmImage, type BuildImageOptions } from './backends/qemu/index.js';
 export type { NodeBackend, LaunchSpec, LaunchedNode } from './backends/backend.js';
 export { MemoryIdMapStore, IdMapServer, type IdMapAccess, type IdMapRefusal } from './global-id-map.js';
 export { MemoryStore, RedisStore, parseRedisUrl, resolveStore, isClusterStore, type ClusterStore, type MemoryStoreOptions, type RedisStoreOptions, type NodeRecord, type NodeGrant, type StoreSpec, type StoreStatusListener } from './store/index.js';

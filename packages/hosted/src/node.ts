@@ -10,6 +10,11 @@ import {
 import { IdMapServer } from './global-id-map.js';
 import { resolveStore, validateClusterName, type ClusterStore, type NodeRecord, type StoreSpec } from './store/index.js';
 import { consoleLogger, type Logger } from './log.js';
+import { FailureDetector, type Verdict } from './membership.js';
+
+/** Defaults of `HostedOptions.heartbeatMs` and `failureTimeoutMs`, ms. */
+export const DEFAULT_HEARTBEAT_MS = 100;
+export const DEFAULT_FAILURE_TIMEOUT_MS = 2000;
 
 /** Options of {@link startHosted}. */
 export interface HostedOptions {
@@ -21,9 +26,14 @@ export interface HostedOptions {
   port?: number;
   /** Cluster name, reported to joining nodes. Default `ebbrt`. */
   cluster?: string;
-  /** How often natives must heartbeat, ms. Default 250. */
+  /** How often natives must heartbeat, ms. Default 100. */
   heartbeatMs?: number;
-  /** A native silent for this long is declared dead, ms. Default 1000. */
+  /**
+   * A native silent for this long is suspected, ms: emitted as `suspect`, and heard from again it is reinstated
+   * (`reinstate`). Default 4.5 heartbeats (450 ms), at most `failureTimeoutMs` − `heartbeatMs`.
+   */
+  suspectAfterMs?: number;
+  /** A native silent for this long is declared dead (the grace a suspected node has to come back), ms. Default 2000. */
   failureTimeoutMs?: number;
   /** Default deadline of calls made from the frontend, ms. Default 30000. */
   callTimeoutMs?: number;
@@ -59,6 +69,8 @@ export interface Member extends Peer {
   pid: number;
   joinedAt: number;
   lastHeartbeat: number;
+  /** Silent past `suspectAfterMs` and not yet heard from again. */
+  suspected: boolean;
   /** The last heartbeat's body: RSS, calls in flight, per-core counters (PROTOCOL.md §5.4). */
   heartbeat?: Heartbeat;
   /** The node's supervisor (JOIN) connection. */
@@ -70,13 +82,19 @@ export interface HostedStats {
   rejectedJoins: number;
   protocolErrors: number;
   deaths: number;
+  /** Natives suspected (silent past `suspectAfterMs`), and suspected natives heard from again in time. */
+  suspicions: number;
+  reinstatements: number;
   /** Natives that re-registered under their node id (after a frontend restart). */
   rejoins: number;
   /** Heartbeats and goodbyes ignored because they did not come on the named node's own JOIN connection. */
   foreignControl: number;
 }
 
-/** The running frontend. Emits `join` (Member), `leave` (nodeId, reason), `reject` (error, remote). */
+/**
+ * The running frontend. Emits `join` (Member), `leave` (nodeId, reason), `reject` (error, remote),
+ * `suspect` (nodeId, silent ms) and `reinstate` (nodeId, silent ms).
+ */
 export class HostedNode extends EventEmitter {
   readonly nodeId = HOSTED_NODE_ID;
   readonly runtime: EbbRuntime;
@@ -87,7 +105,7 @@ export class HostedNode extends EventEmitter {
   readonly host: string;
   readonly port: number;
   readonly log: Logger;
-  readonly stats: HostedStats = { joins: 0, rejectedJoins: 0, protocolErrors: 0, deaths: 0, rejoins: 0, foreignControl: 0 };
+  readonly stats: HostedStats = { joins: 0, rejectedJoins: 0, protocolErrors: 0, deaths: 0, suspicions: 0, reinstatements: 0, rejoins: 0, foreignControl: 0 };
   readonly members = new Map<number, Member>();
   readonly #server: TransportServer;
   /**
@@ -104,8 +122,8 @@ export class HostedNode extends EventEmitter {
   readonly #awaiting = new Map<number, NodeRecord>();
   #graceTimer?: ReturnType<typeof setTimeout>;
   readonly #heartbeatMs: number;
-  readonly #failureTimeoutMs: number;
-  readonly #detector: ReturnType<typeof setInterval>;
+  readonly #detector: FailureDetector;
+  readonly #detectorTimer: ReturnType<typeof setInterval>;
   /** Id spaces granted in a Welcome, until the node's JOIN connection opens. */
   readonly #granted = new Map<number, number>();
   /** Nodes asked to stop: their departure is expected, not a failure. */
@@ -113,7 +131,7 @@ export class HostedNode extends EventEmitter {
   #closed = false;
 
   /** @internal use {@link startHosted} */
-  constructor(options: Required<Pick<HostedOptions, 'secret' | 'cluster' | 'heartbeatMs' | 'failureTimeoutMs' | 'callTimeoutMs'>> & HostedOptions, messenger: Messenger, server: TransportServer, logger: Logger, store: { store: ClusterStore; owned: boolean } = resolveStore(undefined, options.cluster)) {
+  constructor(options: Required<Pick<HostedOptions, 'secret' | 'cluster' | 'heartbeatMs' | 'suspectAfterMs' | 'failureTimeoutMs' | 'callTimeoutMs'>> & HostedOptions, messenger: Messenger, server: TransportServer, logger: Logger, store: { store: ClusterStore; owned: boolean } = resolveStore(undefined, options.cluster)) {
     super();
     this.secret = options.secret;
     this.cluster = options.cluster;
@@ -123,7 +141,7 @@ export class HostedNode extends EventEmitter {
     this.host = server.address.host;
     this.port = server.address.port;
     this.#heartbeatMs = options.heartbeatMs;
-    this.#failureTimeoutMs = options.failureTimeoutMs;
+    this.#detector = new FailureDetector({ suspectAfterMs: options.suspectAfterMs, deadAfterMs: options.failureTimeoutMs });
     this.#tls = options.tls;
     this.store = store.store;
     this.#ownsStore = store.owned;
@@ -164,8 +182,8 @@ export class HostedNode extends EventEmitter {
         this.log.warn('connection closed on protocol error', { remote, code: (error as { code?: string }).code, reason: error.message });
       }
     };
-    this.#detector = setInterval(() => this.#detectFailures(), Math.max(50, Math.floor(this.#heartbeatMs / 2)));
-    this.#detector.unref();
+    this.#detectorTimer = setInterval(() => this.#detectFailures(), Math.max(25, Math.floor(this.#heartbeatMs / 2)));
+    this.#detectorTimer.unref();
   }
 
   /** The TLS settings natives launched by this frontend need (EBBRT_TLS_*), or none. */
@@ -228,6 +246,7 @@ export class HostedNode extends EventEmitter {
       pid: hello.pid,
       joinedAt: Date.now(),
       lastHeartbeat: Date.now(),
+      suspected: false,
       conn,
     };
     this.#granted.delete(member.nodeId);
@@ -236,6 +255,7 @@ export class HostedNode extends EventEmitter {
       this.#awaiting.delete(member.nodeId);
     }
     this.members.set(member.nodeId, member);
+    this.#detector.add(member.nodeId, member.lastHeartbeat);
     this.messenger.addPeer(toPeer(member));
     this.stats.joins++;
     for (const other of this.members.values()) {
@@ -257,6 +277,8 @@ export class HostedNode extends EventEmitter {
       if (message.type === 'heartbeat') {
         member.lastHeartbeat = Date.now();
         member.heartbeat = message.body;
+        const verdict = this.#detector.heard(member.nodeId, member.lastHeartbeat);
+        if (verdict) this.#verdict(verdict);
       } else {
         this.#declareLeft(member.nodeId, `node said goodbye: ${message.body.reason}`);
       }
@@ -272,12 +294,25 @@ export class HostedNode extends EventEmitter {
   }
 
   #detectFailures(): void {
-    const now = Date.now();
-    for (const member of this.members.values()) {
-      if (now - member.lastHeartbeat > this.#failureTimeoutMs) {
-        this.stats.deaths++;
-        this.#declareLeft(member.nodeId, `missed heartbeats for ${now - member.lastHeartbeat} ms`);
-      }
+    for (const verdict of this.#detector.check(Date.now())) this.#verdict(verdict);
+  }
+
+  #verdict({ kind, nodeId, silentMs }: Verdict): void {
+    const member = this.members.get(nodeId);
+    if (!member) return;
+    if (kind === 'dead') {
+      this.stats.deaths++;
+      this.#declareLeft(nodeId, `missed heartbeats for ${silentMs} ms`);
+    } else if (kind === 'suspect') {
+      member.suspected = true;
+      this.stats.suspicions++;
+      this.log.warn('node suspected', { nodeId, silentMs });
+      this.emit('suspect', nodeId, silentMs);
+    } else {
+      member.suspected = false;
+      this.stats.reinstatements++;
+      this.log.info('node reinstated', { nodeId, silentMs });
+      this.emit('reinstate', nodeId, silentMs);
     }
   }
 
@@ -286,6 +321,7 @@ export class HostedNode extends EventEmitter {
     if (!member) return;
     const expected = this.#stopping.delete(nodeId) || this.#closed;
     this.members.delete(nodeId);
+    this.#detector.remove(nodeId);
     this.idMapServer.forgetNode(nodeId);
     const error = new NodeUnavailableError(`node ${nodeId} (${member.host}:${member.port}) is unavailable: ${reason}`);
     // A tombstone, so the node cannot come back under its id; if the store is down the record stays live and a
@@ -342,7 +378,7 @@ export class HostedNode extends EventEmitter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#detector);
+    clearInterval(this.#detectorTimer);
     clearTimeout(this.#graceTimer);
     for (const member of this.members.values()) member.conn.sendControl('goodbye', { reason: 'frontend shutting down' });
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -390,16 +426,18 @@ export async function startHosted(options: HostedOptions): Promise<HostedNode> {
   if (typeof options.secret !== 'string' || options.secret.length < 8) throw new TypeError('options.secret must be a string of at least 8 characters (the cluster secret natives must present)');
   if (options.host !== undefined && (typeof options.host !== 'string' || options.host.length === 0)) throw new TypeError('options.host must be a non-empty string');
   if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) throw new TypeError('options.port must be an integer in 0..65535');
-  for (const key of ['heartbeatMs', 'failureTimeoutMs', 'callTimeoutMs'] as const) {
+  for (const key of ['heartbeatMs', 'suspectAfterMs', 'failureTimeoutMs', 'callTimeoutMs'] as const) {
     const value = options[key];
     if (value !== undefined && (!Number.isInteger(value) || value <= 0)) throw new TypeError(`options.${key} must be a positive integer (milliseconds)`);
   }
   if (options.rejoinGraceMs !== undefined && (!Number.isInteger(options.rejoinGraceMs) || options.rejoinGraceMs < 0)) throw new TypeError('options.rejoinGraceMs must be a non-negative integer (milliseconds)');
   const cluster = validateClusterName(options.cluster ?? 'ebbrt');
   const store = resolveStore(options.store, cluster);
-  const heartbeatMs = options.heartbeatMs ?? 250;
-  const failureTimeoutMs = options.failureTimeoutMs ?? 1000;
+  const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  const failureTimeoutMs = options.failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS;
   if (failureTimeoutMs <= heartbeatMs) throw new TypeError('options.failureTimeoutMs must be larger than options.heartbeatMs');
+  const suspectAfterMs = options.suspectAfterMs ?? Math.min(Math.round(4.5 * heartbeatMs), failureTimeoutMs - heartbeatMs);
+  if (suspectAfterMs <= heartbeatMs || suspectAfterMs >= failureTimeoutMs) throw new TypeError('options.suspectAfterMs must be larger than options.heartbeatMs and smaller than options.failureTimeoutMs');
   const logger = options.logger ?? consoleLogger({ nodeId: HOSTED_NODE_ID });
   if (options.tls !== undefined && (typeof options.tls !== 'object' || options.tls === null || !['cert', 'key', 'ca'].every((k) => typeof (options.tls as unknown as Record<string, unknown>)[k] === 'string' || Buffer.isBuffer((options.tls as unknown as Record<string, unknown>)[k])))) {
     throw new TypeError('options.tls must be { cert, key, ca } with PEM text (string or Buffer) for each');
@@ -416,7 +454,7 @@ export async function startHosted(options: HostedOptions): Promise<HostedNode> {
     if (store.owned) await store.store.close();
     throw error;
   }
-  const node = new HostedNode({ ...options, cluster, heartbeatMs, failureTimeoutMs, callTimeoutMs: options.callTimeoutMs ?? 30_000 }, messenger, server, logger, store);
+  const node = new HostedNode({ ...options, cluster, heartbeatMs, suspectAfterMs, failureTimeoutMs, callTimeoutMs: options.callTimeoutMs ?? 30_000 }, messenger, server, logger, store);
   try {
     await node.awaitRejoins(options.rejoinGraceMs ?? 5000);
   } catch (error) {

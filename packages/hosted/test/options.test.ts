@@ -89,12 +89,23 @@ describe('startHosted validation', () => {
   it.each([
     ['equal to heartbeatMs', { heartbeatMs: 500, failureTimeoutMs: 500 }],
     ['below heartbeatMs', { heartbeatMs: 500, failureTimeoutMs: 400 }],
-    ['below the default heartbeatMs (250)', { failureTimeoutMs: 200 }],
-    ['the default (1000) with a larger heartbeatMs', { heartbeatMs: 2000 }],
+    ['below the default heartbeatMs (100)', { failureTimeoutMs: 80 }],
+    ['the default (2000) with a larger heartbeatMs', { heartbeatMs: 3000 }],
   ])('rejects failureTimeoutMs %s', async (_label, timing) => {
     const { error, listened } = await rejection({ secret: SECRET, ...timing });
     expect(error).toBeInstanceOf(TypeError);
     expect((error as Error).message).toMatch(/failureTimeoutMs must be larger than options\.heartbeatMs/);
+    expect(listened).toBe(false);
+  });
+
+  it.each([
+    ['not above heartbeatMs', { heartbeatMs: 100, suspectAfterMs: 100 }],
+    ['not below failureTimeoutMs', { failureTimeoutMs: 1000, suspectAfterMs: 1000 }],
+    ['a fraction', { suspectAfterMs: 300.5 }],
+  ])('rejects suspectAfterMs %s', async (_label, timing) => {
+    const { error, listened } = await rejection({ secret: SECRET, ...timing });
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).message).toMatch(/suspectAfterMs must be/);
     expect(listened).toBe(false);
   });
 

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import YAML from 'yaml';
 import { AppNotFoundError, appHint, resolveApp, type AppPaths } from '../app.js';
+import { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_HEARTBEAT_MS } from '../node.js';
 import { ClusterFileError } from './errors.js';
 
 /** Backends a node group may name. */
@@ -53,6 +54,8 @@ export interface ClusterSpec {
   /** Default of `up`: detach once every group joined. */
   detach: boolean;
   heartbeatMs?: number;
+  /** Silence after which a native is suspected (HostedOptions.suspectAfterMs). */
+  suspectAfterMs?: number;
   failureTimeoutMs?: number;
   /**
    * How long natives keep trying to re-register after losing the frontend, ms (NodeAllocator's `reconnectMs`,
@@ -62,7 +65,7 @@ export interface ClusterSpec {
   groups: GroupSpec[];
 }
 
-const TOP_KEYS = ['name', 'secret', 'store', 'listen', 'admin', 'tls', 'detach', 'heartbeatMs', 'failureTimeoutMs', 'reconnectMs', 'groups'] as const;
+const TOP_KEYS = ['name', 'secret', 'store', 'listen', 'admin', 'tls', 'detach', 'heartbeatMs', 'suspectAfterMs', 'failureTimeoutMs', 'reconnectMs', 'groups'] as const;
 const GROUP_KEYS = ['name', 'app', 'backend', 'count', 'cores', 'memory', 'args', 'joinTimeoutMs'] as const;
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -135,7 +138,11 @@ export function validateCluster(raw: unknown, file: string, env: NodeJS.ProcessE
   const heartbeatMs = optionalInt(top.heartbeatMs, 'heartbeatMs', 10, 60_000, fail);
   const failureTimeoutMs = optionalInt(top.failureTimeoutMs, 'failureTimeoutMs', 20, 600_000, fail);
   const reconnectMs = optionalInt(top.reconnectMs, 'reconnectMs', 0, 3_600_000, fail);
-  if ((failureTimeoutMs ?? 1000) <= (heartbeatMs ?? 250)) fail('failureTimeoutMs', `must be larger than heartbeatMs (${heartbeatMs ?? 250})`);
+  if ((failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS) <= (heartbeatMs ?? DEFAULT_HEARTBEAT_MS)) fail('failureTimeoutMs', `must be larger than heartbeatMs (${heartbeatMs ?? DEFAULT_HEARTBEAT_MS})`);
+  const suspectAfterMs = optionalInt(top.suspectAfterMs, 'suspectAfterMs', 20, 600_000, fail);
+  if (suspectAfterMs !== undefined && (suspectAfterMs <= (heartbeatMs ?? DEFAULT_HEARTBEAT_MS) || suspectAfterMs >= (failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS))) {
+    fail('suspectAfterMs', `must be larger than heartbeatMs (${heartbeatMs ?? DEFAULT_HEARTBEAT_MS}) and smaller than failureTimeoutMs (${failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS})`);
+  }
 
   // An empty list (or groups of count 0) is a frontend that waits for natives started elsewhere.
   if (!Array.isArray(top.groups)) fail('groups', 'must be a list of node groups (name, app, backend, count, cores)');
@@ -156,6 +163,7 @@ export function validateCluster(raw: unknown, file: string, env: NodeJS.ProcessE
     ...(tls ? { tls } : {}),
     detach: (top.detach as boolean | undefined) ?? false,
     heartbeatMs,
+    suspectAfterMs,
     failureTimeoutMs,
     reconnectMs,
     groups,

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import type { CoreSnapshot } from '@ebbrt/ebb-protocol';
 import { NodeAllocator, type NativeNode } from '../allocator.js';
-import { VM_FAILURE_TIMEOUT_MS } from '../backends/qemu/index.js';
+import { VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS } from '../backends/qemu/index.js';
 import type { Logger } from '../log.js';
 import type { GroupLaunch, NodeGroup, Replacement } from '../node-group.js';
 import { startHosted, type HostedNode, type Member } from '../node.js';
@@ -51,6 +51,8 @@ interface NodeRecord {
   /** The node this one replaces, and the one that replaced it. */
   replaces?: number;
   replacedBy?: number;
+  /** Its join went to the event feed. */
+  announced?: boolean;
 }
 
 /** Nodes that failed or left are kept for `ps` up to this many. */
@@ -89,6 +91,8 @@ export class Cluster extends EventEmitter {
     this.#records.push({ group: 'frontend', backend: 'hosted', cores: 1, state: 'joined', nodeId: hosted.nodeId, address: hosted.address, pid: process.pid, startedAt: this.startedAt, joinedAt: this.startedAt });
     hosted.on('join', (member: Member) => setImmediate(() => this.#joined(member)));
     hosted.on('leave', (nodeId: number, reason: string) => this.#left(nodeId, reason));
+    hosted.on('suspect', (nodeId: number, silentMs: number) => this.#emitFeed({ kind: 'suspect', nodeId, message: `node ${nodeId} suspected: no heartbeat for ${silentMs} ms` }));
+    hosted.on('reinstate', (nodeId: number, silentMs: number) => this.#emitFeed({ kind: 'reinstate', nodeId, message: `node ${nodeId} reinstated: heard from again after ${silentMs} ms` }));
     hosted.on('reject', (error: Error, remote: string) => this.#emitFeed({ kind: 'reject', message: `join from ${remote} refused: ${error.message}` }));
     this.metrics = new ClusterMetrics({
       cluster: this.spec.name,
@@ -107,14 +111,16 @@ export class Cluster extends EventEmitter {
    */
   static async start(options: ClusterOptions): Promise<Cluster> {
     const { spec } = options;
+    const vms = spec.groups.some((g) => g.backend === 'qemu');
     const hosted = await startHosted({
       secret: spec.secret,
       host: spec.listen.host,
       port: spec.listen.port,
       cluster: spec.name,
       heartbeatMs: spec.heartbeatMs,
-      // A TCG VM busy starting its cores can miss the 1 s default (issue 5 measurements).
-      failureTimeoutMs: spec.failureTimeoutMs ?? (spec.groups.some((g) => g.backend === 'qemu') ? VM_FAILURE_TIMEOUT_MS : undefined),
+      // A TCG VM busy starting its cores can send heartbeats more than a second late (see backends/qemu).
+      failureTimeoutMs: spec.failureTimeoutMs ?? (vms ? VM_FAILURE_TIMEOUT_MS : undefined),
+      suspectAfterMs: spec.suspectAfterMs ?? (vms && spec.failureTimeoutMs === undefined ? VM_SUSPECT_AFTER_MS : undefined),
       // `memory` or a Redis URL: the frontend opens the store and closes it with itself.
       store: spec.store,
       tls: spec.tls,
@@ -182,6 +188,7 @@ export class Cluster extends EventEmitter {
         record.state = this.hosted.members.has(native.nodeId) ? 'joined' : 'failed';
         record.joinedAt = this.hosted.members.get(native.nodeId)?.joinedAt ?? Date.now();
       }
+      this.#announce(record);
       this.#progress();
     });
     group.on('fail', (error: Error, launch: GroupLaunch) => {
@@ -205,13 +212,21 @@ export class Cluster extends EventEmitter {
 
   #joined(member: Member): void {
     let record = this.#records.find((r) => r.nodeId === member.nodeId);
+    // One of ours whose launch has not resolved yet: its group's `join` fills in its record.
+    if (!record && this.allocator.launchedAllocation(member.allocationId)) return;
     if (!record) {
       // Not launched by this `up`: a native started by hand, a container, a pod.
       record = { group: 'external', backend: member.backend, cores: member.cores, state: 'joined', nodeId: member.nodeId, address: `${member.host}:${member.port}`, pid: member.pid, startedAt: member.joinedAt, joinedAt: member.joinedAt };
       this.#records.push(record);
       this.#log.info('external node joined', { nodeId: member.nodeId, address: record.address, backend: member.backend });
     }
-    if (!this.hosted.members.has(member.nodeId)) return;
+    this.#announce(record);
+  }
+
+  #announce(record: NodeRecord): void {
+    const member = this.hosted.members.get(record.nodeId);
+    if (!member || record.announced) return;
+    record.announced = true;
     this.#emitFeed({ kind: 'join', nodeId: member.nodeId, message: `node ${member.nodeId} (${record.group}, ${record.backend}) joined from ${record.address} with ${member.cores} core(s)` });
   }
 
@@ -255,7 +270,8 @@ export class Cluster extends EventEmitter {
     const nodes: NodeView[] = this.#records.map((r) => {
       const member = this.hosted.members.get(r.nodeId);
       const frontend = r.nodeId === this.hosted.nodeId;
-      const node: NodeView = { id: r.nodeId, group: r.group, backend: r.backend, address: r.address, cores: r.cores, state: r.state, startedAt: new Date(r.startedAt).toISOString() };
+      const state = r.state === 'joined' && member?.suspected ? 'suspected' : r.state;
+      const node: NodeView = { id: r.nodeId, group: r.group, backend: r.backend, address: r.address, cores: r.cores, state, startedAt: new Date(r.startedAt).toISOString() };
       if (r.pid !== undefined) node.pid = r.pid;
       if (r.joinedAt !== undefined) node.joinedAt = new Date(r.joinedAt).toISOString();
       if (r.endedAt !== undefined) node.endedAt = new Date(r.endedAt).toISOString();

@@ -45,7 +45,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   #events li { padding: 4px 10px; border-bottom: 1px solid var(--line); font-size: 13px; }
   #events li time { color: var(--dim); margin-right: 8px; font-variant-numeric: tabular-nums; }
   #events li[data-kind="join"] { color: var(--ok); }
-  #events li[data-kind="replace"] { color: var(--warn); }
+  #events li[data-kind="replace"], #events li[data-kind="suspect"] { color: var(--warn); }
   #events li[data-kind="fail"], #events li[data-kind="reject"] { color: var(--bad); }
   .empty { color: var(--dim); padding: 8px 0; }
 </style>

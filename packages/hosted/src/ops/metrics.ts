@@ -180,7 +180,7 @@ export class ClusterMetrics {
       name: 'ebbrt_nodes', help: 'Nodes of the cluster by state (the frontend counts as one joined node)', labelNames: ['state'], registers,
       collect() {
         this.reset();
-        const counts: Record<string, number> = { booting: 0, joined: 0, failed: 0, left: 0 };
+        const counts: Record<string, number> = { booting: 0, joined: 0, suspected: 0, failed: 0, left: 0 };
         for (const node of options.view().nodes) counts[node.state]++;
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },

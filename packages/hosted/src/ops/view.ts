@@ -5,7 +5,8 @@
  */
 import { RepKind, type CoreSnapshot } from '@ebbrt/ebb-protocol';
 
-export type NodeState = 'booting' | 'joined' | 'failed' | 'left';
+/** `suspected`: joined, but silent past the frontend's `suspectAfterMs` (calls to it fail fast until it is heard from). */
+export type NodeState = 'booting' | 'joined' | 'suspected' | 'failed' | 'left';
 
 export interface NodeView {
   /** Node id once joined (1 = the frontend); 0 while booting or when the boot failed. */

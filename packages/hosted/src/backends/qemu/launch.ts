@@ -41,6 +41,8 @@ import { pruneRunDirs } from './run-dir.js';
  * its supervisor's heartbeat more than a second late; 5 s keeps it a member.
  */
 export const VM_FAILURE_TIMEOUT_MS = 5000;
+/** Suspicion threshold for the same frontends, ms: a booting TCG guest's late heartbeats must not fail its calls. */
+export const VM_SUSPECT_AFTER_MS = 2500;
 
 /** The guest port the native's messenger listens on; the host side is forwarded to it. */
 const GUEST_PORT = 7000;
