@@ -42,6 +42,10 @@ export interface AllocateOptions {
    * rejects with {@link AppLoadError}. Default false: resolve at join.
    */
   waitForApp?: boolean;
+  /** Node flags of the native's process (`process` backend), e.g. the permission model's. */
+  execArgv?: string[];
+  /** Start the native with only `env` and the runtime's variables, none of the frontend's environment (`process` backend). Default false. */
+  cleanEnv?: boolean;
 }
 
 /** The app's native module could not be loaded: no such file, or a core failed to import it. `data.module` names it. */
@@ -131,6 +135,8 @@ export class NodeAllocator {
       env: { ...this.#hosted.nativeEnv, EBBRT_RECONNECT_MS: String(options.reconnectMs ?? DEFAULT_RECONNECT_MS), ...(options.env ?? {}) },
       args: options.args ?? [],
       stdio: options.stdio ?? 'inherit',
+      execArgv: options.execArgv,
+      cleanEnv: options.cleanEnv,
     }).catch((error: unknown) => {
       this.#allocations.delete(allocationId);
       throw error;

@@ -59,7 +59,7 @@ for (let i = 0; i < config.cores; i++) {
 
 function startCore(core: number, fd?: number): Promise<{ worker: Worker; port: number; fd: number }> {
   const coreData: CoreData = { core, cores: config.cores, listenHost: config.listenHost, listenPort: config.listenPort, hostAlias: config.hostAlias, tls: config.tls, fd, ports: ports[core], secret: config.secret, app: config.app, args: config.args };
-  const worker = new Worker(new URL('./core.js', import.meta.url), { workerData: coreData, transferList: ports[core].filter((p): p is MessagePort => p !== undefined) });
+  const worker = new Worker(new URL('./core.js', import.meta.url), { workerData: coreData, transferList: ports[core].filter((p): p is MessagePort => p !== undefined), resourceLimits: config.coreHeapMb ? { maxOldGenerationSizeMb: config.coreHeapMb } : undefined });
   workers[core] = worker;
   worker.on('error', (error) => {
     console.error(`${prefix()} core ${core} crashed: ${error.stack ?? error.message}`);

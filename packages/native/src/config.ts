@@ -46,6 +46,8 @@ export interface BootConfig {
    * and the node exits unless a frontend takes it back within `reconnectMs`.
    */
   parentFd?: number;
+  /** Heap limit of each core's worker thread (V8 old generation), MB; past it that core ends, not the whole process by surprise. Default: Node's. */
+  coreHeapMb?: number;
 }
 
 const FLAGS: Record<string, string> = {
@@ -67,6 +69,7 @@ const FLAGS: Record<string, string> = {
   '--host-alias': 'EBBRT_HOST_ALIAS',
   '--kernel-cmdline': 'EBBRT_KERNEL_CMDLINE',
   '--parent-fd': 'EBBRT_PARENT_FD',
+  '--core-heap-mb': 'EBBRT_CORE_HEAP_MB',
 };
 
 /**
@@ -163,6 +166,8 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   if (!Number.isInteger(reconnectMs) || reconnectMs < 0) throw new BootConfigError(`reconnect-ms must be a non-negative integer (milliseconds; 0 = exit when the frontend is lost), got ${values.EBBRT_RECONNECT_MS}`);
   const parentFd = values.EBBRT_PARENT_FD === undefined ? undefined : Number(values.EBBRT_PARENT_FD);
   if (parentFd !== undefined && (!Number.isInteger(parentFd) || parentFd < 3)) throw new BootConfigError(`parent-fd must be the number (3 or more) of a pipe inherited from the launching frontend, got ${values.EBBRT_PARENT_FD}`);
+  const coreHeapMb = values.EBBRT_CORE_HEAP_MB === undefined ? undefined : Number(values.EBBRT_CORE_HEAP_MB);
+  if (coreHeapMb !== undefined && (!Number.isInteger(coreHeapMb) || coreHeapMb < 16)) throw new BootConfigError(`core-heap-mb must be an integer of 16 or more (MB of heap per core), got ${values.EBBRT_CORE_HEAP_MB}`);
   const app = values.EBBRT_APP;
   if (!app) throw new BootConfigError('no app: pass --app <path of the app\'s native module> or set EBBRT_APP');
   const listenPort = Number(values.EBBRT_LISTEN_PORT ?? '0');
@@ -189,6 +194,7 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     reconnectMs,
     tls,
     parentFd,
+    coreHeapMb,
   };
 }
 

@@ -70,6 +70,9 @@ export interface ActionInvoker {
   invoke(version: number, params: string): ActionOutcome | Promise<ActionOutcome>;
 }
 
+/** The one namespace this node serves, on a tenant node (`--isolate tenant`; `EBBRT_INVOKER_TENANT`, set by the frontend). */
+const TENANT = process.env.EBBRT_INVOKER_TENANT;
+
 /** How long a rep waits for the watch notification of a record newer than its own before giving up, ms. */
 const STALE_WAIT_MS = 5000;
 
@@ -132,6 +135,10 @@ export class ActionRep implements ActionInvoker {
     const record = decodeValue(entry.value) as ActionRecord;
     if (record.deleted) {
       this.#refusal = { status: STATUS.internalError, error: MESSAGES.actionRemoved };
+      return;
+    }
+    if (TENANT !== undefined && record.namespace !== TENANT) {
+      this.#refusal = { status: STATUS.internalError, error: `node ${this.#rt.nodeId} serves namespace ${TENANT} only (--isolate tenant)` };
       return;
     }
     if (record.nodes && !record.nodes.includes(this.#rt.nodeId)) {

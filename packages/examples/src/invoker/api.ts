@@ -41,6 +41,8 @@ export interface ApiOptions {
   activations: ActivationStore;
   /** How long a blocking invoke waits before answering 202 with the activation id, ms. Default 60000 (OpenWhisk's). */
   blockingWaitMs?: number;
+  /** Resolves once `namespace` has a native to run on (`--isolate tenant` starts its node on first use). Default: it always has. */
+  ready?: (namespace: string) => Promise<void>;
   /** Called with unexpected errors (bugs), which are answered 500. */
   onError?: (error: unknown) => void;
 }
@@ -218,6 +220,7 @@ class Api {
     if (!action) throw notFound();
     const payload = await readJson(req, MAX_PAYLOAD_BYTES, {});
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw bad('The request content was malformed:\nthe invocation parameters must be a JSON object');
+    if (this.#o.ready && !this.#o.dispatcher.hasTargets(namespace)) await this.#o.ready(namespace);
     const started = this.#o.dispatcher.start(action, payload as Record<string, unknown>, requestedAt);
     const headers = { ...JSON_HEADERS, 'x-openwhisk-activation-id': started.activationId };
     if (!flag(query, 'blocking')) {

@@ -13,8 +13,16 @@ export interface InvokerOptions {
   port: number;
   /** Namespace → its API key (`uuid:key`). Default: `guest` with {@link GUEST_KEY}. */
   namespaces: Map<string, string>;
-  /** `namespace`: each namespace runs on native nodes of its own. Default `none`. */
-  isolate: 'none' | 'namespace';
+  /**
+   * `namespace`: the `--nodes` natives are split among the namespaces.
+   * `tenant`: each namespace gets native nodes of its own, started on its first invocation,
+   * launched without secrets of other namespaces and under Node's permission model (needs `--nodes 0`).
+   * Default `none`.
+   */
+  isolate: 'none' | 'namespace' | 'tenant';
+  /** `--isolate tenant`: nodes and cores of each namespace. Default 1 × 1. */
+  tenantNodes: number;
+  tenantCores: number;
   /** How long a blocking invoke waits before answering 202 with the activation id, ms. Default 60000. */
   blockingWaitMs: number;
   /** Per-namespace quotas. */
@@ -39,17 +47,22 @@ export const USAGE = `invoker takes:
   --namespace NAME=UUID:KEY  a namespace and its API key (repeatable; default guest with OpenWhisk's guest key);
                              visible to every user of the host, prefer --namespace-file
   --namespace-file FILE      namespaces and keys, one NAME=UUID:KEY per line (# comments); repeatable
-  --isolate namespace|none   namespace: every namespace runs on native nodes of its own (default none)
+  --isolate namespace|tenant|none
+                             namespace: the --nodes natives are split among the namespaces;
+                             tenant: every namespace gets natives of its own, started on first invoke,
+                             under Node's permission model (with --nodes 0); default none
+  --tenant-nodes N           natives per namespace under --isolate tenant (default 1)
+  --tenant-cores N           cores of each tenant native (default 1)
   --blocking-wait MS         longest a blocking invoke waits before answering 202 (default 60000)
   --max-actions N            actions one namespace may hold (default 1000; past it 413)
   --max-code-mb N            MB of action code one namespace may hold (default 128; past it 413)
   --max-concurrent N         activations of one namespace in flight at once (default 1000; past it 429)`;
 
-const FLAGS = ['--port', '--host', '--namespace', '--namespace-file', '--isolate', '--blocking-wait', '--max-actions', '--max-code-mb', '--max-concurrent'];
+const FLAGS = ['--port', '--host', '--namespace', '--namespace-file', '--isolate', '--blocking-wait', '--max-actions', '--max-code-mb', '--max-concurrent', '--tenant-nodes', '--tenant-cores'];
 
 /** Parses the app arguments; throws {@link InvokerUsageError} naming the bad one. */
 export function parseArgs(args: readonly string[]): InvokerOptions {
-  const options: InvokerOptions = { host: '127.0.0.1', port: 3233, namespaces: new Map(), isolate: 'none', blockingWaitMs: 60_000, quotas: { ...DEFAULT_QUOTAS } };
+  const options: InvokerOptions = { host: '127.0.0.1', port: 3233, namespaces: new Map(), isolate: 'none', tenantNodes: 1, tenantCores: 1, blockingWaitMs: 60_000, quotas: { ...DEFAULT_QUOTAS } };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -68,6 +81,12 @@ export function parseArgs(args: readonly string[]): InvokerOptions {
       case '--blocking-wait':
         options.blockingWaitMs = integer(flag, value, 1, 3_600_000);
         break;
+      case '--tenant-nodes':
+        options.tenantNodes = integer(flag, value, 1, 64);
+        break;
+      case '--tenant-cores':
+        options.tenantCores = integer(flag, value, 1, 64);
+        break;
       case '--max-actions':
         options.quotas.actions = integer(flag, value, 1, 1_000_000);
         break;
@@ -78,7 +97,7 @@ export function parseArgs(args: readonly string[]): InvokerOptions {
         options.quotas.concurrent = integer(flag, value, 1, 1_000_000);
         break;
       case '--isolate':
-        if (value !== 'namespace' && value !== 'none') throw new InvokerUsageError(`--isolate must be "namespace" or "none", got "${value}"`);
+        if (value !== 'namespace' && value !== 'tenant' && value !== 'none') throw new InvokerUsageError(`--isolate must be "namespace", "tenant" or "none", got "${value}"`);
         options.isolate = value;
         break;
       case '--namespace':

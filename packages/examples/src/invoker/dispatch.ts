@@ -69,6 +69,23 @@ export class Dispatcher {
     for (const [namespace, nodes] of options.placement ?? []) this.#byNamespace.set(namespace, this.#all.filter((t) => nodes.includes(t.nodeId)));
   }
 
+  /** A native joined: its cores take invocations of `namespace` only, or of every namespace without a placement when none is given. */
+  addNative(nodeId: number, cores: number, namespace?: string): void {
+    const targets = Array.from({ length: cores }, (_, core) => ({ nodeId, core, outstanding: 0 }));
+    if (namespace === undefined) {
+      this.#all.push(...targets);
+      return;
+    }
+    const list = this.#byNamespace.get(namespace);
+    if (list) list.push(...targets);
+    else this.#byNamespace.set(namespace, targets);
+  }
+
+  /** Has `namespace` a native core to run on now? */
+  hasTargets(namespace: string): boolean {
+    return (this.#byNamespace.get(namespace) ?? this.#all).length > 0;
+  }
+
   /** A native left the cluster: its cores get no more invocations. */
   nodeLeft(nodeId: number): void {
     const keep = (targets: Target[]) => targets.filter((t) => t.nodeId !== nodeId);

@@ -12,13 +12,16 @@ import { isolate, parseArgs, type InvokerOptions } from './args.js';
 import { Dispatcher } from './dispatch.js';
 import { InvokerUsageError } from './errors.js';
 import { ActionStore } from './store.js';
+import { Tenants } from './tenants.js';
 
 export async function main(app: HostedApp): Promise<number> {
   let options: InvokerOptions;
   let placement: Map<string, number[]> | undefined;
   try {
     options = parseArgs(app.args);
-    if (app.natives.length === 0) throw new InvokerUsageError('the invoker runs actions on native nodes: start it with --nodes 1 or more');
+    if (options.isolate === 'tenant') {
+      if (app.natives.length > 0) throw new InvokerUsageError('--isolate tenant starts every namespace\'s natives itself: start the invoker with --nodes 0');
+    } else if (app.natives.length === 0) throw new InvokerUsageError('the invoker runs actions on native nodes: start it with --nodes 1 or more (or use --isolate tenant)');
     if (options.isolate === 'namespace') placement = isolate([...options.namespaces.keys()], app.natives.map((n) => n.nodeId));
   } catch (error) {
     if (!(error instanceof InvokerUsageError)) throw error;
@@ -30,15 +33,16 @@ export async function main(app: HostedApp): Promise<number> {
   const store = await ActionStore.open(rt, placement, options.quotas);
   const dispatcher = new Dispatcher({ runtime: rt, natives: app.natives, placement, activations, namespaceConcurrency: options.quotas.concurrent });
   app.node.on('leave', (nodeId: number) => dispatcher.nodeLeft(nodeId));
+  const tenants = options.isolate === 'tenant' ? new Tenants(app, dispatcher, { nodes: options.tenantNodes, cores: options.tenantCores }) : undefined;
   const keys = new Map([...options.namespaces].map(([namespace, key]) => [key, namespace]));
   let api;
   try {
-    api = await startApi({ host: options.host, port: options.port, keys, store, dispatcher, activations, blockingWaitMs: options.blockingWaitMs, onError: (error) => app.node.log.error('invoker request failed', { error: String((error as Error)?.stack ?? error) }) });
+    api = await startApi({ host: options.host, port: options.port, keys, store, dispatcher, activations, ready: tenants && ((namespace) => tenants.ready(namespace)), blockingWaitMs: options.blockingWaitMs, onError: (error) => app.node.log.error('invoker request failed', { error: String((error as Error)?.stack ?? error) }) });
   } catch (error) {
     process.stderr.write(`invoker: cannot serve the API on ${options.host}:${options.port}: ${(error as Error).message}; pick another --port\n`);
     return 1;
   }
-  app.print(`invoker: API on ${api.apihost}/api/v1 (${app.natives.length} native node(s) × ${app.natives[0].cores} core(s))`);
+  app.print(`invoker: API on ${api.apihost}/api/v1 (${tenants ? `${options.tenantNodes} native node(s) × ${options.tenantCores} core(s) per namespace, started on first invoke` : `${app.natives.length} native node(s) × ${app.natives[0].cores} core(s)`})`);
   for (const [namespace, key] of options.namespaces) {
     const nodes = placement?.get(namespace);
     app.print(`invoker: namespace ${namespace} key ${key}${nodes ? ` on node(s) ${nodes.join(', ')}` : ''}`);
@@ -49,5 +53,6 @@ export async function main(app: HostedApp): Promise<number> {
     app.signal.addEventListener('abort', () => resolve(), { once: true });
   });
   await api.close();
+  await tenants?.stop();
   return 0;
 }

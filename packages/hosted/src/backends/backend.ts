@@ -20,6 +20,10 @@ export interface LaunchSpec {
   /** Arguments for the app's native `main`. */
   args: string[];
   stdio: 'inherit' | 'pipe';
+  /** Node flags of the native's process (backends that start one, e.g. `--experimental-permission`). */
+  execArgv?: string[];
+  /** Start the native with only `env` and the runtime's own variables, not the launcher's whole environment. Default false. */
+  cleanEnv?: boolean;
 }
 
 /** A launched native, before or after it joined. */

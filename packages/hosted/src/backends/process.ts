@@ -39,9 +39,9 @@ export class ProcessBackend implements NodeBackend {
     // Secrets go over a pipe (fd 4), not argv or the environment, which other users of the host can read.
     const { EBBRT_TLS_KEY: tlsKey, ...env } = spec.env;
     const { EBBRT_SECRET: _inherited, EBBRT_SECRET_FILE: _inheritedFile, ...parentEnv } = process.env;
-    const child = spawn(command, [...prefix, this.#bootScript, ...(spec.args.length ? ['--', ...spec.args] : [])], {
+    const child = spawn(command, [...prefix, ...(spec.execArgv ?? []), this.#bootScript, ...(spec.args.length ? ['--', ...spec.args] : [])], {
       env: {
-        ...parentEnv,
+        ...(spec.cleanEnv ? { PATH: process.env.PATH } : parentEnv),
         ...env,
         EBBRT_FRONTEND: spec.frontend,
         EBBRT_SECRETS_FD: '4',

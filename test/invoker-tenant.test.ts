@@ -1,0 +1,110 @@
+/**
+ * `--isolate tenant` on a running invoker, driven by the openwhisk client:
+ * each namespace gets a native node of its own on its first invoke, launched
+ * under Node's permission model with no app arguments (no API keys) and none
+ * of the frontend's environment; the permission flags are checked to refuse
+ * what they claim to; a tenant node killed with activations in flight is
+ * replaced, the in-flight activations end as whisk internal errors, and the
+ * namespace's next invoke runs on the replacement.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import openwhisk from 'openwhisk';
+import { launchInvoker, type LaunchedInvoker } from '@ebbrt/examples/invoker/launch.js';
+import { tenantExecArgv } from '@ebbrt/examples/invoker/tenants.js';
+
+const ONE_KEY = 'aaaaaaaa-0000-0000-0000-000000000001:tenantOneKey0123456789ab';
+const TWO_KEY = 'bbbbbbbb-0000-0000-0000-000000000002:tenantTwoKey0123456789ab';
+const CANARY = 'frontend-only-value-0123456789';
+
+let cluster: LaunchedInvoker;
+let one: openwhisk.Client;
+let two: openwhisk.Client;
+
+beforeAll(async () => {
+  cluster = await launchInvoker({ nodes: 0, args: ['--isolate', 'tenant', '--namespace', `one=${ONE_KEY}`, '--namespace', `two=${TWO_KEY}`], env: { INVOKER_TEST_CANARY: CANARY } });
+  one = openwhisk({ apihost: cluster.apihost, api_key: ONE_KEY });
+  two = openwhisk({ apihost: cluster.apihost, api_key: TWO_KEY });
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+/** Processes of the cluster's process group whose environment names `namespace` as their tenant: pid → { cmdline, environ }. */
+function tenantProcesses(namespace: string): { pid: number; cmdline: string; environ: string }[] {
+  const found = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgrp !== cluster.child.pid) continue;
+      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
+      if (!environ.split('\0').includes(`EBBRT_INVOKER_TENANT=${namespace}`)) continue;
+      found.push({ pid: Number(entry), cmdline: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' '), environ });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+function nodeOf(activation: { annotations?: { key: string; value: any }[] }): number {
+  return activation.annotations!.find((a) => a.key === 'invoker')!.value.node;
+}
+
+test('a namespace\'s node starts on its first invoke, holds no key and none of the frontend\'s environment, runs under the permission model', async () => {
+  expect(tenantProcesses('one')).toEqual([]);
+  await one.actions.create({ name: 'who', action: 'function main(p) { return { p } }' });
+  const first = await one.actions.invoke({ name: 'who', blocking: true, params: { n: 1 } });
+  expect(first.response.result).toEqual({ p: { n: 1 } });
+  const [node] = tenantProcesses('one');
+  expect(node).toBeDefined();
+  expect(node.cmdline).toContain('--experimental-permission');
+  expect(node.cmdline).not.toContain('--allow-child-process');
+  expect(node.cmdline).not.toContain('--allow-fs-write');
+  for (const secret of [ONE_KEY, TWO_KEY, 'tenantOneKey', 'tenantTwoKey', CANARY]) {
+    expect(node.cmdline).not.toContain(secret);
+    expect(node.environ).not.toContain(secret);
+  }
+  expect(tenantProcesses('two')).toEqual([]);
+  await two.actions.create({ name: 'who', action: 'function main(p) { return { two: true } }' });
+  const other = await two.actions.invoke({ name: 'who', blocking: true });
+  expect(other.response.result).toEqual({ two: true });
+  expect(nodeOf(other)).not.toBe(nodeOf(first));
+  expect(tenantProcesses('two')).toHaveLength(1);
+});
+
+test('the permission flags a tenant node runs with refuse child processes, file writes and reads outside the installation', () => {
+  const probe = `
+    const results = {};
+    try { require('node:child_process').spawnSync('true'); results.spawn = 'allowed' } catch (e) { results.spawn = e.code }
+    try { require('node:fs').writeFileSync('/tmp/tenant-write-probe-' + process.pid, 'x'); results.write = 'allowed' } catch (e) { results.write = e.code }
+    try { require('node:fs').readFileSync('/etc/hostname'); results.read = 'allowed' } catch (e) { results.read = e.code }
+    try { require('isolated-vm'); results.addon = 'loaded' } catch (e) { results.addon = e.code || e.message }
+    console.log(JSON.stringify(results));`;
+  const run = spawnSync(process.execPath, [...tenantExecArgv(), '-e', probe], { encoding: 'utf8', cwd: process.cwd() });
+  expect(JSON.parse(run.stdout.trim()), run.stderr).toEqual({ spawn: 'ERR_ACCESS_DENIED', write: 'ERR_ACCESS_DENIED', read: 'ERR_ACCESS_DENIED', addon: 'loaded' });
+});
+
+test('a crashed tenant node: in-flight activations end as whisk internal errors, a replacement serves the next invoke', async () => {
+  await one.actions.create({ name: 'slow', action: 'function main() { return new Promise((r) => setTimeout(() => r({ done: true }), 3000)) }' });
+  await one.actions.invoke({ name: 'who', blocking: true });
+  const [before] = tenantProcesses('one');
+  const inFlight = Promise.allSettled([1, 2].map(() => one.actions.invoke({ name: 'slow', blocking: true })));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  process.kill(before.pid, 'SIGKILL');
+  const settled = await inFlight;
+  for (const outcome of settled) {
+    expect(outcome.status).toBe('rejected');
+    const record = (outcome as PromiseRejectedResult).reason.error;
+    expect(record.response).toMatchObject({ status: 'whisk internal error', success: false, result: { error: 'The action did not produce a valid response and exited unexpectedly.' } });
+  }
+  const after = await one.actions.invoke({ name: 'who', blocking: true, params: { n: 2 } });
+  expect(after.response.result).toEqual({ p: { n: 2 } });
+  const [replacement] = tenantProcesses('one');
+  expect(replacement.pid).not.toBe(before.pid);
+  expect(replacement.cmdline).toContain('--experimental-permission');
+});
