@@ -134,7 +134,8 @@ const HEADER_BYTES = 4096;
  * only, so without the lock. The get counters live here too: every get bumping a node-wide
  * counter made that cache line bounce between the cores.
  */
-export const CORE_COUNTERS = ['curr_connections', 'total_connections', 'bytes_read', 'bytes_written', 'cmd_get', 'get_hits', 'get_misses'] as const;
+/** `lock_spins`: lock taken after spinning; `lock_waits`: after sleeping in `Atomics.wait` (contention between cores). */
+export const CORE_COUNTERS = ['curr_connections', 'total_connections', 'bytes_read', 'bytes_written', 'cmd_get', 'get_hits', 'get_misses', 'lock_spins', 'lock_waits'] as const;
 export type CoreCounter = (typeof CORE_COUNTERS)[number];
 /** Index of each per-core counter, for {@link SharedCache.countCore}. */
 export const CoreStat = Object.fromEntries(CORE_COUNTERS.map((name, i) => [name, i])) as Record<CoreCounter, number>;
@@ -331,8 +332,12 @@ export class SharedCache {
     const i32 = this.#i32;
     if (Atomics.compareExchange(i32, H_LOCK, 0, 1) === 0) return;
     for (let i = 0; i < SPINS; i++) {
-      if (Atomics.load(i32, H_LOCK) === 0 && Atomics.compareExchange(i32, H_LOCK, 0, 1) === 0) return;
+      if (Atomics.load(i32, H_LOCK) === 0 && Atomics.compareExchange(i32, H_LOCK, 0, 1) === 0) {
+        this.#f64[this.#coreSlot + CoreStat.lock_spins]++;
+        return;
+      }
     }
+    this.#f64[this.#coreSlot + CoreStat.lock_waits]++;
     // 2 = locked with sleepers: the unlocker then knows to wake one.
     while (Atomics.exchange(i32, H_LOCK, 2) !== 0) Atomics.wait(i32, H_LOCK, 2);
   }
@@ -664,7 +669,9 @@ export class SharedCache {
         this.#i32[q + I_EXPTIME] = this.#realtime(exptime, now);
         this.#i32[q + I_TIME] = now;
       }
-      this.#mem[it + B_STATE] |= FETCHED | ACTIVE;
+      // Written only when a bit is missing: a store on every get dirties the item's cache line, which the other cores then miss on.
+      const state = this.#mem[it + B_STATE];
+      if ((state & (FETCHED | ACTIVE)) !== (FETCHED | ACTIVE)) this.#mem[it + B_STATE] = state | FETCHED | ACTIVE;
       const cas = f64[(it + B_CAS) >> 3];
       this.lastCas = cas;
       reader?.hit(this.#mem, it + ITEM_HEADER + this.#mem[it + B_NKEY], this.#i32[q + I_NBYTES], this.#u32[q + I_FLAGS], cas);

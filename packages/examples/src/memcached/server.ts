@@ -156,6 +156,8 @@ export class CoreServer implements SessionContext {
       ['evicted_unfetched', n('evicted_unfetched')],
       ['evictions', n('evictions')],
       ['reclaimed', n('reclaimed')],
+      ['ebbrt_lock_spins', n('lock_spins')],
+      ['ebbrt_lock_waits', n('lock_waits')],
       ['ebbrt_node', String(this.nodeId)],
       ['ebbrt_core', String(this.#rt.core)],
       ['ebbrt_ring_nodes', (this.#ring?.nodes ?? [this.nodeId]).join(',')],
