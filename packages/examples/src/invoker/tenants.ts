@@ -17,9 +17,11 @@
  * - `EBBRT_INVOKER_TENANT` names the namespace: a rep on the node refuses to
  *   run any other namespace's action, even if a call for one reached it.
  *
- * What this layer does not give yet: the node still joins with the cluster
- * secret (the runtime has no narrower per-node credential), so code that
- * escaped both its isolate and the permission model could join as a node.
+ * What this layer does not give yet: the node still receives the cluster
+ * secret (over a pipe), so code that escaped both its isolate and the
+ * permission model could join as another node; the GlobalIdMap authority
+ * stops it rewriting records outside its own id space, but its reads are not
+ * scoped to its namespace.
  */
 import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
