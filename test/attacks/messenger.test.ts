@@ -149,7 +149,7 @@ describe('attacks by an authenticated node', () => {
   async function peerAs(target: AttackedFrontend, nodeId: number): Promise<Connection> {
     const transport = await connectTcp(target.host, target.port);
     const { conn } = await Connection.connect(transport, new SecretKeyring(target.secret, { nodeId, incarnation: 0 }), { purpose: HelloPurpose.peer, nodeId, core: 0 }, {}, HOSTED_NODE_ID);
-    conn.handler = { onCall: () => undefined, onMessage: () => undefined, onControl: () => undefined, onClose: () => undefined };
+    conn.attach({ onCall: () => undefined, onMessage: () => undefined, onControl: () => undefined, onClose: () => undefined });
     return conn;
   }
 

@@ -62,3 +62,22 @@ export function decodeError(bytes: Uint8Array): EbbError {
   }
   return errorFromWire({ code: value.code, message: value.message, data: value.data });
 }
+
+/**
+ * Decodes a reply payload: the value of a `reply` (`ok`), or throws the
+ * {@link EbbError} an `error` payload carries. What the request matcher calls
+ * to settle a call.
+ */
+export function decodeReply(ok: boolean, payload: Uint8Array): unknown {
+  if (ok) return decodeValue(payload);
+  throw decodeError(payload);
+}
+
+/** Encodes a method's result for a `reply`; throws a `BAD_PAYLOAD` {@link ProtocolError} (sent as the error reply) if MessagePack cannot carry it. */
+export function encodeResult(value: unknown, code: number): Buffer {
+  try {
+    return packr.pack(value);
+  } catch (error) {
+    throw new ProtocolError('BAD_PAYLOAD', `result of method 0x${code.toString(16)} cannot be encoded as MessagePack: ${(error as Error).message}`);
+  }
+}

@@ -1,13 +1,14 @@
 /**
  * One authenticated connection between two nodes: handshake, framing,
  * correlation of calls with replies, write coalescing and backpressure.
- * The messenger owns connections; applications never see them.
+ * It moves payload bytes and never encodes or decodes them (the messenger
+ * does); the messenger owns connections, applications never see them.
  */
-import { decodeControl, encodeControl, CONTROL_CODES, HelloKey, HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Welcome, type Reject } from './control.js';
-import { decodeError, decodeValue, encodeArgs, encodeError, encodeValue } from './codec.js';
+import { decodeControl, encodeControl, isControlResponse, CONTROL_CODES, HelloKey, HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Welcome, type Reject } from './control.js';
 import { EbbError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, TimeoutError } from './errors.js';
-import { ANY_CORE, encodeFrame, FrameDecoder, FrameKind, PROTOCOL_VERSION, type Frame } from './frame.js';
+import { ANY_CORE, encodeFrame, FrameDecoder, FrameKind, kindName, PROTOCOL_VERSION, type Frame } from './frame.js';
 import { HANDSHAKE_VERSION, helloMac, macEquals, newNonce, SecretKeyring, secretKey, sessionKey, transcriptOf, welcomeMac, type ClientKey, type Keyring } from './handshake.js';
+import { Matcher, type ReplyDecoder } from './matcher.js';
 import type { Transport } from './transport.js';
 
 /** Limits and timeouts of a connection. */
@@ -35,22 +36,27 @@ export const PRE_AUTH_MAX_FRAME_SIZE = 4096;
 /** What the server side decides for a Hello: accept with Welcome fields, or reject. */
 export type HelloDecision = { welcome: Partial<Welcome> } | { reject: { reason: RejectReason; message: string } };
 
-/** Receives what arrives on an open connection. Handlers must not throw. */
+/** Receives what arrives on an open connection (see {@link Connection.attach}). Handlers must not throw. */
 export interface ConnectionHandler {
+  /** A call frame; answer it with {@link Connection.reply}. */
   onCall(conn: Connection, frame: Frame): void;
   onMessage(conn: Connection, frame: Frame): void;
-  /** Control frames that are not replies to our own requests. */
+  /** Control frames that are not responses to our own requests. */
   onControl(conn: Connection, message: ControlMessage, callId: number): void;
   onClose(conn: Connection, error?: Error): void;
   /** A peer broke the protocol; the connection is being closed. For counting and logging. */
   onProtocolError?(conn: Connection, error: ProtocolError): void;
 }
 
-interface Pending {
-  resolve(value: unknown): void;
-  reject(error: Error): void;
-  timer?: ReturnType<typeof setTimeout>;
+/** What a cancel frame for an expired call must echo (PROTOCOL.md §7). */
+interface CallTag {
+  kind: FrameKind;
+  ebbId: number;
+  core: number;
+  code: number;
 }
+
+const decodeControlReply: ReplyDecoder = (_ok, payload) => decodeControl(payload);
 
 type State = 'handshake' | 'open' | 'closed';
 
@@ -81,8 +87,7 @@ export class Connection {
   #state: State = 'handshake';
   readonly #decoder: FrameDecoder;
   readonly #maxQueuedBytes: number;
-  readonly #pending = new Map<number, Pending>();
-  #nextCallId = 1;
+  readonly #calls: Matcher<CallTag>;
   #queue: Buffer[] = [];
   #queuedBytes = 0;
   #flushScheduled = false;
@@ -98,6 +103,10 @@ export class Connection {
     this.transport = transport;
     this.#maxFrameSize = limits.maxFrameSize ?? 16 * 1024 * 1024;
     this.#maxQueuedBytes = limits.maxQueuedBytes ?? 8 * 1024 * 1024;
+    this.#calls = new Matcher<CallTag>((callId, tag, timeoutMs) => {
+      if (tag.kind === FrameKind.call) this.#enqueue(encodeFrame({ kind: FrameKind.cancel, flags: 0, core: tag.core, ebbId: tag.ebbId, code: tag.code, callId }));
+      return new TimeoutError(`call to Ebb 0x${tag.ebbId.toString(16)} on node ${this.peerNodeId} did not settle within ${timeoutMs} ms`);
+    });
     this.#decoder = new FrameDecoder({
       maxFrameSize: preAuth ? Math.min(limits.preAuthMaxFrameSize ?? PRE_AUTH_MAX_FRAME_SIZE, this.#maxFrameSize) : this.#maxFrameSize,
       onFrame: (frame) => this.#onFrame(frame),
@@ -116,7 +125,7 @@ export class Connection {
   }
 
   get inFlight(): number {
-    return this.#pending.size;
+    return this.#calls.size;
   }
 
   get remoteAddress(): string {
@@ -285,43 +294,31 @@ export class Connection {
 
   #closeHook?: (error?: Error) => void;
 
-  /** Sends a call and resolves with the decoded reply; every call settles (reply, error, timeout, close). */
-  call(ebbId: number, core: number, code: number, args: readonly unknown[], timeoutMs: number, flags = 0): Promise<unknown> {
-    return this.#request(FrameKind.call, ebbId, core, code, encodeArgs(args), timeoutMs, flags);
+  /**
+   * Sends a call whose arguments are already encoded, and resolves with
+   * `decode(ok, replyPayload)`. Every call settles: reply, error, deadline
+   * (`timeoutMs`; then a cancel goes to the peer) or close.
+   */
+  call(ebbId: number, core: number, code: number, payload: Uint8Array, timeoutMs: number, decode: ReplyDecoder): Promise<unknown> {
+    return this.#request(FrameKind.call, ebbId, core, code, payload, timeoutMs, decode);
   }
 
-  /** Sends a control request (GlobalIdMap) and resolves with the response's body. */
+  /** Sends a control request (GlobalIdMap) and resolves with the response. */
   request<K extends ControlType>(type: K, body: Partial<ControlBodies[K]>, timeoutMs: number): Promise<ControlMessage> {
-    return this.#request(FrameKind.control, 0, ANY_CORE, CONTROL_CODES[type], encodeControl(type, body), timeoutMs, 0) as Promise<ControlMessage>;
+    return this.#request(FrameKind.control, 0, ANY_CORE, CONTROL_CODES[type], encodeControl(type, body), timeoutMs, decodeControlReply) as Promise<ControlMessage>;
   }
 
-  #request(kind: FrameKind, ebbId: number, core: number, code: number, payload: Buffer, timeoutMs: number, flags: number): Promise<unknown> {
+  #request(kind: FrameKind, ebbId: number, core: number, code: number, payload: Uint8Array, timeoutMs: number, decode: ReplyDecoder): Promise<unknown> {
     if (this.#state !== 'open') {
       return Promise.reject(this.#closeError ?? new NodeUnavailableError(`connection to node ${this.peerNodeId} (${this.remoteAddress}) is closed`));
     }
     if (this.#blocked && this.#queuedBytes + payload.length > this.#maxQueuedBytes) {
       return Promise.reject(new OverloadedError(`send queue to node ${this.peerNodeId} is full (${this.#queuedBytes} bytes waiting on a slow socket); retry later or lower the call rate`));
     }
-    const callId = this.#allocCallId();
-    return new Promise((resolve, reject) => {
-      const pending: Pending = { resolve, reject };
-      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
-        pending.timer = setTimeout(() => {
-          this.#pending.delete(callId);
-          this.#enqueue(encodeFrame({ kind: FrameKind.cancel, flags: 0, core, ebbId, code, callId }));
-          reject(new TimeoutError(`call to Ebb 0x${ebbId.toString(16)} on node ${this.peerNodeId} did not settle within ${timeoutMs} ms`));
-        }, timeoutMs);
-      }
-      this.#pending.set(callId, pending);
-      this.#enqueue(encodeFrame({ kind, flags, core, ebbId, code, callId }, payload));
-    });
-  }
-
-  #allocCallId(): number {
-    let id = this.#nextCallId;
-    while (id === 0 || this.#pending.has(id)) id = (id + 1) >>> 0;
-    this.#nextCallId = (id + 1) >>> 0;
-    return id;
+    const callId = this.#calls.nextId();
+    const settled = this.#calls.open(callId, timeoutMs, decode, { kind, ebbId, core, code });
+    this.#enqueue(encodeFrame({ kind, flags: 0, core, ebbId, code, callId }, payload));
+    return settled;
   }
 
   /** One-way message; throws {@link OverloadedError} or {@link NodeUnavailableError} synchronously. */
@@ -333,31 +330,15 @@ export class Connection {
     this.#enqueue(encodeFrame({ kind: FrameKind.message, flags: 0, core, ebbId, code, callId: 0 }, payload));
   }
 
-  /** Answers a call received on this connection. */
-  reply(frame: Frame, value: unknown): void {
-    let payload: Buffer;
-    try {
-      payload = encodeValue(value);
-    } catch (error) {
-      this.replyError(frame, new ProtocolError('BAD_PAYLOAD', `result of method 0x${frame.code.toString(16)} cannot be encoded as MessagePack: ${(error as Error).message}`));
-      return;
-    }
-    this.#enqueue(encodeFrame({ kind: FrameKind.reply, flags: 0, core: frame.core, ebbId: frame.ebbId, code: frame.code, callId: frame.callId }, payload));
-  }
-
-  replyError(frame: Frame, error: unknown): void {
-    this.#enqueue(encodeFrame({ kind: FrameKind.error, flags: 0, core: frame.core, ebbId: frame.ebbId, code: frame.code, callId: frame.callId }, encodeError(error)));
+  /** Answers a call received on this connection: a `reply` (`ok`) or an `error` frame with `payload`. */
+  reply(call: Frame, ok: boolean, payload: Uint8Array): void {
+    this.#enqueue(encodeFrame({ kind: ok ? FrameKind.reply : FrameKind.error, flags: 0, core: call.core, ebbId: call.ebbId, code: call.code, callId: call.callId }, payload));
   }
 
   /** Sends a control message (a response when `callId` is the request's). */
   sendControl<K extends ControlType>(type: K, body: Partial<ControlBodies[K]>, callId = 0): void {
     if (this.#state === 'closed') return;
     this.#enqueue(encodeFrame({ kind: FrameKind.control, flags: 0, core: ANY_CORE, ebbId: 0, code: CONTROL_CODES[type], callId }, encodeControl(type, body)));
-  }
-
-  /** Forwards an already-encoded frame (cross-core hand-over of replies). */
-  sendRaw(bytes: Buffer): void {
-    this.#enqueue(bytes);
   }
 
   #enqueue(bytes: Buffer): void {
@@ -383,12 +364,13 @@ export class Connection {
     if (!this.transport.write(batch)) this.#blocked = true;
   }
 
-  /** Where frames, control messages and the close go; frames that arrived before it was set are delivered to it now. */
+  /** Where frames, control messages and the close go. */
   get handler(): ConnectionHandler {
     return this.#handler;
   }
 
-  set handler(handler: ConnectionHandler) {
+  /** Sets where frames, control messages and the close go; frames that arrived before are delivered to it now. */
+  attach(handler: ConnectionHandler): void {
     this.#handler = handler;
     const early = this.#early;
     this.#early = [];
@@ -398,7 +380,7 @@ export class Connection {
   #onFrame(frame: Frame): void {
     if (this.#state === 'handshake') {
       if (frame.kind !== FrameKind.control) {
-        this.#protocolError(new ProtocolError('UNAUTHENTICATED', `${frameName(frame)} frame before the handshake completed`));
+        this.#protocolError(new ProtocolError('UNAUTHENTICATED', `${kindName(frame.kind)} frame before the handshake completed`));
         return;
       }
       this.#handshakeFrame?.(frame);
@@ -423,14 +405,9 @@ export class Connection {
       case FrameKind.control: {
         const message = this.#controlOf(frame);
         if (!message) return;
-        const pending = frame.callId !== 0 && message.type === 'idMapValue' ? this.#pending.get(frame.callId) : undefined;
-        if (pending) {
-          this.#pending.delete(frame.callId);
-          if (pending.timer) clearTimeout(pending.timer);
-          pending.resolve(message);
-        } else {
-          this.handler.onControl(this, message, frame.callId);
-        }
+        // Responses answer our requests by callId; a request of the peer can carry the same number.
+        if (frame.callId !== 0 && isControlResponse(message.type) && this.#calls.settle(frame.callId, true, frame.payload)) return;
+        this.handler.onControl(this, message, frame.callId);
         return;
       }
       case FrameKind.cancel:
@@ -441,21 +418,13 @@ export class Connection {
   }
 
   #settle(frame: Frame): void {
-    const pending = this.#pending.get(frame.callId);
-    if (!pending) return; // late reply after a timeout
-    this.#pending.delete(frame.callId);
-    if (pending.timer) clearTimeout(pending.timer);
-    try {
-      if (frame.kind === FrameKind.reply) pending.resolve(decodeValue(frame.payload));
-      else pending.reject(decodeError(frame.payload));
-    } catch (error) {
-      pending.reject(error as Error);
-    }
+    // A reply to a call that already timed out finds nothing and is dropped.
+    this.#calls.settle(frame.callId, frame.kind === FrameKind.reply, frame.payload);
   }
 
   #controlOf(frame: Frame): ControlMessage | undefined {
     if (frame.kind !== FrameKind.control) {
-      this.#protocolError(new ProtocolError('UNAUTHENTICATED', `${frameName(frame)} frame during the handshake`));
+      this.#protocolError(new ProtocolError('UNAUTHENTICATED', `${kindName(frame.kind)} frame during the handshake`));
       return undefined;
     }
     try {
@@ -488,11 +457,7 @@ export class Connection {
     const failure =
       cause instanceof NodeUnavailableError ? cause : new NodeUnavailableError(`connection to node ${this.peerNodeId} (${this.remoteAddress}) closed${cause ? `: ${cause.message}` : ''}`, cause ? { cause } : undefined);
     this.#closeError = failure;
-    for (const [, pending] of this.#pending) {
-      if (pending.timer) clearTimeout(pending.timer);
-      pending.reject(failure);
-    }
-    this.#pending.clear();
+    this.#calls.failAll(failure);
     this.#queue = [];
     this.#closeHook?.(error);
     this.handler.onClose(this, error);
@@ -503,10 +468,6 @@ export class Connection {
     this.#closeError = error;
     this.close(error);
   }
-}
-
-function frameName(frame: Frame): string {
-  return ['?', 'control', 'call', 'reply', 'error', 'message', 'cancel'][frame.kind] ?? `kind ${frame.kind}`;
 }
 
 /** What the client proves: the given key, the pair key of the target from a keyring, or the cluster secret. */

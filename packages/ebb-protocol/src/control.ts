@@ -83,6 +83,14 @@ export const CONTROL_CODES: Readonly<Record<ControlType, number>> = {
   goodbye: 13,
 };
 
+/** Control types that answer a request (they carry the request's callId); the rest are requests or notifications. */
+const RESPONSE_TYPES: ReadonlySet<ControlType> = new Set<ControlType>(['idMapValue']);
+
+/** True if a control message of `type` is the response to a request (PROTOCOL.md §5). */
+export function isControlResponse(type: ControlType): boolean {
+  return RESPONSE_TYPES.has(type);
+}
+
 const root = protobuf.parse(CONTROL_PROTO, { keepCase: false }).root;
 const ControlType_ = root.lookupType('ebbrt.v1.Control');
 const toObjectOptions: protobuf.IConversionOptions = { longs: Number, enums: Number, bytes: Buffer, defaults: true, arrays: true, oneofs: true };

@@ -25,6 +25,12 @@ export interface MessageSource {
   core: number;
 }
 
+/** Per-ref call options (`runtime.remote(…, options)`, `runtime.onCore(…, options)`). */
+export interface CallOptions {
+  /** Deadline of each call through the ref, ms: past it the call rejects with a TimeoutError and the callee is sent a cancel. Default: the runtime's `callTimeoutMs`. */
+  timeoutMs?: number;
+}
+
 /** What a rep's constructor and a custom fault handler get. */
 export interface RepContext {
   /** The Ebb's id. */
@@ -52,7 +58,10 @@ export interface EbbDefinitionOptions<T extends object, M = never> {
   home?: 'hosted' | 'first';
   /** `home` policy: may a new owner be elected when the owner node dies? Default false. */
   rehome?: boolean;
-  /** Methods safe to retry (idempotent); others are at-most-once. */
+  /**
+   * Methods safe to retry (idempotent), for callers deciding whether to retry after a
+   * NodeUnavailableError or TimeoutError; the runtime itself never retries (calls are at-most-once).
+   */
   idempotent?: readonly MethodName<T>[];
   /** Marker for the message type `send` carries; never set at runtime. */
   readonly messageType?: M;

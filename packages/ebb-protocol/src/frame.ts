@@ -7,7 +7,7 @@
  *    0   2   magic      0x45 0x42 ("EB")
  *    2   1   version    1
  *    3   1   kind       FrameKind
- *    4   2   flags      FrameFlags bits; unknown bits are ignored
+ *    4   2   flags      reserved: sent as 0, ignored on receipt
  *    6   2   core       destination core, 0xFFFF = any core
  *    8   4   length     payload length in bytes
  *   12   4   ebbId      destination EbbId
@@ -40,11 +40,6 @@ const KIND_NAMES: Record<number, string> = { 1: 'control', 2: 'call', 3: 'reply'
 export function kindName(kind: number): string {
   return KIND_NAMES[kind] ?? `unknown(${kind})`;
 }
-
-export const FrameFlags = {
-  /** The caller marked the method idempotent: a runtime may retry it. */
-  idempotent: 0x0001,
-} as const;
 
 /** The header fields of a frame. */
 export interface FrameHeader {

@@ -13,6 +13,7 @@ export * from './call-stats.js';
 export * from './transport.js';
 export * from './tcp-transport.js';
 export * from './handshake.js';
+export * from './matcher.js';
 export * from './connection.js';
 export * from './messenger.js';
 export * from './global-id-map.js';

@@ -10,11 +10,69 @@
  * The race that matters — many calls from one core to a peer before its
  * connection is up — shares one pending connect.
  */
+import { decodeArgs, decodeReply, decodeValue, encodeArgs, encodeError, encodeResult, encodeValue } from './codec.js';
 import { Connection, type ConnectionHandler, type ConnectionLimits, type HelloDecision } from './connection.js';
-import { HelloPurpose, RejectReason, type ControlMessage, type Hello, type Peer } from './control.js';
+import { HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Peer } from './control.js';
 import { NodeUnavailableError, ProtocolError, type EbbError } from './errors.js';
-import type { Frame } from './frame.js';
+import { ANY_CORE, type Frame } from './frame.js';
+import type { MessageSource } from './ebb.js';
+import type { ReplyDecoder } from './matcher.js';
 import type { Transport, TransportConnector } from './transport.js';
+
+/**
+ * What the messenger hands decoded work to: the Ebb runtime of this core.
+ * It sees Ebb ids, method codes and values, never a connection or a frame.
+ */
+export interface Dispatcher {
+  /** Runs method `code` of this core's rep of `ebbId`: returns its value or a Promise of it; may throw. */
+  call(ebbId: number, code: number, args: unknown[]): unknown;
+  /** Called once per call `call` ran, when its reply is sent (for statistics). */
+  served(ebbId: number, startedMs: number, failed: boolean): void;
+  /** Delivers a one-way message to this core's rep of `ebbId`. */
+  message(ebbId: number, message: unknown, from: MessageSource): void;
+  /** A message could not be delivered (its payload was malformed). */
+  messageFailed(error: unknown, ebbId: number): void;
+}
+
+/**
+ * How a core reaches the other cores of its node (worker MessagePorts on a
+ * native). Payloads are the encoded bytes, handed over as they are: a call
+ * that arrived from the network for another core is forwarded without being
+ * decoded, and its reply bytes come back the same way.
+ */
+export interface CoreChannel {
+  /** Number of cores of this node. */
+  readonly cores: number;
+  /** Runs a call on `core` (EbbRT's SpawnRemote); settles with `decode(ok, replyBytes)`, or a TimeoutError at `timeoutMs`. */
+  call(core: number, ebbId: number, code: number, payload: Uint8Array, timeoutMs: number, decode: ReplyDecoder): Promise<unknown>;
+  /** Delivers a one-way message to `core`'s rep of `ebbId`. */
+  message(core: number, ebbId: number, payload: Uint8Array, from: MessageSource): void;
+}
+
+/** A node of one core: nothing to hand over to. */
+const ONE_CORE: CoreChannel = {
+  cores: 1,
+  call: (core) => Promise.reject(new NodeUnavailableError(`this node runs one core; there is no core ${core}`)),
+  message: () => undefined,
+};
+
+/** Handles control messages of one type that are not responses to our own requests. */
+export type ControlHandler<K extends ControlType> = (body: ControlBodies[K], conn: Connection, callId: number) => void;
+
+/** How the frontend admits JOIN hellos (see {@link Messenger.acceptJoins}). */
+export interface JoinAdmission {
+  decide(hello: Hello, transport: Transport): HelloDecision | Promise<HelloDecision>;
+  /** A JOIN connection opened (the frontend registers the member). */
+  joined(conn: Connection): void;
+}
+
+/** Watches the messenger's connections (see {@link Messenger.observe}). */
+export interface MessengerObserver {
+  /** Any connection closed (membership uses it to detect a dead node). */
+  closed?(conn: Connection, error?: Error): void;
+  /** A handshake failed or a peer broke the protocol. */
+  fault?(error: Error, remote: string): void;
+}
 
 /** Options of {@link Messenger}. */
 export interface MessengerOptions {
@@ -33,14 +91,10 @@ export interface MessengerOptions {
    * that names it, ms (default 2000; 0 fails at once). Nodes known to have left fail at once.
    */
   peerWaitMs?: number;
-}
-
-/** What the messenger delivers to (implemented by the core's EbbRuntime and node supervisor). */
-export interface MessengerSink {
-  onCall(conn: Connection, frame: Frame): void;
-  onMessage(conn: Connection, frame: Frame): void;
-  /** Control messages that are not answers to our requests (GlobalIdMap, heartbeats, membership). */
-  onControl(conn: Connection, message: ControlMessage, callId: number): void;
+  /** The other cores of this node (default: this node runs one core). */
+  cores?: CoreChannel;
+  /** Deadline of a call that arrived for another core of this node while it is handed over, ms. Default 30000. */
+  handOverTimeoutMs?: number;
 }
 
 export interface MessengerStats {
@@ -52,6 +106,19 @@ export interface MessengerStats {
   refusedHandshakes: number;
 }
 
+/** The reply of a handed-over call, as bytes (a call forwarded for another core is answered with them unchanged). */
+interface RawReply {
+  ok: boolean;
+  payload: Uint8Array;
+}
+const rawReply: ReplyDecoder = (ok, payload) => ({ ok, payload }) satisfies RawReply;
+
+/**
+ * Wires: the runtime registers its {@link Dispatcher} with {@link serve},
+ * control handlers register by message type with {@link handle}, the
+ * frontend registers its admission with {@link acceptJoins}, and observers
+ * with {@link observe}. The messenger does every payload encoding and decoding.
+ */
 export class Messenger implements ConnectionHandler {
   readonly nodeId: number;
   readonly core: number;
@@ -68,16 +135,12 @@ export class Messenger implements ConnectionHandler {
   /** Open outbound connections, for the synchronous fast path of `call`. */
   readonly #ready = new Map<number, Connection>();
   readonly #accepted = new Set<Connection>();
-  /** Receives calls, messages and control frames; set by the runtime that owns this messenger. */
-  sink?: MessengerSink;
-  /** Decides JOIN hellos; only the frontend sets it. */
-  onJoin?: (hello: Hello, conn: Transport) => HelloDecision | Promise<HelloDecision>;
-  /** Called after a JOIN connection opened (the frontend registers the member). */
-  onJoined?: (conn: Connection) => void;
-  /** Called when any connection closes (membership uses it to detect a dead node). */
-  onConnectionClosed?: (conn: Connection, error?: Error) => void;
-  /** Logs handshake failures and protocol errors. */
-  onFault?: (error: Error, remote: string) => void;
+  readonly #cores: CoreChannel;
+  readonly #handOverTimeoutMs: number;
+  #dispatcher?: Dispatcher;
+  readonly #controlHandlers = new Map<ControlType, ControlHandler<ControlType>>();
+  #admission?: JoinAdmission;
+  readonly #observers: MessengerObserver[] = [];
   readonly stats: MessengerStats = { connectionsOpened: 0, connectionsAccepted: 0, protocolErrors: 0, rejectedHandshakes: 0, refusedHandshakes: 0 };
   #closed = false;
 
@@ -88,6 +151,35 @@ export class Messenger implements ConnectionHandler {
     this.#connect = options.connect;
     this.#limits = options.limits ?? {};
     this.#peerWaitMs = options.peerWaitMs ?? 2000;
+    this.#cores = options.cores ?? ONE_CORE;
+    this.#handOverTimeoutMs = options.handOverTimeoutMs ?? 30_000;
+  }
+
+  /** Number of cores of this node. */
+  get cores(): number {
+    return this.#cores.cores;
+  }
+
+  /** Registers the runtime that runs calls and messages arriving for this core (one per messenger). */
+  serve(dispatcher: Dispatcher): void {
+    if (this.#dispatcher && this.#dispatcher !== dispatcher) throw new Error('this messenger already serves a runtime');
+    this.#dispatcher = dispatcher;
+  }
+
+  /** Registers the handler of control messages of `type` (heartbeats, goodbyes, GlobalIdMap requests and notifications). */
+  handle<K extends ControlType>(type: K, handler: ControlHandler<K>): void {
+    if (this.#controlHandlers.has(type)) throw new Error(`control messages of type ${type} already have a handler`);
+    this.#controlHandlers.set(type, handler as unknown as ControlHandler<ControlType>);
+  }
+
+  /** Makes this messenger admit JOIN hellos (the frontend). */
+  acceptJoins(admission: JoinAdmission): void {
+    this.#admission = admission;
+  }
+
+  /** Adds an observer of connection closes and faults. */
+  observe(observer: MessengerObserver): void {
+    this.#observers.push(observer);
   }
 
   /** Known peers (node id → address). */
@@ -157,7 +249,7 @@ export class Messenger implements ConnectionHandler {
     const transport = await this.#connect(peer.host, peer.port);
     const { conn } = await Connection.connect(transport, this.#secret, { purpose: HelloPurpose.peer, nodeId: this.nodeId, core: this.core }, this.#limits);
     conn.peerNodeId = peer.nodeId;
-    conn.handler = this;
+    conn.attach(this);
     this.stats.connectionsOpened++;
     this.#ready.set(peer.nodeId, conn);
     return conn;
@@ -198,50 +290,140 @@ export class Messenger implements ConnectionHandler {
     Connection.accept(transport, this.#secret, this.nodeId, (hello) => this.#decide(hello, transport), this.#limits).then(
       (conn) => {
         finished();
-        conn.handler = this;
+        conn.attach(this);
         this.#accepted.add(conn);
         this.stats.connectionsAccepted++;
-        if (conn.hello?.purpose === HelloPurpose.join) this.onJoined?.(conn);
+        if (conn.hello?.purpose === HelloPurpose.join) this.#admission?.joined(conn);
       },
       (error: Error) => {
         finished();
         this.stats.rejectedHandshakes++;
-        this.onFault?.(error, transport.remoteAddress);
+        for (const observer of this.#observers) observer.fault?.(error, transport.remoteAddress);
       },
     );
   }
 
   #decide(hello: Hello, transport: Transport): HelloDecision | Promise<HelloDecision> {
     if (hello.purpose === HelloPurpose.peer) return { welcome: { nodeId: this.nodeId } };
-    if (hello.purpose === HelloPurpose.join && this.onJoin) return this.onJoin(hello, transport);
+    if (hello.purpose === HelloPurpose.join && this.#admission) return this.#admission.decide(hello, transport);
     return { reject: { reason: RejectReason.badRequest, message: hello.purpose === HelloPurpose.join ? 'this node is not the frontend; join the frontend\'s address instead' : 'hello has no purpose' } };
   }
 
-  /** Sends a call to (`nodeId`, `core`) and resolves with its result. */
-  call(nodeId: number, core: number, ebbId: number, code: number, args: readonly unknown[], timeoutMs: number, flags = 0): Promise<unknown> {
-    // Fast path: no extra promise hop once the connection is open (bench rpc: remote_rtt_p50_us).
+  /** Sends a call to (`nodeId`, `core`) and resolves with its result; rejects with a TimeoutError at `timeoutMs`. */
+  call(nodeId: number, core: number, ebbId: number, code: number, args: readonly unknown[], timeoutMs: number): Promise<unknown> {
+    // Fast path: no extra promise hop once the connection is open (bench rpc: remote_rtt_us).
     const open = this.#ready.get(nodeId);
-    if (open !== undefined && open.open) return open.call(ebbId, core, code, args, timeoutMs, flags);
-    return this.connection(nodeId).then((conn) => conn.call(ebbId, core, code, args, timeoutMs, flags));
+    if (open !== undefined && open.open) return open.call(ebbId, core, code, encodeArgs(args), timeoutMs, decodeReply);
+    return this.connection(nodeId).then((conn) => conn.call(ebbId, core, code, encodeArgs(args), timeoutMs, decodeReply));
   }
 
-  /** Sends a one-way message; resolves once it is queued on the connection. */
-  async send(nodeId: number, core: number, ebbId: number, code: number, payload: Buffer): Promise<void> {
+  /** Runs a call on `core` of this node (EbbRT's SpawnRemote); rejects with a TimeoutError at `timeoutMs`. */
+  callCore(core: number, ebbId: number, code: number, args: readonly unknown[], timeoutMs: number): Promise<unknown> {
+    return this.#cores.call(core, ebbId, code, encodeArgs(args), timeoutMs, decodeReply);
+  }
+
+  /** Sends a one-way message to (`nodeId`, `core`); resolves once it is queued on the connection. */
+  async send(nodeId: number, core: number, ebbId: number, code: number, message: unknown): Promise<void> {
+    const payload = encodeValue(message);
     const conn = await this.connection(nodeId);
     conn.sendMessage(ebbId, core, code, payload);
   }
 
-  // ConnectionHandler: route into the sink.
+  /** Delivers a one-way message to `core` of this node (this core too: always as a copy, as from elsewhere). */
+  sendCore(core: number, ebbId: number, message: unknown, from: MessageSource): void {
+    const payload = encodeValue(message);
+    if (core === this.core) queueMicrotask(() => this.deliverFromCore(ebbId, payload, from));
+    else this.#cores.message(core, ebbId, payload, from);
+  }
+
+  /**
+   * Runs a call another core handed over (its encoded arguments) and answers
+   * with `reply(ok, bytes)`, exactly once.
+   */
+  serveFromCore(ebbId: number, code: number, payload: Uint8Array, reply: (ok: boolean, payload: Uint8Array) => void): void {
+    const dispatcher = this.#dispatcher;
+    if (dispatcher === undefined) {
+      reply(false, encodeError(new NodeUnavailableError(`core ${this.core} of node ${this.nodeId} is not serving calls yet`)));
+      return;
+    }
+    const started = performance.now();
+    let result: unknown;
+    try {
+      result = dispatcher.call(ebbId, code, decodeArgs(payload));
+    } catch (error) {
+      dispatcher.served(ebbId, started, true);
+      reply(false, encodeError(error));
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (value) => this.#answer(dispatcher, ebbId, code, started, value, reply),
+        (error: unknown) => {
+          dispatcher.served(ebbId, started, true);
+          reply(false, encodeError(error));
+        },
+      );
+    } else this.#answer(dispatcher, ebbId, code, started, result, reply);
+  }
+
+  #answer(dispatcher: Dispatcher, ebbId: number, code: number, started: number, value: unknown, reply: (ok: boolean, payload: Uint8Array) => void): void {
+    let payload: Buffer;
+    try {
+      payload = encodeResult(value, code);
+    } catch (error) {
+      dispatcher.served(ebbId, started, true);
+      reply(false, encodeError(error));
+      return;
+    }
+    dispatcher.served(ebbId, started, false);
+    reply(true, payload);
+  }
+
+  /** Delivers a one-way message another core handed over. */
+  deliverFromCore(ebbId: number, payload: Uint8Array, from: MessageSource): void {
+    this.#deliver(ebbId, payload, from);
+  }
+
+  #deliver(ebbId: number, payload: Uint8Array, from: MessageSource): void {
+    const dispatcher = this.#dispatcher;
+    if (dispatcher === undefined) return;
+    let message: unknown;
+    try {
+      message = decodeValue(payload);
+    } catch (error) {
+      dispatcher.messageFailed(error, ebbId);
+      return;
+    }
+    dispatcher.message(ebbId, message, from);
+  }
+
+  // ConnectionHandler: decode and route.
+
   onCall(conn: Connection, frame: Frame): void {
-    this.sink?.onCall(conn, frame);
+    const core = frame.core;
+    if (core === ANY_CORE || core === this.core) {
+      this.serveFromCore(frame.ebbId, frame.code, frame.payload, (ok, payload) => conn.reply(frame, ok, payload));
+      return;
+    }
+    if (core >= this.#cores.cores) {
+      conn.reply(frame, false, encodeError(new NodeUnavailableError(`node ${this.nodeId} has no core ${core} (it runs ${this.#cores.cores})`)));
+      return;
+    }
+    // Another core's call: its bytes go over as they arrived, and the reply's bytes come back unchanged.
+    (this.#cores.call(core, frame.ebbId, frame.code, frame.payload, this.#handOverTimeoutMs, rawReply) as Promise<RawReply>).then(
+      (reply) => conn.reply(frame, reply.ok, reply.payload),
+      (error: unknown) => conn.reply(frame, false, encodeError(error)),
+    );
   }
 
   onMessage(conn: Connection, frame: Frame): void {
-    this.sink?.onMessage(conn, frame);
+    const from = { nodeId: conn.peerNodeId, core: conn.peerCore };
+    if (frame.core === ANY_CORE || frame.core === this.core) this.#deliver(frame.ebbId, frame.payload, from);
+    else if (frame.core < this.#cores.cores) this.#cores.message(frame.core, frame.ebbId, frame.payload, from);
   }
 
   onControl(conn: Connection, message: ControlMessage, callId: number): void {
-    this.sink?.onControl(conn, message, callId);
+    this.#controlHandlers.get(message.type)?.(message.body, conn, callId);
   }
 
   onClose(conn: Connection, error?: Error): void {
@@ -253,12 +435,12 @@ export class Messenger implements ConnectionHandler {
         if (open === conn && this.#outbound.get(conn.peerNodeId) === pending) this.#outbound.delete(conn.peerNodeId);
       }, () => undefined);
     }
-    this.onConnectionClosed?.(conn, error);
+    for (const observer of this.#observers) observer.closed?.(conn, error);
   }
 
   onProtocolError(conn: Connection, error: ProtocolError): void {
     this.stats.protocolErrors++;
-    this.onFault?.(error, conn.remoteAddress);
+    for (const observer of this.#observers) observer.fault?.(error, conn.remoteAddress);
   }
 
   /** Number of calls this core is waiting on, over all its connections. */

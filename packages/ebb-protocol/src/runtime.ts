@@ -1,32 +1,32 @@
 /**
- * The Ebb runtime of one core: its translation table, the fault path that
- * builds reps by policy, refs, remote and cross-core calls, and dispatch of
- * what arrives from the network. One instance per core (per worker thread on
- * a native; the main thread is core 0 of the frontend).
+ * The Ebb runtime of one core: refs, the translation table and the fault path
+ * that builds reps by policy, and the app-facing API (remote, cross-core and
+ * local calls, messages, dynamic Ebbs). It talks to the messenger in Ebb ids,
+ * method codes and values; the messenger does the encoding and the wire. Parts:
+ * `translation-table.ts` (the table), `dispatch.ts` (work arriving from the
+ * messenger), `call-ledger.ts` (statistics). One instance per core (per worker
+ * thread on a native; the main thread is core 0 of the frontend).
  */
-import { EbbCallStats, RepKind, type CoreSnapshot, type EbbSnapshot, type RuntimeStats } from './call-stats.js';
-import { decodeArgs, decodeValue, encodeValue } from './codec.js';
-import type { Connection } from './connection.js';
-import type { ControlMessage, Peer } from './control.js';
-import { definitionByName, definitionByStaticId, type EbbDefinition, type EbbRef, type MessageSource, type MethodName, type RemoteRef, type RepContext } from './ebb.js';
+import { RepKind, type CoreSnapshot, type EbbSnapshot, type RuntimeStats } from './call-stats.js';
+import { EbbCallStats } from './call-stats.js';
+import { CallLedger } from './call-ledger.js';
+import { decodeValue, encodeValue } from './codec.js';
+import type { Peer } from './control.js';
+import { RuntimeDispatcher } from './dispatch.js';
+import { definitionByName, definitionByStaticId, type CallOptions, type EbbDefinition, type EbbRef, type MessageSource, type MethodName, type RemoteRef, type RepContext } from './ebb.js';
 import { NodeUnavailableError, UnknownEbbError, UnknownMethodError } from './errors.js';
-import { ANY_CORE, FrameFlags, type Frame } from './frame.js';
-import type { GlobalIdMap, IdMapEntry, RemoteGlobalIdMap } from './global-id-map.js';
+import { ANY_CORE } from './frame.js';
+import type { GlobalIdMap, IdMapEntry } from './global-id-map.js';
 import { isEbbId, type EbbId } from './ids.js';
 import type { LocalIdMap } from './local-id-map.js';
-import type { Messenger, MessengerSink } from './messenger.js';
+import type { Messenger } from './messenger.js';
+import { TranslationTable } from './translation-table.js';
 
 /** The frontend's node id. */
 export const HOSTED_NODE_ID = 1;
 
-/** How a core reaches the other cores of its node (worker MessagePorts on a native). */
+/** Node-wide services a core's runtime uses (its cores share them). */
 export interface CoreLinks {
-  /** Number of cores of this node. */
-  readonly cores: number;
-  /** Invokes method `code` of Ebb `ebbId` on `core` of this node (EbbRT's SpawnRemote). */
-  call(core: number, ebbId: EbbId, code: number, args: readonly unknown[]): Promise<unknown>;
-  /** Delivers a one-way message to `core`'s rep of `ebbId`. */
-  message(core: number, ebbId: EbbId, payload: Buffer, from: MessageSource): void;
   /** A fresh global id from this node's id space (node-wide, so two cores never get the same). */
   allocateId(): Promise<EbbId>;
   /** The node-wide LocalIdMap every core of this node shares. */
@@ -41,11 +41,14 @@ export interface EbbRuntimeOptions {
   core: number;
   /** Address other nodes reach this node at (`host:port`), for display. */
   address: string;
+  /** This core's messenger; the runtime registers itself as its dispatcher. */
   messenger: Messenger;
   idMap: GlobalIdMap;
   links: CoreLinks;
   /** Default deadline of remote and cross-core calls, ms. Default 30000. */
   callTimeoutMs?: number;
+  /** Called when delivering a message failed (no rep, handler threw, malformed payload). */
+  onMessageError?: (error: unknown, ebbId: EbbId) => void;
 }
 
 /** What the GlobalIdMap records for a dynamically created Ebb. */
@@ -56,7 +59,7 @@ interface EbbRecord {
 
 type Rep = Record<string, (...args: unknown[]) => unknown>;
 
-export class EbbRuntime implements MessengerSink {
+export class EbbRuntime {
   readonly nodeId: number;
   readonly core: number;
   readonly address: string;
@@ -64,12 +67,10 @@ export class EbbRuntime implements MessengerSink {
   readonly idMap: GlobalIdMap;
   readonly links: CoreLinks;
   readonly callTimeoutMs: number;
-  readonly stats: RuntimeStats = { faults: 0, remoteCalls: 0, crossCoreCalls: 0, servedCalls: 0, servedErrors: 0, messages: 0 };
-  /** Translation table: dense array for ids below 0x10000, a Map above (never string keys). */
-  // Preallocated: assigning index 0x8000+ into an empty array would turn it into a
-  // slow dictionary-mode array (measured: 19 ns vs 4 ns per table lookup, bench rpc).
-  readonly #low: (Rep | undefined)[] = new Array(0x10000).fill(undefined);
-  readonly #high = new Map<EbbId, Rep>();
+  readonly #ledger = new CallLedger();
+  readonly stats: RuntimeStats = this.#ledger.totals;
+  readonly #table = new TranslationTable<Rep>();
+  readonly #onMessageError?: (error: unknown, ebbId: EbbId) => void;
   readonly #defs = new Map<EbbId, EbbDefinition>();
   readonly #refs = new Map<EbbId, EbbRef<object>>();
   /**
@@ -77,10 +78,6 @@ export class EbbRuntime implements MessengerSink {
    * these has lost its owner (a node merely not heard of yet, e.g. one that just joined, is not in here).
    */
   readonly #departed = new Set<number>();
-  /** Per-Ebb call counters and latency (DESIGN §7), only for Ebbs with a definition on this core. */
-  readonly #callStats = new Map<EbbId, EbbCallStats>();
-  /** Ids in this core's translation table, for {@link snapshot} (the dense table is not scanned). */
-  readonly #repIds = new Set<EbbId>();
   /** What each proxy rep forwards to; a rep not in here is the real (local) one. */
   readonly #proxyKinds = new WeakMap<Rep, { kind: RepKind; node: number }>();
 
@@ -92,12 +89,13 @@ export class EbbRuntime implements MessengerSink {
     this.idMap = options.idMap;
     this.links = options.links;
     this.callTimeoutMs = options.callTimeoutMs ?? 30_000;
-    options.messenger.sink = this;
+    this.#onMessageError = options.onMessageError;
+    options.messenger.serve(new RuntimeDispatcher(this, this.#ledger));
   }
 
   /** Number of cores of this node. */
   get cores(): number {
-    return this.links.cores;
+    return this.messenger.cores;
   }
 
   /** The node-wide store shared by every core of this node (EbbRT's LocalIdMap). */
@@ -128,22 +126,32 @@ export class EbbRuntime implements MessengerSink {
     return ref as EbbRef<T>;
   }
 
-  /** A ref whose calls all go to node `nodeId` (and `core`, default any), returning Promises. */
-  remote<T extends object>(target: EbbDefinition<T, any> | EbbRef<T>, nodeId: number, core: number = ANY_CORE): RemoteRef<T> {
+  /**
+   * A ref whose calls all go to node `nodeId` (and `core`, default any), returning Promises.
+   * `options.timeoutMs` is the deadline of each call (default: the runtime's `callTimeoutMs`).
+   */
+  remote<T extends object>(target: EbbDefinition<T, any> | EbbRef<T>, nodeId: number, core: number = ANY_CORE, options: CallOptions = {}): RemoteRef<T> {
     const [definition, id] = this.#resolveTarget(target);
-    const ref = this.#forwarding(definition, (method, code) => {
-      const flags = definition.idempotent?.includes(method as never) ? FrameFlags.idempotent : 0;
-      return (...args) => this.callNode(nodeId, core, id, code, args, flags);
-    });
+    const timeoutMs = this.#timeoutOf(options);
+    const ref = this.#forwarding(definition, (_method, code) => (...args) => this.callNode(nodeId, core, id, code, args, timeoutMs));
     return Object.freeze(Object.assign(ref, { $id: id })) as unknown as RemoteRef<T>;
   }
 
-  /** A ref whose calls run on `core` of this node (EbbRT's SpawnRemote, as "call this method there"). */
-  onCore<T extends object>(target: EbbDefinition<T, any> | EbbRef<T>, core: number): RemoteRef<T> {
+  /** A ref whose calls run on `core` of this node (EbbRT's SpawnRemote, as "call this method there"); `options` as for {@link remote}. */
+  onCore<T extends object>(target: EbbDefinition<T, any> | EbbRef<T>, core: number, options: CallOptions = {}): RemoteRef<T> {
     const [definition, id] = this.#resolveTarget(target);
     this.#checkCore(core);
-    const ref = this.#forwarding(definition, (_method, code) => (...args) => this.#callCore(core, id, code, args));
+    const timeoutMs = this.#timeoutOf(options);
+    const ref = this.#forwarding(definition, (_method, code) => (...args) => this.#callCore(core, id, code, args, timeoutMs));
     return Object.freeze(Object.assign(ref, { $id: id })) as unknown as RemoteRef<T>;
+  }
+
+  #timeoutOf(options: CallOptions): number {
+    if (options === null || typeof options !== 'object') throw new TypeError('call options must be an object like { timeoutMs: 5000 }');
+    const { timeoutMs } = options;
+    if (timeoutMs === undefined) return this.callTimeoutMs;
+    if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new TypeError(`options.timeoutMs must be a positive integer (milliseconds), got ${String(timeoutMs)}`);
+    return timeoutMs;
   }
 
   /** Calls `method` of the Ebb's rep on `core` of this node (EbbRT's SpawnRemote, as a method call: closures cannot cross threads). */
@@ -152,7 +160,7 @@ export class EbbRuntime implements MessengerSink {
     this.#checkCore(core);
     const code = definition.codes[method];
     if (code === undefined) return Promise.reject(noSuchMethod(definition, method));
-    return this.#callCore(core, id, code, args) as Promise<Awaited<ReturnType<Extract<T[K], (...a: never[]) => unknown>>>>;
+    return this.#callCore(core, id, code, args, this.callTimeoutMs) as Promise<Awaited<ReturnType<Extract<T[K], (...a: never[]) => unknown>>>>;
   }
 
   /** Runs `method` of the Ebb's rep on every core of this node; results in core order (multicore roots use this to enumerate reps). */
@@ -161,21 +169,18 @@ export class EbbRuntime implements MessengerSink {
     const code = definition.codes[method];
     if (code === undefined) return Promise.reject(noSuchMethod(definition, method));
     const results: Promise<unknown>[] = [];
-    for (let core = 0; core < this.cores; core++) results.push(this.#callCore(core, id, code, args));
+    for (let core = 0; core < this.cores; core++) results.push(this.#callCore(core, id, code, args, this.callTimeoutMs));
     return Promise.all(results) as Promise<R[]>;
   }
 
   /** Sends a one-way message to the Ebb's rep on node `nodeId`; it arrives at `rep.onMessage(msg, from)`. */
   async send<M>(target: EbbDefinition<any, M> | EbbRef<object>, nodeId: number, message: NoInfer<M>, core: number = ANY_CORE): Promise<void> {
     const [definition, id] = this.#resolveTarget(target);
-    const payload = encodeValue(message);
     if (nodeId === this.nodeId) {
-      const dest = core === ANY_CORE ? this.core : core;
-      if (dest === this.core) this.#deliver(id, payload, { nodeId: this.nodeId, core: this.core });
-      else this.links.message(dest, id, payload, { nodeId: this.nodeId, core: this.core });
+      this.messenger.sendCore(core === ANY_CORE ? this.core : core, id, message, { nodeId: this.nodeId, core: this.core });
       return;
     }
-    await this.messenger.send(nodeId, core, id, definition.messageCode, payload);
+    await this.messenger.send(nodeId, core, id, definition.messageCode, message);
   }
 
   /**
@@ -191,72 +196,18 @@ export class EbbRuntime implements MessengerSink {
     return this.ref(definition, id);
   }
 
-  /** Calls method `code` of `ebbId` on (`nodeId`, `core`), wherever that is. */
-  callNode(nodeId: number, core: number, ebbId: EbbId, code: number, args: readonly unknown[], flags = 0, timeoutMs = this.callTimeoutMs): Promise<unknown> {
+  /** Calls method `code` of `ebbId` on (`nodeId`, `core`), wherever that is; rejects with a TimeoutError at `timeoutMs`. */
+  callNode(nodeId: number, core: number, ebbId: EbbId, code: number, args: readonly unknown[], timeoutMs = this.callTimeoutMs): Promise<unknown> {
     if (nodeId === this.nodeId) {
       if (core === ANY_CORE || core === this.core) return Promise.resolve().then(() => this.invoke(ebbId, code, args));
-      return this.#callCore(core, ebbId, code, args);
+      return this.#callCore(core, ebbId, code, args, timeoutMs);
     }
-    this.stats.remoteCalls++;
-    const call = this.messenger.call(nodeId, core, ebbId, code, args, timeoutMs, flags);
-    return this.#defs.has(ebbId) ? this.#timed(call, ebbId, true) : call;
+    return this.#ledger.outgoing(this.messenger.call(nodeId, core, ebbId, code, args, timeoutMs), ebbId, true, this.#defs.has(ebbId));
   }
 
-  /**
-   * Counts a call leaving this core and records its latency when it succeeds.
-   * Only cross-core and remote calls come here (microseconds each); the local
-   * ref path is never measured.
-   */
-  #timed(call: Promise<unknown>, ebbId: EbbId, remote: boolean): Promise<unknown> {
-    const stats = this.#statsOf(ebbId);
-    if (remote) stats.remoteCalls++;
-    else stats.crossCoreCalls++;
-    const started = performance.now();
-    return call.then(
-      (value) => {
-        stats.latency.record(performance.now() - started);
-        return value;
-      },
-      (error: unknown) => {
-        if (remote) stats.remoteErrors++;
-        else stats.crossCoreErrors++;
-        throw error;
-      },
-    );
-  }
-
-  #statsOf(ebbId: EbbId): EbbCallStats {
-    let stats = this.#callStats.get(ebbId);
-    if (stats === undefined) this.#callStats.set(ebbId, (stats = new EbbCallStats()));
-    return stats;
-  }
-
-  /** Runs a call another core of this node handed over (EbbRT's SpawnRemote target), counted as served here. */
-  invokeFromCore(ebbId: EbbId, code: number, args: readonly unknown[]): Promise<unknown> {
-    this.stats.servedCalls++;
-    const started = performance.now();
-    return Promise.resolve()
-      .then(() => this.invoke(ebbId, code, args))
-      .then(
-        (value) => {
-          this.#served(ebbId, started, false);
-          return value;
-        },
-        (error: unknown) => {
-          this.stats.servedErrors++;
-          this.#served(ebbId, started, true);
-          throw error;
-        },
-      );
-  }
-
-  /** Records a call served here; ids straight from the network count only once they have a definition (they must not grow the map). */
-  #served(ebbId: EbbId, started: number, failed: boolean): void {
-    if (!this.#defs.has(ebbId)) return;
-    const stats = this.#statsOf(ebbId);
-    stats.servedCalls++;
-    if (failed) stats.servedErrors++;
-    stats.servedLatency.record(performance.now() - started);
+  /** True if this core has a definition bound to `ebbId` (calls to it are counted per Ebb). */
+  isDefined(ebbId: EbbId): boolean {
+    return this.#defs.has(ebbId);
   }
 
   /**
@@ -266,11 +217,11 @@ export class EbbRuntime implements MessengerSink {
    */
   snapshot(): CoreSnapshot {
     const ebbs: EbbSnapshot[] = [];
-    for (const id of new Set([...this.#repIds, ...this.#callStats.keys()])) {
+    for (const id of new Set([...this.#table.ids, ...this.#ledger.ids()])) {
       const definition = this.#defs.get(id);
       const rep = this.lookup(id) as Rep | undefined;
       const proxy = rep === undefined ? undefined : this.#proxyKinds.get(rep);
-      const stats = this.#callStats.get(id) ?? new EbbCallStats();
+      const stats = this.#ledger.peek(id) ?? new EbbCallStats();
       ebbs.push({
         id,
         name: definition?.name ?? '',
@@ -290,11 +241,9 @@ export class EbbRuntime implements MessengerSink {
     return { core: this.core, ...this.stats, ebbs };
   }
 
-  #callCore(core: number, ebbId: EbbId, code: number, args: readonly unknown[]): Promise<unknown> {
+  #callCore(core: number, ebbId: EbbId, code: number, args: readonly unknown[], timeoutMs: number): Promise<unknown> {
     if (core === this.core) return Promise.resolve().then(() => this.invoke(ebbId, code, args));
-    this.stats.crossCoreCalls++;
-    const call = this.links.call(core, ebbId, code, args);
-    return this.#defs.has(ebbId) ? this.#timed(call, ebbId, false) : call;
+    return this.#ledger.outgoing(this.messenger.callCore(core, ebbId, code, args, timeoutMs), ebbId, false, this.#defs.has(ebbId));
   }
 
   #checkCore(core: number): void {
@@ -324,13 +273,11 @@ export class EbbRuntime implements MessengerSink {
 
   /** This core's rep of `id`, if it has been faulted in. */
   lookup(id: EbbId): object | undefined {
-    return id < 0x10000 ? this.#low[id] : this.#high.get(id);
+    return this.#table.lookup(id);
   }
 
   #install(id: EbbId, rep: Rep): Rep {
-    if (id < 0x10000) this.#low[id] = rep;
-    else this.#high.set(id, rep);
-    this.#repIds.add(id);
+    this.#table.install(id, rep);
     this.#rebind(id);
     return rep;
   }
@@ -363,9 +310,7 @@ export class EbbRuntime implements MessengerSink {
 
   /** Drops this core's rep of `id` (next touch faults again). */
   evict(id: EbbId): void {
-    if (id < 0x10000) this.#low[id] = undefined;
-    else this.#high.delete(id);
-    this.#repIds.delete(id);
+    this.#table.evict(id);
     this.#rebind(id);
   }
 
@@ -470,14 +415,14 @@ export class EbbRuntime implements MessengerSink {
   #remoteProxy(definition: EbbDefinition, id: EbbId, nodeId: number): Rep {
     const proxy = this.#forwarding(definition, (_method, code) => (...args) => this.callNode(nodeId, ANY_CORE, id, code, args));
     this.#proxyKinds.set(proxy, { kind: RepKind.remoteProxy, node: nodeId });
-    proxy.onMessage = (message: unknown) => this.messenger.send(nodeId, ANY_CORE, id, definition.messageCode, encodeValue(message));
+    proxy.onMessage = (message: unknown) => this.messenger.send(nodeId, ANY_CORE, id, definition.messageCode, message);
     return proxy;
   }
 
   #coreProxy(definition: EbbDefinition, id: EbbId, core: number): Rep {
-    const proxy = this.#forwarding(definition, (_method, code) => (...args) => this.#callCore(core, id, code, args));
+    const proxy = this.#forwarding(definition, (_method, code) => (...args) => this.#callCore(core, id, code, args, this.callTimeoutMs));
     this.#proxyKinds.set(proxy, { kind: RepKind.coreProxy, node: this.nodeId });
-    proxy.onMessage = (message: unknown, from: unknown) => this.links.message(core, id, encodeValue(message), from as MessageSource);
+    proxy.onMessage = (message: unknown, from: unknown) => this.messenger.sendCore(core, id, message, from as MessageSource);
     return proxy;
   }
 
@@ -526,90 +471,32 @@ export class EbbRuntime implements MessengerSink {
     return definition;
   }
 
-  /** Delivers a one-way message to this core's rep (faulting it in). Errors are counted, never thrown at the sender. */
-  #deliver(ebbId: EbbId, payload: Buffer, from: MessageSource): void {
+  /** Delivers a one-way message to this core's rep (faulting it in). Errors are counted and reported, never thrown at the sender. */
+  deliver(ebbId: EbbId, message: unknown, from: MessageSource): void {
     this.stats.messages++;
     const run = (definition: EbbDefinition) => {
       const rep = (this.lookup(ebbId) as Rep | undefined) ?? this.#fault(ebbId);
       if (typeof rep.onMessage !== 'function') throw new UnknownMethodError(`${definition.name} reps have no onMessage`);
-      return rep.onMessage(decodeValue(payload), from);
+      return rep.onMessage(message, from);
     };
     Promise.resolve()
       .then(() => this.#definitionFor(ebbId))
       .then(run)
-      .catch((error) => {
-        this.stats.servedErrors++;
-        this.onMessageError?.(error, ebbId);
-      });
+      .catch((error: unknown) => this.messageFailed(error, ebbId));
   }
 
-  /** Called when delivering a message failed (no rep, handler threw). */
-  onMessageError?: (error: unknown, ebbId: EbbId) => void;
-
-  /** Entry for cross-core message hand-over. */
-  deliverMessage(ebbId: EbbId, payload: Buffer, from: MessageSource): void {
-    this.#deliver(ebbId, payload, from);
+  /** Counts and reports a message that could not be delivered. */
+  messageFailed(error: unknown, ebbId: EbbId): void {
+    this.stats.servedErrors++;
+    this.#onMessageError?.(error, ebbId);
   }
-
-  // MessengerSink
-
-  onCall(conn: Connection, frame: Frame): void {
-    this.stats.servedCalls++;
-    const started = performance.now();
-    let result: unknown;
-    try {
-      const args = decodeArgs(frame.payload);
-      result = frame.core === ANY_CORE || frame.core === this.core ? this.invoke(frame.ebbId, frame.code, args) : this.#handOver(frame, args);
-    } catch (error) {
-      this.stats.servedErrors++;
-      this.#served(frame.ebbId, started, true);
-      conn.replyError(frame, error);
-      return;
-    }
-    if (result instanceof Promise) {
-      result.then(
-        (value) => {
-          this.#served(frame.ebbId, started, false);
-          conn.reply(frame, value);
-        },
-        (error) => {
-          this.stats.servedErrors++;
-          this.#served(frame.ebbId, started, true);
-          conn.replyError(frame, error);
-        },
-      );
-    } else {
-      this.#served(frame.ebbId, started, false);
-      conn.reply(frame, result);
-    }
-  }
-
-  #handOver(frame: Frame, args: unknown[]): Promise<unknown> {
-    if (frame.core >= this.cores) throw new NodeUnavailableError(`node ${this.nodeId} has no core ${frame.core} (it runs ${this.cores})`);
-    return this.links.call(frame.core, frame.ebbId, frame.code, args);
-  }
-
-  onMessage(conn: Connection, frame: Frame): void {
-    const from = { nodeId: conn.peerNodeId, core: conn.peerCore };
-    if (frame.core === ANY_CORE || frame.core === this.core) this.#deliver(frame.ebbId, frame.payload, from);
-    else if (frame.core < this.cores) this.links.message(frame.core, frame.ebbId, Buffer.from(frame.payload), from);
-  }
-
-  /** Control frames on a messenger connection: GlobalIdMap notifications reach the id map client. */
-  onControl(conn: Connection, message: ControlMessage, callId: number): void {
-    if (message.type === 'idMapChanged' && 'changed' in this.idMap) (this.idMap as RemoteGlobalIdMap).changed(message.body);
-    else this.onOtherControl?.(conn, message, callId);
-  }
-
-  /** Control frames the runtime does not handle itself (the frontend's id-map authority sets this). */
-  onOtherControl?: (conn: Connection, message: ControlMessage, callId: number) => void;
 
   /** Fails every call in flight to `nodeId` and forgets it (membership said it left or died). */
   nodeLeft(nodeId: number, reason?: NodeUnavailableError): void {
     this.messenger.removePeer(nodeId, reason ?? new NodeUnavailableError(`node ${nodeId} left the cluster`));
     this.#departed.add(nodeId);
     // Proxies to `home` Ebbs it owned go, so the next call faults: re-homed, or failed naming the dead owner.
-    for (const id of this.#repIds) {
+    for (const id of this.#table.ids) {
       const rep = this.lookup(id) as Rep | undefined;
       const proxy = rep === undefined ? undefined : this.#proxyKinds.get(rep);
       if (proxy?.kind === RepKind.remoteProxy && proxy.node === nodeId && this.#defs.get(id)?.policy === 'home') this.evict(id);

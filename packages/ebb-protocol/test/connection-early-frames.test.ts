@@ -38,7 +38,7 @@ describe('frames right behind the welcome', () => {
     expect(welcome.nodeId).toBe(7);
     await new Promise((resolve) => setImmediate(resolve));
     const controls: ControlMessage[] = [];
-    conn.handler = { onCall: () => undefined, onMessage: () => undefined, onControl: (_c, message) => controls.push(message), onClose: () => undefined };
+    conn.attach({ onCall: () => undefined, onMessage: () => undefined, onControl: (_c, message) => controls.push(message), onClose: () => undefined });
     expect(controls.map((m) => m.type)).toEqual(['goodbye']);
     expect((controls[0].body as ControlBodies['goodbye']).reason).toBe('stop right away');
     conn.close();

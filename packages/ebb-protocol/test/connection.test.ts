@@ -4,10 +4,13 @@ import {
   Connection,
   decodeArgs,
   decodeControl,
+  decodeReply,
   EbbError,
   encodeArgs,
   encodeControl,
+  encodeError,
   encodeFrame,
+  encodeResult,
   FrameDecoder,
   FrameKind,
   HANDSHAKE_VERSION,
@@ -51,6 +54,21 @@ const opened: Connection[] = [];
 afterEach(() => {
   for (const conn of opened.splice(0)) conn.close();
 });
+
+/** A call with encoded arguments and a decoded reply, as the messenger makes it. */
+const callOn = (conn: Connection, ebbId: number, core: number, code: number, args: unknown[], timeoutMs: number) => conn.call(ebbId, core, code, encodeArgs(args), timeoutMs, decodeReply);
+
+/** Answers a call with a value, as the messenger does (a result MessagePack cannot carry becomes an error reply). */
+function replyValue(conn: Connection, frame: Frame, value: unknown): void {
+  let payload: Buffer;
+  try {
+    payload = encodeResult(value, frame.code);
+  } catch (error) {
+    conn.reply(frame, false, encodeError(error));
+    return;
+  }
+  conn.reply(frame, true, payload);
+}
 
 /** A handler that records everything and answers calls with `answer`. */
 function recorder(answer: (conn: Connection, frame: Frame) => void = () => undefined) {
@@ -167,10 +185,10 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
 function acceptingMessenger() {
   const [clientEnd, serverEnd] = memoryTransportPair();
   const messenger = new Messenger({ nodeId: 1, core: 0, secret: SECRET, connect: () => Promise.reject(new Error('unused')) });
-  const sink = { onCall: vi.fn(), onMessage: vi.fn(), onControl: vi.fn() };
-  messenger.sink = sink;
+  const sink = { call: vi.fn(), served: vi.fn(), message: vi.fn(), messageFailed: vi.fn() };
+  messenger.serve(sink);
   const faults: Error[] = [];
-  messenger.onFault = (error) => faults.push(error);
+  messenger.observe({ fault: (error) => faults.push(error) });
   messenger.accept(serverEnd);
   return { clientEnd, serverEnd, messenger, sink, faults };
 }
@@ -270,7 +288,7 @@ describe('frames before the handshake completes', () => {
     client.write(helloFrame(SECRET, challenge.nonce), callFrame(1), callFrame(2));
     await vi.waitFor(() => expect(messenger.stats.rejectedHandshakes).toBe(1));
     await tick();
-    expect(sink.onCall).not.toHaveBeenCalled();
+    expect(sink.call).not.toHaveBeenCalled();
     expect(faults).toHaveLength(1);
     expect(faults[0]).toBeInstanceOf(ProtocolError);
     expect((faults[0] as EbbError).code).toBe('UNAUTHENTICATED');
@@ -283,7 +301,7 @@ describe('frames before the handshake completes', () => {
     const { clientEnd, serverEnd, messenger, sink, faults } = acceptingMessenger();
     scripted(clientEnd).write(encodeFrame({ kind: FrameKind.message, flags: 0, core: ANY_CORE, ebbId: 0x8001, code: 1, callId: 0 }, encodeArgs(['hi'])));
     await vi.waitFor(() => expect(messenger.stats.rejectedHandshakes).toBe(1));
-    expect(sink.onMessage).not.toHaveBeenCalled();
+    expect(sink.message).not.toHaveBeenCalled();
     expect(faults.map((e) => (e as EbbError).code)).toEqual(['UNAUTHENTICATED']);
   });
 
@@ -306,10 +324,10 @@ describe('calls', () => {
     const rec = recorder((conn, frame) => {
       const [a, b] = decodeArgs(frame.payload) as number[];
       // Answer out of order to prove correlation by call id.
-      setTimeout(() => conn.reply(frame, { sum: a + b, ebbId: frame.ebbId, code: frame.code }), a === 1 ? 20 : 0);
+      setTimeout(() => replyValue(conn, frame, { sum: a + b, ebbId: frame.ebbId, code: frame.code }), a === 1 ? 20 : 0);
     });
-    server.handler = rec.handler;
-    const results = await Promise.all([client.call(0x8001, ANY_CORE, 7, [1, 2], 1000), client.call(0x8002, 3, 8, [10, 20], 1000), client.call(0x8003, ANY_CORE, 9, [100, 200], 1000)]);
+    server.attach(rec.handler);
+    const results = await Promise.all([callOn(client, 0x8001, ANY_CORE, 7, [1, 2], 1000), callOn(client, 0x8002, 3, 8, [10, 20], 1000), callOn(client, 0x8003, ANY_CORE, 9, [100, 200], 1000)]);
     expect(results).toEqual([
       { sum: 3, ebbId: 0x8001, code: 7 },
       { sum: 30, ebbId: 0x8002, code: 8 },
@@ -322,8 +340,8 @@ describe('calls', () => {
 
   it('Buffers survive the trip as bytes; undefined travels as nil', async () => {
     const { client, server } = await pair();
-    server.handler = recorder((conn, frame) => conn.reply(frame, decodeArgs(frame.payload))).handler;
-    const reply = (await client.call(0x8001, ANY_CORE, 1, [Buffer.from([1, 2, 3]), undefined, 'x'], 1000)) as unknown[];
+    server.attach(recorder((conn, frame) => replyValue(conn, frame, decodeArgs(frame.payload))).handler);
+    const reply = (await callOn(client, 0x8001, ANY_CORE, 1, [Buffer.from([1, 2, 3]), undefined, 'x'], 1000)) as unknown[];
     expect(Buffer.isBuffer(reply[0])).toBe(true);
     expect([...(reply[0] as Buffer)]).toEqual([1, 2, 3]);
     expect(reply[1]).toBeNull();
@@ -333,7 +351,7 @@ describe('calls', () => {
   it('one-way messages reach onMessage', async () => {
     const { client, server } = await pair();
     const rec = recorder();
-    server.handler = rec.handler;
+    server.attach(rec.handler);
     client.sendMessage(0x8001, ANY_CORE, 42, encodeArgs(['hello']));
     await vi.waitFor(() => expect(rec.messages).toHaveLength(1));
     expect(rec.messages[0].code).toBe(42);
@@ -348,31 +366,33 @@ describe('calls', () => {
     }
     registerErrorCode('CONNECTION_TEST_OUT_OF_STOCK', (m, d) => new StockError(m, d));
     const { client, server } = await pair();
-    server.handler = recorder((conn, frame) => {
-      const [which] = decodeArgs(frame.payload) as string[];
-      if (which === 'app') conn.replyError(frame, new StockError('no widgets left', { sku: 'w-1', left: 0 }));
-      else if (which === 'runtime') conn.replyError(frame, new UnknownEbbError('no such Ebb'));
-      else conn.replyError(frame, new RangeError('plain error'));
-    }).handler;
+    server.attach(
+      recorder((conn, frame) => {
+        const [which] = decodeArgs(frame.payload) as string[];
+        if (which === 'app') conn.reply(frame, false, encodeError(new StockError('no widgets left', { sku: 'w-1', left: 0 })));
+        else if (which === 'runtime') conn.reply(frame, false, encodeError(new UnknownEbbError('no such Ebb')));
+        else conn.reply(frame, false, encodeError(new RangeError('plain error')));
+      }).handler,
+    );
 
-    const app = await client.call(1, ANY_CORE, 1, ['app'], 1000).catch((e: unknown) => e);
+    const app = await callOn(client, 1, ANY_CORE, 1, ['app'], 1000).catch((e: unknown) => e);
     expect(app).toBeInstanceOf(StockError);
     expect((app as StockError).code).toBe('CONNECTION_TEST_OUT_OF_STOCK');
     expect((app as StockError).data).toEqual({ sku: 'w-1', left: 0 });
 
-    const runtime = await client.call(1, ANY_CORE, 1, ['runtime'], 1000).catch((e: unknown) => e);
+    const runtime = await callOn(client, 1, ANY_CORE, 1, ['runtime'], 1000).catch((e: unknown) => e);
     expect(runtime).toBeInstanceOf(UnknownEbbError);
     expect((runtime as EbbError).code).toBe('UNKNOWN_EBB');
 
-    const plain = await client.call(1, ANY_CORE, 1, ['plain'], 1000).catch((e: unknown) => e);
+    const plain = await callOn(client, 1, ANY_CORE, 1, ['plain'], 1000).catch((e: unknown) => e);
     expect(plain).toBeInstanceOf(RemoteError);
     expect((plain as EbbError).code).toBe('REMOTE_ERROR');
   });
 
   it('an unencodable result becomes a BAD_PAYLOAD error, not a hang', async () => {
     const { client, server } = await pair();
-    server.handler = recorder((conn, frame) => conn.reply(frame, { big: 2n ** 70n })).handler;
-    const error = await client.call(1, ANY_CORE, 1, [], 1000).catch((e: unknown) => e);
+    server.attach(recorder((conn, frame) => replyValue(conn, frame, { big: 2n ** 70n })).handler);
+    const error = await callOn(client, 1, ANY_CORE, 1, [], 1000).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProtocolError);
     expect((error as EbbError).code).toBe('BAD_PAYLOAD');
   });
@@ -380,29 +400,29 @@ describe('calls', () => {
   it('a call that is never answered rejects with TimeoutError; a late reply is dropped', async () => {
     const { client, server } = await pair();
     const rec = recorder();
-    server.handler = rec.handler;
+    server.attach(rec.handler);
     const started = Date.now();
-    const error = await client.call(0x8001, ANY_CORE, 1, [], 40).catch((e: unknown) => e);
+    const error = await callOn(client, 0x8001, ANY_CORE, 1, [], 40).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TimeoutError);
     expect((error as EbbError).code).toBe('TIMEOUT');
     expect(Date.now() - started).toBeGreaterThanOrEqual(35);
     expect(client.inFlight).toBe(0);
     // The late answer finds no pending call and changes nothing.
-    server.reply(rec.calls[0], 'too late');
+    replyValue(server, rec.calls[0], 'too late');
     await tick();
     await tick();
     expect(client.open).toBe(true);
-    server.handler = recorder((conn, frame) => conn.reply(frame, 'on time')).handler;
-    await expect(client.call(0x8001, ANY_CORE, 1, [], 1000)).resolves.toBe('on time');
+    server.attach(recorder((conn, frame) => replyValue(conn, frame, 'on time')).handler);
+    await expect(callOn(client, 0x8001, ANY_CORE, 1, [], 1000)).resolves.toBe('on time');
   });
 
   it('closing the transport rejects every in-flight call with NodeUnavailableError', async () => {
     const { client, server, clientTransport } = await pair();
     const rec = recorder();
-    server.handler = rec.handler;
+    server.attach(rec.handler);
     const closes = recorder();
-    client.handler = closes.handler;
-    const inFlight = [client.call(1, ANY_CORE, 1, [], 0), client.call(2, ANY_CORE, 2, [], 60_000), client.call(3, 0, 3, [], 0)];
+    client.attach(closes.handler);
+    const inFlight = [callOn(client, 1, ANY_CORE, 1, [], 0), callOn(client, 2, ANY_CORE, 2, [], 60_000), callOn(client, 3, 0, 3, [], 0)];
     await vi.waitFor(() => expect(rec.calls).toHaveLength(3));
     expect(client.inFlight).toBe(3);
     clientTransport.close();
@@ -414,15 +434,15 @@ describe('calls', () => {
     expect(client.open).toBe(false);
     expect(closes.closes).toHaveLength(1);
     // Later calls fail at once, with the same class.
-    await expect(client.call(1, ANY_CORE, 1, [], 0)).rejects.toBeInstanceOf(NodeUnavailableError);
+    await expect(callOn(client, 1, ANY_CORE, 1, [], 0)).rejects.toBeInstanceOf(NodeUnavailableError);
     expect(() => client.sendMessage(1, ANY_CORE, 1, Buffer.alloc(0))).toThrow(NodeUnavailableError);
   });
 
   it('the peer closing its end rejects in-flight calls too', async () => {
     const { client, server } = await pair();
     const rec = recorder();
-    server.handler = rec.handler;
-    const call = client.call(1, ANY_CORE, 1, [], 0);
+    server.attach(rec.handler);
+    const call = callOn(client, 1, ANY_CORE, 1, [], 0);
     await vi.waitFor(() => expect(rec.calls).toHaveLength(1));
     server.close();
     await expect(call).rejects.toBeInstanceOf(NodeUnavailableError);
@@ -430,8 +450,8 @@ describe('calls', () => {
 
   it('fail(error) rejects in-flight calls with that error', async () => {
     const { client, server } = await pair();
-    server.handler = recorder().handler;
-    const call = client.call(1, ANY_CORE, 1, [], 0);
+    server.attach(recorder().handler);
+    const call = callOn(client, 1, ANY_CORE, 1, [], 0);
     const reason = new NodeUnavailableError('node 1 missed its heartbeats');
     client.fail(reason);
     await expect(call).rejects.toBe(reason);
@@ -499,11 +519,11 @@ describe('backpressure', () => {
   async function choked() {
     let transport!: ChokeableTransport;
     const p = await pair({ limits: { maxQueuedBytes }, wrapClient: (t) => (transport = new ChokeableTransport(t)) });
-    const rec = recorder((conn, frame) => conn.reply(frame, frame.callId));
-    p.server.handler = rec.handler;
+    const rec = recorder((conn, frame) => replyValue(conn, frame, frame.callId));
+    p.server.attach(rec.handler);
     transport.choked = true;
     // The first write after choking returns false: the connection is now blocked.
-    const first = p.client.call(1, ANY_CORE, 1, [payload], 0);
+    const first = callOn(p.client, 1, ANY_CORE, 1, [payload], 0);
     await tick();
     expect(transport.held).toHaveLength(1);
     first.catch(() => undefined);
@@ -515,7 +535,7 @@ describe('backpressure', () => {
     const accepted: Promise<unknown>[] = [first];
     let overloaded: unknown;
     for (let i = 0; i < 100 && overloaded === undefined; i++) {
-      const call = client.call(1, ANY_CORE, 1, [payload], 0);
+      const call = callOn(client, 1, ANY_CORE, 1, [payload], 0);
       const outcome = await Promise.race([call.then(() => 'settled', (e: unknown) => e), tick().then(() => 'pending')]);
       if (outcome === 'pending') accepted.push(call);
       else overloaded = outcome;
@@ -541,19 +561,19 @@ describe('backpressure', () => {
   it('when the socket drains, the queued calls go out and are answered, and new calls are accepted again', async () => {
     const { client, transport, first, rec } = await choked();
     const queued = [first];
-    for (let i = 0; i < 3; i++) queued.push(client.call(1, ANY_CORE, 1, [payload], 0));
+    for (let i = 0; i < 3; i++) queued.push(callOn(client, 1, ANY_CORE, 1, [payload], 0));
     await tick();
     expect(rec.calls).toHaveLength(0);
     transport.release();
     const ids = await Promise.all(queued);
     expect(ids).toHaveLength(4);
     expect(rec.calls).toHaveLength(4);
-    await expect(client.call(1, ANY_CORE, 1, [payload], 1000)).resolves.toEqual(expect.any(Number));
+    await expect(callOn(client, 1, ANY_CORE, 1, [payload], 1000)).resolves.toEqual(expect.any(Number));
   });
 
   it('the bound is per connection: a flood of calls never exceeds it while blocked', async () => {
     const { client } = await choked();
-    const outcomes = await Promise.allSettled(Array.from({ length: 50 }, () => client.call(1, ANY_CORE, 1, [payload], 20)));
+    const outcomes = await Promise.allSettled(Array.from({ length: 50 }, () => callOn(client, 1, ANY_CORE, 1, [payload], 20)));
     const overloaded = outcomes.filter((r) => reasonOf(r) instanceof OverloadedError).length;
     const timedOut = outcomes.filter((r) => reasonOf(r) instanceof TimeoutError).length;
     // Every call settles: the queued ones time out, the rest are refused.

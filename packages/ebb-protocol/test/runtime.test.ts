@@ -15,6 +15,7 @@ import {
   UnknownEbbError,
   UnknownMethodError,
   type CasResult,
+  type CoreChannel,
   type CoreLinks,
   type EbbId,
   type GlobalIdMap,
@@ -69,8 +70,8 @@ class FakeIdMap implements GlobalIdMap {
 }
 
 /** A messenger with no network: every connect fails. */
-const isolatedMessenger = (nodeId: number, core: number) =>
-  new Messenger({ nodeId, core, secret: 'runtime-test-secret', connect: () => Promise.reject(new NodeUnavailableError('no network in this test')) });
+const isolatedMessenger = (nodeId: number, core: number, cores?: CoreChannel) =>
+  new Messenger({ nodeId, core, secret: 'runtime-test-secret', connect: () => Promise.reject(new NodeUnavailableError('no network in this test')), cores });
 
 /** Nodes of a fake cluster, for the loopback messenger. */
 type Cluster = Map<number, EbbRuntime[]>;
@@ -78,8 +79,8 @@ type Cluster = Map<number, EbbRuntime[]>;
 /** A messenger that "sends" calls and messages straight to another node's runtimes. */
 class LoopbackMessenger extends Messenger {
   readonly #cluster: Cluster;
-  constructor(nodeId: number, core: number, cluster: Cluster) {
-    super({ nodeId, core, secret: 'runtime-test-secret', connect: () => Promise.reject(new NodeUnavailableError('loopback only')) });
+  constructor(nodeId: number, core: number, cluster: Cluster, cores?: CoreChannel) {
+    super({ nodeId, core, secret: 'runtime-test-secret', connect: () => Promise.reject(new NodeUnavailableError('loopback only')), cores });
     this.#cluster = cluster;
   }
   override async call(nodeId: number, core: number, ebbId: number, code: number, args: readonly unknown[]): Promise<unknown> {
@@ -87,10 +88,10 @@ class LoopbackMessenger extends Messenger {
     if (!node) throw new NodeUnavailableError(`node ${nodeId} is not in the test cluster`);
     return node[core === ANY_CORE ? 0 : core].invoke(ebbId, code, args);
   }
-  override async send(nodeId: number, core: number, ebbId: number, _code: number, payload: Buffer): Promise<void> {
+  override async send(nodeId: number, core: number, ebbId: number, _code: number, message: unknown): Promise<void> {
     const node = this.#cluster.get(nodeId);
     if (!node) throw new NodeUnavailableError(`node ${nodeId} is not in the test cluster`);
-    node[core === ANY_CORE ? 0 : core].deliverMessage(ebbId, payload, { nodeId: this.nodeId, core: this.core });
+    node[core === ANY_CORE ? 0 : core].messenger.deliverFromCore(ebbId, encodeValue(message), { nodeId: this.nodeId, core: this.core });
   }
 }
 
@@ -100,6 +101,7 @@ interface NodeOptions {
   idMap?: GlobalIdMap;
   /** Route calls to other nodes through this cluster (else remote calls fail: no network). */
   cluster?: Cluster;
+  onMessageError?: (error: unknown, ebbId: EbbId) => void;
 }
 
 /** One node: `cores` runtimes sharing CoreLinks, the id map and an id space. */
@@ -110,22 +112,37 @@ function node(options: NodeOptions = {}) {
   const runtimes: EbbRuntime[] = [];
   const ids = IdAllocator.global(nodeId);
   const linkCalls: { from?: number; core: number; ebbId: EbbId; code: number }[] = [];
-  const links: CoreLinks = {
+  // Bytes between the cores, as the MessagePorts of a native carry them.
+  const channel: CoreChannel = {
     cores,
-    call: (core, ebbId, code, args) => {
+    call: (core, ebbId, code, payload, _timeoutMs, decode) => {
       linkCalls.push({ core, ebbId, code });
+      const bytes = Buffer.from(payload);
       // Asynchronous, as a MessagePort hand-over is.
-      return Promise.resolve().then(() => runtimes[core].invoke(ebbId, code, args));
+      return new Promise((resolve, reject) =>
+        queueMicrotask(() =>
+          runtimes[core].messenger.serveFromCore(ebbId, code, bytes, (ok, reply) => {
+            try {
+              resolve(decode(ok, reply));
+            } catch (error) {
+              reject(error);
+            }
+          }),
+        ),
+      );
     },
     message: (core, ebbId, payload, from) => {
-      queueMicrotask(() => runtimes[core].deliverMessage(ebbId, payload, from));
+      const bytes = Buffer.from(payload);
+      queueMicrotask(() => runtimes[core].messenger.deliverFromCore(ebbId, bytes, from));
     },
+  };
+  const links: CoreLinks = {
     allocateId: vi.fn(async () => ids.allocate()),
     localIdMap: new MemoryLocalIdMap(),
   };
   for (let core = 0; core < cores; core++) {
-    const messenger = options.cluster ? new LoopbackMessenger(nodeId, core, options.cluster) : isolatedMessenger(nodeId, core);
-    runtimes.push(new EbbRuntime({ nodeId, core, address: `test:${nodeId}`, messenger, idMap, links, callTimeoutMs: 1000 }));
+    const messenger = options.cluster ? new LoopbackMessenger(nodeId, core, options.cluster, channel) : isolatedMessenger(nodeId, core, channel);
+    runtimes.push(new EbbRuntime({ nodeId, core, address: `test:${nodeId}`, messenger, idMap, links, callTimeoutMs: 1000, onMessageError: options.onMessageError }));
   }
   options.cluster?.set(nodeId, runtimes);
   return { nodeId, runtimes, links, linkCalls, idMap };
@@ -587,9 +604,8 @@ describe('messages', () => {
 
   it('a rep without onMessage is reported through onMessageError, never thrown at the sender', async () => {
     const { definition } = counterType('rt.NoOnMessage', 'multicore');
-    const [rt] = node().runtimes;
     const errors: unknown[] = [];
-    rt.onMessageError = (error) => errors.push(error);
+    const [rt] = node({ onMessageError: (error) => errors.push(error) }).runtimes;
     await rt.send(definition as never, HOSTED_NODE_ID, 'ignored');
     await vi.waitFor(() => expect(errors).toHaveLength(1));
     expect(errors[0]).toBeInstanceOf(UnknownMethodError);

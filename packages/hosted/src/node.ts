@@ -16,6 +16,9 @@ import { FailureDetector, type Verdict } from './membership.js';
 export const DEFAULT_HEARTBEAT_MS = 100;
 export const DEFAULT_FAILURE_TIMEOUT_MS = 2000;
 
+/** The GlobalIdMap requests natives send the frontend (answered by its IdMapServer). */
+const ID_MAP_REQUESTS = ['idMapGet', 'idMapSet', 'idMapCas', 'idMapWatch'] as const;
+
 /** Options of {@link startHosted}. */
 export interface HostedOptions {
   /** Cluster secret every node proves in the handshake. Required; at least 8 characters. */
@@ -157,31 +160,34 @@ export class HostedNode extends EventEmitter {
       refused: (nodeId, error) => this.log.warn('GlobalIdMap request refused', { nodeId, code: error.code, reason: error.message }),
     });
     const links: CoreLinks = {
-      cores: 1,
-      call: () => Promise.reject(new NodeUnavailableError('the frontend runs one core')),
-      message: () => undefined,
       // Through the store: its counter outlives this frontend, so a restarted one never reuses an id.
       allocateId: () => this.store.allocateId(HOSTED_ID_SPACE),
       localIdMap: new MemoryLocalIdMap(),
     };
-    this.runtime = new EbbRuntime({ nodeId: this.nodeId, core: 0, address: `${this.host}:${this.port}`, messenger, idMap: this.idMap, links, callTimeoutMs: options.callTimeoutMs });
-    this.runtime.onOtherControl = (conn, message, callId) => this.#control(conn, message, callId);
-    this.runtime.onMessageError = (error, ebbId) => this.log.warn('message delivery failed', { ebbId, error: String(error) });
+    this.runtime = new EbbRuntime({
+      nodeId: this.nodeId, core: 0, address: `${this.host}:${this.port}`, messenger, idMap: this.idMap, links, callTimeoutMs: options.callTimeoutMs,
+      onMessageError: (error, ebbId) => this.log.warn('message delivery failed', { ebbId, error: String(error) }),
+    });
     messenger.addPeer(this.#selfPeer());
-    messenger.onJoin = (hello) => this.#decideJoin(hello);
-    messenger.onJoined = (conn) => this.#joined(conn);
-    messenger.onConnectionClosed = (conn, error) => this.#connectionClosed(conn, error);
-    messenger.onFault = (error, remote) => {
-      // Every refused handshake (BAD_SECRET, UNSUPPORTED_VERSION, JOIN_REJECTED) is a JoinRejectedError.
-      if (error instanceof JoinRejectedError) {
-        this.stats.rejectedJoins++;
-        this.log.warn('join rejected', { remote, code: error.code, reason: error.message });
-        this.emit('reject', error, remote);
-      } else {
-        this.stats.protocolErrors++;
-        this.log.warn('connection closed on protocol error', { remote, code: (error as { code?: string }).code, reason: error.message });
-      }
-    };
+    // Control traffic goes straight to its handler by type, never through the Ebb runtime.
+    for (const type of ID_MAP_REQUESTS) messenger.handle(type, (body, conn, callId) => this.idMapServer.handle(conn, { type, body } as ControlMessage, callId));
+    messenger.handle('heartbeat', (body, conn) => this.#fromMember(conn, { type: 'heartbeat', body }));
+    messenger.handle('goodbye', (body, conn) => this.#fromMember(conn, { type: 'goodbye', body }));
+    messenger.acceptJoins({ decide: (hello) => this.#decideJoin(hello), joined: (conn) => this.#joined(conn) });
+    messenger.observe({
+      closed: (conn, error) => this.#connectionClosed(conn, error),
+      fault: (error, remote) => {
+        // Every refused handshake (BAD_SECRET, UNSUPPORTED_VERSION, JOIN_REJECTED) is a JoinRejectedError.
+        if (error instanceof JoinRejectedError) {
+          this.stats.rejectedJoins++;
+          this.log.warn('join rejected', { remote, code: error.code, reason: error.message });
+          this.emit('reject', error, remote);
+        } else {
+          this.stats.protocolErrors++;
+          this.log.warn('connection closed on protocol error', { remote, code: (error as { code?: string }).code, reason: error.message });
+        }
+      },
+    });
     this.#detectorTimer = setInterval(() => this.#detectFailures(), Math.max(25, Math.floor(this.#heartbeatMs / 2)));
     this.#detectorTimer.unref();
   }
@@ -265,26 +271,21 @@ export class HostedNode extends EventEmitter {
     this.emit('join', member);
   }
 
-  #control(conn: Connection, message: ControlMessage, callId: number): void {
-    if (this.idMapServer.handle(conn, message, callId)) return;
-    if (message.type === 'heartbeat' || message.type === 'goodbye') {
-      // A node speaks only for itself, on its own JOIN connection (PROTOCOL.md §5.4).
-      const member = this.members.get(conn.peerNodeId);
-      if (!member || member.conn !== conn || (message.type === 'heartbeat' && message.body.nodeId !== member.nodeId)) {
-        this.stats.foreignControl++;
-        return;
-      }
-      if (message.type === 'heartbeat') {
-        member.lastHeartbeat = Date.now();
-        member.heartbeat = message.body;
-        const verdict = this.#detector.heard(member.nodeId, member.lastHeartbeat);
-        if (verdict) this.#verdict(verdict);
-      } else {
-        this.#declareLeft(member.nodeId, `node said goodbye: ${message.body.reason}`);
-      }
+  /** Heartbeats and goodbyes: a node speaks only for itself, on its own JOIN connection (PROTOCOL.md §5.4). */
+  #fromMember(conn: Connection, message: ControlMessage): void {
+    const member = this.members.get(conn.peerNodeId);
+    if (!member || member.conn !== conn || (message.type === 'heartbeat' && message.body.nodeId !== member.nodeId)) {
+      this.stats.foreignControl++;
       return;
     }
-    this.log.debug('ignored control message', { type: message.type, nodeId: conn.peerNodeId });
+    if (message.type === 'heartbeat') {
+      member.lastHeartbeat = Date.now();
+      member.heartbeat = message.body;
+      const verdict = this.#detector.heard(member.nodeId, member.lastHeartbeat);
+      if (verdict) this.#verdict(verdict);
+    } else if (message.type === 'goodbye') {
+      this.#declareLeft(member.nodeId, `node said goodbye: ${message.body.reason}`);
+    }
   }
 
   #connectionClosed(conn: Connection, error?: Error): void {

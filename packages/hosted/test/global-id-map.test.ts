@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   Connection,
   EbbError,
+  encodeError,
   encodeValue,
   ForbiddenError,
   HelloPurpose,
@@ -128,25 +129,25 @@ function authority(store: GlobalIdMap = new MemoryIdMapStore(), access: IdMapAcc
       Connection.connect(clientEnd, SECRET, { purpose: HelloPurpose.peer, nodeId, core: 0 }),
     ]);
     opened.push(conn, serverConn);
-    serverConn.handler = {
-      onCall: (c, frame) => c.replyError(frame, new Error('no calls here')),
+    serverConn.attach({
+      onCall: (c, frame) => c.reply(frame, false, encodeError(new Error('no calls here'))),
       onMessage: () => undefined,
       onControl: (c, message, callId) => {
         requests.push({ client: nodeId, type: message.type });
         server.handle(c, message, callId);
       },
       onClose: (c) => server.forget(c),
-    };
+    });
     const map = new RemoteGlobalIdMap(async () => conn);
-    conn.handler = {
+    conn.attach({
       onCall: () => undefined,
       onMessage: () => undefined,
-      // What EbbRuntime.onControl does with notifications.
+      // What a native core's messenger handler for idMapChanged does with notifications.
       onControl: (_c, message) => {
         if (message.type === 'idMapChanged') map.changed(message.body);
       },
       onClose: () => undefined,
-    };
+    });
     return { map, conn, serverConn };
   }
 
@@ -304,7 +305,7 @@ describe('RemoteGlobalIdMap against IdMapServer', () => {
     const second = await auth.connect(2);
     let current = first.conn;
     const map = new RemoteGlobalIdMap(async () => current);
-    for (const c of [first, second]) c.conn.handler = { ...c.conn.handler, onControl: (_c, m) => m.type === 'idMapChanged' && map.changed(m.body) };
+    for (const c of [first, second]) c.conn.attach({ ...c.conn.handler, onControl: (_c, m) => m.type === 'idMapChanged' && map.changed(m.body) });
     await auth.store.set(ID, Buffer.from('v1'));
     expect(text(await map.get(ID))).toBe('v1');
     expect(auth.count('idMapGet')).toBe(1);

@@ -5,8 +5,8 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import {
-  connectTcp, EbbError, TimeoutError, RemoteLocalIdMap, decodeArgs, decodeError, decodeValue, encodeArgs, encodeError, encodeValue, EbbRuntime, listenTcp, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
-  type CoreLinks, type MessageSource, type Transport,
+  connectTcp, EbbError, TimeoutError, RemoteLocalIdMap, EbbRuntime, listenTcp, Matcher, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
+  type CoreChannel, type CoreLinks, type MessageSource, type Transport,
 } from '@ebbrt/ebb-protocol';
 import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
 import { CoreServices, type ServiceReply } from './shared.js';
@@ -20,19 +20,26 @@ let runtime: EbbRuntime | undefined;
 /** Settles once this core has its runtime and the app module (the app's Ebb types): cross-core calls wait for it. */
 let markAppLoaded!: () => void;
 const appLoaded = new Promise<void>((resolve) => (markAppLoaded = resolve));
+let appReady = false;
 /** Node services of this core (shared memory, shared listening sockets), brokered by the supervisor. */
 let services: CoreServices | undefined;
 let appModule: { main?: (rt: EbbRuntime, args: string[]) => unknown } | undefined;
-/** Requests to the supervisor thread (id allocation, LocalIdMap), by request number. */
-const supervisorRequests = new Map<number, { resolve(value: never): void; reject(e: Error): void }>();
-let nextReq = 1;
+/** Deadline of a request to the supervisor thread, ms (it answers from memory or its own event loop). */
+const SUPERVISOR_TIMEOUT_MS = 30_000;
+/** Requests to the supervisor thread (id allocation, LocalIdMap, node services). */
+const supervisorRequests = new Matcher<string, unknown>((_id, what, ms) => new TimeoutError(`the supervisor did not answer a ${what} request within ${ms} ms`));
+/** The supervisor's answers are values already (structured clone); a failure arrives as its message. */
+const fromSupervisor = (ok: boolean, value: unknown) => {
+  if (ok) return value;
+  throw new EbbError('SUPERVISOR_ERROR', String(value));
+};
 
 function askSupervisor<T>(message: (req: number) => FromCore): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const req = nextReq++;
-    supervisorRequests.set(req, { resolve: resolve as (value: never) => void, reject });
-    post(message(req));
-  });
+  const req = supervisorRequests.nextId();
+  const request = message(req);
+  const answer = supervisorRequests.open(req, SUPERVISOR_TIMEOUT_MS, fromSupervisor, request.t) as Promise<T>;
+  post(request);
+  return answer;
 }
 
 /**
@@ -48,11 +55,8 @@ const server = await listenTcp(data.fd === undefined ? { host: data.listenHost, 
 });
 post({ t: 'listening', port: server.address.port, fd: server.fd });
 
-/** Cross-core calls in flight from this core, by id. */
-const crossPending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-let nextCross = 1;
-/** Deadline of cross-core calls (the runtime's default call deadline). */
-const CROSS_CORE_TIMEOUT_MS = 30_000;
+/** Cross-core calls in flight from this core (their deadline is each call's own). */
+const crossCalls = new Matcher<number>((_id, core, ms) => new TimeoutError(`call to core ${core} did not settle within ${ms} ms`));
 
 /**
  * An exact copy of encoded bytes, to transfer rather than clone: the codec's
@@ -72,33 +76,30 @@ function corePort(core: number): MessagePort {
   return p;
 }
 
-const links: CoreLinks = {
+/** The other cores of this node: encoded payloads go over as they are, transferred, never re-encoded. */
+const channel: CoreChannel = {
   cores: data.cores,
-  call(core, ebbId, code, args) {
-    return new Promise((resolve, reject) => {
-      const id = nextCross++;
-      // Every call settles: a core stuck in a long synchronous loop still yields a TimeoutError here.
-      const timer = setTimeout(() => {
-        crossPending.delete(id);
-        reject(new TimeoutError(`call to Ebb 0x${ebbId.toString(16)} on core ${core} did not settle within ${CROSS_CORE_TIMEOUT_MS} ms`));
-      }, CROSS_CORE_TIMEOUT_MS);
-      crossPending.set(id, {
-        resolve: (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-      const bytes = owned(encodeArgs(args));
-      corePort(core).postMessage({ t: 'call', id, ebbId, code, args: bytes } satisfies CoreToCore, [bytes.buffer]);
-    });
+  call(core, ebbId, code, payload, timeoutMs, decode) {
+    let port: MessagePort;
+    try {
+      port = corePort(core);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const id = crossCalls.nextId();
+    // Every call settles: a core stuck in a long synchronous loop still yields a TimeoutError here.
+    const settled = crossCalls.open(id, timeoutMs, decode, core);
+    const bytes = owned(payload);
+    port.postMessage({ t: 'call', id, ebbId, code, args: bytes } satisfies CoreToCore, [bytes.buffer]);
+    return settled;
   },
   message(core, ebbId, payload, from: MessageSource) {
-    corePort(core).postMessage({ t: 'msg', ebbId, payload, fromNode: from.nodeId, fromCore: from.core } satisfies CoreToCore);
+    const bytes = owned(payload);
+    corePort(core).postMessage({ t: 'msg', ebbId, payload: bytes, fromNode: from.nodeId, fromCore: from.core } satisfies CoreToCore, [bytes.buffer]);
   },
+};
+
+const links: CoreLinks = {
   allocateId: () => askSupervisor<number>((req) => ({ t: 'allocateId', req })),
   localIdMap: new RemoteLocalIdMap((request) => askSupervisor((req) => ({ t: 'local', req, request }))),
 };
@@ -116,24 +117,15 @@ function onCoreMessage(link: MessagePort, _core: number, message: CoreToCore): v
         link.postMessage({ t: 'ret', id: message.id, ok, payload: bytes } satisfies CoreToCore, [bytes.buffer]);
       };
       // Another core calls as soon as it runs itself (rt.eachCore at start-up): wait for this core's runtime and app module.
-      appLoaded
-        .then(() => runtime!.invokeFromCore(message.ebbId, message.code, decodeArgs(message.args)))
-        .then(
-          (value) => reply(true, encodeValue(value)),
-          (error) => reply(false, encodeError(error)),
-        );
+      if (appReady) messenger!.serveFromCore(message.ebbId, message.code, message.args, reply);
+      else void appLoaded.then(() => messenger!.serveFromCore(message.ebbId, message.code, message.args, reply));
       return;
     }
-    case 'ret': {
-      const pending = crossPending.get(message.id);
-      if (!pending) return;
-      crossPending.delete(message.id);
-      if (message.ok) pending.resolve(decodeValue(message.payload));
-      else pending.reject(decodeError(message.payload));
+    case 'ret':
+      crossCalls.settle(message.id, message.ok, message.payload);
       return;
-    }
     case 'msg':
-      runtime?.deliverMessage(message.ebbId, Buffer.from(message.payload), { nodeId: message.fromNode, core: message.fromCore });
+      messenger?.deliverFromCore(message.ebbId, message.payload, { nodeId: message.fromNode, core: message.fromCore });
       return;
   }
 }
@@ -141,15 +133,19 @@ function onCoreMessage(link: MessagePort, _core: number, message: CoreToCore): v
 port.on('message', async (message: ToCore) => {
   switch (message.t) {
     case 'welcome': {
-      messenger = new Messenger({ nodeId: message.nodeId, core: data.core, secret: data.secret, connect: (h, p) => connectTcp(data.hostAlias[h] ?? h, p, undefined, data.tls) });
+      messenger = new Messenger({ nodeId: message.nodeId, core: data.core, secret: data.secret, connect: (h, p) => connectTcp(data.hostAlias[h] ?? h, p, undefined, data.tls), cores: channel });
       for (const peer of message.peers) messenger.addPeer(peer);
       const idMap = new RemoteGlobalIdMap(() => messenger!.connection(HOSTED_NODE_ID));
-      runtime = new EbbRuntime({ nodeId: message.nodeId, core: data.core, address: message.address, messenger, idMap, links });
+      messenger.handle('idMapChanged', (body) => idMap.changed(body));
+      runtime = new EbbRuntime({
+        nodeId: message.nodeId, core: data.core, address: message.address, messenger, idMap, links,
+        onMessageError: (error, ebbId) => console.error(`[node ${message.nodeId} core ${data.core}] message to Ebb 0x${ebbId.toString(16)} failed: ${String(error)}`),
+      });
       services = new CoreServices(runtime, (request) => askSupervisor<ServiceReply>((req) => ({ t: 'service', req, request })));
-      runtime.onMessageError = (error, ebbId) => console.error(`[node ${message.nodeId} core ${data.core}] message to Ebb 0x${ebbId.toString(16)} failed: ${String(error)}`);
       appModule = await import(data.app.startsWith('file:') ? data.app : pathToFileURL(data.app).href);
       for (const transport of early ?? []) if (!transport.closed) messenger!.accept(transport);
       early = undefined;
+      appReady = true;
       markAppLoaded();
       post({ t: 'ready' });
       return;
@@ -172,13 +168,10 @@ port.on('message', async (message: ToCore) => {
       return;
     case 'id':
     case 'local':
-    case 'service': {
-      const pending = supervisorRequests.get(message.req);
-      supervisorRequests.delete(message.req);
-      if (message.error !== undefined) pending?.reject(new EbbError('SUPERVISOR_ERROR', message.error));
-      else pending?.resolve((message.t === 'id' ? message.id : message.value) as never);
+    case 'service':
+      if (message.error !== undefined) supervisorRequests.settle(message.req, false, message.error);
+      else supervisorRequests.settle(message.req, true, message.t === 'id' ? message.id : message.value);
       return;
-    }
     case 'stats':
       if (runtime && messenger) post({ t: 'stats', inFlight: messenger.inFlight, snapshot: runtime.snapshot() });
       return;

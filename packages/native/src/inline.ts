@@ -64,15 +64,14 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
   }
   messenger = new Messenger({ nodeId: supervisor.nodeId, core: 0, secret: options.secret, connect });
   for (const peer of supervisor.welcome.peers) messenger.addPeer(peer);
+  const idMap = new RemoteGlobalIdMap(() => messenger!.connection(HOSTED_NODE_ID));
+  messenger.handle('idMapChanged', (body) => idMap.changed(body));
   const links: CoreLinks = {
-    cores: 1,
-    call: () => Promise.reject(new NodeUnavailableError('an inline native runs one core')),
-    message: () => undefined,
     allocateId: async () => supervisor.ids.allocate(),
     localIdMap: new MemoryLocalIdMap(),
   };
   const address = `${server.address.host}:${server.address.port}`;
-  runtime = new EbbRuntime({ nodeId: supervisor.nodeId, core: 0, address, messenger, idMap: new RemoteGlobalIdMap(() => messenger!.connection(HOSTED_NODE_ID)), links });
+  runtime = new EbbRuntime({ nodeId: supervisor.nodeId, core: 0, address, messenger, idMap, links });
   const rt = runtime;
   // One core: the broker runs on this thread and is asked directly.
   const broker = new ServiceBroker();

@@ -4,7 +4,7 @@
  * Shared by the process boot entry (cores in worker threads) and by in-process
  * natives (one inline core, for tests and embedding).
  */
-import { Connection, HelloPurpose, IdAllocator, JoinRejectedError, RejectReason, type ConnectionHandler, type CoreSnapshot, type Peer, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol';
+import { Connection, encodeError, HelloPurpose, IdAllocator, JoinRejectedError, RejectReason, type ConnectionHandler, type CoreSnapshot, type Peer, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol';
 
 /** What the supervisor tells its cores about. */
 export interface SupervisorEvents {
@@ -69,7 +69,7 @@ export class Supervisor {
   #attach(conn: Connection): void {
     this.#conn = conn;
     const handler: ConnectionHandler = {
-      onCall: (c, frame) => c.replyError(frame, new Error('the supervisor connection carries no calls')),
+      onCall: (c, frame) => c.reply(frame, false, encodeError(new Error('the supervisor connection carries no calls'))),
       onMessage: () => undefined,
       onControl: (_c, message) => {
         if (message.type === 'membershipUpdate') {
@@ -83,7 +83,7 @@ export class Supervisor {
         if (c === this.#conn) this.#lost(error);
       },
     };
-    conn.handler = handler;
+    conn.attach(handler);
   }
 
   /** Joins the frontend: challenge → HMAC hello → welcome (node id, id space, peers). */

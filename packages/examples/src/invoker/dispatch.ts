@@ -42,8 +42,6 @@ export interface Started {
   done: Promise<Activation>;
 }
 
-const INVOKE = ActionEbb.codes.invoke;
-
 export class Dispatcher {
   readonly #rt: EbbRuntime;
   readonly #activations: ActivationStore;
@@ -114,9 +112,9 @@ export class Dispatcher {
     this.#inFlight.set(action.id, running + 1);
     this.#namespaceInFlight.set(record.namespace, namespaceRunning + 1);
     target.outstanding++;
-    // Straight to the messenger: the call's deadline is the action's own timeout (up to 5 min) plus
-    // grace, where `rt.callNode` would apply the runtime's one default deadline to every call.
-    const call = this.#rt.messenger.call(target.nodeId, target.core, action.id, INVOKE, [action.entryVersion, JSON.stringify(params)], record.limits.timeout + this.#graceMs) as Promise<ActionOutcome>;
+    // The call's deadline is the action's own timeout (up to 5 min) plus grace, not the runtime's default.
+    const remote = this.#rt.remote(this.#rt.ref(ActionEbb, action.id), target.nodeId, target.core, { timeoutMs: record.limits.timeout + this.#graceMs });
+    const call = remote.invoke(action.entryVersion, JSON.stringify(params));
     const done = call.then(
       (outcome) => this.#record(action, target, activationId, requestedAt, outcome),
       (error: unknown) => this.#record(action, target, activationId, requestedAt, failedOutcome(error, record.limits.timeout, target)),
