@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ClusterFileError, ClusterMetrics, LatencyHistogram, latencyBucket, bucketLowerUs, LATENCY_BUCKETS, RepKind, OpsError,
-  ebbViews, findCluster, isRunning, loadClusterFile, locateClusterFile, processRef, psText, readState, removeState, topText, validateCluster, writeState,
+  ebbViews, findCluster, isRunning, loadClusterFile, locateClusterFile, processRef, psText, readState, removeState, stateDir, topText, validateCluster, writeState,
   type ClusterState, type ClusterView, type CoreSnapshot, type EbbSnapshot,
 } from '@ebbrt/hosted';
 
@@ -279,5 +279,16 @@ describe('state file', () => {
     expect(isRunning(me)).toBe(true);
     if (me.startTime !== undefined) expect(isRunning({ pid: process.pid, startTime: me.startTime + 1 })).toBe(false);
     expect(isRunning({ pid: 0 })).toBe(false);
+  });
+});
+
+describe('stateDir', () => {
+  it('is per user, not per working directory: flag, EBBRT_STATE_DIR, $XDG_STATE_HOME/ebbrt, ~/.ebbrt', () => {
+    expect(stateDir('/x/flag', { EBBRT_STATE_DIR: '/x/env', XDG_STATE_HOME: '/x/xdg', HOME: '/home/u' })).toBe('/x/flag');
+    expect(stateDir(undefined, { EBBRT_STATE_DIR: '/x/env', XDG_STATE_HOME: '/x/xdg', HOME: '/home/u' })).toBe('/x/env');
+    expect(stateDir(undefined, { XDG_STATE_HOME: '/x/xdg', HOME: '/home/u' })).toBe('/x/xdg/ebbrt');
+    // A relative XDG_STATE_HOME is invalid per the spec and ignored.
+    expect(stateDir(undefined, { XDG_STATE_HOME: 'rel', HOME: '/home/u' })).toBe('/home/u/.ebbrt');
+    expect(stateDir(undefined, { HOME: '/home/u' })).toBe('/home/u/.ebbrt');
   });
 });

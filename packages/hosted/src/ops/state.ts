@@ -6,6 +6,7 @@
  * (it holds the admin token).
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { OpsError } from './errors.js';
 
@@ -46,9 +47,16 @@ export interface ClusterState {
   nodes: StateNode[];
 }
 
-/** The state directory: `--state-dir`, else `EBBRT_STATE_DIR`, else `.ebbrt` under the working directory. */
+/**
+ * The state directory: `--state-dir`, else `EBBRT_STATE_DIR`, else
+ * `$XDG_STATE_HOME/ebbrt`, else `~/.ebbrt` — per user, not per working
+ * directory, so `ps` finds a cluster from anywhere.
+ */
 export function stateDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(flag ?? env.EBBRT_STATE_DIR ?? '.ebbrt');
+  const given = flag ?? env.EBBRT_STATE_DIR;
+  if (given !== undefined) return path.resolve(given);
+  if (env.XDG_STATE_HOME && path.isAbsolute(env.XDG_STATE_HOME)) return path.join(env.XDG_STATE_HOME, 'ebbrt');
+  return path.join(env.HOME || homedir(), '.ebbrt');
 }
 
 export function statePath(dir: string, cluster: string): string {
