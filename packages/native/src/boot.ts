@@ -10,10 +10,13 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { BootConfigError, parseBootConfig, type BootConfig } from './config.js';
 import type { CoreData, FromCore, ToCore } from './core-protocol.js';
 import { ServiceBroker } from './shared.js';
+import { parseExposure } from './expose.js';
 
 let config: BootConfig;
+let exposure: ReturnType<typeof parseExposure>;
 try {
   config = parseBootConfig(process.argv.slice(2), process.env);
+  exposure = parseExposure(config.services);
 } catch (error) {
   if (error instanceof BootConfigError) {
     console.error(`ebbrt-native: ${error.message}`);
@@ -139,7 +142,7 @@ try {
 }
 
 /** Node services the cores share (shared memory, shared listening sockets; shared.ts). */
-const services = new ServiceBroker();
+const services = new ServiceBroker(exposure);
 for (const [core, worker] of workers.entries()) {
   worker.on('message', (message: FromCore) => {
     switch (message.t) {

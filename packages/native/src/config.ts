@@ -35,6 +35,8 @@ export interface BootConfig {
   /** Hosts replaced when connecting to peers (a VM reaches the host's loopback at 10.0.2.2). */
   hostAlias: Record<string, string>;
   backend: string;
+  /** How the node's listeners are reached from outside: `local` (default), `forward:<serial device>` or `address:<ip>` (VM natives; expose.ts). */
+  services?: string;
   /** Arguments after `--`, passed to the app's `main`. */
   args: string[];
   /** How long to keep trying to re-register after losing the frontend, ms (0 = exit at once). */
@@ -67,6 +69,8 @@ const FLAGS: Record<string, string> = {
   '--listen-port': 'EBBRT_LISTEN_PORT',
   '--advertise': 'EBBRT_ADVERTISE',
   '--host-alias': 'EBBRT_HOST_ALIAS',
+  '--services': 'EBBRT_SERVICES',
+  '--net': 'EBBRT_NET',
   '--kernel-cmdline': 'EBBRT_KERNEL_CMDLINE',
   '--parent-fd': 'EBBRT_PARENT_FD',
   '--core-heap-mb': 'EBBRT_CORE_HEAP_MB',
@@ -190,6 +194,7 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     advertise: values.EBBRT_ADVERTISE ? parseAddress('the advertised address', values.EBBRT_ADVERTISE) : undefined,
     hostAlias,
     backend: values.EBBRT_BACKEND ?? 'process',
+    services: values.EBBRT_SERVICES,
     args,
     reconnectMs,
     tls,

@@ -31,7 +31,9 @@ export type NodeServiceErrorCode =
   /** The address is taken by another process or socket. */
   | 'ADDRESS_IN_USE'
   /** Binding the address failed for another reason (permission, unknown host…). */
-  | 'LISTEN_FAILED';
+  | 'LISTEN_FAILED'
+  /** A VM native's listener is bound but could not be made reachable from outside (the host refused or could not forward its port). */
+  | 'NOT_EXPOSED';
 
 export class NodeServiceError extends EbbError {
   constructor(code: NodeServiceErrorCode, message: string, options?: { cause?: unknown }) {
@@ -53,10 +55,15 @@ export interface SharedListenOptions {
 
 /** This core's side of a shared listening socket. */
 export interface SharedListener {
+  /** The bound address (inside a VM native: the VM's interfaces, 0.0.0.0, for a loopback request). */
   readonly host: string;
   /** The bound port (the one picked, for port 0). */
   readonly port: number;
-  /** `host:port`. */
+  /**
+   * `host:port` where clients reach the listener: the bound address on a
+   * process native; on a VM native the host port forwarded to it (network
+   * mode `user`) or the VM's own address (mode `tap`). Print and hand out this one.
+   */
   readonly address: string;
   /** True on the core that bound the socket; the other cores listen on its descriptor. */
   readonly bound: boolean;
@@ -89,28 +96,44 @@ export function nodeServices(rt: EbbRuntime): NodeServices {
   return services;
 }
 
+/** How a node's listeners are bound and where they are reachable (a VM native's are in expose.ts). */
+export interface ServiceExposure {
+  /** The address to bind when an app asks for `host`. */
+  bindHost(host: string): string;
+  /** The address (`host:port`) where a listener bound at `host:port` is reachable; `askedPort` is the port the app asked for (0 = any). */
+  publish(host: string, port: number, askedPort: number): Promise<string>;
+}
+
+/** A process native: bound where asked, reachable where bound. */
+export const localExposure: ServiceExposure = {
+  bindHost: (host) => host,
+  publish: async (host, port) => `${host}:${port}`,
+};
+
 // ---- between a core and its supervisor (internal) ----
 
 /** A core's request to the broker. */
 export type ServiceRequest =
   | { op: 'memory'; name: string; bytes: number }
   | { op: 'listen'; name: string; host: string; port: number }
-  | { op: 'bound'; name: string; host: string; port: number; fd: number }
+  | { op: 'bound'; name: string; host: string; port: number; asked: number; fd: number }
   | { op: 'bindFailed'; name: string; code: NodeServiceErrorCode; message: string };
 
 /** The broker's answer. */
 export type ServiceReply =
   | { memory: SharedArrayBuffer }
-  /** You are the first: bind, then report `bound` or `bindFailed`. */
-  | { bind: true }
-  /** Another core bound it: listen on `fd`. */
-  | { fd: number; host: string; port: number }
+  /** You are the first: bind `host`, then report `bound` or `bindFailed`. */
+  | { bind: true; host: string }
+  /** Another core bound it: listen on `fd`; clients reach it at `address`. */
+  | { fd: number; host: string; port: number; address: string }
+  /** Your `bound` is recorded; clients reach the listener at `address`. */
+  | { address: string }
   | { ok: true }
   | { error: { code: NodeServiceErrorCode; message: string } };
 
 type ListenEntry =
   | { state: 'binding'; waiters: ((reply: ServiceReply) => void)[] }
-  | { state: 'bound'; fd: number; host: string; port: number };
+  | { state: 'bound'; fd: number; host: string; port: number; address: string };
 
 /**
  * The node-wide side (the supervisor thread; the calling thread for inline
@@ -119,6 +142,11 @@ type ListenEntry =
 export class ServiceBroker {
   readonly #memory = new Map<string, SharedArrayBuffer>();
   readonly #listeners = new Map<string, ListenEntry>();
+  readonly #exposure: ServiceExposure;
+
+  constructor(exposure: ServiceExposure = localExposure) {
+    this.#exposure = exposure;
+  }
 
   handle(request: ServiceRequest): Promise<ServiceReply> | ServiceReply {
     switch (request.op) {
@@ -136,17 +164,13 @@ export class ServiceBroker {
         const entry = this.#listeners.get(request.name);
         if (!entry) {
           this.#listeners.set(request.name, { state: 'binding', waiters: [] });
-          return { bind: true };
+          return { bind: true, host: this.#exposure.bindHost(request.host) };
         }
-        if (entry.state === 'bound') return { fd: entry.fd, host: entry.host, port: entry.port };
+        if (entry.state === 'bound') return { fd: entry.fd, host: entry.host, port: entry.port, address: entry.address };
         return new Promise((resolve) => entry.waiters.push(resolve));
       }
-      case 'bound': {
-        const entry = this.#listeners.get(request.name);
-        this.#listeners.set(request.name, { state: 'bound', fd: request.fd, host: request.host, port: request.port });
-        if (entry?.state === 'binding') for (const waiter of entry.waiters) waiter({ fd: request.fd, host: request.host, port: request.port });
-        return { ok: true };
-      }
+      case 'bound':
+        return this.#bound(request);
       case 'bindFailed': {
         const entry = this.#listeners.get(request.name);
         this.#listeners.delete(request.name);
@@ -154,6 +178,23 @@ export class ServiceBroker {
         return { ok: true };
       }
     }
+  }
+
+  async #bound(request: Extract<ServiceRequest, { op: 'bound' }>): Promise<ServiceReply> {
+    const entry = this.#listeners.get(request.name);
+    const waiters = entry?.state === 'binding' ? entry.waiters : [];
+    let address: string;
+    try {
+      address = await this.#exposure.publish(request.host, request.port, request.asked);
+    } catch (error) {
+      this.#listeners.delete(request.name);
+      const failed = fail('NOT_EXPOSED', `${request.host}:${request.port} is bound but not reachable from outside this node: ${(error as Error).message}`);
+      for (const waiter of waiters) waiter(failed);
+      return failed;
+    }
+    this.#listeners.set(request.name, { state: 'bound', fd: request.fd, host: request.host, port: request.port, address });
+    for (const waiter of waiters) waiter({ fd: request.fd, host: request.host, port: request.port, address });
+    return { address };
   }
 }
 
@@ -195,18 +236,21 @@ export class CoreServices implements NodeServices {
     if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0)) throw new NodeServiceError('BAD_SERVICE_REQUEST', 'options.name must be a non-empty string');
     if (typeof onConnection !== 'function') throw new NodeServiceError('BAD_SERVICE_REQUEST', 'listenShared(options, onConnection): onConnection must be a function');
     if (this.#stopped) throw new NodeServiceError('BAD_SERVICE_REQUEST', `core ${this.core} is stopping; it accepts no new listeners`);
-    const host = options.host ?? '127.0.0.1';
-    const name = options.name ?? `${host}:${options.port}`;
+    const asked = options.host ?? '127.0.0.1';
+    const name = options.name ?? `${asked}:${options.port}`;
     const sockets = new Set<net.Socket>();
     const server = net.createServer({ noDelay: options.noDelay ?? true }, (socket) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
       onConnection(socket);
     });
-    const reply = unwrap(await this.#ask({ op: 'listen', name, host, port: options.port }));
+    const reply = unwrap(await this.#ask({ op: 'listen', name, host: asked, port: options.port }));
     let bound = false;
+    let host: string;
     let port: number;
+    let address: string;
     if ('bind' in reply) {
+      host = reply.host;
       try {
         await listen(server, { host, port: options.port });
       } catch (error) {
@@ -217,17 +261,22 @@ export class CoreServices implements NodeServices {
       bound = true;
       port = (server.address() as net.AddressInfo).port;
       const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
-      await this.#ask({ op: 'bound', name, host, port, fd });
+      try {
+        address = (unwrap(await this.#ask({ op: 'bound', name, host, port, asked: options.port, fd })) as { address: string }).address;
+      } catch (error) {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        throw error;
+      }
     } else {
-      const shared = reply as { fd: number; port: number };
-      port = shared.port;
+      const shared = reply as { fd: number; host: string; port: number; address: string };
+      ({ host, port, address } = shared);
       await listen(server, { fd: shared.fd });
     }
     const listeners = this.#listeners;
     const listener: SharedListener = {
       host,
       port,
-      address: `${host}:${port}`,
+      address,
       bound,
       get connections() {
         return sockets.size;

@@ -140,11 +140,13 @@ describe('kernel modules', () => {
 describe('initScript', () => {
   const script = initScript({ modules: ['/lib/modules/failover.ko', '/lib/modules/virtio_net.ko'], libraryDirs: ['/lib/x86_64-linux-gnu', '/lib64'] });
 
-  test('mounts the kernel file systems, loads the modules in order, configures eth0 for QEMU user networking', () => {
+  test('mounts the kernel file systems, loads the modules in order, configures the user-mode NIC (eth0, or eth1 when ebbrt.net puts eth0 on a bridge)', () => {
     expect(script.startsWith('#!/bin/busybox sh\n')).toBe(true);
     for (const fs of ['proc proc /proc', 'sysfs sysfs /sys', 'devtmpfs devtmpfs /dev']) expect(script).toContain(`mount -t ${fs}`);
     expect(script).toContain('for module in /lib/modules/failover.ko /lib/modules/virtio_net.ko; do');
-    expect(script).toContain('ip addr add 10.0.2.15/24 dev eth0');
+    expect(script).toContain('ip addr add 10.0.2.15/24 dev $user');
+    expect(script).toContain('[ -n "$own" ] && user=eth1');
+    expect(script).toContain('ip addr add "$own" dev eth0');
     expect(script).toContain('ip route add default via 10.0.2.2');
   });
 

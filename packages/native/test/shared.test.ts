@@ -22,11 +22,36 @@ describe('ServiceBroker', () => {
 
   test('the first core to ask binds; the others wait for its descriptor', async () => {
     const broker = new ServiceBroker();
-    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 0 })).toEqual({ bind: true });
+    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 0 })).toEqual({ bind: true, host: '127.0.0.1' });
     const waiting = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 0 }));
-    expect(await broker.handle({ op: 'bound', name: 'svc', host: '127.0.0.1', port: 4321, fd: 17 })).toEqual({ ok: true });
-    expect(await waiting).toEqual({ fd: 17, host: '127.0.0.1', port: 4321 });
-    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 0 })).toEqual({ fd: 17, host: '127.0.0.1', port: 4321 });
+    expect(await broker.handle({ op: 'bound', name: 'svc', host: '127.0.0.1', port: 4321, asked: 0, fd: 17 })).toEqual({ address: '127.0.0.1:4321' });
+    expect(await waiting).toEqual({ fd: 17, host: '127.0.0.1', port: 4321, address: '127.0.0.1:4321' });
+    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 0 })).toEqual({ fd: 17, host: '127.0.0.1', port: 4321, address: '127.0.0.1:4321' });
+  });
+
+  test('a VM native binds its interfaces for a loopback request and hands out the address its exposure publishes', async () => {
+    const published: [string, number, number][] = [];
+    const broker = new ServiceBroker({
+      bindHost: (host) => (host === '127.0.0.1' ? '0.0.0.0' : host),
+      publish: async (host, port, asked) => {
+        published.push([host, port, asked]);
+        return `127.0.0.1:${port + 1000}`;
+      },
+    });
+    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 })).toEqual({ bind: true, host: '0.0.0.0' });
+    const waiting = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 }));
+    expect(await broker.handle({ op: 'bound', name: 'svc', host: '0.0.0.0', port: 80, asked: 80, fd: 9 })).toEqual({ address: '127.0.0.1:1080' });
+    expect(await waiting).toMatchObject({ fd: 9, address: '127.0.0.1:1080' });
+    expect(published).toEqual([['0.0.0.0', 80, 80]]);
+  });
+
+  test('a listener the exposure cannot publish fails its binder and waiters with NOT_EXPOSED, and the name is free again', async () => {
+    const broker = new ServiceBroker({ bindHost: (host) => host, publish: () => Promise.reject(new Error('no free host port')) });
+    await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 });
+    const waiting = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 }));
+    expect(await broker.handle({ op: 'bound', name: 'svc', host: '127.0.0.1', port: 80, asked: 80, fd: 9 })).toEqual({ error: { code: 'NOT_EXPOSED', message: expect.stringMatching(/no free host port/) } });
+    expect(await waiting).toMatchObject({ error: { code: 'NOT_EXPOSED' } });
+    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 })).toEqual({ bind: true, host: '127.0.0.1' });
   });
 
   test('a failed bind fails the waiting cores with the binder\'s error, and the next asker binds again', async () => {
@@ -35,7 +60,7 @@ describe('ServiceBroker', () => {
     const waiting = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 }));
     await broker.handle({ op: 'bindFailed', name: 'svc', code: 'ADDRESS_IN_USE', message: 'in use' });
     expect(await waiting).toEqual({ error: { code: 'ADDRESS_IN_USE', message: 'in use' } });
-    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 })).toEqual({ bind: true });
+    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 })).toEqual({ bind: true, host: '127.0.0.1' });
   });
 });
 

@@ -24,6 +24,8 @@ export interface LaunchSpec {
   execArgv?: string[];
   /** Start the native with only `env` and the runtime's own variables, not the launcher's whole environment. Default false. */
   cleanEnv?: boolean;
+  /** Network mode, for backends that have several (qemu: `user` or `tap`); the backend's default when absent. */
+  network?: 'user' | 'tap';
 }
 
 /** A launched native, before or after it joined. */

@@ -23,8 +23,9 @@ export interface InitScriptOptions {
 
 /**
  * `/init`: PID 1 of the VM, a busybox shell script. It mounts the kernel
- * file systems, loads the virtio-net and ACPI button modules, brings up eth0
- * with QEMU's user-network defaults, starts acpid (power button → SIGTERM to
+ * file systems, loads the virtio-net and ACPI button modules, brings up the
+ * user-mode NIC with QEMU's user-network defaults (and, in network mode tap,
+ * eth0 on its bridge with the address `ebbrt.net` gives), starts acpid (power button → SIGTERM to
  * the runtime) and runs the native runtime as the machine's one program.
  *
  * PID 1 semantics: the runtime runs as a child of this shell, whose `wait`
@@ -47,9 +48,17 @@ for module in ${options.modules.join(' ')}; do
   insmod "$module" || echo "ebbrt-init: could not load $module"
 done
 ip link set lo up
+# Network mode tap: ebbrt.net=<address>-<prefix> puts eth0 on the bridge; the user-mode NIC is then eth1.
+own=
+for param in $(cat /proc/cmdline); do case "$param" in ebbrt.net=*) own=$(echo "\${param#ebbrt.net=}" | tr - /) ;; esac; done
+user=eth0
+[ -n "$own" ] && user=eth1
 tries=0
-while [ ! -e /sys/class/net/eth0 ] && [ $tries -lt 100 ]; do sleep 0.05; tries=$((tries + 1)); done
-ip link set eth0 up && ip addr add ${GUEST_NETWORK.address} dev eth0 && ip route add default via ${GUEST_NETWORK.gateway} || echo "ebbrt-init: eth0 is not configured; the runtime will not reach the frontend"
+while [ ! -e /sys/class/net/$user ] && [ $tries -lt 100 ]; do sleep 0.05; tries=$((tries + 1)); done
+if [ -n "$own" ]; then
+  ip link set eth0 up && ip addr add "$own" dev eth0 || echo "ebbrt-init: eth0 is not on its bridge; peers will not reach this node"
+fi
+ip link set $user up && ip addr add ${GUEST_NETWORK.address} dev $user && ip route add default via ${GUEST_NETWORK.gateway} || echo "ebbrt-init: $user is not configured; the runtime will not reach the frontend"
 acpid -l /dev/null -p /run/acpid.pid
 cd ${APP_DIR}
 EBBRT_KERNEL_CMDLINE=/proc/cmdline LD_LIBRARY_PATH=${options.libraryDirs.join(':')} /bin/node ${APP_DIR}/boot.js --app ${APP_DIR}/app.js &

@@ -27,11 +27,13 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import type { LaunchedNode, LaunchSpec, NodeBackend } from '../backend.js';
 import { QemuError } from './errors.js';
-import { MIN_MEMORY_MIB, validate, type QemuBackendOptions } from './options.js';
+import { MIN_MEMORY_MIB, validate, type NetworkMode, type QemuBackendOptions } from './options.js';
 import { buildNativeImage, readVmImage, type VmImage } from './image.js';
 import { probeKvm } from './kvm.js';
 import { exitOf, qemuMissing, spawnQemu } from './process.js';
-import { Qmp } from './qmp.js';
+import { connectWhenReady, Qmp } from './qmp.js';
+import { serveForwards } from './forward.js';
+import { TapNetwork, type TapAttachment } from './tap.js';
 import { freePort } from './ports.js';
 import { pruneRunDirs } from './run-dir.js';
 
@@ -69,6 +71,7 @@ export class QemuBackend implements NodeBackend {
   readonly #qemu: string;
   readonly #images = new Map<string, Promise<VmImage>>();
   #accel?: Promise<'kvm' | 'tcg'>;
+  #tapNetwork?: Promise<TapNetwork>;
 
   constructor(options: QemuBackendOptions = {}) {
     validate(options);
@@ -108,7 +111,26 @@ export class QemuBackend implements NodeBackend {
     return this.#accel;
   }
 
+  /** The network mode of a launch: the spec's (its node group's), else the backend's, else `user`. */
+  network(spec: LaunchSpec): NetworkMode {
+    const mode = spec.network ?? this.#options.network ?? 'user';
+    if (mode !== 'user' && mode !== 'tap') throw new QemuError('VM_CONFIG', `network mode must be 'user' or 'tap', got ${JSON.stringify(mode)}`);
+    return mode;
+  }
+
+  /** The bridge tap-mode VMs join: the operator's (`options.bridge`), else one of the backend's own, made on first use and again after its last VM ended. */
+  #bridge(): Promise<TapNetwork> {
+    const current = this.#tapNetwork;
+    if (current) return current.then((network) => (network.closed ? ((this.#tapNetwork = undefined), this.#bridge()) : network));
+    const made = this.#options.bridge ? TapNetwork.named(this.#options.bridge) : TapNetwork.create();
+    this.#tapNetwork = made;
+    made.catch(() => (this.#tapNetwork = undefined));
+    return made;
+  }
+
   async launch(spec: LaunchSpec): Promise<LaunchedNode> {
+    const mode = this.network(spec);
+    if (mode === 'tap' && process.getuid?.() !== 0) throw new QemuError('VM_CONFIG', 'network mode tap needs root (it creates tap devices and a bridge): run as root, or use network mode user (the default), which forwards host ports instead');
     const memoryMiB = spec.memoryMiB ?? this.#options.memoryMiB ?? 512;
     if (memoryMiB < MIN_MEMORY_MIB) throw new QemuError('VM_CONFIG', `a VM native needs at least ${MIN_MEMORY_MIB} MiB (its initramfs unpacks into RAM); got memoryMiB ${memoryMiB}`);
     // What the kernel command line cannot carry fails here, before an image is built or a VM started.
@@ -119,17 +141,23 @@ export class QemuBackend implements NodeBackend {
     await mkdir(logRoot, { recursive: true });
     await pruneRunDirs(logRoot);
     const runDir = await mkdtemp(path.join(logRoot, `${spec.allocationId.slice(0, 8)}-`));
+    const tap = mode === 'tap' ? await (await this.#bridge()).attach(spec.cores) : undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#boot(spec, image, accel, memoryMiB, runDir);
+        const node = await this.#boot(spec, image, accel, memoryMiB, runDir, tap);
+        if (tap) void node.exited.then(() => tap.release());
+        return node;
       } catch (error) {
-        if (!(error instanceof PortTaken) || attempt === 3) throw error instanceof PortTaken ? new QemuError('VM_START_FAILED', error.message) : error;
+        if (!(error instanceof PortTaken) || attempt === 3) {
+          await tap?.release();
+          throw error instanceof PortTaken ? new QemuError('VM_START_FAILED', error.message) : error;
+        }
       }
     }
   }
 
   /** The kernel command line: console, then the native's configuration (`ebbrt.*`, read by its boot config), then extra environment. */
-  #cmdline(spec: LaunchSpec, advertise: string): string {
+  #cmdline(spec: LaunchSpec, advertise: string, tap?: TapAttachment): string {
     const match = /^(.+):(\d+)$/.exec(spec.frontend);
     if (!match) throw new QemuError('VM_CONFIG', `the frontend address ${spec.frontend} is not host:port`);
     const frontendHost = LOOPBACK_OR_ANY.has(match[1]) ? HOST_FROM_GUEST : match[1];
@@ -144,6 +172,9 @@ export class QemuBackend implements NodeBackend {
       'ebbrt.listen-host=0.0.0.0',
       `ebbrt.listen-port=${GUEST_PORT}`,
       `ebbrt.advertise=${enc(advertise)}`,
+      // Where the app's listeners are reached: a host port forwarded on request over the second serial port (user), or the VM's own address (tap).
+      tap ? `ebbrt.services=${enc(`address:${tap.address}`)}` : `ebbrt.services=${enc('forward:/dev/ttyS1')}`,
+      ...(tap ? [`ebbrt.net=${enc(tap.net)}`] : []),
       // Peers that advertise a loopback or wildcard address (process natives, other VMs' forwards, a frontend bound to 0.0.0.0) are on the host: 10.0.2.2 from inside.
       `ebbrt.host-alias=${enc(['127.0.0.1', 'localhost', '0.0.0.0'].map((host) => `${host}=${HOST_FROM_GUEST}`).join(','))}`,
       'ebbrt.backend=qemu',
@@ -163,13 +194,31 @@ export class QemuBackend implements NodeBackend {
     return cmdline;
   }
 
-  async #boot(spec: LaunchSpec, image: VmImage, accel: 'kvm' | 'tcg', memoryMiB: number, runDir: string): Promise<LaunchedNode> {
+  async #boot(spec: LaunchSpec, image: VmImage, accel: 'kvm' | 'tcg', memoryMiB: number, runDir: string, tap?: TapAttachment): Promise<LaunchedNode> {
     const frontendHost = /^(.+):\d+$/.exec(spec.frontend)?.[1] ?? '127.0.0.1';
     const hostSide = LOOPBACK_OR_ANY.has(frontendHost) ? '127.0.0.1' : frontendHost;
-    const hostPort = await freePort(hostSide);
+    const hostPort = tap ? GUEST_PORT : await freePort(hostSide);
     const consoleLog = path.join(runDir, 'console.log');
     const qmpSocket = path.join(runDir, 'qmp.sock');
+    const portsSocket = path.join(runDir, 'ports.sock');
     await rm(qmpSocket, { force: true });
+    await rm(portsSocket, { force: true });
+    const network = tap
+      ? [
+          // eth0: the tap on the bridge, one queue per core (2 vectors per queue pair, plus config and control).
+          '-netdev', `tap,id=tap0,ifname=${tap.tap},script=no,downscript=no${spec.cores > 1 ? `,queues=${spec.cores}` : ''}`,
+          '-device', `virtio-net-pci,netdev=tap0${spec.cores > 1 ? `,mq=on,vectors=${2 * spec.cores + 2}` : ''}`,
+          // eth1: user networking without forwards, only for reaching what the host binds on loopback (a frontend on 127.0.0.1, process natives).
+          '-netdev', 'user,id=net0',
+          '-device', 'virtio-net-pci,netdev=net0',
+        ]
+      : [
+          '-netdev', `user,id=net0,hostfwd=tcp:${hostSide}:${hostPort}-:${GUEST_PORT}`,
+          '-device', 'virtio-net-pci,netdev=net0',
+          // ttyS1: the port-forwarding channel (forward.ts).
+          '-chardev', `socket,id=ports,path=${portsSocket},server=on,wait=off`,
+          '-serial', 'chardev:ports',
+        ];
     const args = [
       '-M', 'pc',
       '-accel', accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
@@ -181,14 +230,14 @@ export class QemuBackend implements NodeBackend {
       '-no-reboot',
       '-kernel', image.kernel,
       '-initrd', image.initrd,
-      '-append', this.#cmdline(spec, `${hostSide}:${hostPort}`),
+      '-append', this.#cmdline(spec, tap ? `${tap.address}:${GUEST_PORT}` : `${hostSide}:${hostPort}`, tap),
       '-chardev', `stdio,id=console,signal=off,logfile=${consoleLog},logappend=off`,
       '-serial', 'chardev:console',
-      '-netdev', `user,id=net0,hostfwd=tcp:${hostSide}:${hostPort}-:${GUEST_PORT}`,
-      '-device', 'virtio-net-pci,netdev=net0',
+      ...network,
       '-qmp', `unix:${qmpSocket},server=on,wait=off`,
     ];
-    const child = spawnQemu(this.#qemu, args);
+    // A tap in a namespace of its own opens only from inside it: QEMU runs there (`ip netns exec` execs it, same pid).
+    const child = tap?.netns ? spawnQemu('ip', ['netns', 'exec', tap.netns, this.#qemu, ...args]) : spawnQemu(this.#qemu, args);
     let captured = '';
     let pending = '';
     const keep = (text: string) => (captured = (captured + text).slice(-64 * 1024));
@@ -213,6 +262,13 @@ export class QemuBackend implements NodeBackend {
       throw new QemuError('VM_START_FAILED', `${this.#qemu} did not start the VM (exit ${status}): ${captured.trim().slice(-2000) || 'no output'}`);
     }
     void exited.then(() => qmp.close());
+    if (!tap) {
+      const channel = await connectWhenReady(portsSocket, exited, 10_000, async (socket) => socket);
+      if (channel) {
+        serveForwards(channel, qmp, hostSide);
+        void exited.then(() => channel.destroy());
+      }
+    }
     return {
       pid: child.pid ?? 0,
       exited,

@@ -3,8 +3,19 @@ import path from 'node:path';
 /** How VMs execute guest code. */
 export type Accel = 'auto' | 'kvm' | 'tcg';
 
+/**
+ * How a VM native is reached: `user` (no privileges; QEMU user networking,
+ * each port an app opens is forwarded from a host port) or `tap` (root; a tap
+ * device on a bridge, the VM's own address, nothing forwarded).
+ */
+export type NetworkMode = 'user' | 'tap';
+
 /** Options of {@link QemuBackend}. */
 export interface QemuBackendOptions {
+  /** Network mode of VMs whose launch (node group) does not choose one. Default `user`. */
+  network?: NetworkMode;
+  /** Network mode tap: the operator's bridge (existing, with an IPv4 address of this host on it). Default: a bridge of the backend's own in a network namespace of its own. */
+  bridge?: string;
   /** `auto` (default): KVM when the probe shows it works, else TCG with a warning. `kvm` fails with KVM_UNAVAILABLE where the probe fails. */
   accel?: Accel;
   /** A prebuilt image directory (`ebbrt image build <app> --out DIR`). Default: built on first launch of each app into `cacheDir`, rebuilt when its inputs change. */
@@ -29,7 +40,8 @@ export const MIN_MEMORY_MIB = 320;
 
 export function validate(options: QemuBackendOptions): void {
   if (options.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(options.accel)) throw new TypeError(`options.accel must be 'auto', 'kvm' or 'tcg' (got ${JSON.stringify(options.accel)})`);
-  for (const key of ['imageDir', 'cacheDir', 'logDir', 'qemu'] as const) {
+  if (options.network !== undefined && options.network !== 'user' && options.network !== 'tap') throw new TypeError(`options.network must be 'user' or 'tap' (got ${JSON.stringify(options.network)})`);
+  for (const key of ['imageDir', 'cacheDir', 'logDir', 'qemu', 'bridge'] as const) {
     if (options[key] !== undefined && (typeof options[key] !== 'string' || options[key].length === 0)) throw new TypeError(`options.${key} must be a non-empty string`);
   }
   if (options.logDir !== undefined && path.resolve(options.logDir).length > 70) throw new TypeError('options.logDir must be at most 70 characters long: QMP sockets live under it and unix socket paths are limited to 108 bytes');

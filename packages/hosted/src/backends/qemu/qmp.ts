@@ -32,31 +32,28 @@ export class Qmp {
 
   /** Connects once the socket exists; `gone` resolves if QEMU exits first. */
   static async connect(socketPath: string, gone: Promise<unknown>, timeoutMs: number): Promise<Qmp | undefined> {
-    let exited = false;
-    void gone.then(() => (exited = true));
-    const deadline = performance.now() + timeoutMs;
-    while (!exited && performance.now() < deadline) {
-      const socket = await new Promise<net.Socket | undefined>((resolve) => {
-        const s = net.connect(socketPath);
-        s.once('connect', () => resolve(s));
-        s.once('error', () => resolve(undefined));
-      });
-      if (socket) {
-        const qmp = new Qmp(socket);
-        const reply = await qmp.execute('qmp_capabilities');
-        if (!reply.error) return qmp;
-        socket.destroy();
-      }
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    return undefined;
+    return connectWhenReady(socketPath, gone, timeoutMs, async (socket) => {
+      const qmp = new Qmp(socket);
+      return (await qmp.execute('qmp_capabilities')).error ? undefined : qmp;
+    });
   }
 
-  execute(command: string): Promise<{ return?: unknown; error?: { desc: string } }> {
+  execute(command: string, args?: Record<string, unknown>): Promise<{ return?: unknown; error?: { desc: string } }> {
     return new Promise((resolve) => {
       this.#waiting.push(resolve);
-      this.#socket.write(`${JSON.stringify({ execute: command })}\n`);
+      this.#socket.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`);
     });
+  }
+
+  /**
+   * Runs a human-monitor command (QMP has no native command for user-network
+   * port forwards: `hostfwd_add` exists only there); resolves with its output,
+   * empty on success.
+   */
+  async human(commandLine: string): Promise<string> {
+    const reply = await this.execute('human-monitor-command', { 'command-line': commandLine });
+    if (reply.error) throw new Error(reply.error.desc);
+    return String(reply.return ?? '');
   }
 
   close(): void {
@@ -64,3 +61,28 @@ export class Qmp {
   }
 }
 
+
+/**
+ * Connects to a unix socket QEMU serves (`server=on,wait=off`) once it
+ * exists, retrying until `accept` takes the connection, `gone` resolves (QEMU
+ * exited) or `timeoutMs` passes.
+ */
+export async function connectWhenReady<T>(socketPath: string, gone: Promise<unknown>, timeoutMs: number, accept: (socket: net.Socket) => Promise<T | undefined>): Promise<T | undefined> {
+  let exited = false;
+  void gone.then(() => (exited = true));
+  const deadline = performance.now() + timeoutMs;
+  while (!exited && performance.now() < deadline) {
+    const socket = await new Promise<net.Socket | undefined>((resolve) => {
+      const s = net.connect(socketPath);
+      s.once('connect', () => resolve(s));
+      s.once('error', () => resolve(undefined));
+    });
+    if (socket) {
+      const accepted = await accept(socket);
+      if (accepted !== undefined) return accepted;
+      socket.destroy();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return undefined;
+}
