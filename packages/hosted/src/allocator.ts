@@ -22,6 +22,8 @@ export interface AllocateOptions {
   backend?: string;
   /** Memory of the node's machine, MiB (backends that size machines). */
   memoryMiB?: number;
+  /** How a VM native is reached (qemu): `user` (default; host ports forwarded to it) or `tap` (root; its own address on a bridge). */
+  network?: 'user' | 'tap';
   /** Extra environment for the native runtime. */
   env?: Record<string, string>;
   /** Arguments passed to the app's native `main`. */
@@ -128,6 +130,7 @@ export class NodeAllocator {
       app: module,
       cores: options.cores ?? 1,
       memoryMiB: options.memoryMiB,
+      network: options.network,
       frontend: this.#hosted.address,
       secret: this.#hosted.secret,
       allocationId,
@@ -250,6 +253,7 @@ export class NodeAllocator {
       throw new TypeError(`options.backend must be one of ${this.backends.map((b) => `'${b}'`).join(', ')} (got ${JSON.stringify(options.backend)})`);
     }
     if (options.memoryMiB !== undefined && (!Number.isInteger(options.memoryMiB) || options.memoryMiB < 64)) throw new TypeError('options.memoryMiB must be an integer of at least 64');
+    if (options.network !== undefined && options.network !== 'user' && options.network !== 'tap') throw new TypeError(`options.network must be 'user' or 'tap' (got ${JSON.stringify(options.network)})`);
     if (options.reconnectMs !== undefined && (!Number.isInteger(options.reconnectMs) || options.reconnectMs < 0)) throw new TypeError('options.reconnectMs must be a non-negative integer (milliseconds)');
     if (options.joinTimeoutMs !== undefined && (!Number.isInteger(options.joinTimeoutMs) || options.joinTimeoutMs <= 0)) throw new TypeError('options.joinTimeoutMs must be a positive integer');
   }

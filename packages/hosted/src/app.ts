@@ -109,6 +109,8 @@ export interface RunOptions {
   memoryMiB?: number;
   /** How qemu natives run: `auto` (default: KVM when it works, else TCG), `kvm` or `tcg`. */
   accel?: Accel;
+  /** How qemu natives are reached: `user` (default) or `tap` (root); see `AllocateOptions.network`. */
+  network?: 'user' | 'tap';
   logger?: Logger;
   print?: (line: string) => void;
   /** Progress lines (nodes starting / joined) go here; default stderr. */
@@ -141,7 +143,7 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
     const run = async () => {
       let natives: NativeNode[] = [];
       if (options.nodes > 0) {
-        group = allocator.maintain(app.native, { count: options.nodes, cores: options.cores, args: options.args, backend: options.backend, memoryMiB: options.memoryMiB, reconnectMs: options.reconnectMs, waitForApp: true });
+        group = allocator.maintain(app.native, { count: options.nodes, cores: options.cores, args: options.args, backend: options.backend, memoryMiB: options.memoryMiB, network: options.network, reconnectMs: options.reconnectMs, waitForApp: true });
         group.on('replace', (r) => progress(`ebbrt: replacing node ${r.nodeId}${r.delayMs ? ` in ${r.delayMs} ms (${r.failuresInARow} failed in a row)` : ''}`));
         group.on('replaced', (old, native) => progress(`ebbrt: node ${native.nodeId} replaced node ${old}`));
         const started = await group.start();

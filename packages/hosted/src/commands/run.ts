@@ -20,6 +20,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'backend', type: 'string', value: 'B', choices: ['process', 'qemu'], help: 'how natives are launched: process (default) or qemu (each native a VM)' },
   { name: 'memory', type: 'int', value: 'MiB', min: 320, max: 1_048_576, help: 'memory of each native VM, MiB (qemu; default 512)' },
   { name: 'accel', type: 'string', value: 'A', choices: ['auto', 'kvm', 'tcg'], help: 'qemu accelerator: auto (default: KVM if a probe boots, else TCG), kvm, tcg' },
+  { name: 'network', type: 'string', value: 'M', choices: ['user', 'tap'], help: 'how qemu natives are reached: user (default; each port an app opens is forwarded from the host) or tap (root; each VM its own address on a bridge)' },
 ];
 
 export const summary = 'run an app on a fresh cluster';
@@ -79,6 +80,7 @@ export async function command(argv: string[]): Promise<number> {
       backend: f.backend as string | undefined,
       memoryMiB: f.memory as number | undefined,
       accel: f.accel as 'auto' | 'kvm' | 'tcg' | undefined,
+      network: f.network as 'user' | 'tap' | undefined,
       args: parsed.rest,
       signal: abort.signal,
     });

@@ -29,6 +29,8 @@ export interface GroupSpec {
   cores: number;
   /** Memory per node, MiB (backends that size a machine: qemu). */
   memoryMiB?: number;
+  /** How the group's VM natives are reached (qemu only): `user` (default) or `tap` (root). */
+  network?: 'user' | 'tap';
   /** Arguments passed to the app's native `main`. */
   args: string[];
   /** Give up on a node that has not joined after this long, ms. */
@@ -66,7 +68,7 @@ export interface ClusterSpec {
 }
 
 const TOP_KEYS = ['name', 'secret', 'store', 'listen', 'admin', 'tls', 'detach', 'heartbeatMs', 'suspectAfterMs', 'failureTimeoutMs', 'reconnectMs', 'groups'] as const;
-const GROUP_KEYS = ['name', 'app', 'backend', 'count', 'cores', 'memory', 'args', 'joinTimeoutMs'] as const;
+const GROUP_KEYS = ['name', 'app', 'backend', 'count', 'cores', 'memory', 'network', 'args', 'joinTimeoutMs'] as const;
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /**
@@ -207,6 +209,8 @@ function readGroup(entry: unknown, at: string, dir: string, fail: Fail): GroupSp
   const count = optionalInt(group.count, `${at}.count`, 0, 256, fail) ?? 1;
   const cores = optionalInt(group.cores, `${at}.cores`, 1, 256, fail) ?? 1;
   const memoryMiB = group.memory === undefined ? undefined : memory(group.memory, `${at}.memory`, fail);
+  if (group.network !== undefined && group.network !== 'user' && group.network !== 'tap') fail(`${at}.network`, `must be user or tap, got ${show(group.network)}`);
+  if (group.network !== undefined && backend !== 'qemu') fail(`${at}.network`, 'applies to qemu groups only (a process native is reached where it binds); remove it or set backend: qemu');
   if (group.args !== undefined && (!Array.isArray(group.args) || group.args.some((a) => typeof a !== 'string' && typeof a !== 'number'))) {
     fail(`${at}.args`, 'must be a list of strings (arguments for the app\'s native main)');
   }
@@ -219,6 +223,7 @@ function readGroup(entry: unknown, at: string, dir: string, fail: Fail): GroupSp
     count,
     cores,
     memoryMiB,
+    network: group.network as GroupSpec['network'],
     args: ((group.args as unknown[] | undefined) ?? []).map(String),
     joinTimeoutMs,
   };

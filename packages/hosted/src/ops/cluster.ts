@@ -164,6 +164,7 @@ export class Cluster extends EventEmitter {
       cores: spec.cores,
       backend: spec.backend,
       memoryMiB: spec.memoryMiB,
+      network: spec.network,
       args: spec.args,
       joinTimeoutMs: spec.joinTimeoutMs,
       reconnectMs: this.spec.reconnectMs,

@@ -236,8 +236,7 @@ export class QemuBackend implements NodeBackend {
       ...network,
       '-qmp', `unix:${qmpSocket},server=on,wait=off`,
     ];
-    // A tap in a namespace of its own opens only from inside it: QEMU runs there (`ip netns exec` execs it, same pid).
-    const child = tap?.netns ? spawnQemu('ip', ['netns', 'exec', tap.netns, this.#qemu, ...args]) : spawnQemu(this.#qemu, args);
+    const child = spawnQemu(this.#qemu, args);
     let captured = '';
     let pending = '';
     const keep = (text: string) => (captured = (captured + text).slice(-64 * 1024));
@@ -262,7 +261,16 @@ export class QemuBackend implements NodeBackend {
       throw new QemuError('VM_START_FAILED', `${this.#qemu} did not start the VM (exit ${status}): ${captured.trim().slice(-2000) || 'no output'}`);
     }
     void exited.then(() => qmp.close());
-    if (!tap) {
+    if (tap) {
+      // QMP answers once the machine is set up, so QEMU holds the tap open by now.
+      try {
+        await tap.plug();
+      } catch (error) {
+        child.kill('SIGKILL');
+        await exited;
+        throw error;
+      }
+    } else {
       const channel = await connectWhenReady(portsSocket, exited, 10_000, async (socket) => socket);
       if (channel) {
         serveForwards(channel, qmp, hostSide);

@@ -23,8 +23,13 @@ export interface TapAttachment {
   readonly address: string;
   /** `address-prefix`, as the guest's init reads it from `ebbrt.net`. */
   readonly net: string;
-  /** The network namespace QEMU must run in to open the tap, if any. */
-  readonly netns?: string;
+  /**
+   * Puts the tap on the bridge, once QEMU opened it. QEMU runs in the host's
+   * namespace (its user-mode NIC must reach the host's loopback) and opens the
+   * tap there; a bridge in a namespace of its own gets the tap moved into it
+   * afterwards (an open tap keeps working across the move).
+   */
+  plug(): Promise<void>;
   /** Deletes the tap device (and the backend's bridge once nothing uses it). */
   release(): Promise<void>;
 }
@@ -127,22 +132,26 @@ export class TapNetwork {
     if (offset >= size - 1) throw new QemuError('VM_CONFIG', `bridge ${this.bridge} has no free address left for another VM`);
     this.#used.add(offset);
     const tap = `ebt${process.pid % 100_000}x${this.#taps++}`.slice(0, 15);
-    const inNs = this.netns ? ['-n', this.netns] : [];
     this.#attached++;
     try {
-      await ip([...inNs, 'tuntap', 'add', 'dev', tap, 'mode', 'tap', ...(queues > 1 ? ['multi_queue'] : [])]);
-      await ip([...inNs, 'link', 'set', tap, 'master', this.bridge, 'up']);
+      await ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap', ...(queues > 1 ? ['multi_queue'] : [])]);
     } catch (error) {
       await this.#release(tap, offset);
       throw error;
     }
     const address = toAddress(network + offset);
-    return { tap, address, net: `${address}-${this.prefix}`, netns: this.netns, release: () => this.#release(tap, offset) };
+    const plug = async () => {
+      if (this.netns) await ip(['link', 'set', tap, 'netns', this.netns]);
+      await ip([...(this.netns ? ['-n', this.netns] : []), 'link', 'set', tap, 'master', this.bridge, 'up']);
+    };
+    return { tap, address, net: `${address}-${this.prefix}`, plug, release: () => this.#release(tap, offset) };
   }
 
   async #release(tap: string, offset: number): Promise<void> {
     this.#used.delete(offset);
-    await run('ip', [...(this.netns ? ['-n', this.netns] : []), 'link', 'del', tap]).catch(() => undefined);
+    // In the bridge's namespace once plugged, in the host's before.
+    if (this.netns) await run('ip', ['-n', this.netns, 'link', 'del', tap]).catch(() => undefined);
+    await run('ip', ['link', 'del', tap]).catch(() => undefined);
     if (--this.#attached === 0 && this.#teardown) {
       this.#closed ??= this.#teardown();
       await this.#closed;
