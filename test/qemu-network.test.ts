@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { CLI, killGroup, lines, spawnNode, until } from './kit/index.js';
+import { CLI, lines, spawnNode, until } from './kit/index.js';
 
 function skipReason(mode: 'user' | 'tap'): string | undefined {
   try {
@@ -40,7 +40,9 @@ for (const mode of ['user', 'tap'] as const) {
       const port = await freePort();
       const netnsBefore = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
       const spawned = spawnNode(CLI, ['run', 'memcached', '--backend', 'qemu', '--network', mode, '--nodes', '1', '--cores', '2', '--', '--port', String(port), '--memory', '64'], { timeoutMs: 240_000 });
-      onTestFinished(() => killGroup(spawned.child.pid));
+      onTestFinished(() => {
+        if (spawned.child.exitCode === null && spawned.child.signalCode === null) process.kill(-spawned.child.pid!, 'SIGKILL');
+      });
       await until(() => /^memcached listening on /m.test(spawned.stdout()) || spawned.child.exitCode !== null, 150_000, 'memcached on a VM native to listen');
       const line = lines(spawned.stdout()).find((l) => l.startsWith('memcached listening on '));
       expect(line, spawned.stderr()).toBeDefined();
