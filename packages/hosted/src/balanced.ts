@@ -82,8 +82,9 @@ export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<
   node.on('join', add);
   node.on('leave', remove);
 
-  const call = (method: string, args: unknown[], retry: boolean): Promise<unknown> => {
-    const target = leastOutstanding({ seq: seq++, maxOutstanding }, cores);
+  /** `avoid`: the node a first attempt failed on (its `leave` may not have arrived yet: a data connection can reset first). */
+  const call = (method: string, args: unknown[], retry: boolean, avoid?: number): Promise<unknown> => {
+    const target = leastOutstanding({ seq: seq++, maxOutstanding }, avoid === undefined ? cores : cores.filter((c) => c.nodeId !== avoid));
     if (target === undefined) {
       return Promise.reject(
         cores.length === 0
@@ -102,7 +103,7 @@ export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<
         target.outstanding--;
         target.errors++;
         if (!(error instanceof NodeUnavailableError)) throw error;
-        if (retry && cores.some((c) => c.nodeId !== target.nodeId)) return call(method, args, false);
+        if (retry && cores.some((c) => c.nodeId !== target.nodeId)) return call(method, args, false, target.nodeId);
         throw new NodeUnavailableError(`${Ebb.name}.${method} on native node ${target.nodeId} core ${target.core} failed: ${error.message}`, { cause: error, data: { nodeId: target.nodeId, core: target.core } });
       },
     );
