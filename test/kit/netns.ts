@@ -119,6 +119,8 @@ export class Lab {
 
   /** Adds a host: a namespace joined to the bridge, with loopback up. */
   async host(name: string): Promise<LabHost> {
+    // A native group may still launch a replacement while the test tears down: nothing is made after close.
+    if (this.#closed) throw new Error(`the lab ${this.id} is closed`);
     // Taken before the first await: hosts are added concurrently (natives boot in parallel).
     const index = this.#nextIndex++;
     if (index > 250) throw new Error('a lab holds at most 249 hosts');
