@@ -156,8 +156,7 @@ export function recordingLogger(): RecordingLogger {
   return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
-/** Discards everything. */
-export const silentLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+export { silentLogger } from '@ebbrt/hosted';
 
 // ---- in-process frontend ----
 

@@ -14,7 +14,7 @@ export { QemuBackend, QemuError, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS, pro
 export type { NodeBackend, LaunchSpec, LaunchedNode } from './backends/backend.js';
 export { MemoryIdMapStore, IdMapServer, type IdMapAccess, type IdMapRefusal } from './global-id-map.js';
 export { MemoryStore, RedisStore, parseRedisUrl, resolveStore, isClusterStore, type ClusterStore, type MemoryStoreOptions, type RedisStoreOptions, type NodeRecord, type NodeGrant, type StoreSpec, type StoreStatusListener } from './store/index.js';
-export { consoleLogger, silentLogger, type Logger, type LogLevel } from './log.js';
+export { pinoLogger, silentLogger, type Logger, type LogLevel, type PinoLoggerOptions } from './log.js';
 export { runApp, resolveApp, type HostedApp, type RunOptions, type AppPaths } from './app.js';
 export { parseFlags, flagHelp, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
 export * from './ops/index.js';

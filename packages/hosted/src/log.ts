@@ -1,7 +1,11 @@
 /**
- * Structured logs: one JSON object per line with level, time, message and
- * fields (node id, Ebb id…). Small on purpose; swap in pino via `logger`.
+ * Structured logs, all through pino: one JSON object per line (pino's
+ * format: `level` as a number, `time` in ms, `msg`) with the fields the
+ * runtime passes (node id, Ebb id, …) and base fields (cluster name, the
+ * frontend's node id).
  */
+import { pino } from 'pino';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export interface Logger {
   debug(message: string, fields?: Record<string, unknown>): void;
@@ -10,17 +14,32 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
-/** JSON lines on stderr at `level` and above (default from `EBBRT_LOG`, else `warn`). */
-export function consoleLogger(base: Record<string, unknown> = {}, level: LogLevel = (process.env.EBBRT_LOG as LogLevel) || 'warn'): Logger {
-  const min = ORDER[level] ?? ORDER.warn;
-  const emit = (lvl: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
-    if (ORDER[lvl] < min) return;
-    process.stderr.write(`${JSON.stringify({ level: lvl, time: new Date().toISOString(), ...base, msg: message, ...fields })}\n`);
-  };
-  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
+/** Options of {@link pinoLogger}. */
+export interface PinoLoggerOptions {
+  /** Append to this file (created with its folder), else write to stderr. */
+  file?: string;
+  /** Lowest level written. Default `EBBRT_LOG`, else `info` into a file and `warn` on stderr. */
+  level?: LogLevel;
+  /** Fields on every line. */
+  base?: Record<string, unknown>;
 }
 
-/** Discards everything (tests). */
+/** pino behind the runtime's {@link Logger} interface. Throws `TypeError` for a level (or `EBBRT_LOG`) that is none of debug, info, warn, error. */
+export function pinoLogger(options: PinoLoggerOptions = {}): Logger {
+  const level = options.level ?? ((process.env.EBBRT_LOG as LogLevel | undefined) || (options.file ? 'info' : 'warn'));
+  if (!LEVELS.includes(level)) throw new TypeError(`log level must be debug, info, warn or error, got ${JSON.stringify(level)} (check EBBRT_LOG)`);
+  // Synchronous writes: low volume, and nothing is lost when the process exits right after.
+  const destination = pino.destination(options.file ? { dest: options.file, mkdir: true, append: true, sync: true } : { dest: 2, sync: true });
+  const log = pino({ level, base: { pid: process.pid, ...options.base } }, destination);
+  return {
+    debug: (message, fields) => log.debug(fields ?? {}, message),
+    info: (message, fields) => log.info(fields ?? {}, message),
+    warn: (message, fields) => log.warn(fields ?? {}, message),
+    error: (message, fields) => log.error(fields ?? {}, message),
+  };
+}
+
+/** Discards everything (tests, embedding programs that log nothing). */
 export const silentLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };

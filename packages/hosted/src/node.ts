@@ -9,7 +9,7 @@ import {
 } from '@ebbrt/ebb-protocol';
 import { IdMapServer } from './global-id-map.js';
 import { resolveStore, validateClusterName, type ClusterStore, type NodeRecord, type StoreSpec } from './store/index.js';
-import { consoleLogger, type Logger } from './log.js';
+import { pinoLogger, type Logger } from './log.js';
 import { FailureDetector, type Verdict } from './membership.js';
 
 /** Defaults of `HostedOptions.heartbeatMs` and `failureTimeoutMs`, ms. */
@@ -60,7 +60,7 @@ export interface HostedOptions {
   tls?: MessengerTls;
   /** Frame and queue limits of every connection. */
   limits?: ConnectionLimits;
-  /** Structured log sink. Default: JSON lines on stderr at level info and above. */
+  /** Structured log sink. Default: pino JSON lines on stderr at level `EBBRT_LOG`, else warn. */
   logger?: Logger;
   /** Test hook: replace TCP with another transport (an in-memory network). */
   transport?: { listen(onTransport: (t: Transport) => void): Promise<TransportServer>; connect: TransportConnector };
@@ -439,7 +439,7 @@ export async function startHosted(options: HostedOptions): Promise<HostedNode> {
   if (failureTimeoutMs <= heartbeatMs) throw new TypeError('options.failureTimeoutMs must be larger than options.heartbeatMs');
   const suspectAfterMs = options.suspectAfterMs ?? Math.min(Math.round(4.5 * heartbeatMs), failureTimeoutMs - heartbeatMs);
   if (suspectAfterMs <= heartbeatMs || suspectAfterMs >= failureTimeoutMs) throw new TypeError('options.suspectAfterMs must be larger than options.heartbeatMs and smaller than options.failureTimeoutMs');
-  const logger = options.logger ?? consoleLogger({ nodeId: HOSTED_NODE_ID });
+  const logger = options.logger ?? pinoLogger({ base: { nodeId: HOSTED_NODE_ID } });
   if (options.tls !== undefined && (typeof options.tls !== 'object' || options.tls === null || !['cert', 'key', 'ca'].every((k) => typeof (options.tls as unknown as Record<string, unknown>)[k] === 'string' || Buffer.isBuffer((options.tls as unknown as Record<string, unknown>)[k])))) {
     throw new TypeError('options.tls must be { cert, key, ca } with PEM text (string or Buffer) for each');
   }

@@ -32,7 +32,7 @@ export const usage = `usage: ebbrt run <app> [options] [-- app args]
 options:
 ${flagHelp(FLAGS)}
 
-Logs are JSON lines on stderr; set EBBRT_LOG=debug|info|warn|error (default warn).`;
+Logs are pino JSON lines on stderr; set EBBRT_LOG=debug|info|warn|error (default warn).`;
 
 export async function command(argv: string[]): Promise<number> {
   const parsed = parseFlags(argv, FLAGS);

@@ -6,7 +6,6 @@ export { startAdmin, type AdminListen, type AdminServer, type AdminSource, type 
 export { runCluster, assertNotUp, type RunClusterOptions, type UpSink, type UpInfo } from './run.js';
 export { downCluster, fetchView, fetchTop, type DownOptions, type DownResult } from './client.js';
 export { stateDir, statePath, logPath, readState, writeState, removeState, findCluster, listClusters, isRunning, processRef, type ClusterState, type StateNode, type ProcessRef } from './state.js';
-export { pinoLogger, type PinoLoggerOptions } from './logger.js';
 export { ProgressBoard, groupLine } from './progress.js';
 export { psText, topText, table } from './render.js';
 export { ebbViews, REP_CHARS, type ClusterView, type NodeView, type GroupView, type EbbView, type EbbRepView, type TopView, type NodeRateView, type EbbRateView, type CoreRateView, type NodeState } from './view.js';

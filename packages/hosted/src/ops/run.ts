@@ -7,7 +7,7 @@
 import { Cluster } from './cluster.js';
 import type { ClusterSpec } from './cluster-file.js';
 import { OpsError } from './errors.js';
-import { pinoLogger } from './logger.js';
+import { pinoLogger } from '../log.js';
 import { isRunning, logPath, processRef, readState, removeState, statePath, writeState, type ClusterState } from './state.js';
 import type { GroupView } from './view.js';
 
