@@ -2,22 +2,22 @@
  * @ebbrt/ebb-protocol: the contract hosted and native nodes share.
  * Wire part (pure): errors, ids, hash codes, frames, control messages, payload codec.
  */
-export * from './errors.js';
-export * from './hash.js';
-export * from './ids.js';
-export * from './frame.js';
-export * from './control.js';
-export * from './codec.js';
-export * from './call-stats.js';
+export * from './wire/errors.js';
+export * from './wire/hash.js';
+export * from './wire/ids.js';
+export * from './wire/frame.js';
+export * from './wire/control.js';
+export * from './wire/codec.js';
+export * from './wire/call-stats.js';
 // Runtime part (shared by hosted and native): transports, messenger, Ebb model.
-export * from './transport.js';
-export * from './tcp-transport.js';
-export * from './handshake.js';
-export * from './matcher.js';
-export * from './connection.js';
-export * from './messenger.js';
-export * from './global-id-map.js';
-export * from './local-id-map.js';
-export * from './ebb.js';
-export * from './runtime.js';
-export * from './balance.js';
+export * from './messenger/transport.js';
+export * from './messenger/tcp-transport.js';
+export * from './wire/handshake.js';
+export * from './messenger/matcher.js';
+export * from './messenger/connection.js';
+export * from './messenger/messenger.js';
+export * from './runtime/global-id-map.js';
+export * from './runtime/local-id-map.js';
+export * from './runtime/ebb.js';
+export * from './runtime/runtime.js';
+export * from './runtime/balance.js';

@@ -16,7 +16,7 @@ const BANNED_GLOBALS = new Set(['setTimeout', 'setInterval', 'setImmediate', 'pr
 /** The only packages the wire code may import; relative imports must stay inside WIRE_FILES. */
 const ALLOWED_PACKAGES = new Set(['msgpackr', 'protobufjs']);
 
-const srcUrl = new URL('../src/', import.meta.url);
+const srcUrl = new URL('../../src/wire/', import.meta.url);
 
 /** Returns every violation in `source` (imports, requires, dynamic imports, banned globals). */
 function violations(fileName: string, source: string): string[] {

@@ -9,7 +9,7 @@
  * settles everything due and re-arms for the next. With the usual uniform
  * deadline, a new request never moves the timer (its deadline is the latest).
  */
-import { TimeoutError } from './errors.js';
+import { TimeoutError } from '../wire/errors.js';
 
 /** Turns a reply's bytes into the request's value; throws to reject (an error reply, a malformed payload). */
 export type ReplyDecoder<P = Uint8Array> = (ok: boolean, payload: P) => unknown;

@@ -3,9 +3,9 @@
  * policy that decides, the first time a core touches the Ebb, what that core's
  * representative is (DESIGN §2). The policy belongs to the Ebb, not the caller.
  */
-import { IdConflictError } from './errors.js';
-import { methodCode } from './hash.js';
-import { StaticIdRegistry, type EbbId } from './ids.js';
+import { IdConflictError } from '../wire/errors.js';
+import { methodCode } from '../wire/hash.js';
+import { StaticIdRegistry, type EbbId } from '../wire/ids.js';
 import type { EbbRuntime } from './runtime.js';
 
 /**

@@ -23,7 +23,7 @@ import {
   registerErrorCode,
   type ProtocolErrorCode,
 } from '@ebbrt/ebb-protocol';
-import { thrown } from './helpers.js';
+import { thrown } from '../helpers.js';
 
 
 const expectCode = (fn: () => unknown, code: string) => {

@@ -4,10 +4,10 @@
  * It moves payload bytes and never encodes or decodes them (the messenger
  * does); the messenger owns connections, applications never see them.
  */
-import { decodeControl, encodeControl, isControlResponse, CONTROL_CODES, HelloKey, HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Welcome, type Reject } from './control.js';
-import { EbbError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, TimeoutError } from './errors.js';
-import { ANY_CORE, encodeFrame, FrameDecoder, FrameKind, kindName, PROTOCOL_VERSION, type Frame } from './frame.js';
-import { HANDSHAKE_VERSION, helloMac, macEquals, newNonce, SecretKeyring, secretKey, sessionKey, transcriptOf, welcomeMac, type ClientKey, type Keyring } from './handshake.js';
+import { decodeControl, encodeControl, isControlResponse, CONTROL_CODES, HelloKey, HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Welcome, type Reject } from '../wire/control.js';
+import { EbbError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, TimeoutError } from '../wire/errors.js';
+import { ANY_CORE, encodeFrame, FrameDecoder, FrameKind, kindName, PROTOCOL_VERSION, type Frame } from '../wire/frame.js';
+import { HANDSHAKE_VERSION, helloMac, macEquals, newNonce, SecretKeyring, secretKey, sessionKey, transcriptOf, welcomeMac, type ClientKey, type Keyring } from '../wire/handshake.js';
 import { Matcher, type ReplyDecoder } from './matcher.js';
 import type { Transport } from './transport.js';
 

@@ -4,8 +4,8 @@
  * and the calls it serves. Only Ebbs with a definition on the core are kept
  * per Ebb (ids straight from the network must not grow the map).
  */
-import { EbbCallStats, type RuntimeStats } from './call-stats.js';
-import type { EbbId } from './ids.js';
+import { EbbCallStats, type RuntimeStats } from '../wire/call-stats.js';
+import type { EbbId } from '../wire/ids.js';
 
 export class CallLedger {
   readonly totals: RuntimeStats = { faults: 0, remoteCalls: 0, crossCoreCalls: 0, servedCalls: 0, servedErrors: 0, messages: 0 };

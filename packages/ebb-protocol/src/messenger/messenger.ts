@@ -10,12 +10,12 @@
  * The race that matters — many calls from one core to a peer before its
  * connection is up — shares one pending connect.
  */
-import { decodeArgs, decodeReply, decodeValue, encodeArgs, encodeError, encodeResult, encodeValue } from './codec.js';
+import { decodeArgs, decodeReply, decodeValue, encodeArgs, encodeError, encodeResult, encodeValue } from '../wire/codec.js';
 import { Connection, type ConnectionHandler, type ConnectionLimits, type HelloDecision } from './connection.js';
-import { HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Peer } from './control.js';
-import { NodeUnavailableError, ProtocolError, type EbbError } from './errors.js';
-import { ANY_CORE, type Frame } from './frame.js';
-import type { MessageSource } from './ebb.js';
+import { HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Peer } from '../wire/control.js';
+import { NodeUnavailableError, ProtocolError, type EbbError } from '../wire/errors.js';
+import { ANY_CORE, type Frame } from '../wire/frame.js';
+import type { MessageSource } from '../runtime/ebb.js';
 import type { ReplyDecoder } from './matcher.js';
 import type { Transport, TransportConnector } from './transport.js';
 

@@ -23,7 +23,7 @@ import {
   spaceBase,
   staticIdFor,
 } from '@ebbrt/ebb-protocol';
-import { thrown } from './helpers.js';
+import { thrown } from '../helpers.js';
 
 
 describe('id ranges', () => {

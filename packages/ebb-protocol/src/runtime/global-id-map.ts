@@ -4,10 +4,10 @@
  * use {@link RemoteGlobalIdMap}, which reads through the messenger and keeps a
  * per-core cache that the authority's change notifications keep fresh.
  */
-import type { Connection } from './connection.js';
-import type { IdMapChanged, IdMapValue } from './control.js';
-import { errorFromWire, NodeUnavailableError } from './errors.js';
-import type { EbbId } from './ids.js';
+import type { Connection } from '../messenger/connection.js';
+import type { IdMapChanged, IdMapValue } from '../wire/control.js';
+import { errorFromWire, NodeUnavailableError } from '../wire/errors.js';
+import type { EbbId } from '../wire/ids.js';
 
 /** One entry: opaque bytes and a version that increases on every write. */
 export interface IdMapEntry {

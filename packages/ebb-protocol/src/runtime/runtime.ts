@@ -7,19 +7,19 @@
  * messenger), `call-ledger.ts` (statistics). One instance per core (per worker
  * thread on a native; the main thread is core 0 of the frontend).
  */
-import { RepKind, type CoreSnapshot, type EbbSnapshot, type RuntimeStats } from './call-stats.js';
-import { EbbCallStats } from './call-stats.js';
+import { RepKind, type CoreSnapshot, type EbbSnapshot, type RuntimeStats } from '../wire/call-stats.js';
+import { EbbCallStats } from '../wire/call-stats.js';
 import { CallLedger } from './call-ledger.js';
-import { decodeValue, encodeValue } from './codec.js';
-import type { Peer } from './control.js';
+import { decodeValue, encodeValue } from '../wire/codec.js';
+import type { Peer } from '../wire/control.js';
 import { RuntimeDispatcher } from './dispatch.js';
 import { definitionByName, definitionByStaticId, type CallOptions, type EbbDefinition, type EbbRef, type MessageSource, type MethodName, type RemoteRef, type RepContext } from './ebb.js';
-import { NodeUnavailableError, UnknownEbbError, UnknownMethodError } from './errors.js';
-import { ANY_CORE } from './frame.js';
+import { NodeUnavailableError, UnknownEbbError, UnknownMethodError } from '../wire/errors.js';
+import { ANY_CORE } from '../wire/frame.js';
 import type { GlobalIdMap, IdMapEntry } from './global-id-map.js';
-import { isEbbId, type EbbId } from './ids.js';
+import { isEbbId, type EbbId } from '../wire/ids.js';
 import type { LocalIdMap } from './local-id-map.js';
-import type { Messenger } from './messenger.js';
+import type { Messenger } from '../messenger/messenger.js';
 import { TranslationTable } from './translation-table.js';
 
 /** The frontend's node id. */
@@ -33,7 +33,7 @@ export interface CoreLinks {
   readonly localIdMap: LocalIdMap;
 }
 
-export type { RuntimeStats } from './call-stats.js';
+export type { RuntimeStats } from '../wire/call-stats.js';
 
 /** Options of {@link EbbRuntime}. */
 export interface EbbRuntimeOptions {

@@ -3,7 +3,7 @@
  * rep. A dense array for ids below 0x10000 (static ids), a Map above (never
  * string keys).
  */
-import type { EbbId } from './ids.js';
+import type { EbbId } from '../wire/ids.js';
 
 const DENSE = 0x10000;
 

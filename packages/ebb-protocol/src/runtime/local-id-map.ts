@@ -5,7 +5,7 @@
  * message (values are structured-cloned, so they hold data, not functions);
  * the frontend keeps it in its one core.
  */
-import type { EbbId } from './ids.js';
+import type { EbbId } from '../wire/ids.js';
 
 export interface LocalIdMap {
   get(id: EbbId): Promise<unknown>;

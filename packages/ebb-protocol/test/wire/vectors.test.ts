@@ -47,7 +47,7 @@ const PRINT = methodCode('Printer', 'print');
 const NONCE = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
 const ARG_BYTES = Buffer.from('deadbeef00010203', 'hex');
 
-const doc = readFileSync(new URL('../PROTOCOL.md', import.meta.url), 'utf8');
+const doc = readFileSync(new URL('../../PROTOCOL.md', import.meta.url), 'utf8');
 
 describe('PROTOCOL.md §10 test vectors', () => {
   it('call: Printer.print(42, "hi", <8 bytes>)', () => {

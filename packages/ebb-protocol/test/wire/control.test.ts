@@ -11,10 +11,10 @@ import {
   type ControlBodies,
   type ControlType,
 } from '@ebbrt/ebb-protocol';
-import { CONTROL_PROTO } from '../src/control-proto.generated.ts';
+import { CONTROL_PROTO } from '../../src/wire/control-proto.generated.ts';
 
-const protoUrl = new URL('../control.proto', import.meta.url);
-const generatedUrl = new URL('../src/control-proto.generated.ts', import.meta.url);
+const protoUrl = new URL('../../control.proto', import.meta.url);
+const generatedUrl = new URL('../../src/wire/control-proto.generated.ts', import.meta.url);
 
 const bytes = (n: number, start = 0) => Buffer.from(Array.from({ length: n }, (_, i) => (start + i) & 0xff));
 const peer = (nodeId: number) => ({ nodeId, host: `10.0.0.${nodeId}`, port: 7000 + nodeId, cores: 4, idSpace: nodeId + 1, backend: 'qemu', incarnation: 2, pairKey: bytes(32, nodeId) });
@@ -132,7 +132,7 @@ describe('control.proto embedding', () => {
     expect(CONTROL_PROTO).toBe(readFileSync(protoUrl, 'utf8'));
   });
 
-  it('src/control-proto.generated.ts is exactly what scripts/embed-proto.mjs writes', () => {
+  it('src/wire/control-proto.generated.ts is exactly what scripts/embed-proto.mjs writes', () => {
     const text = readFileSync(protoUrl, 'utf8');
     const expected = `// Generated from control.proto by scripts/embed-proto.mjs; do not edit.\nexport const CONTROL_PROTO = ${JSON.stringify(text)};\n`;
     expect(readFileSync(generatedUrl, 'utf8')).toBe(expected);

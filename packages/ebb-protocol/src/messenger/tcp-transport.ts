@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { NodeUnavailableError } from './errors.js';
+import { NodeUnavailableError } from '../wire/errors.js';
 import type { Transport, TransportServer } from './transport.js';
 
 export class TcpTransport implements Transport {

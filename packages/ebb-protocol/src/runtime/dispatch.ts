@@ -5,7 +5,7 @@
  */
 import type { CallLedger } from './call-ledger.js';
 import type { MessageSource } from './ebb.js';
-import type { Dispatcher } from './messenger.js';
+import type { Dispatcher } from '../messenger/messenger.js';
 import type { EbbRuntime } from './runtime.js';
 
 export class RuntimeDispatcher implements Dispatcher {
