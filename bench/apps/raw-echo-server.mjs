@@ -1,21 +1,25 @@
 // Peer baseline for the rpc bench: a minimal node:net server echoing
-// length-prefixed frames (u32 LE length + bytes). Prints its port.
+// length-prefixed frames (u32 LE length + bytes). `corked` (default) writes
+// every frame one read completed under one cork, so they leave in one writev;
+// `uncorked` writes each frame on its own. Prints its port.
 import net from 'node:net';
+
+const corked = (process.argv[2] ?? 'corked') === 'corked';
 
 const server = net.createServer({ noDelay: true }, (socket) => {
   let pending = Buffer.alloc(0);
   socket.on('data', (chunk) => {
     pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
     let offset = 0;
-    const out = [];
+    if (corked) socket.cork();
     while (pending.length - offset >= 4) {
       const length = pending.readUInt32LE(offset);
       if (pending.length - offset < 4 + length) break;
-      out.push(pending.subarray(offset, offset + 4 + length));
+      socket.write(pending.subarray(offset, offset + 4 + length));
       offset += 4 + length;
     }
+    if (corked) socket.uncork();
     pending = pending.subarray(offset);
-    if (out.length) socket.write(out.length === 1 ? out[0] : Buffer.concat(out));
   });
   socket.on('error', () => socket.destroy());
 });

@@ -1,113 +1,102 @@
-// rpc suite (issue 3): the cost of an Ebb call locally, across loopback TCP
-// serially and pipelined, and of a native join — each next to its peer
-// baseline measured in the same run.
+// rpc suite: the cost of an Ebb call — pipelined and serial over loopback TCP,
+// across the cores of one native, and on the same core — and of a native join,
+// each next to its peer baseline measured in the same run, rounds interleaved
+// (ours, baseline, ours, …). Ratios are medians of the per-round ratios.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import grpc from '@grpc/grpc-js';
+import { parseArgs } from 'node:util';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { NodeAllocator, silentLogger, startHosted } from '@ebbrt/hosted';
-import { EchoEbb, EchoRep } from '../apps/echo-ebb.mjs';
-import { median, ratio } from '../lib.mjs';
+import { CrossCoreBench, EchoEbb, benchArgs, pipelinedRate, rttP50 } from '../apps/echo-ebb.mjs';
+import { median } from '../lib.mjs';
 
 const apps = new URL('../apps/', import.meta.url);
-const REPEATS = 5;
-const ARGS = [123456, 'a short string argument, about 40 chars', Buffer.alloc(48, 7)];
-// The same payload for the baselines: what our call frame's payload is, plus a header's worth.
-const RAW_PAYLOAD = Buffer.alloc(100, 1);
+const WINDOW = 256;
+/** The raw baselines' frame: u32 LE length + 96 bytes, 100 bytes in all (our call frame of benchArgs() is ~120). */
+const FRAME = Buffer.alloc(100, 1);
+FRAME.writeUInt32LE(FRAME.length - 4, 0);
 
-
-/**
- * ns per call through `target.echo`. Each case gets its own loop function (built
- * by `loopFor`), so the call site stays monomorphic for both cases: sharing one
- * loop between cases made whichever ran second pay for a polymorphic call site.
- */
-function loopFor() {
-  return new Function('target', 'n', 's', 'b', `
-    let sink = 0;
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) sink += target.echo(i, s, b);
-    return [Number(process.hrtime.bigint() - t0) / n, sink];`);
-}
-
-function nsPerCall(cases, n) {
-  const loops = cases.map(() => loopFor());
-  cases.forEach((target, k) => loops[k](target, n, ARGS[1], ARGS[2]));
-  const samples = cases.map(() => []);
-  for (let r = 0; r < REPEATS; r++) cases.forEach((target, k) => samples[k].push(loops[k](target, n, ARGS[1], ARGS[2])[0]));
-  return samples.map(median);
-}
-
-/** Serial round trips: p50 in µs, median over REPEATS rounds. */
-async function rttP50(call, n) {
-  for (let i = 0; i < 200; i++) await call();
-  const rounds = [];
-  for (let r = 0; r < REPEATS; r++) {
-    const times = [];
-    for (let i = 0; i < n; i++) {
-      const t0 = process.hrtime.bigint();
-      await call();
-      times.push(Number(process.hrtime.bigint() - t0) / 1000);
-    }
-    rounds.push(median(times));
-  }
-  return median(rounds);
-}
-
-/** Calls/s with `window` calls always in flight, for `ms` per round; median of REPEATS rounds. */
-async function pipelined(call, window = 256, ms = 1000) {
-  const round = async (duration) => {
-    let done = 0;
-    const end = performance.now() + duration;
-    const lane = async () => {
-      while (performance.now() < end) {
-        await call();
-        done++;
-      }
-    };
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: window }, lane));
-    return (done * 1000) / (performance.now() - t0);
+function options(args) {
+  const { values } = parseArgs({ args, options: { rounds: { type: 'string' }, quick: { type: 'boolean' }, joins: { type: 'string' } } });
+  const positive = (name, fallback) => {
+    if (values[name] === undefined) return fallback;
+    const n = Number(values[name]);
+    if (!Number.isInteger(n) || n < 1) throw new TypeError(`rpc suite: --${name} takes a positive integer, got "${values[name]}"`);
+    return n;
   };
-  await round(300);
-  const rates = [];
-  for (let r = 0; r < REPEATS; r++) rates.push(await round(ms));
-  return median(rates);
+  // --quick: a smoke run (every case once, briefly); its figures are not for comparing.
+  const quick = values.quick ?? false;
+  return { quick, rounds: positive('rounds', quick ? 1 : 5), joins: positive('joins', quick ? 3 : 20), roundMs: quick ? 200 : 1000, rttCalls: quick ? 200 : 2000 };
 }
 
-/** Starts a helper server script and resolves with its printed port and the child. */
-function startServer(script) {
-  const child = spawn(process.execPath, [fileURLToPath(new URL(script, apps))], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs a bench app in a child process; resolves with the child and the first line it prints. */
+function startChild(script, args = []) {
+  const child = spawn(process.execPath, [fileURLToPath(new URL(script, apps)), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
+    let out = '';
     child.once('error', reject);
-    child.stdout.once('data', (d) => resolve({ child, port: Number(String(d).trim()) }));
+    child.once('exit', (code) => {
+      if (!out.includes('\n')) reject(new Error(`${script} ${args.join(' ')} exited with code ${code} before printing`));
+    });
+    child.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve({ child, line: out.slice(0, nl) });
+    });
   });
 }
 
-/** A raw length-prefixed ping-pong client: call() resolves when the echo of one frame is back. */
-function rawClient(port) {
+/**
+ * A raw client of raw-echo-server.mjs, callback-driven: every read's replies are
+ * answered with as many new frames, written under one cork (one writev) when
+ * `corked`, else one write each.
+ */
+function rawClient(port, corked) {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host: '127.0.0.1', noDelay: true }, () => {
-      const waiters = [];
       let pending = Buffer.alloc(0);
+      let onReplies = () => undefined;
       socket.on('data', (chunk) => {
         pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
         let offset = 0;
+        let n = 0;
         while (pending.length - offset >= 4) {
           const length = pending.readUInt32LE(offset);
           if (pending.length - offset < 4 + length) break;
           offset += 4 + length;
-          waiters.shift()();
+          n++;
         }
         pending = pending.subarray(offset);
+        if (n > 0) onReplies(n);
       });
-      const frame = Buffer.alloc(4 + RAW_PAYLOAD.length);
-      frame.writeUInt32LE(RAW_PAYLOAD.length, 0);
-      RAW_PAYLOAD.copy(frame, 4);
+      const send = (n) => {
+        if (corked) socket.cork();
+        for (let i = 0; i < n; i++) socket.write(FRAME);
+        if (corked) socket.uncork();
+      };
       resolve({
-        call: () => new Promise((done) => {
-          waiters.push(done);
-          socket.write(frame);
-        }),
+        pipelined: (window, ms) =>
+          new Promise((done) => {
+            let replies = 0;
+            let inFlight = window;
+            const t0 = performance.now();
+            const end = t0 + ms;
+            onReplies = (n) => {
+              replies += n;
+              inFlight -= n;
+              if (performance.now() < end) {
+                send(n);
+                inFlight += n;
+              } else if (inFlight === 0) done((replies * 1000) / (performance.now() - t0));
+            };
+            send(window);
+          }),
+        rtt: (n) => {
+          let wake;
+          onReplies = () => wake();
+          return rttP50(() => new Promise((r) => ((wake = r), send(1))), n);
+        },
         close: () => socket.destroy(),
       });
     });
@@ -115,68 +104,128 @@ function rawClient(port) {
   });
 }
 
+/** Two worker threads joined by a MessageChannel (bench/apps/messageport-pair.mjs); `ask` runs a measurement in the driver. */
+function messagePortPair() {
+  const { port1, port2 } = new MessageChannel();
+  const script = new URL('messageport-pair.mjs', apps);
+  const echo = new Worker(script, { workerData: { role: 'echo', port: port2 }, transferList: [port2] });
+  const driver = new Worker(script, { workerData: { role: 'driver', port: port1 }, transferList: [port1] });
+  const ask = (request) =>
+    new Promise((resolve, reject) => {
+      driver.once('message', resolve);
+      driver.once('error', reject);
+      driver.postMessage(request);
+    });
+  return { rtt: (n) => ask({ what: 'rtt', n }), pipelined: (window, ms) => ask({ what: 'pipelined', window, ms }), close: () => Promise.all([echo.terminate(), driver.terminate()]) };
+}
+
+/** Spawn of `node -e 0` until it exited, ms. */
+function nodeStartMs() {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', () => resolve(performance.now() - t0));
+  });
+}
+
+const percentile = (values, p) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))];
+
 export async function run(ctx) {
-  const cases = {};
-  const set = (name, value, unit) => {
-    cases[name] = { value: Number(value.toFixed(3)), unit };
-    ctx.log(`${name}: ${cases[name].value} ${unit}`);
+  const o = options(ctx.args);
+  const samples = {};
+  const units = {};
+  const record = (name, value, unit) => {
+    (samples[name] ??= []).push(Number(value.toFixed(3)));
+    units[name] = unit;
   };
+  /** Median over rounds of ours/theirs per round. */
+  const ratioOf = (ours, theirs) => Number(median(samples[ours].map((v, i) => v / samples[theirs][i])).toFixed(3));
+
+  // Local calls: each case in a fresh process (clean JIT feedback), its contenders interleaved there.
+  for (const which of ['mono', 'mega', 'noinline']) {
+    const { line } = await startChild('local-calls.mjs', [which, String(o.rounds)]);
+    const local = JSON.parse(line);
+    const name = { mono: 'local', mega: 'local_megamorphic', noinline: 'local_noinline' }[which];
+    for (let r = 0; r < o.rounds; r++) {
+      record(`${name}_call_ns`, local.ours[r], 'ns');
+      record(`${name}_direct_call_ns`, local.direct[r], 'ns');
+      if (local.empty) record('empty_loop_ns', local.empty[r], 'ns');
+    }
+    if (local.firstCallUs !== undefined) record('local_first_call_us', local.firstCallUs, 'µs');
+    ctx.log(`local ${which}: ours ${median(local.ours).toFixed(2)} ns, direct ${median(local.direct).toFixed(2)} ns`);
+  }
 
   const hosted = await startHosted({ secret: 'bench-secret-123', logger: silentLogger });
   const allocator = new NodeAllocator(hosted);
   const nativeModule = fileURLToPath(new URL('echo-native.mjs', apps));
-  const children = [];
+  const closers = [];
   try {
-    // Local: a call through a cached EbbRef vs a plain method call on the same object.
-    const ref = hosted.runtime.ref(EchoEbb);
-    const [direct, local] = nsPerCall([new EchoRep(), ref], 2_000_000);
-    set('direct_call_ns', direct, 'ns');
-    set('local_call_ns', local, 'ns');
-
-    // Join: spawn of a process native until it has joined.
-    const joins = [];
-    for (let i = 0; i < REPEATS + 1; i++) {
+    // Join: spawn of a one-core process native until it joined, next to a bare node start.
+    await nodeStartMs();
+    await (await allocator.allocateNode(nativeModule, { cores: 1 })).stop(500);
+    for (let i = 0; i < o.joins; i++) {
       const t0 = performance.now();
       const node = await allocator.allocateNode(nativeModule, { cores: 1 });
-      if (i > 0) joins.push(performance.now() - t0);
+      record('join_ms', performance.now() - t0, 'ms');
       await node.stop(500);
+      record('node_start_ms', await nodeStartMs(), 'ms');
     }
-    set('join_ms_p50', median(joins), 'ms');
+    ctx.log(`join p50 ${median(samples.join_ms).toFixed(1)} ms, node -e 0 p50 ${median(samples.node_start_ms).toFixed(1)} ms`);
 
-    // Remote: serial and pipelined hosted → native calls over loopback TCP.
-    const native = await allocator.allocateNode(nativeModule, { cores: 1 });
+    const [native, native2] = await Promise.all([allocator.allocateNode(nativeModule, { cores: 1, waitForApp: true }), allocator.allocateNode(nativeModule, { cores: 2, waitForApp: true })]);
+    const args = benchArgs();
     const remote = hosted.runtime.remote(EchoEbb, native.nodeId);
-    const callRemote = () => remote.echo(...ARGS);
-    const raw = await startServer('raw-echo-server.mjs');
-    children.push(raw.child);
-    const rawConn = await rawClient(raw.port);
-    set('remote_rtt_p50_us', await rttP50(callRemote, 2000), 'µs');
-    set('raw_tcp_rtt_p50_us', await rttP50(rawConn.call, 2000), 'µs');
-    set('remote_pipelined_per_s', await pipelined(callRemote), 'calls/s');
-    set('raw_tcp_pipelined_per_s', await pipelined(rawConn.call), 'calls/s');
-    rawConn.close();
+    const callRemote = () => remote.echo(...args);
+    const crossCore = hosted.runtime.remote(CrossCoreBench, native2.nodeId, 0, { timeoutMs: 120_000 });
+    const servers = await Promise.all([startChild('raw-echo-server.mjs', ['corked']), startChild('raw-echo-server.mjs', ['uncorked'])]);
+    for (const { child } of servers) closers.push(() => child.kill('SIGKILL'));
+    const [corked, uncorked] = await Promise.all([rawClient(Number(servers[0].line), true), rawClient(Number(servers[1].line), false)]);
+    closers.push(corked.close, uncorked.close);
+    const ports = messagePortPair();
+    closers.push(ports.close);
 
-    const grpcServer = await startServer('grpc-echo-server.mjs');
-    children.push(grpcServer.child);
-    const Client = grpc.makeGenericClientConstructor({ echo: { path: '/bench.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: (b) => b, requestDeserialize: (b) => b, responseSerialize: (b) => b, responseDeserialize: (b) => b } }, 'Echo');
-    const client = new Client(`127.0.0.1:${grpcServer.port}`, grpc.credentials.createInsecure());
-    const callGrpc = () => new Promise((resolve, reject) => client.echo(RAW_PAYLOAD, (error, reply) => (error ? reject(error) : resolve(reply))));
-    set('grpc_unary_per_s', await pipelined(callGrpc), 'calls/s');
-    client.close();
-    await native.stop(500);
+    const contenders = [
+      ['remote_pipelined_per_s', 'calls/s', (ms) => pipelinedRate(callRemote, WINDOW, ms)],
+      ['raw_tcp_corked_pipelined_per_s', 'msg/s', (ms) => corked.pipelined(WINDOW, ms)],
+      ['raw_tcp_uncorked_pipelined_per_s', 'msg/s', (ms) => uncorked.pipelined(WINDOW, ms)],
+      ['remote_rtt_p50_us', 'µs', () => rttP50(callRemote, o.rttCalls)],
+      ['raw_tcp_rtt_p50_us', 'µs', () => corked.rtt(o.rttCalls)],
+      ['cross_core_pipelined_per_s', 'calls/s', (ms) => crossCore.pipelined(WINDOW, ms)],
+      ['messageport_pipelined_per_s', 'msg/s', (ms) => ports.pipelined(WINDOW, ms)],
+      ['cross_core_rtt_us', 'µs', () => crossCore.rtt(o.rttCalls)],
+      ['messageport_rtt_us', 'µs', () => ports.rtt(o.rttCalls)],
+    ];
+    ctx.log('warm-up');
+    for (const [, , measure] of contenders) await measure(o.roundMs / 2);
+    for (let r = 0; r < o.rounds; r++) {
+      for (const [name, unit, measure] of contenders) record(name, await measure(o.roundMs), unit);
+      ctx.log(`round ${r + 1}/${o.rounds}: ${contenders.map(([name]) => `${name} ${Math.round(samples[name][r])}`).join(', ')}`);
+    }
+    await Promise.all([native.stop(500), native2.stop(500)]);
   } finally {
-    for (const child of children) child.kill('SIGKILL');
+    for (const close of closers) await close();
     allocator.killAll();
     await hosted.close();
   }
 
+  const cases = {};
+  for (const [name, values] of Object.entries(samples)) cases[name] = { value: Number(median(values).toFixed(3)), unit: units[name], samples: values };
+  cases.join_ms_p99 = { value: Number(percentile(samples.join_ms, 0.99).toFixed(3)), unit: 'ms' };
+  cases.node_start_ms_p99 = { value: Number(percentile(samples.node_start_ms, 0.99).toFixed(3)), unit: 'ms' };
   return {
     cases,
     ratios: {
-      local_vs_direct: ratio(cases, 'local_call_ns', 'direct_call_ns'),
-      remote_rtt_vs_raw: ratio(cases, 'remote_rtt_p50_us', 'raw_tcp_rtt_p50_us'),
-      pipelined_vs_raw: ratio(cases, 'remote_pipelined_per_s', 'raw_tcp_pipelined_per_s'),
-      pipelined_vs_grpc: ratio(cases, 'remote_pipelined_per_s', 'grpc_unary_per_s'),
+      pipelined_vs_raw_corked: ratioOf('remote_pipelined_per_s', 'raw_tcp_corked_pipelined_per_s'),
+      pipelined_vs_raw_uncorked: ratioOf('remote_pipelined_per_s', 'raw_tcp_uncorked_pipelined_per_s'),
+      remote_rtt_vs_raw: ratioOf('remote_rtt_p50_us', 'raw_tcp_rtt_p50_us'),
+      cross_core_rtt_vs_messageport: ratioOf('cross_core_rtt_us', 'messageport_rtt_us'),
+      cross_core_pipelined_vs_messageport: ratioOf('cross_core_pipelined_per_s', 'messageport_pipelined_per_s'),
+      local_vs_direct: ratioOf('local_call_ns', 'local_direct_call_ns'),
+      local_megamorphic_vs_direct: ratioOf('local_megamorphic_call_ns', 'local_megamorphic_direct_call_ns'),
+      local_noinline_vs_direct: ratioOf('local_noinline_call_ns', 'local_noinline_direct_call_ns'),
+      join_ms_p50: cases.join_ms.value,
+      join_vs_node_start: Number((cases.join_ms.value / cases.node_start_ms.value).toFixed(3)),
     },
   };
 }
