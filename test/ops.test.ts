@@ -34,10 +34,11 @@ describe('ebbrt up examples/cluster.yaml (acceptance)', () => {
     expect(up.code, up.stderr).toBe(0);
     expect(up.timedOut).toBe(false);
     // Progress per group, then the addresses.
-    expect(up.stderr).toMatch(/ebbrt up: cluster demo from .*packages\/examples\/cluster\.yaml: 2 node\(s\) in 1 group\(s\), detaching once up/);
+    expect(up.stderr).toMatch(/ebbrt up: cluster demo from .*packages\/examples\/cluster\.yaml: 3 node\(s\) in 2 group\(s\), detaching once up/);
     expect(up.stderr).toMatch(/workers +process +helloworld +0\/2 joined, 2 booting, 0 failed/);
     expect(up.stderr).toMatch(/✓ workers +process +helloworld +2\/2 joined, 0 booting, 0 failed/);
-    expect(up.stdout).toMatch(/^cluster demo is up: 2 native node\(s\) joined$/m);
+    expect(up.stderr).toMatch(/✓ load +process +counter +1\/1 joined, 0 booting, 0 failed/);
+    expect(up.stdout).toMatch(/^cluster demo is up: 3 native node\(s\) joined$/m);
     expect(up.stdout).toMatch(/dashboard +http:\/\/127\.0\.0\.1:\d+\//);
 
     let view = await psJson(dir);
@@ -55,10 +56,11 @@ describe('ebbrt up examples/cluster.yaml (acceptance)', () => {
       expect(node.rssBytes).toBeGreaterThan(10 * 1024 * 1024);
       expect(running(node.pid!)).toBe(true);
     }
-    expect(new Set(natives.map((n) => n.id))).toEqual(new Set([2, 3]));
+    const workerIds = natives.map((n) => n.id);
+    expect(new Set([...workerIds, ...view.nodes.filter((n) => n.group === 'load').map((n) => n.id)])).toEqual(new Set([2, 3, 4]));
     expect(view.nodes.find((n) => n.group === 'frontend')).toMatchObject({ id: 1, backend: 'hosted', state: 'joined' });
-    expect(view.groups).toEqual([expect.objectContaining({ name: 'workers', joined: 2, booting: 0, failed: 0 })]);
-    expect(clusterProcesses(view.frontend).sort()).toEqual(natives.map((n) => n.pid).sort());
+    expect(view.groups).toEqual([expect.objectContaining({ name: 'workers', joined: 2, booting: 0, failed: 0 }), expect.objectContaining({ name: 'load', app: 'counter', joined: 1, main: { state: 'running' } })]);
+    expect(clusterProcesses(view.frontend).sort()).toEqual(view.nodes.filter((n) => n.group !== 'frontend').map((n) => n.pid).sort());
 
     // The natives greeted through the Printer, whose one rep is on the frontend: a home Ebb owned by node 1.
     let printer: ClusterView['ebbs'][number] | undefined;
@@ -68,7 +70,9 @@ describe('ebbrt up examples/cluster.yaml (acceptance)', () => {
     }
     expect(printer).toMatchObject({ policy: 'home', owner: 1 });
     expect(printer!.reps).toContainEqual({ node: 1, cores: 'L' });
-    expect(printer!.reps).toContainEqual({ node: 2, cores: 'r.' });
+    expect(printer!.reps).toContainEqual({ node: workerIds[0], cores: 'r.' });
+    // helloworld's hosted main ran under `up`: it returned 0 once both workers greeted.
+    expect((await psJson(dir)).groups[0].main).toEqual({ state: 'returned', status: 0 });
 
     const table = await runCli(['ps', '--state-dir', dir]);
     expect(table.code, table.stderr).toBe(0);
@@ -82,13 +86,22 @@ describe('ebbrt up examples/cluster.yaml (acceptance)', () => {
 
     const metrics = await (await fetch(`http://${view.admin}/metrics`)).text();
     expect(metrics.match(/^ebbrt_node_info\{.*group="workers".*\} 1$/gm)).toHaveLength(2);
-    expect(metrics).toMatch(/^ebbrt_nodes\{state="joined",cluster="demo"\} 3$/m);
-    expect(metrics).toMatch(/^ebbrt_ebb_calls_total\{node="[23]",ebb="0x[0-9a-f]+",name="Printer",resolved="remote",cluster="demo"\} 1$/m);
+    expect(metrics).toMatch(/^ebbrt_nodes\{state="joined",cluster="demo"\} 4$/m);
+    expect(metrics).toMatch(/^ebbrt_ebb_calls_total\{node="[234]",ebb="0x[0-9a-f]+",name="Printer",resolved="remote",cluster="demo"\} 1$/m);
 
     const top = await runCli(['top', '--once', '--state-dir', dir]);
     expect(top.code, top.stderr).toBe(0);
     expect(top.stdout).toMatch(/^ebbrt top · cluster demo/);
-    expect(top.stdout).toMatch(/^ +2 +workers +process /m);
+    expect(top.stdout).toMatch(/^ +\d +workers +process /m);
+
+    // The demo's light load: the counter service keeps the Counter Ebb busy.
+    let counter: TopView['ebbs'][number] | undefined;
+    for (let i = 0; i < 30 && !(counter && counter.callsPerSec > 0); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      counter = ((await (await fetch(`http://${view.admin}/api/top`)).json()) as TopView).ebbs.find((e) => e.name === 'Counter');
+    }
+    expect(counter?.callsPerSec).toBeGreaterThan(0);
+    expect(counter?.p50Us).toBeGreaterThan(0);
 
     await expectDown(dir, view);
   });

@@ -37,12 +37,12 @@ describe('cluster file', () => {
     expect(spec.groups[0].paths.native).toMatch(/helloworld\/native\.js$/);
   });
 
-  it('the example cluster file is valid: two process natives of helloworld, detached', () => {
+  it('the example cluster file is valid: two process natives of helloworld and one of the counter service, detached', () => {
     const file = locateClusterFile('examples/cluster.yaml', '/');
     expect(file).toMatch(/packages\/examples\/cluster\.yaml$/);
     const spec = loadClusterFile(file);
     expect(spec.detach).toBe(true);
-    expect(spec.groups.map((g) => [g.backend, g.count, g.app])).toEqual([['process', 2, 'helloworld']]);
+    expect(spec.groups.map((g) => [g.backend, g.count, g.app, g.args])).toEqual([['process', 2, 'helloworld', []], ['process', 1, 'counter', ['--every', '200', '--increments', '1000']]]);
   });
 
   it('a missing file says where it looked', () => {

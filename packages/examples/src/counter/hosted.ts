@@ -3,6 +3,11 @@
  * its own Counter rep `--increments K` times, waits for all of them, then asks
  * each native for its node total (the sum over its cores' reps) and prints the
  * grand total. Exits 0 only if it equals the sum over natives of cores × K.
+ *
+ * With `--every MS` it is a service instead (the demo cluster's light load):
+ * every MS ms each native of the group runs K increments per core, until the
+ * run is stopped; nothing is printed per round (watch it in `ebbrt top` or the
+ * dashboard).
  */
 import { flagHelp, parseFlags, UsageError, type FlagSpec, type HostedApp } from '@ebbrt/hosted';
 import { CounterEbb } from './counter.js';
@@ -10,16 +15,22 @@ import { CounterEbb } from './counter.js';
 export interface CounterOptions {
   /** Increments per core. Default 10000. */
   increments: number;
+  /** Repeat every this many ms until stopped (a service); undefined = one round, then check the totals. */
+  everyMs?: number;
 }
 
-const FLAGS: FlagSpec[] = [{ name: 'increments', type: 'int', value: 'K', min: 1, max: 1_000_000_000, help: 'increments per core (default 10000)' }];
+const FLAGS: FlagSpec[] = [
+  { name: 'increments', type: 'int', value: 'K', min: 1, max: 1_000_000_000, help: 'increments per core (default 10000)' },
+  { name: 'every', type: 'int', value: 'MS', min: 1, max: 3_600_000, help: 'repeat every MS ms until stopped, as a service (light load for a demo)' },
+];
 
 /** Parses the app arguments (after `--`) with the CLI's flag parser; throws {@link UsageError} naming the bad flag. */
 export function parseArgs(args: readonly string[]): CounterOptions | 'help' {
   const parsed = parseFlags(args, FLAGS);
   if (parsed.help) return 'help';
   if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
-  return { increments: (parsed.flags.increments as number | undefined) ?? 10_000 };
+  const everyMs = parsed.flags.every as number | undefined;
+  return { increments: (parsed.flags.increments as number | undefined) ?? 10_000, ...(everyMs === undefined ? {} : { everyMs }) };
 }
 
 export async function main(app: HostedApp): Promise<number> {
@@ -41,6 +52,7 @@ export async function main(app: HostedApp): Promise<number> {
   }
   const k = options.increments;
   const rt = app.runtime;
+  if (options.everyMs !== undefined) return serve(app, k, options.everyMs);
   const natives = [...app.natives].sort((x, y) => x.nodeId - y.nodeId);
   const remotes = natives.map((native) => rt.remote(CounterEbb, native.nodeId));
   // run(k) resolves only once every core of that node finished: no total is read early.
@@ -60,4 +72,19 @@ export async function main(app: HostedApp): Promise<number> {
   ok &&= total === expected;
   app.print(ok ? `total ${total} = ${formula}` : `total ${total}, expected ${expected} = ${formula}`);
   return ok ? 0 : 1;
+}
+
+/** `--every MS`: a round of `run(k)` on every native of the group (it follows replacements) every MS ms, until the run stops. */
+async function serve(app: HostedApp, k: number, everyMs: number): Promise<number> {
+  const { signal } = app;
+  while (!signal.aborted) {
+    const natives = app.group?.nodes ?? app.natives;
+    // A native lost mid-round fails its call; the group replaces it and the next round uses the replacement.
+    await Promise.allSettled(natives.map((native) => app.runtime.remote(CounterEbb, native.nodeId).run(k)));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, everyMs);
+      signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+  }
+  return 0;
 }

@@ -20,13 +20,14 @@ import type { ClusterView, TopView } from './view.js';
 
 /** What the cluster reports to the feed. */
 export type FeedEvent =
-  | { kind: 'join' | 'leave' | 'fail' | 'reject' | 'replace' | 'suspect' | 'reinstate'; nodeId?: number; message: string }
+  | { kind: FeedEntry['kind']; nodeId?: number; message: string }
   | { kind: 'progress' }
   | { kind: 'sample'; top: TopView };
 
 /** A membership event as the feed sends it. */
 export interface FeedEntry {
-  kind: 'join' | 'leave' | 'fail' | 'reject' | 'replace' | 'suspect' | 'reinstate';
+  /** `app`: a group's hosted main returned. */
+  kind: 'join' | 'leave' | 'fail' | 'reject' | 'replace' | 'suspect' | 'reinstate' | 'app';
   nodeId?: number;
   message: string;
   at: string;

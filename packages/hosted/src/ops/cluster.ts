@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import type { CoreSnapshot } from '@ebbrt/ebb-protocol';
 import { NodeAllocator, type NativeNode } from '../allocator.js';
+import type { HostedApp } from '../app.js';
 import { VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS } from '../backends/qemu/index.js';
 import type { Logger } from '../log.js';
 import type { GroupLaunch, NodeGroup, Replacement } from '../node-group.js';
@@ -33,6 +34,14 @@ export interface ClusterOptions {
   metricsIntervalMs?: number;
   /** `false`: no admin HTTP server (metrics stay readable through `metrics`). Default: serve on `spec.admin`. */
   admin?: false;
+  /** Where the lines a group's hosted `main` prints go. Default stdout, each line prefixed with `[group]`. */
+  print?: (group: string, line: string) => void;
+}
+
+/** A hosted `main` of a group: the app as a service under `up`. */
+interface MainRecord {
+  state: NonNullable<GroupView['main']>;
+  done: Promise<void>;
 }
 
 interface NodeRecord {
@@ -74,6 +83,10 @@ export class Cluster extends EventEmitter {
   readonly #records: NodeRecord[] = [];
   readonly #feed = new Set<(event: FeedEvent) => void>();
   readonly #groups = new Map<string, NodeGroup>();
+  readonly #mains = new Map<string, MainRecord>();
+  /** Aborted when the cluster stops: the hosted mains stop serving and return. */
+  readonly #mainsAbort = new AbortController();
+  readonly #hostedModules = new Map<string, { main?: (app: HostedApp) => unknown }>();
   #stopping?: Promise<void>;
   #stopRequested!: (reason: string) => void;
   /** Resolves with the reason when someone asked the cluster to stop (`ebbrt down`, a signal). */
@@ -131,7 +144,7 @@ export class Cluster extends EventEmitter {
       for (const [i, group] of spec.groups.entries()) ensureBackend(cluster.allocator, group.backend, `groups[${i}].backend`);
       // The frontend serves the Ebbs natives call on it (e.g. a home Ebb): it needs their definitions.
       // (An embedding program — startCluster — has no hosted entry: it is one, and imported its Ebbs itself.)
-      for (const group of spec.groups) if (group.paths.hosted) await import(pathToFileURL(group.paths.hosted).href);
+      for (const group of spec.groups) if (group.paths.hosted) cluster.#hostedModules.set(group.name, await import(pathToFileURL(group.paths.hosted).href));
       if (options.admin !== false) cluster.admin = await startAdmin(cluster, spec.admin);
     } catch (error) {
       await cluster.stop();
@@ -154,7 +167,48 @@ export class Cluster extends EventEmitter {
     started.forEach((s, i) => failures.push(...s.failures.map((e) => `${groups[i].name}: ${e.message}`)));
     const errors = started.flatMap((s) => s.failures);
     if (failures.length === 0 && this.status === 'starting') this.status = 'up';
+    if (failures.length === 0) for (const group of this.spec.groups) this.#runMain(group);
     return { ok: failures.length === 0, failures, errors };
+  }
+
+  /**
+   * Runs a group's hosted `main(app)` (when its hosted entry exports one) as a
+   * service: with the group's natives and args, like `ebbrt run` does, and
+   * `app.signal` aborted when the cluster stops. What it returns or throws is
+   * logged, sent to the feed and shown by `ps`; the cluster stays up either way.
+   */
+  #runMain(spec: GroupSpec): void {
+    const main = this.#hostedModules.get(spec.name)?.main;
+    const group = this.#groups.get(spec.name);
+    if (typeof main !== 'function' || !group) return;
+    const print = this.#options.print ?? ((name: string, line: string) => process.stdout.write(`[${name}] ${line}\n`));
+    const app: HostedApp = {
+      runtime: this.hosted.runtime,
+      node: this.hosted,
+      allocator: this.allocator,
+      natives: [...group.nodes],
+      group,
+      nativeEntry: spec.paths.native,
+      args: spec.args,
+      print: (line) => print(spec.name, line),
+      signal: this.#mainsAbort.signal,
+    };
+    const record: MainRecord = { state: { state: 'running' }, done: Promise.resolve() };
+    const settle = (state: NonNullable<GroupView['main']>, message: string) => {
+      record.state = state;
+      if (this.#mainsAbort.signal.aborted) return;
+      (state.state === 'failed' ? this.#log.error : this.#log.info).call(this.#log, 'hosted main ended', { group: spec.name, app: spec.app, ...state });
+      this.#emitFeed({ kind: state.state === 'failed' ? 'fail' : 'app', message });
+    };
+    record.done = (async () => main(app))().then(
+      (status) => {
+        const code = typeof status === 'number' ? status : 0;
+        settle({ state: code === 0 ? 'returned' : 'failed', status: code }, `${spec.app} main (group ${spec.name}) returned ${code}`);
+      },
+      (error: unknown) => settle({ state: 'failed', error: String((error as Error)?.message ?? error) }, `${spec.app} main (group ${spec.name}) threw: ${(error as Error)?.message ?? error}`),
+    );
+    this.#mains.set(spec.name, record);
+    this.#log.info('hosted main started', { group: spec.name, app: spec.app });
   }
 
   #maintain(spec: GroupSpec): NodeGroup {
@@ -261,7 +315,8 @@ export class Cluster extends EventEmitter {
       const records = this.#records.filter((r) => r.group === group.name);
       const count = (state: NodeState) => records.filter((r) => r.state === state).length;
       const stats = this.#groups.get(group.name)?.stats;
-      return { name: group.name, app: group.app, backend: group.backend, count: group.count, cores: group.cores, booting: count('booting'), joined: count('joined'), failed: count('failed'), left: count('left'), replaced: stats?.replaced ?? 0, failedReplacements: stats?.failedReplacements ?? 0, pendingReplacements: stats?.pending ?? 0 };
+      const main = this.#mains.get(group.name)?.state;
+      return { name: group.name, app: group.app, backend: group.backend, count: group.count, cores: group.cores, booting: count('booting'), joined: count('joined'), failed: count('failed'), left: count('left'), replaced: stats?.replaced ?? 0, failedReplacements: stats?.failedReplacements ?? 0, pendingReplacements: stats?.pending ?? 0, ...(main ? { main: { ...main } } : {}) };
     });
   }
 
@@ -339,6 +394,9 @@ export class Cluster extends EventEmitter {
     this.#stopping ??= (async () => {
       this.status = 'stopping';
       this.#stopRequested('stopping');
+      // The services stop first, while their natives still answer; one that ignores the signal is not waited for long.
+      this.#mainsAbort.abort();
+      await Promise.race([Promise.all([...this.#mains.values()].map((m) => m.done)), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       const natives = this.#records.flatMap((r) => (r.native ? [r.native] : []));
       await Promise.all([...this.#groups.values()].map((group) => group.stop(2000)));
       await Promise.all(natives.map((native) => native.stop(2000)));

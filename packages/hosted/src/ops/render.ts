@@ -41,6 +41,13 @@ export function formatRate(perSec: number): string {
   return perSec.toFixed(2);
 }
 
+/** A group's hosted main as `ps` shows it. */
+function mainText(main: ClusterView['groups'][number]['main']): string {
+  if (!main) return '-';
+  if (main.state === 'running') return 'running';
+  return main.error === undefined ? `exited ${main.status}` : `threw: ${clip(main.error, 40)}`;
+}
+
 /** `ebbrt ps`: the node table and the Ebb table. */
 export function psText(view: ClusterView): string {
   const nodes = table(
@@ -55,8 +62,8 @@ export function psText(view: ClusterView): string {
       )
     : '(no Ebb touched yet)';
   const groups = table(
-    ['GROUP', 'APP', 'BACKEND', 'JOINED', 'REPLACED', 'FAILED REPLACEMENTS', 'REPLACING'],
-    view.groups.map((g) => [g.name, g.app, g.backend, `${g.joined}/${g.count}`, String(g.replaced), String(g.failedReplacements), String(g.pendingReplacements)]),
+    ['GROUP', 'APP', 'BACKEND', 'JOINED', 'REPLACED', 'FAILED REPLACEMENTS', 'REPLACING', 'MAIN'],
+    view.groups.map((g) => [g.name, g.app, g.backend, `${g.joined}/${g.count}`, String(g.replaced), String(g.failedReplacements), String(g.pendingReplacements), mainText(g.main)]),
     new Set([3, 4, 5, 6]),
   );
   return [

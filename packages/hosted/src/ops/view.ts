@@ -50,6 +50,12 @@ export interface GroupView {
   failedReplacements: number;
   /** Replacements scheduled or booting now. */
   pendingReplacements: number;
+  /**
+   * The app's hosted `main`, run as a service once the group booted (absent when
+   * the app's hosted entry exports none): running, returned 0, or failed (a
+   * non-zero status or what it threw).
+   */
+  main?: { state: 'running' | 'returned' | 'failed'; status?: number; error?: string };
 }
 
 /** One node's reps of an Ebb: one character per core (see {@link REP_CHARS}). */
