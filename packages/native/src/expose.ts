@@ -29,19 +29,31 @@ export function parseExposure(value: string | undefined): ServiceExposure {
   const colon = value.indexOf(':');
   const kind = colon < 0 ? value : value.slice(0, colon);
   const rest = colon < 0 ? '' : value.slice(colon + 1);
-  if (kind === 'address' && /^[0-9a-fA-F.:]+$/.test(rest)) return vmExposure(async (port) => `${rest}:${port}`);
+  if (kind === 'address' && /^[0-9a-fA-F.:]+$/.test(rest)) return vmExposure(async (port) => `${rest}:${port}`, async () => undefined);
   if (kind === 'forward' && rest.startsWith('/dev/')) {
     const channel = new ForwardChannel(rest);
-    return vmExposure((port, asked) => channel.forward(port, asked));
+    return vmExposure(
+      (port, asked) => channel.forward(port, asked),
+      (port) => channel.remove(port),
+    );
   }
   throw new BootConfigError(`--services must be local, forward:/dev/<serial port> or address:<ip>, got "${value}"`);
 }
 
-function vmExposure(publish: (port: number, askedPort: number) => Promise<string>): ServiceExposure {
+function vmExposure(publish: (port: number, askedPort: number) => Promise<string>, withdraw: (port: number) => Promise<void>): ServiceExposure {
   return {
     bindHost: (host) => (LOOPBACK_OR_ANY.has(host) ? '0.0.0.0' : host),
     publish: (_host, port, askedPort) => publish(port, askedPort),
+    withdraw,
   };
+}
+
+/** A line the host answers with. */
+interface Reply {
+  id?: unknown;
+  address?: unknown;
+  removed?: unknown;
+  error?: unknown;
 }
 
 /** How long the host may take to set up a forward, ms (a QMP command; seconds under a loaded TCG host). */
@@ -53,32 +65,41 @@ const MAX_REPLY = 256;
  * The guest end of the forwarding channel: JSON lines over a serial port in
  * raw mode. `{"id":1,"guestPort":11211,"hostPort":11211}` asks for a forward
  * (hostPort 0 = any free one); the host answers `{"id":1,"address":"127.0.0.1:11211"}`
- * or `{"id":1,"error":"…"}`.
+ * or `{"id":1,"error":"…"}`. `{"id":2,"guestPort":11211,"remove":true}` takes
+ * the forward away (the listener closed); the host answers `{"id":2,"removed":true}`.
  */
 class ForwardChannel {
   readonly #device: string;
   #io?: { input: tty.ReadStream; output: tty.WriteStream };
   #next = 1;
-  readonly #waiting = new Map<number, { resolve: (address: string) => void; reject: (error: Error) => void }>();
+  readonly #waiting = new Map<number, (reply: Reply) => void>();
   #buffer = '';
 
   constructor(device: string) {
     this.#device = device;
   }
 
-  forward(guestPort: number, askedPort: number): Promise<string> {
+  async forward(guestPort: number, askedPort: number): Promise<string> {
+    const reply = await this.#request({ guestPort, hostPort: askedPort }, `the forward request for port ${guestPort}`);
+    if (typeof reply.address === 'string') return reply.address;
+    throw new NodeServiceError('NOT_EXPOSED', `the host did not forward the port: ${String(reply.error)}`);
+  }
+
+  async remove(guestPort: number): Promise<void> {
+    const reply = await this.#request({ guestPort, remove: true }, `the request to remove the forward of port ${guestPort}`);
+    if (reply.removed !== true) throw new NodeServiceError('NOT_EXPOSED', `the host did not remove the forward of port ${guestPort}: ${String(reply.error)}`);
+  }
+
+  #request(body: Record<string, unknown>, what: string): Promise<Reply> {
     const io = this.#open();
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiting.delete(id);
-        reject(new NodeServiceError('NOT_EXPOSED', `the host did not answer the forward request for port ${guestPort} within ${REPLY_TIMEOUT_MS} ms`));
+        reject(new NodeServiceError('NOT_EXPOSED', `the host did not answer ${what} within ${REPLY_TIMEOUT_MS} ms`));
       }, REPLY_TIMEOUT_MS);
-      this.#waiting.set(id, {
-        resolve: (address) => (clearTimeout(timer), resolve(address)),
-        reject: (error) => (clearTimeout(timer), reject(error)),
-      });
-      io.output.write(`${JSON.stringify({ id, guestPort, hostPort: askedPort })}\n`);
+      this.#waiting.set(id, (reply) => (clearTimeout(timer), resolve(reply)));
+      io.output.write(`${JSON.stringify({ id, ...body })}\n`);
     });
   }
 
@@ -107,17 +128,16 @@ class ForwardChannel {
     for (let nl = this.#buffer.indexOf('\n'); nl >= 0; nl = this.#buffer.indexOf('\n')) {
       const line = this.#buffer.slice(0, nl).trim();
       this.#buffer = this.#buffer.slice(nl + 1);
-      let reply: { id?: unknown; address?: unknown; error?: unknown };
+      let reply: Reply;
       try {
         reply = JSON.parse(line);
       } catch {
         continue;
       }
-      const waiter = typeof reply.id === 'number' ? this.#waiting.get(reply.id) : undefined;
+      const waiter = typeof reply?.id === 'number' ? this.#waiting.get(reply.id) : undefined;
       if (!waiter) continue;
       this.#waiting.delete(reply.id as number);
-      if (typeof reply.address === 'string') waiter.resolve(reply.address);
-      else waiter.reject(new NodeServiceError('NOT_EXPOSED', `the host did not forward the port: ${String(reply.error)}`));
+      waiter(reply);
     }
     if (this.#buffer.length > MAX_REPLY) this.#buffer = '';
   }

@@ -13,7 +13,9 @@
  *   messenger does), so the kernel spreads accepted connections over the cores.
  *
  * Both are per node and live as long as the node: a core's listener and its
- * connections close when the core stops, after the `onStop` hooks ran.
+ * connections close when the core stops, after the `onStop` hooks ran. A
+ * listener closed on every core is withdrawn: on a VM native its host
+ * forward goes with it.
  */
 import net from 'node:net';
 import { EbbError } from '@ebbrt/ebb-protocol/errors';
@@ -102,13 +104,24 @@ export interface ServiceExposure {
   bindHost(host: string): string;
   /** The address (`host:port`) where a listener bound at `host:port` is reachable; `askedPort` is the port the app asked for (0 = any). */
   publish(host: string, port: number, askedPort: number): Promise<string>;
+  /** The listener bound at `port` closed on every core: whatever {@link publish} set up for it goes. */
+  withdraw(port: number): Promise<void>;
 }
 
 /** A process native: bound where asked, reachable where bound. */
 export const localExposure: ServiceExposure = {
   bindHost: (host) => host,
   publish: async (host, port) => `${host}:${port}`,
+  withdraw: async () => undefined,
 };
+
+/** A listener of a node and where clients reach it (what the node's heartbeats report). */
+export interface ServiceAddress {
+  /** The name the cores share it under ({@link SharedListenOptions.name}). */
+  name: string;
+  /** `host:port` where clients reach it ({@link SharedListener.address}). */
+  address: string;
+}
 
 // ---- between a core and its supervisor (internal) ----
 
@@ -117,7 +130,9 @@ export type ServiceRequest =
   | { op: 'memory'; name: string; bytes: number }
   | { op: 'listen'; name: string; host: string; port: number }
   | { op: 'bound'; name: string; host: string; port: number; asked: number; fd: number }
-  | { op: 'bindFailed'; name: string; code: NodeServiceErrorCode; message: string };
+  | { op: 'bindFailed'; name: string; code: NodeServiceErrorCode; message: string }
+  /** This core stopped listening on `name`. */
+  | { op: 'closed'; name: string };
 
 /** The broker's answer. */
 export type ServiceReply =
@@ -133,7 +148,8 @@ export type ServiceReply =
 
 type ListenEntry =
   | { state: 'binding'; waiters: ((reply: ServiceReply) => void)[] }
-  | { state: 'bound'; fd: number; host: string; port: number; address: string };
+  /** `cores`: how many cores listen on it; when the last one closes, the listener is withdrawn. */
+  | { state: 'bound'; fd: number; host: string; port: number; address: string; cores: number };
 
 /**
  * The node-wide side (the supervisor thread; the calling thread for inline
@@ -166,8 +182,20 @@ export class ServiceBroker {
           this.#listeners.set(request.name, { state: 'binding', waiters: [] });
           return { bind: true, host: this.#exposure.bindHost(request.host) };
         }
-        if (entry.state === 'bound') return { fd: entry.fd, host: entry.host, port: entry.port, address: entry.address };
+        if (entry.state === 'bound') {
+          entry.cores++;
+          return { fd: entry.fd, host: entry.host, port: entry.port, address: entry.address };
+        }
         return new Promise((resolve) => entry.waiters.push(resolve));
+      }
+      case 'closed': {
+        const entry = this.#listeners.get(request.name);
+        if (entry?.state === 'bound' && --entry.cores === 0) {
+          this.#listeners.delete(request.name);
+          // The core need not wait for the host: its socket is closed already.
+          this.#exposure.withdraw(entry.port).catch((error: Error) => console.error(`node services: could not withdraw ${entry.address} (${request.name}): ${error.message}`));
+        }
+        return { ok: true };
       }
       case 'bound':
         return this.#bound(request);
@@ -192,9 +220,16 @@ export class ServiceBroker {
       for (const waiter of waiters) waiter(failed);
       return failed;
     }
-    this.#listeners.set(request.name, { state: 'bound', fd: request.fd, host: request.host, port: request.port, address });
+    this.#listeners.set(request.name, { state: 'bound', fd: request.fd, host: request.host, port: request.port, address, cores: 1 + waiters.length });
     for (const waiter of waiters) waiter({ fd: request.fd, host: request.host, port: request.port, address });
     return { address };
+  }
+
+  /** The node's listeners (bound on some core) and where clients reach them, by name. */
+  services(): ServiceAddress[] {
+    const services: ServiceAddress[] = [];
+    for (const [name, entry] of this.#listeners) if (entry.state === 'bound') services.push({ name, address: entry.address });
+    return services.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 }
 
@@ -282,10 +317,12 @@ export class CoreServices implements NodeServices {
         return sockets.size;
       },
       close: async () => {
-        listeners.delete(listener);
+        if (!listeners.delete(listener)) return;
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         for (const socket of sockets) socket.destroy();
         await closed;
+        // Not awaited: a stopping node's supervisor may answer no more.
+        Promise.resolve(this.#ask({ op: 'closed', name })).catch(() => undefined);
       },
     };
     listeners.add(listener);

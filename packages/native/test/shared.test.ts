@@ -37,6 +37,7 @@ describe('ServiceBroker', () => {
         published.push([host, port, asked]);
         return `127.0.0.1:${port + 1000}`;
       },
+      withdraw: async () => undefined,
     });
     expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 })).toEqual({ bind: true, host: '0.0.0.0' });
     const waiting = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 }));
@@ -46,11 +47,32 @@ describe('ServiceBroker', () => {
   });
 
   test('a listener the exposure cannot publish fails its binder and waiters with NOT_EXPOSED, and the name is free again', async () => {
-    const broker = new ServiceBroker({ bindHost: (host) => host, publish: () => Promise.reject(new Error('no free host port')) });
+    const broker = new ServiceBroker({ bindHost: (host) => host, publish: () => Promise.reject(new Error('no free host port')), withdraw: async () => undefined });
     await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 });
     const waiting = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 }));
     expect(await broker.handle({ op: 'bound', name: 'svc', host: '127.0.0.1', port: 80, asked: 80, fd: 9 })).toEqual({ error: { code: 'NOT_EXPOSED', message: expect.stringMatching(/no free host port/) } });
     expect(await waiting).toMatchObject({ error: { code: 'NOT_EXPOSED' } });
+    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 })).toEqual({ bind: true, host: '127.0.0.1' });
+  });
+
+  test('services() lists the bound listeners; the last core to close one withdraws it, and its name is free again', async () => {
+    const withdrawn: number[] = [];
+    const broker = new ServiceBroker({ bindHost: (host) => host, publish: async (_host, port) => `127.0.0.1:${port + 1000}`, withdraw: async (port) => void withdrawn.push(port) });
+    await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 });
+    const second = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 }));
+    await broker.handle({ op: 'bound', name: 'svc', host: '127.0.0.1', port: 80, asked: 80, fd: 9 });
+    await second;
+    await broker.handle({ op: 'listen', name: 'other', host: '127.0.0.1', port: 81 });
+    expect(broker.services()).toEqual([{ name: 'svc', address: '127.0.0.1:1080' }]);
+    expect(await broker.handle({ op: 'closed', name: 'svc' })).toEqual({ ok: true });
+    expect(withdrawn).toEqual([]);
+    expect(broker.services()).toHaveLength(1);
+    await broker.handle({ op: 'closed', name: 'svc' });
+    expect(withdrawn).toEqual([80]);
+    expect(broker.services()).toEqual([]);
+    // A close for a name that is not bound (or no more) changes nothing.
+    await broker.handle({ op: 'closed', name: 'svc' });
+    expect(withdrawn).toEqual([80]);
     expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 })).toEqual({ bind: true, host: '127.0.0.1' });
   });
 

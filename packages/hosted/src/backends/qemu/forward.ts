@@ -4,7 +4,9 @@
  * interface, then ask here (JSON lines on the guest's second serial port, a
  * unix socket on this side) for a host port forwarded to it; this side adds
  * the forward with QMP (`hostfwd_add`) and answers with the host address, so
- * the app learns and prints where it is really reachable.
+ * the app learns and prints where it is really reachable. When the listener
+ * closes on every core the guest asks for its removal (`hostfwd_remove`), and
+ * the host port is free again.
  *
  * The guest is the peer here: its lines are bounded in length, its forwards
  * in number, and a bad line is answered (or dropped), never thrown.
@@ -40,14 +42,15 @@ export function serveForwards(socket: net.Socket, qmp: Qmp, hostSide: string): {
   });
 
   async function answer(line: string): Promise<Record<string, unknown> | undefined> {
-    let request: { id?: unknown; guestPort?: unknown; hostPort?: unknown };
+    let request: { id?: unknown; guestPort?: unknown; hostPort?: unknown; remove?: unknown } | null;
     try {
       request = JSON.parse(line);
     } catch {
       return undefined;
     }
-    const { id, guestPort, hostPort } = request;
+    const { id, guestPort, hostPort, remove } = request ?? {};
     if (typeof id !== 'number') return undefined;
+    if (remove === true) return isPort(guestPort, 1) ? { id, ...(await withdraw(guestPort)) } : { id, error: 'guestPort must be 1..65535' };
     if (!isPort(guestPort, 1) || !isPort(hostPort, 0)) return { id, error: 'guestPort must be 1..65535 and hostPort 0..65535' };
     const existing = forwards.get(guestPort);
     if (existing !== undefined) return { id, address: `${hostSide}:${existing}` };
@@ -68,6 +71,21 @@ export function serveForwards(socket: net.Socket, qmp: Qmp, hostSide: string): {
       }
     }
     return { id, error: `QEMU could not forward a host port to guest port ${guestPort}: ${lastError}` };
+  }
+
+  /** Removes the forward to `guestPort` (its listener closed); none is not an error. */
+  async function withdraw(guestPort: number): Promise<{ removed: true } | { error: string }> {
+    const port = forwards.get(guestPort);
+    if (port === undefined) return { removed: true };
+    try {
+      // hostfwd_remove says "… removed" on success and "… not found" otherwise.
+      const output = (await qmp.human(`hostfwd_remove net0 tcp:${hostSide}:${port}`)).trim();
+      if (!/ removed$/.test(output)) return { error: output };
+    } catch (error) {
+      return { error: (error as Error).message };
+    }
+    forwards.delete(guestPort);
+    return { removed: true };
   }
 
   return { forwards: () => forwards };
