@@ -8,6 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EbbError, NodeUnavailableError } from '@ebbrt/ebb-protocol';
+import { bootEnv } from '@ebbrt/ebb-protocol/boot-config';
 import type { LaunchedNode, NodeBackend } from './backends/backend.js';
 import { ProcessBackend } from './backends/process.js';
 import { QemuBackend } from './backends/qemu/index.js';
@@ -135,7 +136,7 @@ export class NodeAllocator {
       secret: this.#hosted.secret,
       allocationId,
       // The frontend's TLS settings first: a node that cannot speak TLS to the cluster could never join.
-      env: { ...this.#hosted.nativeEnv, EBBRT_RECONNECT_MS: String(options.reconnectMs ?? DEFAULT_RECONNECT_MS), ...(options.env ?? {}) },
+      env: { ...this.#hosted.nativeEnv, ...bootEnv({ reconnectMs: options.reconnectMs ?? DEFAULT_RECONNECT_MS }), ...(options.env ?? {}) },
       args: options.args ?? [],
       stdio: options.stdio ?? 'inherit',
       execArgv: options.execArgv,

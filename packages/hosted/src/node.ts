@@ -7,6 +7,7 @@ import {
   EbbRuntime, HOSTED_ID_SPACE, JoinRejectedError, MemoryLocalIdMap, HOSTED_NODE_ID, listenTcp, connectTcp, Messenger, NodeUnavailableError, RejectReason,
   type Connection, type ConnectionLimits, type MessengerTls, type ControlMessage, type CoreLinks, type GlobalIdMap, type Heartbeat, type Hello, type HelloDecision, type Peer, type Transport, type TransportConnector, type TransportServer,
 } from '@ebbrt/ebb-protocol';
+import { bootEnv } from '@ebbrt/ebb-protocol/boot-config';
 import { IdMapServer } from './global-id-map.js';
 import { resolveStore, validateClusterName, type ClusterStore, type NodeRecord, type StoreSpec } from './store/index.js';
 import { pinoLogger, type Logger } from './log.js';
@@ -195,7 +196,7 @@ export class HostedNode extends EventEmitter {
   /** The TLS settings natives launched by this frontend need (EBBRT_TLS_*), or none. */
   get nativeEnv(): Record<string, string> {
     const tls = this.#tls;
-    return tls ? { EBBRT_TLS_CERT: String(tls.cert), EBBRT_TLS_KEY: String(tls.key), EBBRT_TLS_CA: String(tls.ca) } : {};
+    return tls ? bootEnv({ tlsCert: String(tls.cert), tlsKey: String(tls.key), tlsCa: String(tls.ca) }) : {};
   }
 
   /** `host:port` natives join and call. */

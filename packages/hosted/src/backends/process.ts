@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { bootEnv, bootVariable } from '@ebbrt/ebb-protocol/boot-config';
 import type { LaunchedNode, LaunchSpec, NodeBackend } from './backend.js';
 
 /** Path of `@ebbrt/native`'s boot script, found through Node's resolver (a path, not an import). */
@@ -37,20 +38,22 @@ export class ProcessBackend implements NodeBackend {
     const wrap = (await this.#wrap?.(spec)) ?? {};
     const [command, ...prefix] = [...(wrap.command ?? []), process.execPath];
     // Secrets go over a pipe (fd 4), not argv or the environment, which other users of the host can read.
-    const { EBBRT_TLS_KEY: tlsKey, ...env } = spec.env;
-    const { EBBRT_SECRET: _inherited, EBBRT_SECRET_FILE: _inheritedFile, ...parentEnv } = process.env;
+    const { [bootVariable('tlsKey')]: tlsKey, ...env } = spec.env;
+    const { [bootVariable('secret')]: _inherited, [bootVariable('secretFile')]: _inheritedFile, ...parentEnv } = process.env;
     const child = spawn(command, [...prefix, ...(spec.execArgv ?? []), this.#bootScript, ...(spec.args.length ? ['--', ...spec.args] : [])], {
       env: {
         ...(spec.cleanEnv ? { PATH: process.env.PATH } : parentEnv),
         ...env,
-        EBBRT_FRONTEND: spec.frontend,
-        EBBRT_SECRETS_FD: '4',
-        EBBRT_ALLOCATION_ID: spec.allocationId,
-        EBBRT_CORES: String(spec.cores),
-        EBBRT_APP: spec.app,
-        EBBRT_BACKEND: this.name,
-        // fd 3: a pipe the native watches; it closes when this process ends, even by SIGKILL (no parent-death signal in Node).
-        EBBRT_PARENT_FD: '3',
+        ...bootEnv({
+          frontend: spec.frontend,
+          secretsFd: 4,
+          allocationId: spec.allocationId,
+          cores: spec.cores,
+          app: spec.app,
+          backend: this.name,
+          // fd 3: a pipe the native watches; it closes when this process ends, even by SIGKILL (no parent-death signal in Node).
+          parentFd: 3,
+        }),
         ...wrap.env,
       },
       stdio: ['ignore', spec.stdio, spec.stdio, 'pipe', 'pipe'],

@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { bootKernelParams, bootVariable } from '@ebbrt/ebb-protocol/boot-config';
 import type { LaunchedNode, LaunchSpec, NodeBackend } from '../backend.js';
 import { QemuError } from './errors.js';
 import { MIN_MEMORY_MIB, validate, type NetworkMode, type QemuBackendOptions } from './options.js';
@@ -56,9 +57,6 @@ const MAX_CMDLINE = 2048;
 const MAX_ENV = 24;
 
 const LOOPBACK_OR_ANY = new Set(['127.0.0.1', 'localhost', '::1', '0.0.0.0', '::']);
-
-/** A kernel command line value: percent-encoded, so spaces and quotes cannot split it. */
-const enc = encodeURIComponent;
 
 /** Raised inside {@link QemuBackend} when QEMU could not bind the forwarded port (another process took it): retried. */
 class PortTaken extends Error {}
@@ -165,22 +163,26 @@ export class QemuBackend implements NodeBackend {
       // Not `quiet`: the kernel's boot messages cost nothing measurable and make a failed boot's console say where it stopped.
       'console=ttyS0',
       'panic=-1',
-      `ebbrt.frontend=${enc(`${frontendHost}:${match[2]}`)}`,
-      `ebbrt.secret=${enc(spec.secret)}`,
-      `ebbrt.allocation-id=${enc(spec.allocationId)}`,
-      `ebbrt.cores=${spec.cores}`,
-      'ebbrt.listen-host=0.0.0.0',
-      `ebbrt.listen-port=${GUEST_PORT}`,
-      `ebbrt.advertise=${enc(advertise)}`,
-      // Where the app's listeners are reached: a host port forwarded on request over the second serial port (user), or the VM's own address (tap).
-      tap ? `ebbrt.services=${enc(`address:${tap.address}`)}` : `ebbrt.services=${enc('forward:/dev/ttyS1')}`,
-      ...(tap ? [`ebbrt.net=${enc(tap.net)}`] : []),
-      // Peers that advertise a loopback or wildcard address (process natives, other VMs' forwards, a frontend bound to 0.0.0.0) are on the host: 10.0.2.2 from inside.
-      `ebbrt.host-alias=${enc(['127.0.0.1', 'localhost', '0.0.0.0'].map((host) => `${host}=${HOST_FROM_GUEST}`).join(','))}`,
-      'ebbrt.backend=qemu',
+      ...bootKernelParams(
+        {
+          frontend: `${frontendHost}:${match[2]}`,
+          secret: spec.secret,
+          allocationId: spec.allocationId,
+          cores: spec.cores,
+          listenHost: '0.0.0.0',
+          listenPort: GUEST_PORT,
+          advertise,
+          // Where the app's listeners are reached: a host port forwarded on request over the second serial port (user), or the VM's own address (tap).
+          services: tap ? `address:${tap.address}` : 'forward:/dev/ttyS1',
+          net: tap?.net,
+          // Peers that advertise a loopback or wildcard address (process natives, other VMs' forwards, a frontend bound to 0.0.0.0) are on the host: 10.0.2.2 from inside.
+          hostAlias: ['127.0.0.1', 'localhost', '0.0.0.0'].map((host) => `${host}=${HOST_FROM_GUEST}`).join(','),
+          backend: 'qemu',
+        },
+        spec.args,
+      ),
     ];
-    if (spec.args.length > 0) params.push(`ebbrt.args=${enc(JSON.stringify(spec.args))}`);
-    if (spec.env.EBBRT_TLS_CERT !== undefined) throw new QemuError('VM_CONFIG', 'VM natives cannot join a TLS cluster yet: the certificates do not fit on the kernel command line; run the cluster without TLS or use the process backend');
+    if (spec.env[bootVariable('tlsCert')] !== undefined) throw new QemuError('VM_CONFIG', 'VM natives cannot join a TLS cluster yet: the certificates do not fit on the kernel command line; run the cluster without TLS or use the process backend');
     const env = Object.entries(spec.env);
     if (env.length > MAX_ENV) throw new QemuError('VM_CONFIG', `a VM native takes at most ${MAX_ENV} extra environment variables (the kernel passes at most 32 to init); got ${env.length}`);
     for (const [key, value] of env) {

@@ -1,12 +1,14 @@
 /**
- * Boot configuration from the kernel command line (native VMs) and the
- * address settings VMs need: advertised address, listen port, host aliases.
+ * The boot configuration contract: what launchers write (bootEnv,
+ * bootKernelParams) is what a native reads (parseBootConfig), from the
+ * kernel command line (native VMs) and the environment; the address settings
+ * VMs need: advertised address, listen port, host aliases.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { BootConfigError, parseBootConfig, parseKernelCmdline } from '@ebbrt/native';
+import { bootEnv, bootKernelParams, bootVariable, BootConfigError, parseBootConfig, parseKernelCmdline, type BootSettings } from '@ebbrt/ebb-protocol/boot-config';
 
 describe('parseKernelCmdline', () => {
   test('ebbrt.* parameters become boot variables, percent-decoded; kernel parameters are ignored', () => {
@@ -90,5 +92,62 @@ describe('address settings', () => {
     expect(error).toBeInstanceOf(BootConfigError);
     expect((error as BootConfigError).code).toBe('BAD_CONFIG');
     expect((error as Error).message).toMatch(message);
+  });
+});
+
+describe('what launchers write is what a native reads', () => {
+  const settings: BootSettings = {
+    frontend: '10.0.2.2:4000',
+    secret: 'a secret with spaces, "quotes" and % signs',
+    allocationId: 'alloc-1',
+    cores: 3,
+    app: '/app/app.js',
+    listenHost: '0.0.0.0',
+    listenPort: 7000,
+    advertise: '127.0.0.1:45000',
+    hostAlias: '127.0.0.1=10.0.2.2,localhost=10.0.2.2',
+    services: 'forward:/dev/ttyS1',
+    backend: 'qemu',
+    reconnectMs: 5000,
+    coreHeapMb: 64,
+  };
+  const expected = {
+    frontendHost: '10.0.2.2',
+    frontendPort: 4000,
+    secret: settings.secret,
+    allocationId: 'alloc-1',
+    cores: 3,
+    app: '/app/app.js',
+    listenHost: '0.0.0.0',
+    listenPort: 7000,
+    advertise: { host: '127.0.0.1', port: 45000 },
+    hostAlias: { '127.0.0.1': '10.0.2.2', localhost: '10.0.2.2' },
+    services: 'forward:/dev/ttyS1',
+    backend: 'qemu',
+    reconnectMs: 5000,
+    coreHeapMb: 64,
+  };
+
+  test('bootEnv: one EBBRT_* variable per setting, unset ones left out', () => {
+    const env = bootEnv({ ...settings, net: undefined });
+    expect(env.EBBRT_ALLOCATION_ID).toBe('alloc-1');
+    expect(env.EBBRT_CORE_HEAP_MB).toBe('64');
+    expect(Object.keys(env)).toHaveLength(Object.keys(settings).length);
+    expect(bootVariable('secretFile')).toBe('EBBRT_SECRET_FILE');
+    expect(parseBootConfig([], env)).toMatchObject({ ...expected, args: [] });
+  });
+
+  test('bootKernelParams: one percent-encoded ebbrt.* parameter per setting, the args as JSON', async () => {
+    const args = ['--flag', 'two words', 'a "quoted" one'];
+    const params = bootKernelParams(settings, args);
+    for (const param of params) expect(param).toMatch(/^ebbrt\.[a-z-]+=[^\s"]*$/);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cmdline-test-'));
+    try {
+      const cmdline = path.join(dir, 'cmdline');
+      await writeFile(cmdline, `console=ttyS0 panic=-1 ${params.join(' ')}\n`);
+      expect(parseBootConfig([], { EBBRT_KERNEL_CMDLINE: cmdline })).toMatchObject({ ...expected, args });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

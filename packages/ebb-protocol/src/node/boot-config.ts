@@ -1,12 +1,17 @@
 /**
- * Boot configuration of a native node, from argv flags, EBBRT_* environment
- * variables or `ebbrt.*` kernel command line parameters (argv wins over the
- * environment, which wins over the kernel command line). Bad values are a
+ * The boot configuration of a native node: the one contract between whoever
+ * launches a native (the hosted frontend's backends, a container spec, a
+ * person) and the native's boot. Every setting has one name, spelled three
+ * ways: the flag `--<name>`, the environment variable `EBBRT_<NAME>` and the
+ * kernel command line parameter `ebbrt.<name>` (native VMs). Launchers write
+ * settings with {@link bootEnv} or {@link bootKernelParams}; the native reads
+ * them with {@link parseBootConfig} (argv wins over the environment, which
+ * wins over the kernel command line). Bad values are a
  * {@link BootConfigError} naming the fix.
  */
 import { closeSync, readFileSync } from 'node:fs';
-// Only the error module: boot parses its config before loading the protocol stack.
-import { EbbError } from '@ebbrt/ebb-protocol/errors';
+// Only the error module: a native parses its config before loading the protocol stack.
+import { EbbError } from '../wire/errors.js';
 
 export class BootConfigError extends EbbError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -52,29 +57,64 @@ export interface BootConfig {
   coreHeapMb?: number;
 }
 
-const FLAGS: Record<string, string> = {
-  '--frontend': 'EBBRT_FRONTEND',
-  '--secret': 'EBBRT_SECRET',
-  '--secret-file': 'EBBRT_SECRET_FILE',
-  '--secrets-fd': 'EBBRT_SECRETS_FD',
-  '--allocation-id': 'EBBRT_ALLOCATION_ID',
-  '--cores': 'EBBRT_CORES',
-  '--app': 'EBBRT_APP',
-  '--listen-host': 'EBBRT_LISTEN_HOST',
-  '--backend': 'EBBRT_BACKEND',
-  '--reconnect-ms': 'EBBRT_RECONNECT_MS',
-  '--tls-cert': 'EBBRT_TLS_CERT',
-  '--tls-key': 'EBBRT_TLS_KEY',
-  '--tls-ca': 'EBBRT_TLS_CA',
-  '--listen-port': 'EBBRT_LISTEN_PORT',
-  '--advertise': 'EBBRT_ADVERTISE',
-  '--host-alias': 'EBBRT_HOST_ALIAS',
-  '--services': 'EBBRT_SERVICES',
-  '--net': 'EBBRT_NET',
-  '--kernel-cmdline': 'EBBRT_KERNEL_CMDLINE',
-  '--parent-fd': 'EBBRT_PARENT_FD',
-  '--core-heap-mb': 'EBBRT_CORE_HEAP_MB',
-};
+/** Every boot setting: its field in {@link BootSettings} → its name (`--name`, `EBBRT_NAME`, `ebbrt.name`). */
+const BOOT_SETTINGS = {
+  frontend: 'frontend',
+  secret: 'secret',
+  secretFile: 'secret-file',
+  secretsFd: 'secrets-fd',
+  allocationId: 'allocation-id',
+  cores: 'cores',
+  app: 'app',
+  listenHost: 'listen-host',
+  backend: 'backend',
+  reconnectMs: 'reconnect-ms',
+  tlsCert: 'tls-cert',
+  tlsKey: 'tls-key',
+  tlsCa: 'tls-ca',
+  listenPort: 'listen-port',
+  advertise: 'advertise',
+  hostAlias: 'host-alias',
+  services: 'services',
+  net: 'net',
+  kernelCmdline: 'kernel-cmdline',
+  parentFd: 'parent-fd',
+  coreHeapMb: 'core-heap-mb',
+} as const;
+
+/**
+ * Boot settings as a launcher writes them, each in its encoded form (the
+ * string {@link parseBootConfig} reads; numbers are written in decimal).
+ * `hostAlias` is `from=to,…`, `advertise` and `frontend` are `host:port`.
+ */
+export type BootSettings = { [K in keyof typeof BOOT_SETTINGS]?: string | number };
+
+/** The environment variable that carries a boot setting, e.g. `EBBRT_ALLOCATION_ID` for `allocationId`. */
+export function bootVariable(setting: keyof BootSettings): string {
+  return `EBBRT_${BOOT_SETTINGS[setting].toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** Boot settings as environment variables (`EBBRT_*`); unset settings are left out. */
+export function bootEnv(settings: BootSettings): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [setting, value] of Object.entries(settings)) if (value !== undefined) env[bootVariable(setting as keyof BootSettings)] = String(value);
+  return env;
+}
+
+/**
+ * Boot settings and the app's arguments as kernel command line parameters
+ * (`ebbrt.<name>=<value>`, values percent-encoded so spaces and quotes cannot
+ * split them; `ebbrt.args` a JSON array), read back by {@link parseKernelCmdline}.
+ */
+export function bootKernelParams(settings: BootSettings, args: readonly string[] = []): string[] {
+  const params: string[] = [];
+  for (const [setting, value] of Object.entries(settings)) if (value !== undefined) params.push(`ebbrt.${BOOT_SETTINGS[setting as keyof BootSettings]}=${encodeURIComponent(String(value))}`);
+  if (args.length > 0) params.push(`ebbrt.args=${encodeURIComponent(JSON.stringify(args))}`);
+  return params;
+}
+
+/** Flag → environment variable, for every boot setting. */
+const FLAGS: Record<string, string> = Object.fromEntries(Object.entries(BOOT_SETTINGS).map(([setting, name]) => [`--${name}`, bootVariable(setting as keyof BootSettings)]));
 
 /**
  * Parses `ebbrt.*` parameters of a kernel command line (`/proc/cmdline` in a
