@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import openwhisk from 'openwhisk';
 import { launchInvoker, type LaunchedInvoker } from '@ebbrt/examples/invoker/launch.js';
+import { failure } from './kit/invoker.js';
 
 const VICTIM_KEY = 'aaaaaaaa-0000-0000-0000-000000000001:victimKey0123456789abcdef';
 const ATTACKER_KEY = 'bbbbbbbb-0000-0000-0000-000000000002:attackerKey0123456789abcd';
@@ -35,15 +36,6 @@ async function victimLatency(n = 15): Promise<number> {
 /** The victim's latency stays within 2× of quiet (quiet floored at 10 ms: a shared 2-core machine has that much jitter). */
 async function expectVictimUnharmed(): Promise<void> {
   expect(await victimLatency()).toBeLessThanOrEqual(2 * Math.max(quiet, 10));
-}
-
-async function failure(promise: Promise<unknown>): Promise<{ statusCode: number; error: any }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as { statusCode: number; error: any };
-  }
-  throw new Error('expected the request to fail');
 }
 
 beforeAll(async () => {
@@ -111,7 +103,7 @@ describe('abuse fails only its own action', () => {
   test('namespace quotas: code size and action count answer 413, concurrent invocations 429', async () => {
     const tooBig = await failure(attacker.actions.create({ name: 'huge', action: `function main() { return {} } // ${'z'.repeat(1024 * 1024)}` }));
     expect(tooBig.statusCode).toBe(413);
-    expect(tooBig.error.error).toMatch(/action code is larger than allowed: \d+ > 1048576 bytes/);
+    expect(tooBig.error.error).toMatch(/action code and entities are larger than allowed: \d+ > 1048576 bytes/);
     const existing = (await attacker.actions.list()).length;
     for (let i = existing; i < 12; i++) await attacker.actions.create({ name: `filler${i}`, action: 'function main() { return {} }' });
     const tooMany = await failure(attacker.actions.create({ name: 'one-too-many', action: 'function main() { return {} }' }));

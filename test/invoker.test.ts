@@ -7,9 +7,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import openwhisk from 'openwhisk';
 import { launchInvoker, type LaunchedInvoker } from '@ebbrt/examples/invoker/launch.js';
+import { ALPHA_KEY, BETA_KEY, failure } from './kit/invoker.js';
 
-const ALPHA_KEY = '11111111-2222-3333-4444-555555555555:alphaSecretKey0123456789';
-const BETA_KEY = '66666666-7777-8888-9999-000000000000:betaSecretKey0123456789';
 
 let cluster: LaunchedInvoker;
 let alpha: openwhisk.Client;
@@ -26,16 +25,6 @@ afterAll(async () => {
   // SIGINT stops a running app with 130 (ebbrt run's convention for an interrupted run).
   expect(code, cluster?.output()).toBe(130);
 });
-
-/** The rejection of `promise`, which must reject. */
-async function failure(promise: Promise<unknown>): Promise<{ statusCode: number; error: any; message: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as { statusCode: number; error: any; message: string };
-  }
-  throw new Error('expected the request to fail');
-}
 
 /** Polls until the activation is recorded (non-blocking invokes finish later). */
 async function activation(client: openwhisk.Client, activationId: string): Promise<openwhisk.Activation<openwhisk.Dict>> {
@@ -283,7 +272,7 @@ describe('invoker: malformed requests get OpenWhisk-shaped errors', () => {
   test.each([
     ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec": {', 400, /malformed/],
     ['PUT', '/api/v1/namespaces/_/actions/broken', '', 400, /empty/],
-    ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec":{"kind":"python:3","code":"def main(a): return a"}}', 400, /runtime 'python:3' is not supported/],
+    ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec":{"kind":"python:3","code":"def main(a): return a"}}', 501, /Not supported by this invoker: the runtime kind 'python:3'/],
     ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec":{"kind":"nodejs:default"}}', 400, /exec\.code/],
     ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec":{"kind":"nodejs:default","code":"x"},"limits":{"timeout":5}}', 400, /limits\.timeout must be an integer in 100\.\.300000/],
     ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec":{"kind":"nodejs:default","code":"x"},"limits":{"cpu":1}}', 400, /unknown limit "cpu"/],

@@ -41,7 +41,8 @@ export interface ActionRecord {
   name: string;
   /** OpenWhisk's semantic version, bumped on every update. */
   version: string;
-  exec: { kind: string; code: string; main?: string };
+  /** `kind: "sequence"`: `components` are the steps' fully qualified names (`/ns/name`, `/ns/pkg/name`), `code` is empty. */
+  exec: { kind: string; code: string; main?: string; components?: string[] };
   limits: ActionLimits;
   parameters: KeyValue[];
   annotations: KeyValue[];
@@ -281,13 +282,11 @@ export const ActionEbb = defineEbb<ActionInvoker>({
 });
 
 /**
- * The GlobalIdMap entry that holds the invoker's directory (namespace →
- * action name → action id). The action type's static id is never used as an
- * Ebb (every action has a dynamic id), so its entry is free for this.
+ * The GlobalIdMap entry that holds the invoker's directory (kind → namespace
+ * → name → entity id). The action type's static id is never used as an Ebb
+ * (every action has a dynamic id), so its entry is free for this.
  */
 export const DIRECTORY_ID: EbbId = ActionEbb.staticId;
 
 /** The directory's shape in the GlobalIdMap (msgpack). */
-export interface Directory {
-  namespaces: Record<string, Record<string, EbbId>>;
-}
+export type Directory = Partial<Record<'actions' | 'packages' | 'triggers' | 'rules', Record<string, Record<string, EbbId>>>>;

@@ -29,6 +29,8 @@ export interface Activation {
   logs: string[];
   annotations: KeyValue[];
   publish: boolean;
+  /** The activation this one ran for: a sequence's (for its steps) or a trigger's (for its rules' actions). */
+  cause?: string;
 }
 
 /** Filters of `GET …/activations` (OpenWhisk's query parameters). */

@@ -1,7 +1,7 @@
 /** The invoker's app arguments (after `--` on `ebbrt run invoker`). */
 import { readFileSync } from 'node:fs';
 import { InvokerUsageError } from './errors.js';
-import { validEntityName } from './store.js';
+import { validEntityName } from './entities.js';
 
 /** The key of OpenWhisk's `guest` namespace in its standalone and devtools setups (public, for local use). */
 export const GUEST_KEY = '23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP';

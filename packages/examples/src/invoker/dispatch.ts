@@ -52,7 +52,6 @@ export class Dispatcher {
   readonly #namespaceInFlight = new Map<string, number>();
   readonly #namespaceConcurrency: number;
   #seq = 0;
-  /** Activation ids: 32 hex digits as OpenWhisk's, a random half per frontend run and a counter. */
   readonly #idPrefix = randomBytes(8).toString('hex');
   #nextId = 0;
 
@@ -91,13 +90,19 @@ export class Dispatcher {
     for (const [namespace, targets] of this.#byNamespace) this.#byNamespace.set(namespace, keep(targets));
   }
 
+  /** A fresh activation id: 32 hex digits as OpenWhisk's, a random half per frontend run and a counter. */
+  activationId(): string {
+    return this.#idPrefix + (this.#nextId++).toString(16).padStart(16, '0');
+  }
+
   /**
-   * Places and starts one activation of `action` with `payload` (the
-   * invocation's parameters, over the action's defaults). Throws
+   * Places and starts one activation of `action` with `params` (the
+   * parameters it runs with, defaults already merged in). `cause` is the
+   * activation (a sequence's, a trigger's) this one runs for. Throws
    * {@link InvokerError} 429 past the action's concurrency limit, 503 when no
    * native core may run it.
    */
-  start(action: StoredAction, payload: Record<string, unknown>, requestedAt = Date.now()): Started {
+  start(action: StoredAction, params: Record<string, unknown>, requestedAt = Date.now(), cause?: string): Started {
     const { record } = action;
     const running = this.#inFlight.get(action.id) ?? 0;
     if (running >= record.limits.concurrency) throw new InvokerError('INVOKER_TOO_MANY_REQUESTS', MESSAGES.tooManyConcurrent(running + 1, record.limits.concurrency));
@@ -106,9 +111,7 @@ export class Dispatcher {
     const candidates = this.#byNamespace.get(record.namespace) ?? this.#all;
     const target = leastOutstanding({ seq: this.#seq++ }, candidates);
     if (!target) throw new InvokerError('INVOKER_UNAVAILABLE', `no native core is available to run actions of namespace ${record.namespace}; start the invoker with more --nodes`);
-    let params = payload;
-    if (record.parameters.length > 0) params = { ...Object.fromEntries(record.parameters.map((p) => [p.key, p.value])), ...payload };
-    const activationId = this.#idPrefix + (this.#nextId++).toString(16).padStart(16, '0');
+    const activationId = this.activationId();
     this.#inFlight.set(action.id, running + 1);
     this.#namespaceInFlight.set(record.namespace, namespaceRunning + 1);
     target.outstanding++;
@@ -116,13 +119,13 @@ export class Dispatcher {
     const remote = this.#rt.remote(this.#rt.ref(ActionEbb, action.id), target.nodeId, target.core, { timeoutMs: record.limits.timeout + this.#graceMs });
     const call = remote.invoke(action.entryVersion, JSON.stringify(params));
     const done = call.then(
-      (outcome) => this.#record(action, target, activationId, requestedAt, outcome),
-      (error: unknown) => this.#record(action, target, activationId, requestedAt, failedOutcome(error, record.limits.timeout, target)),
+      (outcome) => this.#record(action, target, activationId, requestedAt, outcome, cause),
+      (error: unknown) => this.#record(action, target, activationId, requestedAt, failedOutcome(error, record.limits.timeout, target), cause),
     );
     return { activationId, done };
   }
 
-  #record(action: StoredAction, target: Target, activationId: string, requestedAt: number, outcome: ActionOutcome): Activation {
+  #record(action: StoredAction, target: Target, activationId: string, requestedAt: number, outcome: ActionOutcome, cause: string | undefined): Activation {
     target.outstanding--;
     const left = (this.#inFlight.get(action.id) ?? 1) - 1;
     if (left > 0) this.#inFlight.set(action.id, left);
@@ -140,6 +143,7 @@ export class Dispatcher {
     }
     const annotations = [
       { key: 'path', value: `${record.namespace}/${record.name}` },
+      ...(cause === undefined ? [] : [{ key: 'causedBy', value: cause }]),
       { key: 'kind', value: record.exec.kind },
       { key: 'limits', value: { ...record.limits } },
       { key: 'waitTime', value: Math.max(0, outcome.start - requestedAt) },
@@ -148,7 +152,7 @@ export class Dispatcher {
     ];
     const activation: Activation = {
       namespace: record.namespace,
-      name: record.name,
+      name: leafName(record.name),
       version: record.version,
       subject: record.namespace,
       activationId,
@@ -160,6 +164,7 @@ export class Dispatcher {
       logs: outcome.logs,
       annotations,
       publish: false,
+      ...(cause === undefined ? {} : { cause }),
     };
     this.#activations.add(activation, activationBytes(outcome.result, outcome.logs));
     return activation;
@@ -173,4 +178,9 @@ function failedOutcome(error: unknown, timeoutMs: number, target: Target): Actio
   if (error instanceof TimeoutError) return { ...base, status: STATUS.developerError, result: JSON.stringify({ error: MESSAGES.timedOut(timeoutMs) }) };
   if (error instanceof NodeUnavailableError) return { ...base, status: STATUS.internalError, result: JSON.stringify({ error: MESSAGES.abnormalRun }) };
   return { ...base, status: STATUS.internalError, result: JSON.stringify({ error: `whisk internal error: ${(error as Error)?.message ?? String(error)}` }) };
+}
+
+/** The name of an entity without its package (`pkg/name` → `name`). */
+export function leafName(name: string): string {
+  return name.slice(name.lastIndexOf('/') + 1);
 }

@@ -11,6 +11,7 @@ import { startApi } from './api.js';
 import { isolate, parseArgs, type InvokerOptions } from './args.js';
 import { Dispatcher } from './dispatch.js';
 import { InvokerUsageError } from './errors.js';
+import { Flows } from './flows.js';
 import { ActionStore } from './store.js';
 import { Tenants } from './tenants.js';
 
@@ -37,7 +38,7 @@ export async function main(app: HostedApp): Promise<number> {
   const keys = new Map([...options.namespaces].map(([namespace, key]) => [key, namespace]));
   let api;
   try {
-    api = await startApi({ host: options.host, port: options.port, keys, store, dispatcher, activations, ready: tenants && ((namespace) => tenants.ready(namespace)), blockingWaitMs: options.blockingWaitMs, onError: (error) => app.node.log.error('invoker request failed', { error: String((error as Error)?.stack ?? error) }) });
+    api = await startApi({ host: options.host, port: options.port, keys, store, dispatcher, flows: new Flows(store, dispatcher, activations), activations, ready: tenants && ((namespace) => tenants.ready(namespace)), blockingWaitMs: options.blockingWaitMs, onError: (error) => app.node.log.error('invoker request failed', { error: String((error as Error)?.stack ?? error) }) });
   } catch (error) {
     process.stderr.write(`invoker: cannot serve the API on ${options.host}:${options.port}: ${(error as Error).message}; pick another --port\n`);
     return 1;

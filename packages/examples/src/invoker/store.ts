@@ -1,34 +1,49 @@
 /**
- * The frontend's action store, kept in the GlobalIdMap: one entry per action
- * (its {@link ActionRecord}, under the action's own global id) and one
- * directory entry (namespace → name → id, under {@link DIRECTORY_ID}). The
- * frontend is the only writer; it keeps a copy in memory for the request
- * path and writes through. Writes are serialized, so two updates of one
- * action never interleave.
+ * The frontend's entity store, kept in the GlobalIdMap: one entry per entity
+ * (an action's {@link ActionRecord}, a package's, trigger's or rule's record,
+ * each under a global id of its own) and one directory entry (kind →
+ * namespace → name → id, under {@link DIRECTORY_ID}). The frontend is the
+ * only writer; it keeps a copy in memory for the request path and writes
+ * through. Writes are serialized, so two updates of one entity never
+ * interleave. An action in a package is named `pkg/name` in its namespace.
  */
 import { decodeValue, encodeValue, type EbbId, type EbbRuntime } from '@ebbrt/ebb-protocol';
-import { DEFAULT_LIMITS, DIRECTORY_ID, type ActionLimits, type ActionRecord, type Directory, type KeyValue } from './action.js';
+import { DEFAULT_LIMITS, DIRECTORY_ID, type ActionLimits, type ActionRecord, type Directory } from './action.js';
 import type { NamespaceQuotas } from './args.js';
+import { bad, dict, keyValues, nextVersion, notImplemented, relativeName, type PackageRecord, type RuleRecord, type TriggerRecord } from './entities.js';
 import { InvokerError, MESSAGES } from './errors.js';
 import { ENTRY_NAME } from './sandbox.js';
 
-/** An action as the frontend knows it. */
-export interface StoredAction {
-  id: EbbId;
-  /** GlobalIdMap entry version of `record`: natives compare it with the record their rep was built from. */
-  entryVersion: number;
-  record: ActionRecord;
+/** The records of each kind of entity. */
+export interface Records {
+  actions: ActionRecord;
+  packages: PackageRecord;
+  triggers: TriggerRecord;
+  rules: RuleRecord;
 }
+export type Kind = keyof Records;
+const KINDS: readonly Kind[] = ['actions', 'packages', 'triggers', 'rules'];
 
-/** OpenWhisk's entity name rule: word characters, then also `@ . -` and spaces inside; at most 256 characters. */
-const ENTITY_NAME = /^(?:\w|\w[\w@ .-]*[\w@.-])$/;
+/** An entity as the frontend knows it. */
+export interface Stored<R> {
+  id: EbbId;
+  /** GlobalIdMap entry version of `record`: natives compare an action's with the record their rep was built from. */
+  entryVersion: number;
+  record: R;
+}
+export type StoredAction = Stored<ActionRecord>;
 
-export function validEntityName(name: string): boolean {
-  return name.length <= 256 && ENTITY_NAME.test(name);
+/** An action found for an invocation, with the parameters of its package (and binding) merged, to go under its own. */
+export interface Resolved {
+  action: StoredAction;
+  packageParameters: Record<string, unknown>;
 }
 
 /** The `nodejs:<major>` kind this invoker runs actions as. */
 export const NODE_KIND = `nodejs:${process.versions.node.split('.')[0]}`;
+
+/** Steps a sequence may run, nested sequences' steps included (OpenWhisk's `actionSequenceLimit`). */
+export const SEQUENCE_LIMIT = 50;
 
 const LIMIT_RANGES: Record<keyof ActionLimits, [number, number, string]> = {
   timeout: [100, 300_000, 'milliseconds'],
@@ -37,99 +52,174 @@ const LIMIT_RANGES: Record<keyof ActionLimits, [number, number, string]> = {
   concurrency: [1, 500, 'activations in flight'],
 };
 
+type Quotas = Pick<NamespaceQuotas, 'actions' | 'codeBytes'>;
+
 export class ActionStore {
   readonly #rt: EbbRuntime;
-  readonly #actions = new Map<string, Map<string, StoredAction>>();
+  readonly #entities = Object.fromEntries(KINDS.map((kind) => [kind, new Map()])) as { [K in Kind]: Map<string, Map<string, Stored<Records[K]>>> };
   /** Native nodes each namespace may run on (`--isolate namespace`). */
   readonly #placement?: ReadonlyMap<string, readonly number[]>;
-  readonly #quotas?: Pick<NamespaceQuotas, 'actions' | 'codeBytes'>;
+  readonly #quotas?: Quotas;
   #writes: Promise<unknown> = Promise.resolve();
 
-  private constructor(rt: EbbRuntime, placement?: ReadonlyMap<string, readonly number[]>, quotas?: Pick<NamespaceQuotas, 'actions' | 'codeBytes'>) {
+  private constructor(rt: EbbRuntime, placement?: ReadonlyMap<string, readonly number[]>, quotas?: Quotas) {
     this.#rt = rt;
     this.#placement = placement;
     this.#quotas = quotas;
   }
 
-  /** Loads the directory and the actions it names from the GlobalIdMap (empty on a fresh store). Without `quotas` a namespace may hold any number of actions. */
-  static async open(rt: EbbRuntime, placement?: ReadonlyMap<string, readonly number[]>, quotas?: Pick<NamespaceQuotas, 'actions' | 'codeBytes'>): Promise<ActionStore> {
+  /** Loads the directory and the entities it names from the GlobalIdMap (empty on a fresh store). Without `quotas` a namespace may hold any number of entities. */
+  static async open(rt: EbbRuntime, placement?: ReadonlyMap<string, readonly number[]>, quotas?: Quotas): Promise<ActionStore> {
     const store = new ActionStore(rt, placement, quotas);
     const entry = await rt.idMap.get(DIRECTORY_ID);
-    const directory = entry ? (decodeValue(entry.value) as Directory) : { namespaces: {} };
-    for (const [namespace, names] of Object.entries(directory.namespaces)) {
-      for (const [name, id] of Object.entries(names)) {
-        const action = await rt.idMap.get(id);
-        if (!action) continue;
-        const record = decodeValue(action.value) as ActionRecord;
-        if (!record.deleted) store.#namespace(namespace).set(name, { id, entryVersion: action.version, record });
+    const directory = entry ? (decodeValue(entry.value) as Directory) : {};
+    for (const kind of KINDS) {
+      for (const [namespace, names] of Object.entries(directory[kind] ?? {})) {
+        for (const [name, id] of Object.entries(names)) {
+          const stored = await rt.idMap.get(id);
+          if (!stored) continue;
+          const record = decodeValue(stored.value) as Records[Kind] & { deleted?: boolean };
+          if (!record.deleted) store.#namespace(kind, namespace).set(name, { id, entryVersion: stored.version, record } as never);
+        }
       }
     }
     return store;
   }
 
-  #namespace(namespace: string): Map<string, StoredAction> {
-    let actions = this.#actions.get(namespace);
-    if (!actions) this.#actions.set(namespace, (actions = new Map()));
-    return actions;
+  #namespace<K extends Kind>(kind: K, namespace: string): Map<string, Stored<Records[K]>> {
+    const byNamespace = this.#entities[kind];
+    let entities = byNamespace.get(namespace);
+    if (!entities) byNamespace.set(namespace, (entities = new Map()));
+    return entities;
   }
 
+  /** The action `name` (`pkg/name` for one in a package) of `namespace`. */
   get(namespace: string, name: string): StoredAction | undefined {
-    return this.#actions.get(namespace)?.get(name);
+    return this.#entities.actions.get(namespace)?.get(name);
   }
 
-  /** Actions of a namespace, most recently updated first (OpenWhisk's order). */
-  list(namespace: string): StoredAction[] {
-    return [...(this.#actions.get(namespace)?.values() ?? [])].sort((a, b) => b.record.updated - a.record.updated);
+  find<K extends Kind>(kind: K, namespace: string, name: string): Stored<Records[K]> | undefined {
+    return this.#entities[kind].get(namespace)?.get(name);
+  }
+
+  /** Entities of a namespace, most recently updated first (OpenWhisk's order); actions in packages only with `pkg`, and then only that package's. */
+  list<K extends Kind>(kind: K, namespace: string, pkg?: string): Stored<Records[K]>[] {
+    const prefix = pkg === undefined ? undefined : `${pkg}/`;
+    return [...(this.#entities[kind].get(namespace)?.entries() ?? [])]
+      .filter(([name]) => kind !== 'actions' || (prefix === undefined ? !name.includes('/') : name.startsWith(prefix)))
+      .map(([, stored]) => stored)
+      .sort((a, b) => b.record.updated - a.record.updated);
+  }
+
+  /**
+   * The action an invocation of `name` runs: a plain action, an action of a
+   * package (with the package's parameters), or one reached through a
+   * binding (the bound package's parameters, then the binding's).
+   */
+  resolve(namespace: string, name: string): Resolved | undefined {
+    const slash = name.indexOf('/');
+    if (slash < 0) {
+      const action = this.get(namespace, name);
+      return action && { action, packageParameters: {} };
+    }
+    const pkg = this.find('packages', namespace, name.slice(0, slash))?.record;
+    if (!pkg) return undefined;
+    const bound = pkg.binding ? this.find('packages', namespace, pkg.binding.name)?.record : pkg;
+    if (!bound || bound.binding) return undefined;
+    const action = this.get(namespace, `${bound.name}/${name.slice(slash + 1)}`);
+    return action && { action, packageParameters: dict(pkg === bound ? pkg.parameters : [...bound.parameters, ...pkg.parameters]) };
   }
 
   /** Creates (or, with `overwrite`, updates) an action from a PUT body. */
   put(namespace: string, name: string, body: unknown, overwrite: boolean): Promise<StoredAction> {
-    return this.#serialized(async () => {
-      const existing = this.get(namespace, name);
-      if (existing && !overwrite) throw new InvokerError('INVOKER_CONFLICT', MESSAGES.conflict);
-      const record = buildRecord(namespace, name, body, existing?.record);
-      this.#checkQuotas(namespace, record, existing);
+    const slash = name.indexOf('/');
+    if (slash >= 0) {
+      const pkg = this.find('packages', namespace, name.slice(0, slash))?.record;
+      if (!pkg) throw new InvokerError('INVOKER_NOT_FOUND', `package ${name.slice(0, slash)} does not exist: create the package first`);
+      if (pkg.binding) throw bad(`${pkg.name} is a package binding: create the action in the package it binds (${pkg.binding.name})`);
+    }
+    return this.#put('actions', namespace, name, overwrite, (previous) => {
+      const record = buildRecord(namespace, name, body, previous);
+      if (record.exec.components) for (const component of record.exec.components) if (!this.resolve(namespace, relativeName(namespace, component, 'sequence component'))) throw bad(`Sequence component does not exist: ${component}`);
       const nodes = this.#placement?.get(namespace);
       if (nodes) record.nodes = [...nodes];
+      return record;
+    });
+  }
+
+  /** Creates (or, with `overwrite`, updates) a package, trigger or rule, `build` turning the PUT body into its record. */
+  putEntity<K extends Exclude<Kind, 'actions'>>(kind: K, namespace: string, name: string, overwrite: boolean, build: (previous?: Records[K]) => Records[K]): Promise<Stored<Records[K]>> {
+    return this.#put(kind, namespace, name, overwrite, (previous) => {
+      const record = build(previous);
+      if (record.entity === 'package' && record.binding) {
+        const bound = this.find('packages', namespace, record.binding.name)?.record;
+        if (!bound || bound.binding) throw new InvokerError('INVOKER_NOT_FOUND', `binding: package ${record.binding.name} does not exist (a binding binds a package, not another binding)`);
+      }
+      if (record.entity === 'rule') {
+        if (!this.find('triggers', namespace, record.trigger)) throw new InvokerError('INVOKER_NOT_FOUND', `the rule's trigger ${record.trigger} does not exist: create it first`);
+        if (!this.resolve(namespace, record.action)) throw new InvokerError('INVOKER_NOT_FOUND', `the rule's action ${record.action} does not exist: create it first`);
+      }
+      return record;
+    });
+  }
+
+  #put<K extends Kind>(kind: K, namespace: string, name: string, overwrite: boolean, build: (previous?: Records[K]) => Records[K]): Promise<Stored<Records[K]>> {
+    return this.#serialized(async () => {
+      const existing = this.find(kind, namespace, name);
+      if (existing && !overwrite) throw new InvokerError('INVOKER_CONFLICT', MESSAGES.conflict);
+      const record = build(existing?.record);
+      this.#checkQuotas(kind, namespace, record, existing);
       const id = existing?.id ?? (await this.#rt.links.allocateId());
       const entry = await this.#rt.idMap.set(id, encodeValue(record));
-      const stored: StoredAction = { id, entryVersion: entry.version, record };
-      this.#namespace(namespace).set(name, stored);
+      const stored: Stored<Records[K]> = { id, entryVersion: entry.version, record };
+      this.#namespace(kind, namespace).set(name, stored);
       if (!existing) await this.#saveDirectory();
       return stored;
     });
   }
 
-  /** 413 when `record` would take `namespace` past its action count or code size quota. */
-  #checkQuotas(namespace: string, record: ActionRecord, existing: StoredAction | undefined): void {
+  /** 413 when `record` would take `namespace` past its entity count or stored bytes quota. */
+  #checkQuotas(kind: Kind, namespace: string, record: Records[Kind], existing: Stored<Records[Kind]> | undefined): void {
     if (!this.#quotas) return;
-    const actions = this.#actions.get(namespace) ?? new Map<string, StoredAction>();
-    if (!existing && actions.size >= this.#quotas.actions) {
-      throw new InvokerError('INVOKER_TOO_LARGE', `The namespace holds ${actions.size} actions, the most allowed (count: ${actions.size + 1}, allowed: ${this.#quotas.actions}); delete one first, or start the invoker with a larger --max-actions.`);
+    const entities = this.#entities[kind].get(namespace) ?? new Map<string, Stored<Records[Kind]>>();
+    if (!existing && entities.size >= this.#quotas.actions) {
+      throw new InvokerError('INVOKER_TOO_LARGE', `The namespace holds ${entities.size} ${kind}, the most allowed (count: ${entities.size + 1}, allowed: ${this.#quotas.actions}); delete one first, or start the invoker with a larger --max-actions.`);
     }
-    let code = Buffer.byteLength(record.exec.code);
-    for (const action of actions.values()) if (action !== existing) code += Buffer.byteLength(action.record.exec.code);
-    if (code > this.#quotas.codeBytes) {
-      throw new InvokerError('INVOKER_TOO_LARGE', `The namespace's action code is larger than allowed: ${code} > ${this.#quotas.codeBytes} bytes; delete actions first, or start the invoker with a larger --max-code-mb.`);
+    let bytes = storedBytes(record);
+    for (const k of KINDS) for (const other of this.#entities[k].get(namespace)?.values() ?? []) if (other !== existing) bytes += storedBytes(other.record);
+    if (bytes > this.#quotas.codeBytes) {
+      throw new InvokerError('INVOKER_TOO_LARGE', `The namespace's action code and entities are larger than allowed: ${bytes} > ${this.#quotas.codeBytes} bytes; delete some first, or start the invoker with a larger --max-code-mb.`);
     }
   }
 
-  /** Deletes an action: its record becomes a tombstone (reps that watch it retire) and it leaves the directory. */
-  delete(namespace: string, name: string): Promise<StoredAction> {
+  /**
+   * Deletes an entity: its record becomes a tombstone (action reps that
+   * watch it retire) and it leaves the directory. A package that still
+   * holds actions is a 409, as OpenWhisk's.
+   */
+  delete<K extends Kind>(kind: K, namespace: string, name: string): Promise<Stored<Records[K]>> {
     return this.#serialized(async () => {
-      const existing = this.get(namespace, name);
+      const existing = this.find(kind, namespace, name);
       if (!existing) throw new InvokerError('INVOKER_NOT_FOUND', MESSAGES.notFound);
-      this.#actions.get(namespace)!.delete(name);
-      await this.#rt.idMap.set(existing.id, encodeValue({ ...existing.record, deleted: true, exec: { ...existing.record.exec, code: '' } } satisfies ActionRecord));
+      if (kind === 'packages') {
+        const held = this.list('actions', namespace, name).length;
+        if (held > 0) throw new InvokerError('INVOKER_CONFLICT', `Package not empty (contains ${held} ${held === 1 ? 'entity' : 'entities'}): delete its actions first.`);
+      }
+      this.#entities[kind].get(namespace)!.delete(name);
+      const record = existing.record as Records[Kind];
+      const tombstone = 'exec' in record ? { ...record, deleted: true, exec: { ...record.exec, code: '' } } : { ...record, deleted: true };
+      await this.#rt.idMap.set(existing.id, encodeValue(tombstone));
       await this.#saveDirectory();
       return existing;
     });
   }
 
   async #saveDirectory(): Promise<void> {
-    const directory: Directory = { namespaces: {} };
-    for (const [namespace, actions] of this.#actions) {
-      directory.namespaces[namespace] = Object.fromEntries([...actions].map(([name, action]) => [name, action.id]));
+    const directory: Directory = {};
+    for (const kind of KINDS) {
+      const byNamespace: Record<string, Record<string, EbbId>> = {};
+      for (const [namespace, entities] of this.#entities[kind]) byNamespace[namespace] = Object.fromEntries([...entities].map(([name, stored]) => [name, stored.id]));
+      directory[kind] = byNamespace;
     }
     await this.#rt.idMap.set(DIRECTORY_ID, encodeValue(directory));
   }
@@ -139,6 +229,11 @@ export class ActionStore {
     this.#writes = result.catch(() => undefined);
     return result;
   }
+}
+
+/** What an entity counts against its namespace's stored bytes quota: an action's code, or the record's JSON. */
+function storedBytes(record: Records[Kind]): number {
+  return 'exec' in record ? Buffer.byteLength(record.exec.code) : Buffer.byteLength(JSON.stringify(record));
 }
 
 /** Builds the record of a PUT: validates the body as OpenWhisk does, merging into `previous` on an update. */
@@ -162,7 +257,7 @@ export function buildRecord(namespace: string, name: string, body: unknown, prev
     type: 'InvokerAction',
     namespace,
     name,
-    version: typeof put.version === 'string' && /^\d+\.\d+\.\d+$/.test(put.version) ? put.version : previous ? bumpPatch(previous.version) : '0.0.1',
+    version: nextVersion(put, previous),
     exec,
     limits,
     parameters: put.parameters === undefined ? (previous?.parameters ?? []) : keyValues('parameters', put.parameters),
@@ -172,32 +267,25 @@ export function buildRecord(namespace: string, name: string, body: unknown, prev
   };
 }
 
+/** A zip archive's first bytes (`PK\x03\x04`) in base64: how OpenWhisk tells a zip action's code from source. */
+const ZIP_BASE64 = 'UEsDB';
+
 function parseExec(value: unknown): ActionRecord['exec'] {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad('exec must be an object with kind and code');
   const exec = value as Record<string, unknown>;
   const kind = exec.kind ?? 'nodejs:default';
-  if (kind === 'sequence' || kind === 'blackbox') throw bad(`exec.kind "${kind}" is not supported by this invoker: send JavaScript source with kind nodejs:default`);
-  if (typeof kind !== 'string' || !/^nodejs(?::[\w.]+)?$/.test(kind)) {
-    throw bad(`The specified runtime '${String(kind)}' is not supported by this platform. Valid values are: 'nodejs:default', '${NODE_KIND}'.`);
+  if (kind === 'sequence') {
+    const components = exec.components;
+    if (!Array.isArray(components) || components.length === 0 || !components.every((c) => typeof c === 'string')) throw bad('exec.components must be a non-empty array of action names such as "/_/first"');
+    if (components.length > SEQUENCE_LIMIT) throw bad(`Too many actions in the sequence: ${components.length} > ${SEQUENCE_LIMIT}.`);
+    return { kind, code: '', components: [...components] };
   }
-  if (exec.binary === true) throw bad('binary (zip) actions are not supported by this invoker: send the source as a string in exec.code');
+  if (kind === 'blackbox') throw notImplemented('exec.kind "blackbox" (Docker actions)', 'send JavaScript source with kind nodejs:default');
+  if (typeof kind !== 'string' || !/^nodejs(?::[\w.]+)?$/.test(kind)) throw notImplemented(`the runtime kind '${String(kind)}'`, `the valid kinds are 'nodejs:default', '${NODE_KIND}' and 'sequence'`);
+  if (exec.binary === true || (typeof exec.code === 'string' && exec.code.startsWith(ZIP_BASE64))) {
+    throw bad('zip actions are not supported by this invoker: bundle the action and its node_modules into one JavaScript file (e.g. esbuild --bundle --platform=neutral --format=cjs index.js) and send that file as the code');
+  }
   if (typeof exec.code !== 'string' || exec.code.trim().length === 0) throw bad('exec.code must be the action\'s JavaScript source, defining function main(params)');
   if (exec.main !== undefined && (typeof exec.main !== 'string' || !ENTRY_NAME.test(exec.main))) throw bad('exec.main must be the name of the entry function (a JavaScript identifier)');
   return { kind: kind === 'nodejs:default' || kind === 'nodejs' ? NODE_KIND : kind, code: exec.code, ...(exec.main === undefined ? {} : { main: exec.main }) };
-}
-
-function keyValues(field: string, value: unknown): KeyValue[] {
-  if (!Array.isArray(value) || value.some((kv) => kv === null || typeof kv !== 'object' || typeof (kv as KeyValue).key !== 'string')) {
-    throw bad(`${field} must be an array of {"key": string, "value": any}`);
-  }
-  return value.map((kv: KeyValue) => ({ key: kv.key, value: kv.value }));
-}
-
-function bumpPatch(version: string): string {
-  const [major, minor, patch] = version.split('.').map(Number);
-  return `${major}.${minor}.${(patch || 0) + 1}`;
-}
-
-function bad(message: string): InvokerError {
-  return new InvokerError('INVOKER_BAD_REQUEST', message);
 }
