@@ -113,6 +113,40 @@ describe('missed heartbeats', () => {
     expect(await rt.remote(ClusterWorker, other.nodeId).whoami()).toMatchObject({ nodeId: other.nodeId });
   });
 
+  test('a suspected native: calls to it fail at once with NodeUnavailable, from the frontend and from other natives; heard from again before the grace ends, it is reinstated and served', async () => {
+    const fe = await startFrontend({ heartbeatMs: 100, suspectAfterMs: 300, failureTimeoutMs: 5000 });
+    const [frozen, other] = await fe.allocate(2, APP, { cores: 1 });
+    const rt = fe.hosted.runtime;
+    await rt.remote(ClusterWorker, frozen.nodeId).whoami();
+    expect(await rt.remote(ClusterWorker, other.nodeId).askNode(frozen.nodeId)).toMatchObject({ ok: true });
+    const suspected = new Promise<void>((resolve) => fe.hosted.on('suspect', (nodeId: number) => nodeId === frozen.nodeId && resolve()));
+    const reinstated = new Promise<void>((resolve) => fe.hosted.on('reinstate', (nodeId: number) => nodeId === frozen.nodeId && resolve()));
+    process.kill(frozen.pid, 'SIGSTOP');
+    try {
+      await suspected;
+      const call = await settle(rt.remote(ClusterWorker, frozen.nodeId).whoami());
+      expect(call.error).toBeInstanceOf(NodeUnavailableError);
+      expect((call.error as Error).message).toMatch(new RegExp(`node ${frozen.nodeId} is suspected`));
+      // The other native learns of the suspicion from the frontend's membership update (a call sent before it arrives times out).
+      let fromNative: { ok: boolean; code?: string; message?: string } = { ok: true };
+      for (const deadline = performance.now() + 3000; performance.now() < deadline; await sleep(50)) {
+        fromNative = await rt.remote(ClusterWorker, other.nodeId).askNode(frozen.nodeId, 200);
+        if (fromNative.code !== 'TIMEOUT') break;
+      }
+      expect(fromNative).toMatchObject({ ok: false, code: 'NODE_UNAVAILABLE', message: expect.stringMatching(/is suspected/) });
+      // Still a member: these failures came from the suspicion, not from a death.
+      expect(fe.hosted.members.get(frozen.nodeId)?.suspected).toBe(true);
+    } finally {
+      process.kill(frozen.pid, 'SIGCONT');
+    }
+    await reinstated;
+    expect(await rt.remote(ClusterWorker, frozen.nodeId).whoami()).toMatchObject({ nodeId: frozen.nodeId });
+    let again: { ok: boolean } = { ok: false };
+    for (const deadline = performance.now() + 2000; performance.now() < deadline && !again.ok; await sleep(50)) again = await rt.remote(ClusterWorker, other.nodeId).askNode(frozen.nodeId);
+    expect(again).toMatchObject({ ok: true, who: { nodeId: frozen.nodeId } });
+    expect(fe.hosted.stats).toMatchObject({ deaths: 0, suspicions: 1, reinstatements: 1 });
+  });
+
   test('a busy app core does not starve heartbeats: a 2.5 s busy loop on the only core is not a death', async () => {
     const fe = await startFrontend({ heartbeatMs: 100, failureTimeoutMs: 600 });
     const [native] = await fe.allocate(1, APP, { cores: 1 });

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import {
   EbbRuntime, HOSTED_ID_SPACE, JoinRejectedError, MemoryLocalIdMap, HOSTED_NODE_ID, listenTcp, connectTcp, Messenger, NodeUnavailableError, RejectReason,
-  type Connection, type ConnectionLimits, type MessengerTls, type ControlMessage, type CoreLinks, type GlobalIdMap, type Heartbeat, type Hello, type HelloDecision, type Peer, type Transport, type TransportConnector, type TransportServer,
+  type Connection, type ConnectionLimits, type MessengerTls, type ControlMessage, type CoreLinks, type GlobalIdMap, type Heartbeat, type Hello, type HelloDecision, type MembershipUpdate, type Peer, type Transport, type TransportConnector, type TransportServer,
 } from '@ebbrt/ebb-protocol';
 import { bootEnv } from '@ebbrt/ebb-protocol/boot-config';
 import { IdMapServer } from './global-id-map.js';
@@ -265,9 +265,9 @@ export class HostedNode extends EventEmitter {
     this.#detector.add(member.nodeId, member.lastHeartbeat);
     this.messenger.addPeer(toPeer(member));
     this.stats.joins++;
-    for (const other of this.members.values()) {
-      if (other.nodeId !== member.nodeId) other.conn.sendControl('membershipUpdate', { joined: [toPeer(member)], left: [] });
-    }
+    this.#broadcast({ joined: [toPeer(member)] }, member.nodeId);
+    const suspected = [...this.members.values()].filter((m) => m.suspected).map((m) => m.nodeId);
+    if (suspected.length > 0) conn.sendControl('membershipUpdate', { suspected });
     this.log.info('node joined', { nodeId: member.nodeId, address: `${member.host}:${member.port}`, cores: member.cores, allocationId: member.allocationId, backend: member.backend });
     this.emit('join', member);
   }
@@ -308,14 +308,22 @@ export class HostedNode extends EventEmitter {
     } else if (kind === 'suspect') {
       member.suspected = true;
       this.stats.suspicions++;
+      this.#broadcast({ suspected: [nodeId] }, nodeId);
       this.log.warn('node suspected', { nodeId, silentMs });
       this.emit('suspect', nodeId, silentMs);
     } else {
       member.suspected = false;
       this.stats.reinstatements++;
+      this.#broadcast({ reinstated: [nodeId] }, nodeId);
       this.log.info('node reinstated', { nodeId, silentMs });
       this.emit('reinstate', nodeId, silentMs);
     }
+  }
+
+  /** Sends a membership update to every member but `except`; suspicion also applies to the frontend's own calls. */
+  #broadcast(update: Partial<MembershipUpdate>, except?: number): void {
+    if (update.suspected || update.reinstated) this.runtime.membership({ joined: [], left: [], ...update });
+    for (const member of this.members.values()) if (member.nodeId !== except) member.conn.sendControl('membershipUpdate', update);
   }
 
   #declareLeft(nodeId: number, reason: string): void {
@@ -331,7 +339,7 @@ export class HostedNode extends EventEmitter {
     this.store.putNode({ ...toRecord(member), state: 'dead' }).catch((e: Error) => this.log.warn('could not record a departure in the cluster store', { nodeId, reason: e.message }));
     this.runtime.nodeLeft(nodeId, error);
     member.conn.fail(error);
-    for (const other of this.members.values()) other.conn.sendControl('membershipUpdate', { joined: [], left: [nodeId] });
+    this.#broadcast({ left: [nodeId] });
     if (expected) this.log.info('node stopped', { nodeId, reason });
     else this.log.warn('node left', { nodeId, reason });
     this.emit('leave', nodeId, reason);
@@ -405,7 +413,7 @@ export class HostedNode extends EventEmitter {
       for (const record of gone) {
         this.store.putNode({ ...record, state: 'dead' }).catch(() => undefined);
         this.runtime.nodeLeft(record.nodeId);
-        for (const member of this.members.values()) member.conn.sendControl('membershipUpdate', { joined: [], left: [record.nodeId] });
+        this.#broadcast({ left: [record.nodeId] });
         this.log.warn('node did not re-register', { nodeId: record.nodeId, graceMs });
         this.emit('leave', record.nodeId, `did not re-register within ${graceMs} ms of the frontend restart`);
       }

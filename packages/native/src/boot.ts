@@ -113,7 +113,7 @@ try {
       reconnectMs: config.reconnectMs,
     },
     {
-      membership: (joined, left) => toAll({ t: 'membership', joined, left }),
+      membership: (update) => toAll({ t: 'membership', update }),
       ended: (reason, lost) => {
         if (lost) console.error(`${prefix()} ${reason}; shutting down`);
         shutdown(lost ? 1 : 0);

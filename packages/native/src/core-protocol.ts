@@ -1,6 +1,6 @@
 /** Messages between a native's supervisor (main thread) and its cores (workers). Internal. */
 import type { MessagePort } from 'node:worker_threads';
-import type { CoreSnapshot, LocalIdMapOp, Peer } from '@ebbrt/ebb-protocol';
+import type { CoreSnapshot, LocalIdMapOp, MembershipUpdate, Peer } from '@ebbrt/ebb-protocol';
 import type { ServiceReply, ServiceRequest } from './shared.js';
 
 export interface CoreData {
@@ -24,7 +24,7 @@ export interface CoreData {
 
 export type ToCore =
   | { t: 'welcome'; nodeId: number; peers: Peer[]; address: string }
-  | { t: 'membership'; joined: Peer[]; left: number[] }
+  | { t: 'membership'; update: MembershipUpdate }
   | { t: 'start' }
   | { t: 'id'; req: number; id?: number; error?: string }
   | { t: 'local'; req: number; value?: unknown; error?: string }

@@ -151,8 +151,7 @@ port.on('message', async (message: ToCore) => {
       return;
     }
     case 'membership':
-      for (const peer of message.joined) messenger?.addPeer(peer);
-      for (const nodeId of message.left) runtime?.nodeLeft(nodeId);
+      runtime?.membership(message.update);
       return;
     case 'start':
       if (typeof appModule?.main !== 'function') {

@@ -46,10 +46,7 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
     supervisor = await Supervisor.join(
       { frontendHost: match[1], frontendPort: Number(match[2]), secret: options.secret, allocationId: options.allocationId ?? '', cores: 1, host: server.address.host, port: server.address.port, backend: 'inline', connect },
       {
-        membership: (joined, left) => {
-          for (const peer of joined) messenger?.addPeer(peer);
-          for (const nodeId of left) runtime?.nodeLeft(nodeId);
-        },
+        membership: (update) => runtime?.membership(update),
         ended: (reason, lost) => {
           messenger?.close(new NodeUnavailableError(reason));
           options.onEnded?.(reason, lost);

@@ -4,11 +4,12 @@
  * Shared by the process boot entry (cores in worker threads) and by in-process
  * natives (one inline core, for tests and embedding).
  */
-import { Connection, encodeError, HelloPurpose, IdAllocator, JoinRejectedError, RejectReason, type ConnectionHandler, type CoreSnapshot, type Peer, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol';
+import { Connection, encodeError, HelloPurpose, IdAllocator, JoinRejectedError, RejectReason, type ConnectionHandler, type CoreSnapshot, type MembershipUpdate, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol';
 
 /** What the supervisor tells its cores about. */
 export interface SupervisorEvents {
-  membership(joined: Peer[], left: number[]): void;
+  /** A membership update from the frontend (after a re-registration: the welcome's members, and those gone meanwhile). */
+  membership(update: MembershipUpdate): void;
   /** The frontend said goodbye (`lost` = false) or the connection to it was lost for good (`lost` = true). */
   ended(reason: string, lost: boolean): void;
   /** The connection to the frontend was lost; the supervisor keeps trying to re-register (`JoinOptions.reconnectMs`). */
@@ -75,7 +76,7 @@ export class Supervisor {
         if (message.type === 'membershipUpdate') {
           for (const peer of message.body.joined) this.#peers.add(peer.nodeId);
           for (const nodeId of message.body.left) this.#peers.delete(nodeId);
-          this.#events.membership(message.body.joined, message.body.left);
+          this.#events.membership(message.body);
         } else if (message.type === 'goodbye') this.#end(this.#events, `frontend said goodbye: ${message.body.reason}`, false);
       },
       // Only the current connection counts: an older one closing late must not start another reconnection.
@@ -149,7 +150,7 @@ export class Supervisor {
         const now = new Set(welcome.peers.map((p) => p.nodeId));
         const left = [...this.#peers].filter((nodeId) => !now.has(nodeId));
         this.#peers = now;
-        this.#events.membership(welcome.peers, left);
+        this.#events.membership({ joined: welcome.peers, left });
         this.#events.rejoined?.(welcome);
         return;
       } catch (error) {

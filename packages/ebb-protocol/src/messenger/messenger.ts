@@ -129,6 +129,8 @@ export class Messenger implements ConnectionHandler {
   readonly #outbound = new Map<number, Promise<Connection>>();
   /** Nodes membership said left: calls to them fail at once. */
   readonly #left = new Set<number>();
+  /** Nodes the frontend suspects (silent past its threshold): new calls and messages to them fail at once until reinstated. */
+  readonly #suspected = new Set<number>();
   /** Connects waiting for this core to learn a node's address (see {@link MessengerOptions.peerWaitMs}). */
   readonly #awaitingPeer = new Map<number, Set<(peer: Peer | undefined) => void>>();
   readonly #peerWaitMs: number;
@@ -190,14 +192,41 @@ export class Messenger implements ConnectionHandler {
   addPeer(peer: Peer): void {
     this.#peers.set(peer.nodeId, peer);
     this.#left.delete(peer.nodeId);
+    this.#suspected.delete(peer.nodeId);
     const waiters = this.#awaitingPeer.get(peer.nodeId);
     this.#awaitingPeer.delete(peer.nodeId);
     for (const wake of waiters ?? []) wake(peer);
   }
 
+  /**
+   * The frontend suspects `nodeId`: from now on calls and messages to it fail at once with
+   * {@link NodeUnavailableError} (calls already in flight keep their deadline), until
+   * {@link reinstate} or {@link removePeer}. Off the per-call path: the node's open connection
+   * leaves the fast path, and the slow path checks.
+   */
+  suspect(nodeId: number): void {
+    this.#suspected.add(nodeId);
+    this.#ready.delete(nodeId);
+  }
+
+  /** The suspected `nodeId` was heard from again: calls to it go through. */
+  reinstate(nodeId: number): void {
+    if (!this.#suspected.delete(nodeId)) return;
+    const pending = this.#outbound.get(nodeId);
+    pending?.then((conn) => {
+      if (conn.open && this.#outbound.get(nodeId) === pending && !this.#suspected.has(nodeId)) this.#ready.set(nodeId, conn);
+    }, () => undefined);
+  }
+
+  /** True while the frontend suspects `nodeId`. */
+  suspected(nodeId: number): boolean {
+    return this.#suspected.has(nodeId);
+  }
+
   /** Forgets a node and rejects every call in flight to it with `error`. */
   removePeer(nodeId: number, error: EbbError = new NodeUnavailableError(`node ${nodeId} left the cluster`)): void {
     this.#peers.delete(nodeId);
+    this.#suspected.delete(nodeId);
     this.#left.add(nodeId);
     const waiters = this.#awaitingPeer.get(nodeId);
     this.#awaitingPeer.delete(nodeId);
@@ -211,6 +240,9 @@ export class Messenger implements ConnectionHandler {
 
   /** The connection from this core to `nodeId`, opened on first use. */
   connection(nodeId: number): Promise<Connection> {
+    if (this.#suspected.has(nodeId)) {
+      return Promise.reject(new NodeUnavailableError(`node ${nodeId} is suspected: the frontend has not heard from it within its suspicion threshold; calls to it fail at once until it is heard from again or replaced`));
+    }
     const existing = this.#outbound.get(nodeId);
     if (existing) return existing;
     if (this.#closed) return Promise.reject(new NodeUnavailableError('this node is shutting down'));
@@ -251,7 +283,7 @@ export class Messenger implements ConnectionHandler {
     conn.peerNodeId = peer.nodeId;
     conn.attach(this);
     this.stats.connectionsOpened++;
-    this.#ready.set(peer.nodeId, conn);
+    if (!this.#suspected.has(peer.nodeId)) this.#ready.set(peer.nodeId, conn);
     return conn;
   }
 

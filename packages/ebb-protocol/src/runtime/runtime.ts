@@ -11,7 +11,7 @@ import { RepKind, type CoreSnapshot, type EbbSnapshot, type RuntimeStats } from 
 import { EbbCallStats } from '../wire/call-stats.js';
 import { CallLedger } from './call-ledger.js';
 import { decodeValue, encodeValue } from '../wire/codec.js';
-import type { Peer } from '../wire/control.js';
+import type { MembershipUpdate, Peer } from '../wire/control.js';
 import { RuntimeDispatcher } from './dispatch.js';
 import { definitionByName, definitionByStaticId, type CallOptions, type EbbDefinition, type EbbRef, type MessageSource, type MethodName, type RemoteRef, type RepContext } from './ebb.js';
 import { NodeUnavailableError, UnknownEbbError, UnknownMethodError } from '../wire/errors.js';
@@ -489,6 +489,17 @@ export class EbbRuntime {
   messageFailed(error: unknown, ebbId: EbbId): void {
     this.stats.servedErrors++;
     this.#onMessageError?.(error, ebbId);
+  }
+
+  /**
+   * Applies the frontend's membership update (PROTOCOL.md §5.4): joined nodes become reachable,
+   * suspected ones fail calls at once until reinstated, departed ones are forgotten.
+   */
+  membership(update: MembershipUpdate): void {
+    for (const peer of update.joined) this.messenger.addPeer(peer);
+    for (const nodeId of update.suspected ?? []) this.messenger.suspect(nodeId);
+    for (const nodeId of update.reinstated ?? []) this.messenger.reinstate(nodeId);
+    for (const nodeId of update.left) this.nodeLeft(nodeId);
   }
 
   /** Fails every call in flight to `nodeId` and forgets it (membership said it left or died). */

@@ -42,7 +42,7 @@ export interface IdMapWatch { id: number; cancel: boolean }
 export interface IdMapValue { id: number; found: boolean; value: Uint8Array; version: number; ok: boolean; error: string; errorCode: string }
 export interface IdMapChanged { id: number; found: boolean; value: Uint8Array; version: number }
 export interface Heartbeat { nodeId: number; sentAtMs: number; inFlight: number; rssBytes: number; cores: CoreSnapshot[] }
-export interface MembershipUpdate { joined: Peer[]; left: number[] }
+export interface MembershipUpdate { joined: Peer[]; left: number[]; /** Default empty. */ suspected?: number[]; /** Default empty. */ reinstated?: number[] }
 export interface Goodbye { reason: string }
 
 /** Every control message body, keyed by its `Control.body` field name. */

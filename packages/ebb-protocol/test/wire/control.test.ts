@@ -54,7 +54,7 @@ const SAMPLES: { [K in ControlType]: ControlBodies[K] } = {
       ebbs: [{ id: 0x10001, name: 'Tally', policy: 'home', rep: 3, repNode: 1, crossCoreCalls: 1, crossCoreErrors: 0, remoteCalls: 9, remoteErrors: 1, servedCalls: 0, servedErrors: 0, latency: { bucket: [4, 40], count: [5, 2 ** 33] }, servedLatency: { bucket: [], count: [] } }],
     }],
   },
-  membershipUpdate: { joined: [peer(7)], left: [2, 3, 0xffffffff] },
+  membershipUpdate: { joined: [peer(7)], left: [2, 3, 0xffffffff], suspected: [5], reinstated: [6] },
   goodbye: { reason: 'shutting down' },
 };
 
