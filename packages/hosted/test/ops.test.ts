@@ -72,6 +72,12 @@ describe('cluster file', () => {
     ['group cores', { ...base, groups: [{ name: 'a', app: 'helloworld', cores: 'two' }] }, 'groups[0].cores', /integer in 1\.\.256, got "two"/],
     ['group memory', { ...base, groups: [{ name: 'a', app: 'helloworld', memory: '12K' }] }, 'groups[0].memory', /at least 64 MiB/],
     ['group args', { ...base, groups: [{ name: 'a', app: 'helloworld', args: 'x' }] }, 'groups[0].args', /list of strings/],
+    ['group arg', { ...base, groups: [{ name: 'a', app: 'helloworld', args: ['x', {}] }] }, 'groups[0].args[1]', /must be a string/],
+    ['group network', { ...base, groups: [{ name: 'a', app: 'helloworld', network: 'tap' }] }, 'groups[0].network', /applies to qemu groups only/],
+    ['suspect window', { ...base, heartbeatMs: 100, failureTimeoutMs: 1000, suspectAfterMs: 1000 }, 'suspectAfterMs', /smaller than failureTimeoutMs \(1000\)/],
+    ['tls part missing', { ...base, tls: { cert: 'c.pem', key: 'k.pem' } }, 'tls.cert', /cannot be read \(\/clusters\/c\.pem\)/],
+    ['tls key', { ...base, tls: { cert: 'c.pem', key: 'k.pem', ca: 'a.pem', crt: 'x' } }, 'tls.crt', /not a known field; known fields here: cert, key, ca/],
+    ['secret key', { ...base, secret: { path: 'x' } }, 'secret.path', /not a known field; known fields here: file, env/],
     ['duplicate group', { ...base, groups: [{ name: 'a', app: 'helloworld' }, { name: 'a', app: 'counter' }] }, 'groups[1].name', /used by two groups/],
   ])('%s: the message names %s', (_what, raw, field, message) => {
     const error = badField(raw);

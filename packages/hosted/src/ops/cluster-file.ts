@@ -1,14 +1,16 @@
 /**
  * The cluster file (YAML or JSON) that `ebbrt up` starts: the cluster's name,
  * secret, GlobalIdMap store, the frontend's addresses and the node groups.
- * Validation is strict (unknown keys are errors, to catch typos) and every
- * message names the bad field and what it accepts.
+ * One zod schema states the format; validation is strict (unknown keys are
+ * errors, to catch typos) and every message names the bad field and what it
+ * accepts.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import YAML from 'yaml';
+import { z } from 'zod';
 import { AppNotFoundError, appHint, resolveApp, type AppPaths } from '../app.js';
 import { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_HEARTBEAT_MS } from '../node.js';
 import { ClusterFileError } from './errors.js';
@@ -67,8 +69,6 @@ export interface ClusterSpec {
   groups: GroupSpec[];
 }
 
-const TOP_KEYS = ['name', 'secret', 'store', 'listen', 'admin', 'tls', 'detach', 'heartbeatMs', 'suspectAfterMs', 'failureTimeoutMs', 'reconnectMs', 'groups'] as const;
-const GROUP_KEYS = ['name', 'app', 'backend', 'count', 'cores', 'memory', 'network', 'args', 'joinTimeoutMs'] as const;
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /**
@@ -118,197 +118,216 @@ export function loadClusterFile(file: string, env: NodeJS.ProcessEnv = process.e
  */
 export function validateCluster(raw: unknown, file: string, env: NodeJS.ProcessEnv = process.env): ClusterSpec {
   const where = path.basename(file);
-  const fail = (field: string, message: string): never => {
-    throw new ClusterFileError(`${where}: ${field} ${message}`, field);
-  };
-  const dir = path.dirname(file);
-  const top = record(expand(raw, env, '', fail), '(top level)', fail, 'must be a mapping with at least name and groups');
-  unknownKeys(top, TOP_KEYS, '', fail);
-
-  const name = top.name;
-  if (typeof name !== 'string' || !NAME.test(name)) fail('name', `must be a lower-case name of letters, digits and dashes (1-63 characters), got ${show(name)}`);
-
-  const { secret, secretSource } = readSecret(top.secret, dir, env, fail);
-
-  const store = top.store ?? 'memory';
-  if (typeof store !== 'string' || !(store === 'memory' || /^(redis|rediss|redis\+cluster):\/\/\S+$/.test(store))) fail('store', `must be "memory" or a redis://host:port/db (rediss://, redis+cluster://host:port,…) URL, got ${show(store)}`);
-
-  const listen = address(top.listen ?? '127.0.0.1:0', 'listen', fail);
-  const admin = address(top.admin ?? '127.0.0.1:0', 'admin', fail);
-  const tls = top.tls === undefined ? undefined : readTls(top.tls, dir, fail);
-  if (top.detach !== undefined && typeof top.detach !== 'boolean') fail('detach', `must be true or false, got ${show(top.detach)}`);
-  const heartbeatMs = optionalInt(top.heartbeatMs, 'heartbeatMs', 10, 60_000, fail);
-  const failureTimeoutMs = optionalInt(top.failureTimeoutMs, 'failureTimeoutMs', 20, 600_000, fail);
-  const reconnectMs = optionalInt(top.reconnectMs, 'reconnectMs', 0, 3_600_000, fail);
-  if ((failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS) <= (heartbeatMs ?? DEFAULT_HEARTBEAT_MS)) fail('failureTimeoutMs', `must be larger than heartbeatMs (${heartbeatMs ?? DEFAULT_HEARTBEAT_MS})`);
-  const suspectAfterMs = optionalInt(top.suspectAfterMs, 'suspectAfterMs', 20, 600_000, fail);
-  if (suspectAfterMs !== undefined && (suspectAfterMs <= (heartbeatMs ?? DEFAULT_HEARTBEAT_MS) || suspectAfterMs >= (failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS))) {
-    fail('suspectAfterMs', `must be larger than heartbeatMs (${heartbeatMs ?? DEFAULT_HEARTBEAT_MS}) and smaller than failureTimeoutMs (${failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS})`);
-  }
-
-  // An empty list (or groups of count 0) is a frontend that waits for natives started elsewhere.
-  if (!Array.isArray(top.groups)) fail('groups', 'must be a list of node groups (name, app, backend, count, cores)');
-  const groups = (top.groups as unknown[]).map((entry, i) => readGroup(entry, `groups[${i}]`, dir, fail));
-  const seen = new Set<string>();
-  for (const [i, group] of groups.entries()) {
-    if (seen.has(group.name)) fail(`groups[${i}].name`, `"${group.name}" is used by two groups; group names must be unique`);
-    seen.add(group.name);
-  }
-  return {
-    file,
-    name: name as string,
-    secret,
-    secretSource,
-    store: store as string,
-    listen,
-    admin,
-    ...(tls ? { tls } : {}),
-    detach: (top.detach as boolean | undefined) ?? false,
-    heartbeatMs,
-    suspectAfterMs,
-    failureTimeoutMs,
-    reconnectMs,
-    groups,
-  };
+  const expanded = expand(raw, env, [], (at, message) => {
+    throw new ClusterFileError(`${where}: ${fieldName(at)} ${message}`, fieldName(at));
+  });
+  const result = clusterSchema(path.dirname(file), env).safeParse(expanded);
+  if (result.success) return { file, ...result.data };
+  // A misspelt key first: it usually explains the other complaints (a field that seems missing).
+  const issue = result.error.issues.find((i) => i.code === 'unrecognized_keys') ?? result.error.issues[0];
+  // An unknown key is reported on its object; name the key itself.
+  const at = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]] : issue.path;
+  throw new ClusterFileError(`${where}: ${fieldName(at)} ${issue.message}`, fieldName(at));
 }
 
-type Fail = (field: string, message: string) => never;
+/** `groups[1].cores` from `['groups', 1, 'cores']`; the root is `(top level)`. */
+function fieldName(at: readonly PropertyKey[]): string {
+  if (at.length === 0) return '(top level)';
+  return at.map((key, i) => (typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join('');
+}
 
 /** Replaces `${NAME}` / `${NAME:-default}` in every string of `value`; an unset variable without a default names its field. */
-function expand(value: unknown, env: NodeJS.ProcessEnv, at: string, fail: Fail): unknown {
+function expand(value: unknown, env: NodeJS.ProcessEnv, at: PropertyKey[], fail: (at: PropertyKey[], message: string) => never): unknown {
   if (typeof value === 'string') {
     return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_match, name: string, fallback: string | undefined) => {
       const found = env[name];
       if (found !== undefined && found !== '') return found;
       if (fallback !== undefined) return fallback;
-      return fail(at || '(top level)', `uses \${${name}}, which is not set; export it or write \${${name}:-default}`);
+      return fail(at, `uses \${${name}}, which is not set; export it or write \${${name}:-default}`);
     });
   }
-  if (Array.isArray(value)) return value.map((item, i) => expand(item, env, `${at}[${i}]`, fail));
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, expand(item, env, at ? `${at}.${key}` : key, fail)]));
-  }
+  if (Array.isArray(value)) return value.map((item, i) => expand(item, env, [...at, i], fail));
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, expand(item, env, [...at, key], fail)]));
   return value;
 }
 
-function readGroup(entry: unknown, at: string, dir: string, fail: Fail): GroupSpec {
-  const group = record(entry, at, fail, 'must be a mapping with name, app, backend, count and cores');
-  unknownKeys(group, GROUP_KEYS, `${at}.`, fail);
-  if (typeof group.name !== 'string' || !NAME.test(group.name)) fail(`${at}.name`, `must be a lower-case name of letters, digits and dashes, got ${show(group.name)}`);
-  if (typeof group.app !== 'string' || group.app.length === 0) fail(`${at}.app`, `must be ${appHint()}`);
-  const app = group.app as string;
-  let paths: AppPaths;
-  try {
-    paths = resolveApp(app.includes('/') || app.startsWith('.') ? path.resolve(dir, app) : app);
-  } catch (error) {
-    if (error instanceof AppNotFoundError) fail(`${at}.app`, `names no app: ${error.message}`);
-    throw error;
-  }
-  const backend = group.backend ?? 'process';
-  if (!GROUP_BACKENDS.includes(backend as GroupBackend)) fail(`${at}.backend`, `must be one of ${GROUP_BACKENDS.join(', ')}, got ${show(backend)}`);
-  const count = optionalInt(group.count, `${at}.count`, 0, 256, fail) ?? 1;
-  const cores = optionalInt(group.cores, `${at}.cores`, 1, 256, fail) ?? 1;
-  const memoryMiB = group.memory === undefined ? undefined : memory(group.memory, `${at}.memory`, fail);
-  if (group.network !== undefined && group.network !== 'user' && group.network !== 'tap') fail(`${at}.network`, `must be user or tap, got ${show(group.network)}`);
-  if (group.network !== undefined && backend !== 'qemu') fail(`${at}.network`, 'applies to qemu groups only (a process native is reached where it binds); remove it or set backend: qemu');
-  if (group.args !== undefined && (!Array.isArray(group.args) || group.args.some((a) => typeof a !== 'string' && typeof a !== 'number'))) {
-    fail(`${at}.args`, 'must be a list of strings (arguments for the app\'s native main)');
-  }
-  const joinTimeoutMs = optionalInt(group.joinTimeoutMs, `${at}.joinTimeoutMs`, 100, 3_600_000, fail) ?? (backend === 'qemu' ? 120_000 : 20_000);
-  return {
-    name: group.name as string,
-    app,
-    paths: paths!,
-    backend: backend as GroupBackend,
-    count,
-    cores,
-    memoryMiB,
-    network: group.network as GroupSpec['network'],
-    args: ((group.args as unknown[] | undefined) ?? []).map(String),
-    joinTimeoutMs,
-  };
+// ---- the schema ----
+
+function show(value: unknown): string {
+  return value === undefined ? 'nothing' : JSON.stringify(value);
 }
 
-function readSecret(value: unknown, dir: string, env: NodeJS.ProcessEnv, fail: Fail): { secret: string; secretSource: ClusterSpec['secretSource'] } {
-  if (value === undefined) return { secret: randomBytes(16).toString('hex'), secretSource: 'generated' };
-  if (typeof value === 'string') {
-    if (value.length < 8) fail('secret', 'must be at least 8 characters (or { file: path } / { env: NAME })');
-    return { secret: value, secretSource: 'inline' };
-  }
-  const source = record(value, 'secret', fail, 'must be a string of at least 8 characters, { file: path } or { env: NAME }');
-  unknownKeys(source, ['file', 'env'], 'secret.', fail);
-  if (typeof source.file === 'string' && source.env === undefined) {
-    const file = path.resolve(dir, source.file);
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-    } catch (cause) {
-      return fail('secret.file', `cannot be read (${file}): ${(cause as Error).message}`);
-    }
-    if (text.length < 8) fail('secret.file', `${file} must hold at least 8 characters`);
-    return { secret: text, secretSource: 'file' };
-  }
-  if (typeof source.env === 'string' && source.file === undefined) {
-    const text = env[source.env];
-    if (text === undefined || text.length < 8) fail('secret.env', `names ${source.env}, which is ${text === undefined ? 'not set' : 'shorter than 8 characters'}; export the cluster secret in it`);
-    return { secret: text!, secretSource: 'env' };
-  }
-  return fail('secret', 'must be a string, { file: path } or { env: NAME } (exactly one of file and env)');
+/** An issue message that ends with the value given. */
+const got = (what: string) => (issue: { input?: unknown }) => `${what}, got ${show(issue.input)}`;
+
+/** A mapping with exactly these keys; anything else is "not a known field". */
+function mapping<S extends z.ZodRawShape>(shape: S, what: string) {
+  const known = Object.keys(shape).join(', ');
+  return z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? `is not a known field; known fields here: ${known}` : what) });
 }
 
-/** `tls: { cert, key, ca }`: paths of PEM files, relative to the cluster file. */
-function readTls(value: unknown, dir: string, fail: Fail): { cert: string; key: string; ca: string } {
-  const tls = record(value, 'tls', fail, 'must be a mapping { cert, key, ca } of PEM file paths');
-  unknownKeys(tls, ['cert', 'key', 'ca'], 'tls.', fail);
-  const read = (key: 'cert' | 'key' | 'ca') => {
-    if (typeof tls[key] !== 'string') return fail(`tls.${key}`, 'must be the path of a PEM file (all of cert, key and ca are needed)');
-    const file = path.resolve(dir, tls[key] as string);
-    try {
-      return readFileSync(file, 'utf8');
-    } catch (cause) {
-      return fail(`tls.${key}`, `cannot be read (${file}): ${(cause as Error).message}`);
-    }
-  };
-  return { cert: read('cert'), key: read('key'), ca: read('ca') };
+function int(min: number, max: number) {
+  const error = got(`must be an integer in ${min}..${max}`);
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
 }
 
-function record(value: unknown, field: string, fail: Fail, message: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(field, message);
-  return value as Record<string, unknown>;
+/**
+ * A value `parse` checks and converts; it returns an issue message (and optional sub-field) instead of a value when
+ * the input is bad. `parse` sees a missing key too (as undefined) and says what that means.
+ */
+function checked<T>(parse: (value: unknown) => { value: T } | { message: string; at?: string }): z.ZodType<T, NonNullable<unknown>> {
+  const schema = z.unknown().transform((input, ctx): T => {
+    const result = parse(input);
+    if ('value' in result) return result.value;
+    ctx.issues.push({ code: 'custom', message: result.message, input, path: result.at === undefined ? [] : [result.at] });
+    return z.NEVER;
+  });
+  // Typed as required: a missing key reaches `parse` (or, with `.optional()` / `.default()`, is filled in before it).
+  return schema as unknown as z.ZodType<T, NonNullable<unknown>>;
 }
 
-function unknownKeys(object: Record<string, unknown>, allowed: readonly string[], prefix: string, fail: Fail): void {
-  for (const key of Object.keys(object)) {
-    if (!allowed.includes(key)) fail(`${prefix}${key}`, `is not a known field; known fields here: ${allowed.join(', ')}`);
-  }
-}
-
-function optionalInt(value: unknown, field: string, min: number, max: number, fail: Fail): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) fail(field, `must be an integer in ${min}..${max}, got ${show(value)}`);
-  return value as number;
-}
+/** `host:port` (or a bare port on 127.0.0.1); port 0 = any free port. */
+const address = checked<{ host: string; port: number }>((value) => {
+  const text = typeof value === 'number' ? `127.0.0.1:${value}` : value;
+  const match = typeof text === 'string' ? /^\[?([^\]\s]+?)\]?:(\d{1,5})$/.exec(text) : null;
+  if (!match || Number(match[2]) > 65535) return { message: `must be "host:port" (port 0 = any free port), got ${show(value)}` };
+  return { value: { host: match[1], port: Number(match[2]) } };
+});
 
 /** Memory of a node: MiB as an integer, or a string like `512M`, `512Mi`, `2G`, `2Gi`. */
-function memory(value: unknown, field: string, fail: Fail): number {
+const memory = checked<number>((value) => {
   let mib: number | undefined;
   if (typeof value === 'number' && Number.isInteger(value)) mib = value;
   else if (typeof value === 'string') {
     const match = /^(\d+)\s*(M|Mi|G|Gi)?$/.exec(value.trim());
     if (match) mib = Number(match[1]) * (match[2]?.startsWith('G') ? 1024 : 1);
   }
-  if (mib === undefined || mib < 64 || mib > 1024 * 1024) fail(field, `must be at least 64 MiB: an integer (MiB) or a size like 512M or 2G, got ${show(value)}`);
-  return mib!;
+  if (mib === undefined || mib < 64 || mib > 1024 * 1024) return { message: `must be at least 64 MiB: an integer (MiB) or a size like 512M or 2G, got ${show(value)}` };
+  return { value: mib };
+});
+
+/** A file's text (one trailing newline dropped for secrets). */
+function read(file: string): { text: string } | { error: string } {
+  try {
+    return { text: readFileSync(file, 'utf8') };
+  } catch (cause) {
+    return { error: `cannot be read (${file}): ${(cause as Error).message}` };
+  }
 }
 
-function address(value: unknown, field: string, fail: Fail): { host: string; port: number } {
-  const text = typeof value === 'number' ? `127.0.0.1:${value}` : value;
-  const match = typeof text === 'string' ? /^\[?([^\]\s]+?)\]?:(\d{1,5})$/.exec(text) : null;
-  const port = match ? Number(match[2]) : NaN;
-  if (!match || port > 65535) fail(field, `must be "host:port" (port 0 = any free port), got ${show(value)}`);
-  return { host: match![1], port };
+type Secret = Pick<ClusterSpec, 'secret' | 'secretSource'>;
+const SECRET_SHAPE = 'must be a string of at least 8 characters, { file: path } or { env: NAME }';
+
+/** `secret`: a string, `{ file: path }` (relative to the cluster file) or `{ env: NAME }`. */
+function secret(dir: string, env: NodeJS.ProcessEnv) {
+  return checked<Secret>((value) => {
+    if (typeof value === 'string') return value.length < 8 ? { message: 'must be at least 8 characters (or { file: path } / { env: NAME })' } : { value: { secret: value, secretSource: 'inline' } };
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return { message: SECRET_SHAPE };
+    const source = value as Record<string, unknown>;
+    const unknown = Object.keys(source).find((key) => key !== 'file' && key !== 'env');
+    if (unknown !== undefined) return { message: 'is not a known field; known fields here: file, env', at: unknown };
+    if (typeof source.file === 'string' && source.env === undefined) {
+      const file = path.resolve(dir, source.file);
+      const got = read(file);
+      if ('error' in got) return { message: got.error, at: 'file' };
+      const text = got.text.replace(/\r?\n$/, '');
+      return text.length < 8 ? { message: `${file} must hold at least 8 characters`, at: 'file' } : { value: { secret: text, secretSource: 'file' } };
+    }
+    if (typeof source.env === 'string' && source.file === undefined) {
+      const text = env[source.env];
+      if (text === undefined || text.length < 8) return { message: `names ${source.env}, which is ${text === undefined ? 'not set' : 'shorter than 8 characters'}; export the cluster secret in it`, at: 'env' };
+      return { value: { secret: text, secretSource: 'env' } };
+    }
+    return { message: 'must be a string, { file: path } or { env: NAME } (exactly one of file and env)' };
+  });
 }
 
-function show(value: unknown): string {
-  return value === undefined ? 'nothing' : JSON.stringify(value);
+/** `tls: { cert, key, ca }`: paths of PEM files, relative to the cluster file; the result holds their text. */
+function tls(dir: string) {
+  const pem = checked<string>((value) => {
+    if (typeof value !== 'string') return { message: 'must be the path of a PEM file (all of cert, key and ca are needed)' };
+    const got = read(path.resolve(dir, value));
+    return 'error' in got ? { message: got.error } : { value: got.text };
+  });
+  return mapping({ cert: pem, key: pem, ca: pem }, 'must be a mapping { cert, key, ca } of PEM file paths');
+}
+
+/** `app`: an example name or a folder (relative to the cluster file) holding hosted.js and native.js. */
+function app(dir: string) {
+  return checked<Pick<GroupSpec, 'app' | 'paths'>>((value) => {
+    if (typeof value !== 'string' || value.length === 0) return { message: `must be ${appHint()}` };
+    try {
+      return { value: { app: value, paths: resolveApp(value.includes('/') || value.startsWith('.') ? path.resolve(dir, value) : value) } };
+    } catch (error) {
+      if (error instanceof AppNotFoundError) return { message: `names no app: ${error.message}` };
+      throw error;
+    }
+  });
+}
+
+function group(dir: string) {
+  return mapping(
+    {
+      name: z.string({ error: got('must be a lower-case name of letters, digits and dashes') }).regex(NAME, { error: got('must be a lower-case name of letters, digits and dashes') }),
+      app: app(dir),
+      backend: z.enum(GROUP_BACKENDS, { error: got(`must be one of ${GROUP_BACKENDS.join(', ')}`) }).default('process'),
+      count: int(0, 256).default(1),
+      cores: int(1, 256).default(1),
+      memory: memory.optional(),
+      network: z.enum(['user', 'tap'], { error: got('must be user or tap') }).optional(),
+      args: z.array(z.union([z.string(), z.number()], { error: "must be a string (an argument for the app's native main)" }), { error: "must be a list of strings (arguments for the app's native main)" }).default([]),
+      joinTimeoutMs: int(100, 3_600_000).optional(),
+    },
+    'must be a mapping with name, app, backend, count and cores',
+  )
+    .superRefine((g, ctx) => {
+      if (g.network !== undefined && g.backend !== 'qemu') ctx.addIssue({ code: 'custom', path: ['network'], message: 'applies to qemu groups only (a process native is reached where it binds); remove it or set backend: qemu' });
+    })
+    .transform(({ memory: memoryMiB, app: { app, paths }, args, joinTimeoutMs, ...rest }): GroupSpec => ({
+      ...rest,
+      app,
+      paths,
+      memoryMiB,
+      args: args.map(String),
+      joinTimeoutMs: joinTimeoutMs ?? (rest.backend === 'qemu' ? 120_000 : 20_000),
+    }));
+}
+
+function clusterSchema(dir: string, env: NodeJS.ProcessEnv) {
+  return mapping(
+    {
+      name: z.string({ error: got('must be a lower-case name of letters, digits and dashes (1-63 characters)') }).regex(NAME, { error: got('must be a lower-case name of letters, digits and dashes (1-63 characters)') }),
+      // None: random for this `up`.
+      secret: secret(dir, env).optional(),
+      store: z
+        .string({ error: got('must be "memory" or a redis://host:port/db (rediss://, redis+cluster://host:port,…) URL') })
+        .regex(/^(memory|(redis|rediss|redis\+cluster):\/\/\S+)$/, { error: got('must be "memory" or a redis://host:port/db (rediss://, redis+cluster://host:port,…) URL') })
+        .default('memory'),
+      listen: address.default({ host: '127.0.0.1', port: 0 }),
+      admin: address.default({ host: '127.0.0.1', port: 0 }),
+      tls: tls(dir).optional(),
+      detach: z.boolean({ error: got('must be true or false') }).default(false),
+      heartbeatMs: int(10, 60_000).optional(),
+      suspectAfterMs: int(20, 600_000).optional(),
+      failureTimeoutMs: int(20, 600_000).optional(),
+      reconnectMs: int(0, 3_600_000).optional(),
+      // An empty list (or groups of count 0) is a frontend that waits for natives started elsewhere.
+      groups: z.array(group(dir), { error: 'must be a list of node groups (name, app, backend, count, cores)' }),
+    },
+    'must be a mapping with at least name and groups',
+  )
+    .superRefine((top, ctx) => {
+      const heartbeatMs = top.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+      const failureTimeoutMs = top.failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS;
+      if (failureTimeoutMs <= heartbeatMs) ctx.addIssue({ code: 'custom', path: ['failureTimeoutMs'], message: `must be larger than heartbeatMs (${heartbeatMs})` });
+      if (top.suspectAfterMs !== undefined && (top.suspectAfterMs <= heartbeatMs || top.suspectAfterMs >= failureTimeoutMs)) {
+        ctx.addIssue({ code: 'custom', path: ['suspectAfterMs'], message: `must be larger than heartbeatMs (${heartbeatMs}) and smaller than failureTimeoutMs (${failureTimeoutMs})` });
+      }
+      const seen = new Set<string>();
+      for (const [i, g] of top.groups.entries()) {
+        if (seen.has(g.name)) ctx.addIssue({ code: 'custom', path: ['groups', i, 'name'], message: `"${g.name}" is used by two groups; group names must be unique` });
+        seen.add(g.name);
+      }
+    })
+    .transform(({ secret = { secret: randomBytes(16).toString('hex'), secretSource: 'generated' }, tls, ...rest }): Omit<ClusterSpec, 'file'> => ({ ...rest, ...secret, ...(tls ? { tls } : {}) }));
 }
