@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import openwhisk from 'openwhisk';
+import { GUEST_KEY } from '@ebbrt/examples/invoker/args.js';
 import { launchInvoker } from '@ebbrt/examples/invoker/launch.js';
 import { lines, runCli } from './kit/index.js';
 
@@ -48,7 +49,7 @@ describe('invoker: a native dies', () => {
   test.skipIf(process.platform !== 'linux')('its activations in flight fail as whisk internal errors; later ones run on the survivor', async () => {
     const cluster = await launchInvoker({ nodes: 2, cores: 1 });
     try {
-      const ow = openwhisk({ apihost: cluster.apihost, api_key: cluster.keys.get('guest')! });
+      const ow = openwhisk({ apihost: cluster.apihost, api_key: GUEST_KEY });
       await ow.actions.create({ name: 'slow', action: 'function main(p) { return new Promise((r) => setTimeout(() => r({ i: p.i }), 1500)) }' });
       const inFlight = Array.from({ length: 4 }, (_, i) => ow.actions.invoke({ name: 'slow', blocking: true, params: { i } }).then((a) => a, (e) => e.error));
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -74,7 +75,7 @@ describe('invoker: compiled actions per core', () => {
   test('past EBBRT_INVOKER_WARM_ACTIONS the least recently invoked action leaves the core and compiles again', async () => {
     const cluster = await launchInvoker({ nodes: 1, cores: 1, env: { EBBRT_INVOKER_WARM_ACTIONS: '2' } });
     try {
-      const ow = openwhisk({ apihost: cluster.apihost, api_key: cluster.keys.get('guest')! });
+      const ow = openwhisk({ apihost: cluster.apihost, api_key: GUEST_KEY });
       for (const name of ['a', 'b', 'c']) await ow.actions.create({ name, action: `function main() { return { name: ${JSON.stringify(name)} } }` });
       const cold = async (name: string) => {
         const record = await ow.actions.invoke({ name, blocking: true });

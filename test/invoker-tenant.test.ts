@@ -5,25 +5,44 @@
  * of the frontend's environment; the permission flags are checked to refuse
  * what they claim to; a tenant node killed with activations in flight is
  * replaced, the in-flight activations end as whisk internal errors, and the
- * namespace's next invoke runs on the replacement.
+ * namespace's next invoke runs on the replacement. A node that joins with
+ * the stolen cluster secret reads no namespace's records and rewrites none.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import openwhisk from 'openwhisk';
+import { encodeValue, spaceBase, HOSTED_ID_SPACE } from '@ebbrt/ebb-protocol';
+import { startInlineNative } from '@ebbrt/native';
+import { DIRECTORY_ID } from '@ebbrt/examples/invoker/action.js';
 import { launchInvoker, type LaunchedInvoker } from '@ebbrt/examples/invoker/launch.js';
 import { tenantExecArgv } from '@ebbrt/examples/invoker/tenants.js';
 
 const ONE_KEY = 'aaaaaaaa-0000-0000-0000-000000000001:tenantOneKey0123456789ab';
 const TWO_KEY = 'bbbbbbbb-0000-0000-0000-000000000002:tenantTwoKey0123456789ab';
 const CANARY = 'frontend-only-value-0123456789';
+/** The cluster secret, known to the test so that it can play the node that stole it. */
+const SECRET = 'tenant-test-cluster-secret-0123456789';
+
+let frontendPort: number;
 
 let cluster: LaunchedInvoker;
 let one: openwhisk.Client;
 let two: openwhisk.Client;
 
+/** A port free now, for the frontend's messenger. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 beforeAll(async () => {
-  cluster = await launchInvoker({ nodes: 0, args: ['--isolate', 'tenant', '--namespace', `one=${ONE_KEY}`, '--namespace', `two=${TWO_KEY}`], env: { INVOKER_TEST_CANARY: CANARY } });
+  frontendPort = await freePort();
+  cluster = await launchInvoker({ nodes: 0, runArgs: ['--port', String(frontendPort)], args: ['--isolate', 'tenant', '--namespace', `one=${ONE_KEY}`, '--namespace', `two=${TWO_KEY}`], env: { INVOKER_TEST_CANARY: CANARY, EBBRT_SECRET: SECRET } });
   one = openwhisk({ apihost: cluster.apihost, api_key: ONE_KEY });
   two = openwhisk({ apihost: cluster.apihost, api_key: TWO_KEY });
 });
@@ -65,7 +84,7 @@ test('a namespace\'s node starts on its first invoke, holds no key and none of t
   expect(node.cmdline).toContain('--experimental-permission');
   expect(node.cmdline).not.toContain('--allow-child-process');
   expect(node.cmdline).not.toContain('--allow-fs-write');
-  for (const secret of [ONE_KEY, TWO_KEY, 'tenantOneKey', 'tenantTwoKey', CANARY]) {
+  for (const secret of [ONE_KEY, TWO_KEY, 'tenantOneKey', 'tenantTwoKey', CANARY, SECRET]) {
     expect(node.cmdline).not.toContain(secret);
     expect(node.environ).not.toContain(secret);
   }
@@ -107,4 +126,25 @@ test('a crashed tenant node: in-flight activations end as whisk internal errors,
   const [replacement] = tenantProcesses('one');
   expect(replacement.pid).not.toBe(before.pid);
   expect(replacement.cmdline).toContain('--experimental-permission');
+});
+
+test('a node joined with the stolen cluster secret reads no record of any namespace and rewrites none; the victim runs its own code', async () => {
+  await one.actions.create({ name: 'target', action: 'function main() { return { original: true } }' });
+  expect(await one.actions.invoke({ name: 'target', blocking: true, result: true })).toEqual({ original: true });
+  // Keys and secrets never reach the frontend's output either.
+  for (const secret of [ONE_KEY, TWO_KEY, SECRET]) expect(cluster.output()).not.toContain(secret);
+  const attacker = await startInlineNative({ frontend: `127.0.0.1:${frontendPort}`, secret: SECRET });
+  try {
+    // The directory and the first ids the frontend handed out: every action, package, trigger and rule so far.
+    const ids = [DIRECTORY_ID, ...Array.from({ length: 64 }, (_, i) => spaceBase(HOSTED_ID_SPACE) + i)];
+    const forged = encodeValue({ type: 'InvokerAction', namespace: 'one', name: 'target', version: '9.9.9', exec: { kind: 'nodejs:20', code: 'function main() { return { pwned: true } }' }, limits: { timeout: 1000, memory: 128, logs: 1, concurrency: 1 }, parameters: [], annotations: [], publish: false, updated: Date.now() });
+    for (const id of ids) {
+      await expect(attacker.runtime.idMap.get(id), `read of 0x${id.toString(16)}`).rejects.toThrow(/may not read GlobalIdMap id/);
+      await expect(attacker.runtime.idMap.set(id, forged), `write of 0x${id.toString(16)}`).rejects.toThrow(/may not write GlobalIdMap id/);
+    }
+  } finally {
+    await attacker.close();
+  }
+  expect(await one.actions.invoke({ name: 'target', blocking: true, result: true })).toEqual({ original: true });
+  expect((await one.actions.get({ name: 'target' })).exec).toMatchObject({ code: expect.stringContaining('original') });
 });

@@ -7,6 +7,7 @@
 // then its first blocking invoke.
 import { spawn } from 'node:child_process';
 import openwhisk from 'openwhisk';
+import { GUEST_KEY } from '@ebbrt/examples/invoker/args.js';
 import { launchInvoker } from '@ebbrt/examples/invoker/launch.js';
 import { median } from '../lib.mjs';
 
@@ -140,7 +141,7 @@ export async function run(ctx) {
       ctx.log(`${nodes} native node(s) × ${cores} core(s), ${concurrency} invocations in flight`);
       const invoker = await launchInvoker({ nodes, cores });
       try {
-        const ours = openwhisk({ apihost: invoker.apihost, api_key: invoker.keys.get('guest') });
+        const ours = openwhisk({ apihost: invoker.apihost, api_key: GUEST_KEY });
         await ours.actions.create({ name: 'bench', action: ACTION });
         if (index === 0) {
           // On a quiet cluster, before any warm load.

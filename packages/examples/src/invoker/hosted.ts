@@ -34,7 +34,7 @@ export async function main(app: HostedApp): Promise<number> {
   const store = await ActionStore.open(rt, placement, options.quotas);
   const dispatcher = new Dispatcher({ runtime: rt, natives: app.natives, placement, activations, namespaceConcurrency: options.quotas.concurrent });
   app.node.on('leave', (nodeId: number) => dispatcher.nodeLeft(nodeId));
-  const tenants = options.isolate === 'tenant' ? new Tenants(app, dispatcher, { nodes: options.tenantNodes, cores: options.tenantCores }) : undefined;
+  const tenants = options.isolate === 'tenant' ? new Tenants(app, dispatcher, store, { nodes: options.tenantNodes, cores: options.tenantCores }) : undefined;
   const keys = new Map([...options.namespaces].map(([namespace, key]) => [key, namespace]));
   let api;
   try {
@@ -44,9 +44,10 @@ export async function main(app: HostedApp): Promise<number> {
     return 1;
   }
   app.print(`invoker: API on ${api.apihost}/api/v1 (${tenants ? `${options.tenantNodes} native node(s) × ${options.tenantCores} core(s) per namespace, started on first invoke` : `${app.natives.length} native node(s) × ${app.natives[0].cores} core(s)`})`);
-  for (const [namespace, key] of options.namespaces) {
+  // Names only: a key printed would land in every log that captures the output.
+  for (const namespace of options.namespaces.keys()) {
     const nodes = placement?.get(namespace);
-    app.print(`invoker: namespace ${namespace} key ${key}${nodes ? ` on node(s) ${nodes.join(', ')}` : ''}`);
+    app.print(`invoker: namespace ${namespace}${nodes ? ` on node(s) ${nodes.join(', ')}` : ''}`);
   }
   app.print('invoker: ready');
   await new Promise<void>((resolve) => {

@@ -21,14 +21,14 @@ export interface LaunchOptions {
   startTimeoutMs?: number;
   /** Extra environment of the CLI process. */
   env?: Record<string, string>;
+  /** Flags of `ebbrt run` itself (before `--`), e.g. `['--port', '7000']` for the frontend's messenger. */
+  runArgs?: string[];
 }
 
 /** A running invoker cluster. */
 export interface LaunchedInvoker {
   /** `http://127.0.0.1:<port>`: the client's `apihost`. */
   readonly apihost: string;
-  /** Namespace → API key, as the invoker printed them. */
-  readonly keys: ReadonlyMap<string, string>;
   /** Namespace → native node ids, under `--isolate namespace`. */
   readonly placement: ReadonlyMap<string, number[]>;
   readonly child: ChildProcess;
@@ -54,7 +54,7 @@ export function launchInvoker(options: LaunchOptions = {}): Promise<LaunchedInvo
   const args = options.args ?? [];
   const appArgs = args.some((a) => a === '--port' || a.startsWith('--port=')) ? args : ['--port', '0', ...args];
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
-  const child = spawn(process.execPath, [cliPath(), 'run', 'invoker', '--nodes', String(options.nodes ?? 2), '--cores', String(options.cores ?? 2), '--', ...appArgs], {
+  const child = spawn(process.execPath, [cliPath(), 'run', 'invoker', '--nodes', String(options.nodes ?? 2), '--cores', String(options.cores ?? 2), ...(options.runArgs ?? []), '--', ...appArgs], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -78,13 +78,12 @@ export function launchInvoker(options: LaunchOptions = {}): Promise<LaunchedInvo
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       stdout += d;
       const api = /^invoker: API on (\S+)\/api\/v1/m.exec(stdout);
-      const namespaceLines = [...stdout.matchAll(/^invoker: namespace (\S+) key (\S+)(?: on node\(s\) ([\d, ]+))?$/gm)];
+      const namespaceLines = [...stdout.matchAll(/^invoker: namespace (\S+)(?: on node\(s\) ([\d, ]+))?$/gm)];
       if (!api || !/^invoker: ready$/m.test(stdout)) return;
       clearTimeout(timer);
       resolve({
         apihost: api[1],
-        keys: new Map(namespaceLines.map((m) => [m[1], m[2]])),
-        placement: new Map(namespaceLines.filter((m) => m[3]).map((m) => [m[1], m[3].split(', ').map(Number)])),
+        placement: new Map(namespaceLines.filter((m) => m[2]).map((m) => [m[1], m[2].split(', ').map(Number)])),
         child,
         output: () => stdout + stderr,
         stop: async (graceMs = 5000) => {

@@ -60,6 +60,8 @@ export class ActionStore {
   /** Native nodes each namespace may run on (`--isolate namespace`). */
   readonly #placement?: ReadonlyMap<string, readonly number[]>;
   readonly #quotas?: Quotas;
+  /** Action id → its namespace, deleted actions' included (ids are never reused): what a tenant node may read. */
+  readonly #owners = new Map<EbbId, string>();
   #writes: Promise<unknown> = Promise.resolve();
 
   private constructor(rt: EbbRuntime, placement?: ReadonlyMap<string, readonly number[]>, quotas?: Quotas) {
@@ -79,11 +81,19 @@ export class ActionStore {
           const stored = await rt.idMap.get(id);
           if (!stored) continue;
           const record = decodeValue(stored.value) as Records[Kind] & { deleted?: boolean };
+          if (kind === 'actions') store.#owners.set(id, namespace);
           if (!record.deleted) store.#namespace(kind, namespace).set(name, { id, entryVersion: stored.version, record } as never);
         }
       }
     }
+    // Written even when empty, so that no node can claim the directory's (static) id before the first create.
+    if (!entry) await store.#saveDirectory();
     return store;
+  }
+
+  /** May a node serving `namespace` read GlobalIdMap id `id`? Only its namespace's action records (tombstones included). */
+  readableBy(namespace: string, id: EbbId): boolean {
+    return this.#owners.get(id) === namespace;
   }
 
   #namespace<K extends Kind>(kind: K, namespace: string): Map<string, Stored<Records[K]>> {
@@ -170,6 +180,7 @@ export class ActionStore {
       const record = build(existing?.record);
       this.#checkQuotas(kind, namespace, record, existing);
       const id = existing?.id ?? (await this.#rt.links.allocateId());
+      if (kind === 'actions') this.#owners.set(id, namespace);
       const entry = await this.#rt.idMap.set(id, encodeValue(record));
       const stored: Stored<Records[K]> = { id, entryVersion: entry.version, record };
       this.#namespace(kind, namespace).set(name, stored);

@@ -17,18 +17,26 @@
  * - `EBBRT_INVOKER_TENANT` names the namespace: a rep on the node refuses to
  *   run any other namespace's action, even if a call for one reached it.
  *
+ * - its GlobalIdMap reads are scoped to its namespace's action records:
+ *   code that escaped to the node's connection cannot read another
+ *   namespace's actions (nor the directory, packages, triggers or rules);
+ *   every other node that joins reads nothing at all (in this mode every
+ *   native is a tenant node), so a process that joined with the cluster
+ *   secret learns nothing of any namespace. Writes are limited by the
+ *   GlobalIdMap authority: a node writes only its own id space.
+ *
  * What this layer does not give yet: the node still receives the cluster
  * secret (over a pipe), so code that escaped both its isolate and the
- * permission model could join as another node; the GlobalIdMap authority
- * stops it rewriting records outside its own id space, but its reads are not
- * scoped to its namespace.
+ * permission model could join as another node; that node reads nothing,
+ * but it can still call Ebbs and take part in membership.
  */
 import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { HostedApp, NodeGroup } from '@ebbrt/hosted';
+import type { HostedApp, Member, NodeGroup } from '@ebbrt/hosted';
 import type { Dispatcher } from './dispatch.js';
 import { InvokerError } from './errors.js';
+import type { ActionStore } from './store.js';
 
 /** Options of {@link Tenants}. */
 export interface TenantOptions {
@@ -67,6 +75,7 @@ function commonRoot(dirs: string[]): string {
 export class Tenants {
   readonly #app: HostedApp;
   readonly #dispatcher: Dispatcher;
+  readonly #store: ActionStore;
   readonly #nodes: number;
   readonly #cores: number;
   readonly #coreHeapMb: number;
@@ -74,10 +83,19 @@ export class Tenants {
   readonly #groups = new Map<string, NodeGroup>();
   readonly #starting = new Map<string, Promise<void>>();
   #stopped = false;
+  /** Tenant node → the namespace it serves. */
+  readonly #served = new Map<number, string>();
+  /** A node that joins (or re-registers) reads only its namespace's actions; one no group launched reads nothing. */
+  readonly #onJoin = (member: Member) => this.#scope(member.nodeId);
+  /** A node that left never comes back under its id. */
+  readonly #onLeave = (nodeId: number) => this.#served.delete(nodeId);
 
-  constructor(app: HostedApp, dispatcher: Dispatcher, options: TenantOptions = {}) {
+  constructor(app: HostedApp, dispatcher: Dispatcher, store: ActionStore, options: TenantOptions = {}) {
     this.#app = app;
     this.#dispatcher = dispatcher;
+    this.#store = store;
+    app.node.on('join', this.#onJoin);
+    app.node.on('leave', this.#onLeave);
     this.#nodes = options.nodes ?? 1;
     this.#cores = options.cores ?? 1;
     this.#coreHeapMb = options.coreHeapMb ?? 512;
@@ -125,13 +143,22 @@ export class Tenants {
       stdio: 'pipe',
     });
     this.#groups.set(namespace, group);
-    group.on('join', (native) => this.#dispatcher.addNative(native.nodeId, native.cores, namespace));
+    group.on('join', (native) => {
+      this.#served.set(native.nodeId, namespace);
+      this.#scope(native.nodeId);
+      this.#dispatcher.addNative(native.nodeId, native.cores, namespace);
+    });
     const { nodes, failures } = await group.start();
     if (nodes.length === 0) {
       this.#groups.delete(namespace);
       await group.stop(500);
       throw new InvokerError('INVOKER_UNAVAILABLE', `the native node of namespace ${namespace} did not start: ${failures[0]?.message ?? 'unknown reason'}`);
     }
+  }
+
+  #scope(nodeId: number): void {
+    const namespace = this.#served.get(nodeId);
+    this.#app.node.idMapServer.scopeReads(nodeId, namespace === undefined ? () => false : (id) => this.#store.readableBy(namespace, id));
   }
 
   /** The namespace's current nodes (for tests and `ps`-like output). */
@@ -141,6 +168,8 @@ export class Tenants {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#app.node.off('join', this.#onJoin);
+    this.#app.node.off('leave', this.#onLeave);
     await Promise.all([...this.#groups.values()].map((group) => group.stop(1000)));
   }
 }
