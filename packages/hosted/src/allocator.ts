@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EbbError, NodeUnavailableError } from '@ebbrt/ebb-protocol';
+import { EbbError, type EbbErrorOptions, NodeUnavailableError } from '@ebbrt/ebb-protocol';
 import { bootEnv } from '@ebbrt/ebb-protocol/boot-config';
 import type { LaunchedNode, NodeBackend } from './backends/backend.js';
 import { ProcessBackend } from './backends/process.js';
@@ -53,7 +53,7 @@ export interface AllocateOptions {
 
 /** The app's native module could not be loaded: no such file, or a core failed to import it. `data.module` names it. */
 export class AppLoadError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('APP_LOAD_FAILED', message, options);
   }
 }

@@ -88,7 +88,7 @@ process.env.UV_TCP_SINGLE_ACCEPT ??= '1';
 // The supervisor's protocol stack loads while core 0 boots: ~60 ms of imports per
 // thread that would otherwise run one after the other (bench rpc: join_ms_p50).
 const firstCore = startCore(0);
-const [{ connectTcp, MemoryLocalIdMap }, { Supervisor }] = await Promise.all([import('@ebbrt/ebb-protocol'), import('./supervisor.js')]);
+const [{ connectTcp, errorToWire, MemoryLocalIdMap }, { Supervisor }] = await Promise.all([import('@ebbrt/ebb-protocol'), import('./supervisor.js')]);
 const localIdMap = new MemoryLocalIdMap();
 const first = await firstCore;
 await Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i + 1, first.fd)));
@@ -153,19 +153,19 @@ for (const [core, worker] of workers.entries()) {
         try {
           worker.postMessage({ t: 'id', req: message.req, id: supervisor.ids.allocate() } satisfies ToCore);
         } catch (error) {
-          worker.postMessage({ t: 'id', req: message.req, error: (error as Error).message } satisfies ToCore);
+          worker.postMessage({ t: 'id', req: message.req, error: errorToWire(error) } satisfies ToCore);
         }
         return;
       case 'local':
         localIdMap.apply(message.request).then(
           (value) => worker.postMessage({ t: 'local', req: message.req, value } satisfies ToCore),
-          (error: Error) => worker.postMessage({ t: 'local', req: message.req, error: error.message } satisfies ToCore),
+          (error: unknown) => worker.postMessage({ t: 'local', req: message.req, error: errorToWire(error) } satisfies ToCore),
         );
         return;
       case 'service':
         Promise.resolve(services.handle(message.request)).then(
           (value) => worker.postMessage({ t: 'service', req: message.req, value } satisfies ToCore),
-          (error: Error) => worker.postMessage({ t: 'service', req: message.req, error: error.message } satisfies ToCore),
+          (error: unknown) => worker.postMessage({ t: 'service', req: message.req, error: errorToWire(error) } satisfies ToCore),
         );
         return;
       case 'stats':

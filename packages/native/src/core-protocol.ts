@@ -1,6 +1,6 @@
 /** Messages between a native's supervisor (main thread) and its cores (workers). Internal. */
 import type { MessagePort } from 'node:worker_threads';
-import type { CoreSnapshot, LocalIdMapOp, MembershipUpdate, Peer } from '@ebbrt/ebb-protocol';
+import type { CoreSnapshot, LocalIdMapOp, MembershipUpdate, Peer, WireError } from '@ebbrt/ebb-protocol';
 import type { ServiceReply, ServiceRequest } from './shared.js';
 
 export interface CoreData {
@@ -26,10 +26,11 @@ export type ToCore =
   | { t: 'welcome'; nodeId: number; peers: Peer[]; address: string }
   | { t: 'membership'; update: MembershipUpdate }
   | { t: 'start' }
-  | { t: 'id'; req: number; id?: number; error?: string }
-  | { t: 'local'; req: number; value?: unknown; error?: string }
+  /** Answers to a core's requests; a failure travels as its wire form, so the core rethrows the same coded error. */
+  | { t: 'id'; req: number; id?: number; error?: WireError }
+  | { t: 'local'; req: number; value?: unknown; error?: WireError }
   /** The broker's answer to a node-services request (shared.ts). */
-  | { t: 'service'; req: number; value?: ServiceReply; error?: string }
+  | { t: 'service'; req: number; value?: ServiceReply; error?: WireError }
   /** Asks for a `stats` answer (sent at every heartbeat, for the next one). */
   | { t: 'stats' }
   | { t: 'stop' };

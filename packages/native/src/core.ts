@@ -5,8 +5,8 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import {
-  connectTcp, EbbError, TimeoutError, RemoteLocalIdMap, EbbRuntime, listenTcp, Matcher, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
-  type CoreChannel, type CoreLinks, type MessageSource, type Transport,
+  connectTcp, errorFromWire, TimeoutError, RemoteLocalIdMap, EbbRuntime, listenTcp, Matcher, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
+  type CoreChannel, type CoreLinks, type WireError, type MessageSource, type Transport,
 } from '@ebbrt/ebb-protocol';
 import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
 import { CoreServices, type ServiceReply } from './shared.js';
@@ -28,10 +28,10 @@ let appModule: { main?: (rt: EbbRuntime, args: string[]) => unknown } | undefine
 const SUPERVISOR_TIMEOUT_MS = 30_000;
 /** Requests to the supervisor thread (id allocation, LocalIdMap, node services). */
 const supervisorRequests = new Matcher<string, unknown>((_id, what, ms) => new TimeoutError(`the supervisor did not answer a ${what} request within ${ms} ms`));
-/** The supervisor's answers are values already (structured clone); a failure arrives as its message. */
+/** The supervisor's answers are values already (structured clone); a failure arrives in its wire form and is rethrown as the same class. */
 const fromSupervisor = (ok: boolean, value: unknown) => {
   if (ok) return value;
-  throw new EbbError('SUPERVISOR_ERROR', String(value));
+  throw errorFromWire(value as WireError);
 };
 
 function askSupervisor<T>(message: (req: number) => FromCore): Promise<T> {

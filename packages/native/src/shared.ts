@@ -18,7 +18,7 @@
  * forward goes with it.
  */
 import net from 'node:net';
-import { EbbError } from '@ebbrt/ebb-protocol/errors';
+import { EbbError, type EbbErrorOptions } from '@ebbrt/ebb-protocol/errors';
 // Type only: the supervisor imports this module before it loads the protocol stack.
 import type { EbbRuntime } from '@ebbrt/ebb-protocol';
 
@@ -38,7 +38,7 @@ export type NodeServiceErrorCode =
   | 'NOT_EXPOSED';
 
 export class NodeServiceError extends EbbError {
-  constructor(code: NodeServiceErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: NodeServiceErrorCode, message: string, options?: EbbErrorOptions) {
     super(code, message, options);
   }
 }

@@ -4,7 +4,7 @@
  * Shared by the process boot entry (cores in worker threads) and by in-process
  * natives (one inline core, for tests and embedding).
  */
-import { Connection, encodeError, HelloPurpose, IdAllocator, JoinRejectedError, RejectReason, type ConnectionHandler, type CoreSnapshot, type MembershipUpdate, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol';
+import { Connection, encodeError, HelloPurpose, IdAllocator, JoinRejectedError, RejectReason, UnknownEbbError, type ConnectionHandler, type CoreSnapshot, type MembershipUpdate, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol';
 
 /** What the supervisor tells its cores about. */
 export interface SupervisorEvents {
@@ -70,7 +70,7 @@ export class Supervisor {
   #attach(conn: Connection): void {
     this.#conn = conn;
     const handler: ConnectionHandler = {
-      onCall: (c, frame) => c.reply(frame, false, encodeError(new Error('the supervisor connection carries no calls'))),
+      onCall: (c, frame) => c.reply(frame, false, encodeError(new UnknownEbbError('the supervisor connection carries no calls; call the node on its messenger address'))),
       onMessage: () => undefined,
       onControl: (_c, message) => {
         if (message.type === 'membershipUpdate') {

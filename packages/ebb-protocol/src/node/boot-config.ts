@@ -11,10 +11,10 @@
  */
 import { closeSync, readFileSync } from 'node:fs';
 // Only the error module: a native parses its config before loading the protocol stack.
-import { EbbError } from '../wire/errors.js';
+import { EbbError, type EbbErrorOptions } from '../wire/errors.js';
 
 export class BootConfigError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('BAD_CONFIG', message, options);
   }
 }

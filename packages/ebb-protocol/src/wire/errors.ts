@@ -5,13 +5,21 @@
  * `{ code, message, data? }` and are rebuilt by {@link errorFromWire} into the
  * same class on the other side.
  */
+/** What every {@link EbbError} constructor takes besides its code and message. */
+export interface EbbErrorOptions {
+  /** The error this one wraps (not sent over the wire). */
+  cause?: unknown;
+  /** Structured details; must be msgpack-encodable to cross the wire. */
+  data?: unknown;
+}
+
 export class EbbError extends Error {
   /** Stable, documented error code (UPPER_SNAKE). */
   readonly code: string;
   /** Optional structured details; must be msgpack-encodable to cross the wire. */
   readonly data?: unknown;
 
-  constructor(code: string, message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(code: string, message: string, options?: EbbErrorOptions) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     if (options?.data !== undefined) this.data = options.data;
@@ -24,7 +32,7 @@ export class EbbError extends Error {
 
 /** Bytes on a connection break the wire format; the connection is closed. */
 export class ProtocolError extends EbbError {
-  constructor(code: ProtocolErrorCode, message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(code: ProtocolErrorCode, message: string, options?: EbbErrorOptions) {
     super(code, message, options);
   }
 }
@@ -42,70 +50,70 @@ export type ProtocolErrorCode =
 
 /** The peer node is gone (socket closed, heartbeats missed, node killed). */
 export class NodeUnavailableError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('NODE_UNAVAILABLE', message, options);
   }
 }
 
 /** A call did not settle within its deadline. */
 export class TimeoutError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('TIMEOUT', message, options);
   }
 }
 
 /** A bounded queue is full; the caller should back off and retry later. */
 export class OverloadedError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('OVERLOADED', message, options);
   }
 }
 
 /** The destination does not know the Ebb id, its type, or the method code. */
 export class UnknownEbbError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('UNKNOWN_EBB', message, options);
   }
 }
 
 /** The destination knows the Ebb but not the method code. */
 export class UnknownMethodError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('UNKNOWN_METHOD', message, options);
   }
 }
 
 /** An id allocator has no ids left in its range. */
 export class IdSpaceExhaustedError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('ID_SPACE_EXHAUSTED', message, options);
   }
 }
 
 /** Two different names hash to the same static id, or an id is registered twice. */
 export class IdConflictError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('ID_CONFLICT', message, options);
   }
 }
 
 /** The join handshake failed (wrong secret, unsupported version, malformed hello). */
 export class JoinRejectedError extends EbbError {
-  constructor(code: 'BAD_SECRET' | 'UNSUPPORTED_VERSION' | 'JOIN_REJECTED', message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(code: 'BAD_SECRET' | 'UNSUPPORTED_VERSION' | 'JOIN_REJECTED', message: string, options?: EbbErrorOptions) {
     super(code, message, options);
   }
 }
 
 /** A callee's method threw something that is not an EbbError. */
 export class RemoteError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('REMOTE_ERROR', message, options);
   }
 }
 
 /** The cluster store behind the GlobalIdMap (Redis) cannot be reached; operations that need it fail until it is back. */
 export class StoreUnavailableError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('STORE_UNAVAILABLE', message, options);
   }
 }
@@ -116,15 +124,8 @@ export class StoreUnavailableError extends EbbError {
  * speaking for another node.
  */
 export class ForbiddenError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('FORBIDDEN', message, options);
-  }
-}
-
-/** The runtime or a connection was closed while the operation was pending. */
-export class ClosedError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
-    super('CLOSED', message, options);
   }
 }
 
@@ -164,7 +165,6 @@ registerErrorCode('UNKNOWN_METHOD', (m, d) => new UnknownMethodError(m, opt(d)))
 registerErrorCode('ID_SPACE_EXHAUSTED', (m, d) => new IdSpaceExhaustedError(m, opt(d)));
 registerErrorCode('ID_CONFLICT', (m, d) => new IdConflictError(m, opt(d)));
 registerErrorCode('REMOTE_ERROR', (m, d) => new RemoteError(m, opt(d)));
-registerErrorCode('CLOSED', (m, d) => new ClosedError(m, opt(d)));
 registerErrorCode('STORE_UNAVAILABLE', (m, d) => new StoreUnavailableError(m, opt(d)));
 registerErrorCode('FORBIDDEN', (m, d) => new ForbiddenError(m, opt(d)));
 for (const code of ['BAD_SECRET', 'UNSUPPORTED_VERSION', 'JOIN_REJECTED'] as const) {

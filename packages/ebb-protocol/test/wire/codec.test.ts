@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ClosedError,
   EbbError,
   IdConflictError,
   IdSpaceExhaustedError,
@@ -135,7 +134,6 @@ describe('payload codec: errors', () => {
     ['UNSUPPORTED_VERSION', new JoinRejectedError('UNSUPPORTED_VERSION', 'v2'), JoinRejectedError],
     ['JOIN_REJECTED', new JoinRejectedError('JOIN_REJECTED', 'no'), JoinRejectedError],
     ['REMOTE_ERROR', new RemoteError('TypeError: x is not a function'), RemoteError],
-    ['CLOSED', new ClosedError('runtime closed'), ClosedError],
   ];
 
   it.each(builtins)('%s round-trips to the same class and code', (code, err, cls) => {

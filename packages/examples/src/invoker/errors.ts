@@ -4,7 +4,7 @@
  * answers with for the same condition; the API turns them into OpenWhisk's
  * error body `{ "error": message, "code": transaction id }`.
  */
-import { EbbError } from '@ebbrt/ebb-protocol';
+import { EbbError, type EbbErrorOptions } from '@ebbrt/ebb-protocol';
 
 /** Stable codes of {@link InvokerError}, with their HTTP status. */
 export const INVOKER_ERRORS = {
@@ -25,7 +25,7 @@ export type InvokerErrorCode = keyof typeof INVOKER_ERRORS;
 export class InvokerError extends EbbError {
   readonly status: number;
 
-  constructor(code: InvokerErrorCode, message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(code: InvokerErrorCode, message: string, options?: EbbErrorOptions) {
     super(code, message, options);
     this.status = INVOKER_ERRORS[code];
   }

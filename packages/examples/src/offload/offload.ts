@@ -5,7 +5,7 @@
  * never share state; where the reps run — the frontend's own core, or the
  * cores of native nodes — is the caller's placement decision, not the Ebb's.
  */
-import { defineEbb, EbbError, registerErrorCode } from '@ebbrt/ebb-protocol';
+import { defineEbb, EbbError, type EbbErrorOptions, registerErrorCode } from '@ebbrt/ebb-protocol';
 import { renderDocument } from './markdown.js';
 
 export interface Markdown {
@@ -15,7 +15,7 @@ export interface Markdown {
 
 /** A `render` argument that is not a document (not bytes). Registered, so it arrives as this class from any node. */
 export class InvalidDocumentError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('INVALID_DOCUMENT', message, options);
   }
 }

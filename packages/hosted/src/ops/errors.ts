@@ -2,7 +2,7 @@
  * Errors of cluster operations (`ebbrt up/ps/top/down`). Each has a stable
  * code (table in the hosted README) and a message that says what to fix.
  */
-import { EbbError } from '@ebbrt/ebb-protocol';
+import { EbbError, type EbbErrorOptions } from '@ebbrt/ebb-protocol';
 
 export type OpsErrorCode =
   /** No state file: no cluster of that name is up from this state directory. */
@@ -19,7 +19,7 @@ export type OpsErrorCode =
   | 'DOWN_INCOMPLETE';
 
 export class OpsError extends EbbError {
-  constructor(code: OpsErrorCode, message: string, options?: { cause?: unknown; data?: unknown }) {
+  constructor(code: OpsErrorCode, message: string, options?: EbbErrorOptions) {
     super(code, message, options);
   }
 }
@@ -28,7 +28,7 @@ export class OpsError extends EbbError {
 export class ClusterFileError extends EbbError {
   readonly field?: string;
 
-  constructor(message: string, field?: string, options?: { cause?: unknown }) {
+  constructor(message: string, field?: string, options?: Pick<EbbErrorOptions, 'cause'>) {
     super('BAD_CLUSTER_FILE', message, { cause: options?.cause, data: field === undefined ? undefined : { field } });
     if (field !== undefined) this.field = field;
   }

@@ -1,5 +1,5 @@
-/** Errors of the image builder; codes are listed in packages/native/README.md ("VM images"). */
-import { EbbError } from '@ebbrt/ebb-protocol/errors';
+/** Errors of the image builder; codes are listed in ebb-protocol/PROTOCOL.md §8.1. */
+import { EbbError, type EbbErrorOptions } from '@ebbrt/ebb-protocol/errors';
 
 /**
  * An image could not be built: a missing or unusable input (kernel, modules,
@@ -7,7 +7,7 @@ import { EbbError } from '@ebbrt/ebb-protocol/errors';
  * input and how to provide it.
  */
 export class ImageBuildError extends EbbError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: EbbErrorOptions) {
     super('IMAGE_BUILD_FAILED', message, options);
   }
 }

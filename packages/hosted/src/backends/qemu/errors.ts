@@ -1,4 +1,4 @@
-import { EbbError } from '@ebbrt/ebb-protocol';
+import { EbbError, type EbbErrorOptions } from '@ebbrt/ebb-protocol';
 
 /** Stable codes of {@link QemuError}. */
 export type QemuErrorCode =
@@ -15,7 +15,7 @@ export type QemuErrorCode =
 
 /** The qemu backend could not start a VM native. */
 export class QemuError extends EbbError {
-  constructor(code: QemuErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: QemuErrorCode, message: string, options?: EbbErrorOptions) {
     super(code, message, options);
   }
 }
