@@ -12,12 +12,15 @@ import { describe, expect, onTestFinished, test } from 'vitest';
 import type { ClusterState, ClusterView } from '@ebbrt/hosted';
 import { downCluster } from '@ebbrt/hosted';
 import { FIXTURES, NATIVE_BOOT, ROOT, runCli, spawnNode } from './kit/index.js';
+import { skipFor, skipNote } from './kit/requirements.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+const chromiumMissing = existsSync(CHROMIUM) ? undefined : `no ${CHROMIUM} (infra/setup.sh installs chromium)`;
+const skipChromium = skipFor('the dashboard in Chromium', chromiumMissing);
 const SCREENSHOT = path.join(ROOT, 'test-artifacts', 'dashboard.png');
 
 describe('dashboard', () => {
-  test.skipIf(!existsSync(CHROMIUM))(`loads, shows the nodes, updates on a join and a kill${existsSync(CHROMIUM) ? '' : ' (skipped: no /usr/bin/chromium; infra/setup.sh installs it)'}`, async () => {
+  test.skipIf(skipChromium)(`loads, shows the nodes, updates on a join and a kill${skipNote(chromiumMissing)}`, async () => {
     const { chromium } = await import('playwright-core');
     const work = mkdtempSync(path.join(tmpdir(), 'ebbrt-dashboard-'));
     const dir = path.join(work, 'state');

@@ -14,9 +14,11 @@ import { describe, expect, test } from 'vitest';
 import { encodeArgs, encodeFrame, FrameKind } from '@ebbrt/hosted';
 import { ClusterWorker, HomeCounter } from './fixtures/cluster/ebbs.js';
 import { closedWithin, FIXTURES, rawSocket, startFrontend } from './kit/index.js';
+import { skipFor, skipNote, toolMissing } from './kit/requirements.js';
 
 const APP = path.join(FIXTURES, 'cluster/native.js');
-const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
+const opensslMissing = toolMissing('openssl', 'openssl');
+const skipTls = skipFor('messenger over TLS', opensslMissing);
 
 /** A self-signed certificate for 127.0.0.1, valid for a day, that is its own CA. */
 function selfSigned(): { cert: string; key: string; ca: string } {
@@ -36,7 +38,7 @@ function selfSigned(): { cert: string; key: string; ca: string } {
   }
 }
 
-describe.skipIf(!hasOpenssl)(`messenger over TLS${hasOpenssl ? '' : ' (skipped: openssl is not installed)'}`, () => {
+describe.skipIf(skipTls)(`messenger over TLS${skipNote(opensslMissing)}`, () => {
   test('natives join and call over mutual TLS; plain TCP and certificate-less clients never reach the messenger', async () => {
     const credentials = selfSigned();
     const fe = await startFrontend({ tls: credentials });

@@ -17,10 +17,10 @@ import { Op } from '@ebbrt/examples/memcached/binary-protocol.js';
 import { binaryRequest, deltaExtras, parseBinaryResponses, RawClient, storeExtras } from '@ebbrt/examples/memcached/client.js';
 import { CLI, lines, spawnNode, until } from './kit/index.js';
 import { launchMemcached } from './kit/memcached.js';
+import { skipFor, toolMissing } from './kit/requirements.js';
 
-const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
-const HAS_MEMCACHED = has('memcached');
-const HAS_TOOLS = has('memccp') && has('memccat') && has('memccapable');
+const SKIP_MEMCACHED = skipFor('the comparison with Debian memcached', toolMissing('memcached', 'memcached'));
+const SKIP_TOOLS = skipFor('the libmemcached-tools clients', ['memccp', 'memccat', 'memccapable'].map((tool) => toolMissing(tool, 'libmemcached-tools')).find((reason) => reason !== undefined));
 
 async function client(address: string): Promise<RawClient> {
   const c = await RawClient.connect(address);
@@ -277,7 +277,7 @@ describe('memcached: binary protocol', () => {
   });
 });
 
-describe.skipIf(!HAS_MEMCACHED)('memcached: byte for byte against Debian memcached', () => {
+describe.skipIf(SKIP_MEMCACHED)('memcached: byte for byte against Debian memcached', () => {
   test('the same requests get the same replies', async () => {
     const reference = await startMemcached();
     const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '64']);
@@ -321,7 +321,7 @@ describe.skipIf(!HAS_MEMCACHED)('memcached: byte for byte against Debian memcach
   });
 });
 
-describe.skipIf(!HAS_TOOLS)('memcached: stock clients from libmemcached-tools', () => {
+describe.skipIf(SKIP_TOOLS)('memcached: stock clients from libmemcached-tools', () => {
   test('memccapable passes every test; memccp and memccat copy files in and out unchanged', async () => {
     const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '2', '--', '--port', '0', '--memory', '16']);
     const [host, port] = addresses[0].split(':');

@@ -17,23 +17,19 @@ import { NodeUnavailableError, StoreUnavailableError, type NativeNode } from '@e
 import { ClusterWorker, HomeCounter, StickyCounter } from './fixtures/cluster/ebbs.js';
 import { FIXTURES, NATIVE_BOOT, settle, spawnNode, startFrontend, TEST_SECRET, until } from './kit/index.js';
 import { Lab, netnsAvailability, reachable, type LabHost } from './kit/netns.js';
+import { skipFor, skipNote, toolMissing } from './kit/requirements.js';
 
 const APP = path.join(FIXTURES, 'cluster/native.js');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const availability = await netnsAvailability();
-if (!availability.ok && process.env.CI === 'true') throw new Error(`network namespace tests cannot run under CI: ${availability.reason}`);
-const skip = availability.ok ? '' : ` (skipped: ${availability.reason})`;
-const hasRedis = (() => {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const nsMissing = availability.ok ? undefined : availability.reason;
+const skipNs = skipFor('network namespace tests', nsMissing);
+const skip = skipNote(nsMissing);
+const redisMissing = toolMissing('redis-server', 'redis-server');
+const skipRedis = skipNs || skipFor('network namespace tests with Redis', redisMissing);
 
-describe.skipIf(!availability.ok)(`across network namespaces${skip}`, () => {
+describe.skipIf(skipNs)(`across network namespaces${skip}`, () => {
   test('2 ms ± 1 ms latency and 1% loss on every path, under load: no acknowledged call is lost or duplicated, no false death', async () => {
     const lab = await Lab.create();
     const fe = await startFrontend({ host: lab.hostAddress });
@@ -120,7 +116,7 @@ describe.skipIf(!availability.ok)(`across network namespaces${skip}`, () => {
     await group.stop(500);
   });
 
-  test.skipIf(!hasRedis)('frontend ↔ Redis partitioned: store operations fail with StoreUnavailableError, calls go on, then everything recovers', async () => {
+  test.skipIf(skipRedis)(`frontend ↔ Redis partitioned: store operations fail with StoreUnavailableError, calls go on, then everything recovers${skipNote(redisMissing)}`, async () => {
     const lab = await Lab.create();
     const redisHost = await redisIn(lab);
     const fe = await startFrontend({ host: lab.hostAddress, store: `redis://${redisHost.address}:6379/0`, cluster: `np${process.pid}` });
@@ -148,7 +144,7 @@ describe.skipIf(!availability.ok)(`across network namespaces${skip}`, () => {
     expect(created).toBeDefined();
   });
 
-  test.skipIf(!hasRedis)('the frontend killed and restarted with a Redis store: natives in other namespaces re-register under their ids and keep their reps', async () => {
+  test.skipIf(skipRedis)(`the frontend killed and restarted with a Redis store: natives in other namespaces re-register under their ids and keep their reps${skipNote(redisMissing)}`, async () => {
     const lab = await Lab.create();
     const redisHost = await redisIn(lab);
     const store = `redis://${redisHost.address}:6379/0`;

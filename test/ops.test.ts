@@ -12,6 +12,7 @@ import type { ClusterView, TopView } from '@ebbrt/hosted';
 import { FIXTURES, lines, runCli, spawnNode, until, CLI } from './kit/index.js';
 import { clusterFile, clusterProcesses, psJson, running, state, stateDirectory } from './kit/cluster.js';
 import { redisAvailability, startRedis } from './kit/redis.js';
+import { skipFor } from './kit/requirements.js';
 
 const TICKER = path.join(FIXTURES, 'ops-ticker');
 
@@ -207,9 +208,10 @@ describe('ebbrt up failures and cleanup', () => {
 });
 
 const redis = await redisAvailability();
+const skipRedis = skipFor('ebbrt up with a Redis store', redis.ok ? undefined : redis.reason);
 
 describe('ebbrt up with a Redis store', () => {
-  test.skipIf(!redis.ok)(`the store URL reaches the frontend (${redis.ok ? redis.via : redis.reason})`, async () => {
+  test.skipIf(skipRedis)(`the store URL reaches the frontend (${redis.ok ? redis.via : redis.reason})`, async () => {
     const server = await startRedis();
     onTestFinished(() => server.close());
     const dir = stateDirectory();

@@ -12,9 +12,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { MAX_FORWARDS, serveForwards } from '../packages/hosted/dist/backends/qemu/forward.js';
-import { Qmp } from '../packages/hosted/dist/backends/qemu/qmp.js';
-import { exitOf, spawnQemu } from '../packages/hosted/dist/backends/qemu/process.js';
+import { MAX_FORWARDS, serveForwards } from '../packages/hosted/src/backends/qemu/forward.js';
+import { Qmp } from '../packages/hosted/src/backends/qemu/qmp.js';
+import { exitOf, spawnQemu } from '../packages/hosted/src/backends/qemu/process.js';
+import { skipFor } from './kit/requirements.js';
 
 function skipReason(): string | undefined {
   try {
@@ -25,8 +26,7 @@ function skipReason(): string | undefined {
   }
 }
 
-const skip = process.env.CI === 'true' ? undefined : skipReason();
-if (skip) console.warn(`qemu forward tests skipped: ${skip}`);
+const skip = skipFor('qemu forward tests', skipReason());
 
 /** Can this process bind 127.0.0.1:port (nothing, e.g. QEMU's forward, holds it)? */
 function bindable(port: number): Promise<boolean> {
@@ -37,7 +37,7 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-describe.skipIf(skip !== undefined)('qemu user-mode forwards on request', () => {
+describe.skipIf(skip)('qemu user-mode forwards on request', () => {
   let dir: string;
   let qemu: ReturnType<typeof spawnQemu>;
   let qmp: Qmp;

@@ -9,6 +9,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { CLI, lines, spawnNode, until } from './kit/index.js';
+import { skipFor } from './kit/requirements.js';
 
 function skipReason(mode: 'user' | 'tap'): string | undefined {
   try {
@@ -33,9 +34,8 @@ function freePort(): Promise<number> {
 }
 
 for (const mode of ['user', 'tap'] as const) {
-  const skip = process.env.CI === 'true' ? undefined : skipReason(mode);
-  if (skip) console.warn(`qemu ${mode}-mode tests skipped: ${skip}`);
-  describe.skipIf(skip !== undefined)(`VM native, network mode ${mode}`, () => {
+  const skip = skipFor(`qemu ${mode}-mode tests`, skipReason(mode));
+  describe.skipIf(skip)(`VM native, network mode ${mode}`, () => {
     test(`ebbrt run memcached --backend qemu --network ${mode} --nodes 1 --cores 2: the printed address passes memccapable`, async () => {
       const port = await freePort();
       const netnsBefore = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });

@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { NodeUnavailableError, QemuBackend, probeKvm, resolveApp, VM_FAILURE_TIMEOUT_MS, type VmImage } from '@ebbrt/hosted';
 import { VmProbe } from './fixtures/vm/ebbs.js';
 import { FIXTURES, lines, runCli, settle, startFrontend, until } from './kit/index.js';
+import { skipFor } from './kit/requirements.js';
 
 const VM_APP = path.join(FIXTURES, 'vm/native.js');
 const ADDRESS = String.raw`127\.0\.0\.1:(\d+)`;
@@ -29,10 +30,9 @@ function skipReason(): string | undefined {
   return undefined;
 }
 
-const SKIP = skipReason();
-if (SKIP) console.warn(`qemu tests skipped: ${SKIP}`);
+const SKIP = skipFor('qemu tests', skipReason());
 
-describe.skipIf(SKIP !== undefined)('qemu backend (natives as VMs)', () => {
+describe.skipIf(SKIP)('qemu backend (natives as VMs)', () => {
   const backend = new QemuBackend();
   let vmImage: VmImage;
 

@@ -14,9 +14,12 @@ import { decodeValue, NodeUnavailableError, StoreUnavailableError } from '@ebbrt
 import { ClusterWorker, HomeCounter } from './fixtures/cluster/ebbs.js';
 import { alive, CLI, FIXTURES, settle, spawnNode, startFrontend, until, type Spawned } from './kit/index.js';
 import { freePort, redisAvailability, redisForTest } from './kit/redis.js';
+import { skipFor, skipNote } from './kit/requirements.js';
 
 const availability = await redisAvailability();
-const skipReason = availability.ok ? '' : ` (skipped: ${availability.reason})`;
+const redisMissing = availability.ok ? undefined : availability.reason;
+const skipRedis = skipFor('frontend and Redis restart tests', redisMissing);
+const skipReason = skipNote(redisMissing);
 const APP_DIR = path.join(FIXTURES, 'cluster');
 const APP = path.join(APP_DIR, 'native.js');
 const SECRET = 'redis-cluster-test-secret';
@@ -44,7 +47,7 @@ async function killFrontendOnly(cli: Spawned): Promise<void> {
   await exited;
 }
 
-describe.skipIf(!availability.ok)(`frontend restart on the Redis store${skipReason}`, () => {
+describe.skipIf(skipRedis)(`frontend restart on the Redis store${skipReason}`, () => {
   test('natives re-register with the new frontend under their ids; map entries and id grants survive', async () => {
     const redis = await redisForTest();
     const cluster = `fr-${randomUUID().slice(0, 8)}`;
@@ -116,7 +119,7 @@ describe('frontend restart on the memory store', () => {
   });
 });
 
-describe.skipIf(!availability.ok)(`Redis restart mid-run${skipReason}`, () => {
+describe.skipIf(skipRedis)(`Redis restart mid-run${skipReason}`, () => {
   test('store operations fail with StoreUnavailableError while Redis is down, calls that do not need it go on, then everything recovers', async () => {
     const redis = await redisForTest();
     const fe = await startFrontend({ store: redis.url, cluster: `rr-${randomUUID().slice(0, 8)}` });

@@ -6,8 +6,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { EbbRuntime } from '@ebbrt/ebb-protocol';
-import { nodeServices, NodeServiceError } from '@ebbrt/native';
-import { CoreServices, ServiceBroker, type ServiceReply } from '../dist/shared.js';
+import { CoreServices, nodeServices, NodeServiceError, ServiceBroker, type ServiceReply } from '../src/shared.js';
 
 describe('ServiceBroker', () => {
   test('one SharedArrayBuffer per name, the same memory for every asker', async () => {
