@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EbbError, type EbbErrorOptions, NodeUnavailableError } from '@ebbrt/ebb-protocol';
-import { bootEnv } from '@ebbrt/ebb-protocol/boot-config';
+import { bootEnv } from '@ebbrt/ebb-protocol/node';
 import type { LaunchedNode, NodeBackend } from './backends/backend.js';
 import { ProcessBackend } from './backends/process.js';
 import { QemuBackend } from './backends/qemu/index.js';

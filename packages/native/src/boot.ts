@@ -7,7 +7,7 @@
  */
 import { Socket } from 'node:net';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { BootConfigError, parseBootConfig, type BootConfig } from '@ebbrt/ebb-protocol/boot-config';
+import { BootConfigError, parseBootConfig, type BootConfig } from '@ebbrt/ebb-protocol/node';
 import type { CoreData, FromCore, ToCore } from './core-protocol.js';
 import { ServiceBroker } from './shared.js';
 import { parseExposure } from './expose.js';

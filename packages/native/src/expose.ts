@@ -18,7 +18,7 @@
  */
 import { openSync } from 'node:fs';
 import tty from 'node:tty';
-import { BootConfigError } from '@ebbrt/ebb-protocol/boot-config';
+import { BootConfigError } from '@ebbrt/ebb-protocol/node';
 import { localExposure, NodeServiceError, type ServiceExposure } from './shared.js';
 
 const LOOPBACK_OR_ANY = new Set(['127.0.0.1', 'localhost', '::1', '0.0.0.0', '::']);

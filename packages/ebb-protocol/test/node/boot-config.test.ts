@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { bootEnv, bootKernelParams, bootVariable, BootConfigError, parseBootConfig, parseKernelCmdline, type BootSettings } from '@ebbrt/ebb-protocol/boot-config';
+import { bootEnv, bootKernelParams, bootVariable, BootConfigError, parseBootConfig, parseKernelCmdline, type BootSettings } from '@ebbrt/ebb-protocol/node';
 
 describe('parseKernelCmdline', () => {
   test('ebbrt.* parameters become boot variables, percent-decoded; kernel parameters are ignored', () => {

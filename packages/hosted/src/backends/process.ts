@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { bootEnv, bootVariable } from '@ebbrt/ebb-protocol/boot-config';
+import { bootEnv, bootVariable } from '@ebbrt/ebb-protocol/node';
 import type { LaunchedNode, LaunchSpec, NodeBackend } from './backend.js';
 
 /** Path of `@ebbrt/native`'s boot script, found through Node's resolver (a path, not an import). */

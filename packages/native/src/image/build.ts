@@ -9,7 +9,7 @@
  *   busybox, the virtio-net and ACPI button modules of that kernel (with
  *   their dependencies from `modules.dep`), the init script, and the bundled
  *   runtime + app (see bundle.ts),
- * - `image.json`: the {@link ImageManifest}, with the content hash of every
+ * - `image.json`: the `ImageManifest` (a contract in `@ebbrt/ebb-protocol/node`), with the content hash of every
  *   input; a build whose inputs hash the same leaves the image as it is.
  */
 import { execFile } from 'node:child_process';
@@ -21,6 +21,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGzip } from 'node:zlib';
+import { IMAGE_FORMAT, IMAGE_MANIFEST_FILE, readImageManifest, type ImageManifest } from '@ebbrt/ebb-protocol/node';
 import { bundleNative } from './bundle.js';
 import { cpioArchive, type CpioEntry } from './cpio.js';
 import { ImageBuildError } from './errors.js';
@@ -28,9 +29,6 @@ import { APP_DIR, initScript, powerButtonHandler } from './init.js';
 import { moduleLoadOrder, moduleName, parseModulesDep } from './modules.js';
 
 const execFileAsync = promisify(execFile);
-
-/** Bump when the image layout changes, so every existing image rebuilds. */
-const IMAGE_FORMAT = 1;
 
 /** Kernel modules the VM loads: the virtio NIC QEMU gives it, and the ACPI power button (evdev is how acpid reads it). */
 const MODULES = ['virtio_pci', 'virtio_net', 'button', 'evdev'];
@@ -55,28 +53,6 @@ export interface ImageBuildOptions {
   force?: boolean;
 }
 
-/** `image.json`: what an image holds and how it was made. */
-export interface ImageManifest {
-  format: number;
-  /** sha256 over every input (bundle, init, binaries, modules, kernel, settings). */
-  hash: string;
-  /** File names inside the image directory. */
-  kernel: string;
-  initrd: string;
-  kernelRelease: string;
-  /** Version of the node binary inside. */
-  node: string;
-  /** The app's native module the image was built from. */
-  app: string;
-  /** Kernel modules loaded at boot, in load order. */
-  modules: string[];
-  bytes: { kernel: number; initrd: number; total: number; uncompressedInitrd: number };
-  /** Whether node was stripped of its symbols (binutils' `strip` was found). */
-  strippedNode: boolean;
-  builtAt: string;
-  buildMs: number;
-}
-
 /** What {@link buildImage} did. */
 export interface ImageBuildResult {
   dir: string;
@@ -85,7 +61,6 @@ export interface ImageBuildResult {
   rebuilt: boolean;
 }
 
-export const MANIFEST_FILE = 'image.json';
 const KERNEL_FILE = 'vmlinuz';
 const INITRD_FILE = 'initramfs.cpio.gz';
 
@@ -157,16 +132,6 @@ async function commandExists(command: string, args: string[]): Promise<boolean> 
     return true;
   } catch {
     return false;
-  }
-}
-
-/** Reads an image directory's manifest; undefined when there is none or it is unreadable. */
-export async function readImageManifest(dir: string): Promise<ImageManifest | undefined> {
-  try {
-    const manifest = JSON.parse(await readFile(path.join(dir, MANIFEST_FILE), 'utf8')) as ImageManifest;
-    return manifest.format === IMAGE_FORMAT ? manifest : undefined;
-  } catch {
-    return undefined;
   }
 }
 
@@ -255,7 +220,8 @@ export async function buildImage(options: ImageBuildOptions): Promise<ImageBuild
 
   const kernelOut = path.join(outDir, KERNEL_FILE);
   const initrdOut = path.join(outDir, INITRD_FILE);
-  const previous = await readImageManifest(outDir);
+  // No manifest, an unreadable one or another format: build afresh.
+  const previous = await readImageManifest(outDir).catch(() => undefined);
   if (!options.force && previous?.hash === hash && (await hasSize(kernelOut, previous.bytes.kernel)) && (await hasSize(initrdOut, previous.bytes.initrd))) {
     return { dir: outDir, manifest: previous, rebuilt: false };
   }
@@ -301,7 +267,7 @@ export async function buildImage(options: ImageBuildOptions): Promise<ImageBuild
       builtAt: new Date().toISOString(),
       buildMs: Math.round(performance.now() - started),
     };
-    await atomicWrite(path.join(outDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    await atomicWrite(path.join(outDir, IMAGE_MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     return { dir: outDir, manifest, rebuilt: true };
   } catch (error) {
     if (error instanceof ImageBuildError) throw error;

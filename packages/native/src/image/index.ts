@@ -2,7 +2,7 @@
  * `@ebbrt/native/image`: the native VM image builder. A separate entry so the
  * runtime (`@ebbrt/native`) never loads the builder or esbuild.
  */
-export { buildImage, readImageManifest, MANIFEST_FILE, type ImageBuildOptions, type ImageBuildResult, type ImageManifest } from './build.js';
+export { buildImage, type ImageBuildOptions, type ImageBuildResult } from './build.js';
 export { bundleNative, type BundleFile } from './bundle.js';
 export { cpioArchive, cpioHeader, type CpioEntry } from './cpio.js';
 export { ImageBuildError } from './errors.js';

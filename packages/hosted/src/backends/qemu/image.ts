@@ -1,18 +1,17 @@
 /** VM images: built by `@ebbrt/native`'s builder (a child process, never an import), read from a directory. */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { checkImageManifest, readImageManifest, type ImageManifest } from '@ebbrt/ebb-protocol/node';
 import { resolveNativeBoot } from '../process.js';
 import { QemuError } from './errors.js';
 
-/** What the qemu backend reads from an image directory's `image.json` (written by `@ebbrt/native`'s builder). */
+/** A native VM image as the qemu backend boots it: its directory, the absolute paths of its kernel and initramfs, and its manifest. */
 export interface VmImage {
   dir: string;
   kernel: string;
   initrd: string;
-  bytes: { kernel: number; initrd: number; total: number; uncompressedInitrd: number };
-  hash: string;
+  manifest: ImageManifest;
 }
 
 /** Path of `@ebbrt/native`'s image builder command (a path, not an import). */
@@ -48,24 +47,23 @@ export async function buildNativeImage(app: string, outDir: string, options: Bui
   });
   if (code !== 0) throw new QemuError('IMAGE_BUILD_FAILED', `building the VM image of ${app} failed: ${stderr.trim().replace(/^ebbrt-image: /, '') || `the builder exited with ${code}`}`);
   if (options.print) return readVmImage(outDir);
-  const result = JSON.parse(stdout) as { dir: string; manifest: { kernel: string; initrd: string; bytes: VmImage['bytes']; hash: string } };
-  return imageFromManifest(result.dir, result.manifest);
+  const result = JSON.parse(stdout) as { dir: string; manifest: unknown };
+  return vmImage(result.dir, checkImageManifest(result.manifest));
 }
 
-function imageFromManifest(dir: string, manifest: { kernel: string; initrd: string; bytes: VmImage['bytes']; hash: string }): VmImage {
-  return { dir, kernel: path.join(dir, manifest.kernel), initrd: path.join(dir, manifest.initrd), bytes: manifest.bytes, hash: manifest.hash };
+function vmImage(dir: string, manifest: ImageManifest): VmImage {
+  return { dir, kernel: path.join(dir, manifest.kernel), initrd: path.join(dir, manifest.initrd), manifest };
 }
 
 /** Reads a prebuilt image directory. */
 export async function readVmImage(dir: string): Promise<VmImage> {
   let manifest;
   try {
-    manifest = JSON.parse(await readFile(path.join(dir, 'image.json'), 'utf8'));
+    manifest = await readImageManifest(dir);
   } catch (error) {
-    throw new QemuError('IMAGE_BUILD_FAILED', `${dir} holds no VM image (image.json missing or unreadable): build one with \`ebbrt image build <app> --out ${dir}\``, { cause: error });
+    throw new QemuError('IMAGE_BUILD_FAILED', `${dir} holds no VM image this runtime boots (${(error as Error).message}): build one with \`ebbrt image build <app> --out ${dir}\``, { cause: error });
   }
-  const image = imageFromManifest(path.resolve(dir), manifest);
+  const image = vmImage(path.resolve(dir), manifest);
   if (!existsSync(image.kernel) || !existsSync(image.initrd)) throw new QemuError('IMAGE_BUILD_FAILED', `the image in ${dir} is incomplete (kernel or initramfs missing): rebuild it with \`ebbrt image build <app> --out ${dir}\``);
   return image;
 }
-

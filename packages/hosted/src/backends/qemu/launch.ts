@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { bootKernelParams, bootVariable } from '@ebbrt/ebb-protocol/boot-config';
+import { bootKernelParams, bootVariable } from '@ebbrt/ebb-protocol/node';
 import type { LaunchedNode, LaunchSpec, NodeBackend } from '../backend.js';
 import { QemuError } from './errors.js';
 import { MIN_MEMORY_MIB, validate, type NetworkMode, type QemuBackendOptions } from './options.js';
