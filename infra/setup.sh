@@ -4,9 +4,9 @@
 set -euo pipefail
 
 PACKAGES=(
-  redis-server            # Redis store tests (issue 6)
-  openssl                 # self-signed certificates for the messenger TLS test (issue 6)
-  qemu-system-x86         # qemu backend of NodeAllocator (issue 5)
+  redis-server            # Redis store tests
+  openssl                 # self-signed certificates for the messenger TLS test
+  qemu-system-x86         # qemu backend of NodeAllocator
   linux-image-cloud-amd64 # kernel for native VM images
   busybox-static          # init helpers inside the native image
   memcached               # peer baseline for the memcached example

@@ -18,7 +18,7 @@ import {
 /**
  * A whole cluster — the hosted frontend and three inline natives — in one
  * Vitest process. The same checks run over the in-memory network and over
- * real loopback TCP (a small conformance suite, STYLE.md "Tests"): both
+ * real loopback TCP (a small conformance suite): both
  * transports must behave the same.
  */
 

@@ -1,4 +1,4 @@
-// invoker suite (issue 9): OpenWhisk-style actions on native cores, driven by
+// invoker suite: OpenWhisk-style actions on native cores, driven by
 // the real `openwhisk` npm client over HTTP, next to its peer baseline in the
 // same run: a plain node:http endpoint (a child process) that answers the same
 // REST call by calling the same function in-process, driven by the same client

@@ -1,4 +1,4 @@
-// offload suite (issue 7): the offload example's HTTP service under a load
+// offload suite: the offload example's HTTP service under a load
 // generator that is not the server (wrk, POSTing one Markdown document over
 // keep-alive connections at fixed concurrency), in each placement of its hot
 // path, all in the same run: `inline` (the frontend's main thread), `piscina`

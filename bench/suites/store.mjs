@@ -1,4 +1,4 @@
-// store suite (issue 6): the frontend's GlobalIdMap (the authority natives'
+// store suite: the frontend's GlobalIdMap (the authority natives'
 // requests reach) on the memory store and on the Redis store, next to raw
 // ioredis commands against the same Redis in the same run.
 import { spawn, spawnSync } from 'node:child_process';

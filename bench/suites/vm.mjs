@@ -1,4 +1,4 @@
-// vm suite (issue 5): natives booted as QEMU VMs (KVM if the probe shows it
+// vm suite: natives booted as QEMU VMs (KVM if the probe shows it
 // works, else TCG), next to their peer baseline in the same run, process
 // natives. Cases: image size and build time, boot-to-joined (from QEMU's start
 // to the join; image and KVM probe done beforehand) for 1 and 2 cores, the QEMU

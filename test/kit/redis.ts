@@ -1,5 +1,5 @@
 /**
- * A real Redis for the store tests (DESIGN §8): a `redis:7` container through
+ * A real Redis for the store tests (docs/architecture.md, Tests): a `redis:7` container through
  * testcontainers when a Docker engine answers, else a `redis-server` on a free
  * loopback port, else nothing, with a one-line reason to skip on.
  *

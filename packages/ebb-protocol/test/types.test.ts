@@ -2,7 +2,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import { defineEbb, type EbbDefinition, type EbbId, type EbbRef, type EbbRuntime, type MethodName, type RemoteRef } from '@ebbrt/ebb-protocol';
 
 /**
- * Type tests of the public generics (STYLE.md "API surface"). Vitest runs
+ * Type tests of the public generics. Vitest runs
  * this file without type-checking it; the assertions are enforced by
  *
  *   npx tsc --noEmit -p packages/ebb-protocol/test/tsconfig.json

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { AppLoadError, NodeAllocator, silentLogger, startHosted, type HostedNode, type HostedOptions, type LaunchSpec, type TransportServer } from '@ebbrt/hosted';
 
 /**
- * Option validation at construction (STYLE.md "API surface"): one test per
+ * Option validation at construction: one test per
  * TypeError, each asserting that nothing was started (no listener bound, no
  * node launched) before the error.
  */

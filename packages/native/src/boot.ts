@@ -84,7 +84,7 @@ const toAll = (message: ToCore) => workers.forEach((w) => w.postMessage(message)
 // of one core taking a whole burst of connections (memcaslap's 32 connects all landed on
 // core 0 without it). libuv reads this once, at the process's first listen, so before any core starts.
 process.env.UV_TCP_SINGLE_ACCEPT ??= '1';
-// Core 0 opens the messenger socket; the other cores listen on its descriptor (DESIGN §5).
+// Core 0 opens the messenger socket; the other cores listen on its descriptor (docs/architecture.md, Cores).
 // The supervisor's protocol stack loads while core 0 boots: ~60 ms of imports per
 // thread that would otherwise run one after the other (bench rpc: join_ms_p50).
 const firstCore = startCore(0);

@@ -1,6 +1,6 @@
 /**
  * Node services: what every core of a native node can ask of its node
- * (DESIGN §5) — memory that all its cores share, and listening sockets that
+ * (docs/architecture.md, Cores) — memory that all its cores share, and listening sockets that
  * all its cores accept on. An app reaches them with `nodeServices(rt)` on any
  * core; the node's supervisor thread brokers both:
  *

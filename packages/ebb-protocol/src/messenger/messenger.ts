@@ -1,11 +1,11 @@
 /**
- * The messenger of one core (DESIGN §2, EbbRT's Messenger): lazily opens one
+ * The messenger of one core (EbbRT's Messenger): lazily opens one
  * authenticated connection per peer node from this core, accepts connections
  * from peers, and hands calls and messages to the core's runtime.
  *
  * Connections are used by their opener for calls and by the acceptor for
  * replies. Because every core of a node accepts on one shared socket
- * (DESIGN §5), the kernel, not the caller, picks the accepting core; so a
+ * (docs/architecture.md, Cores), the kernel, not the caller, picks the accepting core; so a
  * connection accepted by core 2 cannot serve as core 0's outbound connection.
  * The race that matters — many calls from one core to a peer before its
  * connection is up — shares one pending connect.

@@ -108,7 +108,7 @@ export interface ListenTcpOptions {
   host?: string;
   /** Port; default 0 (any free port). */
   port?: number;
-  /** Listen on an already-listening socket's file descriptor (per-core listening, DESIGN §5). */
+  /** Listen on an already-listening socket's file descriptor (per-core listening, docs/architecture.md, Cores). */
   fd?: number;
   /** Serve TLS (mutual: clients must present a certificate `ca` signed). Default: plain TCP. */
   tls?: MessengerTls;

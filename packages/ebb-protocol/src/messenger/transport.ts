@@ -1,5 +1,5 @@
 /**
- * The one interface the messenger sees (STYLE: transports are adapters).
+ * The one interface the messenger sees: transports are adapters behind it.
  * Bytes in, bytes out, close, closed. TCP (`tcp-transport.ts`) and an
  * in-memory pair (below, for cluster-in-one-process tests) implement it.
  */

@@ -1,6 +1,6 @@
 /**
  * Balancing decisions as pure functions `(request, candidates) => choice`
- * (STYLE.md "Placement and balancing", after piscina's balancer): the caller
+ * (after piscina's balancer): the caller
  * keeps the bookkeeping (which cores exist, how many calls each has in
  * flight), the function only picks. No I/O, no state, no clock, so it is
  * unit-tested exhaustively and reused by any invoker or pool.

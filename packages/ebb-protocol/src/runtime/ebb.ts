@@ -1,7 +1,7 @@
 /**
  * Ebb definitions: a type name, its remotely callable methods, and the rep
  * policy that decides, the first time a core touches the Ebb, what that core's
- * representative is (DESIGN §2). The policy belongs to the Ebb, not the caller.
+ * representative is (docs/architecture.md, Ebbs and ids). The policy belongs to the Ebb, not the caller.
  */
 import { IdConflictError } from '../wire/errors.js';
 import { methodCode } from '../wire/hash.js';

@@ -1,6 +1,6 @@
 /**
  * The GlobalIdMap: get / set / compare-and-set / watch keyed by EbbId
- * (DESIGN §2). The frontend holds the authority (memory or Redis); natives
+ * (docs/architecture.md, Ebbs and ids). The frontend holds the authority (memory or Redis); natives
  * use {@link RemoteGlobalIdMap}, which reads through the messenger and keeps a
  * per-core cache that the authority's change notifications keep fresh.
  */

@@ -1,5 +1,5 @@
 /**
- * Per-Ebb call statistics of one core (DESIGN §7): counters of the calls that
+ * Per-Ebb call statistics of one core (docs/architecture.md, Observability): counters of the calls that
  * leave the core (cross-core, remote) and of the calls it serves, with latency
  * histograms, and the snapshot a node ships to the frontend in its heartbeat
  * (PROTOCOL.md §5.4). Pure: no I/O.
@@ -147,7 +147,7 @@ export interface EbbSnapshot {
   servedLatency: SparseHistogram;
 }
 
-/** Where calls resolved: counted per core for metrics (DESIGN §7); `EbbRuntime.stats`. */
+/** Where calls resolved: counted per core for metrics; `EbbRuntime.stats`. */
 export interface RuntimeStats {
   /** First touches of an Ebb on this core (translation-table misses). */
   faults: number;

@@ -1,5 +1,5 @@
 /**
- * The global 32-bit EbbId space (DESIGN §2, PROTOCOL.md §2):
+ * The global 32-bit EbbId space (PROTOCOL.md §2):
  *
  *   0                 the GlobalIdMap itself
  *   1 .. 0x7FFF       node-local / system ids (never cross a node boundary)

@@ -3,7 +3,7 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 /**
- * The wire code of ebb-protocol does no I/O (STYLE.md "Layout"): no sockets,
+ * The wire code of ebb-protocol does no I/O (docs/architecture.md, Packages and folders): no sockets,
  * files, processes, threads, timers or `process`. Runtime files that may do
  * I/O live next to these in src/ and are deliberately not listed.
  */

@@ -1,5 +1,5 @@
 /**
- * The item store every core of a node shares (DESIGN §5): one
+ * The item store every core of a node shares (docs/architecture.md, Cores): one
  * SharedArrayBuffer holding a hash table, memcached-style slab classes carved
  * from 1 MiB pages under the `-m` bound, an LRU list per class with a second
  * chance for items read since they were last considered, CAS uniqueness,

@@ -1,6 +1,6 @@
 /**
  * memcached's text protocol, request side: an incremental push parser with
- * no I/O (STYLE: decoders are push parsers). `write(chunk)` takes bytes as
+ * no I/O, like the runtime's frame decoder. `write(chunk)` takes bytes as
  * they arrive — a command may be split anywhere, many may come in one chunk —
  * and hands each complete command to `onRequest`, in order, as one reused
  * {@link TextRequest} (handle it before returning; copy what you keep).

@@ -1,5 +1,5 @@
 /**
- * Cluster metrics on the frontend (DESIGN §7): samples every node's per-core
+ * Cluster metrics on the frontend (docs/architecture.md, Observability): samples every node's per-core
  * counters (natives ship them in heartbeats, the frontend reads its own
  * runtime) once per interval, keeps a short history, derives rates and
  * latency percentiles for `ebbrt top` and the dashboard, and exports the
