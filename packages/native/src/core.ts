@@ -79,16 +79,17 @@ function corePort(core: number): MessagePort {
 /** The other cores of this node: encoded payloads go over as they are, transferred, never re-encoded. */
 const channel: CoreChannel = {
   cores: data.cores,
-  call(core, ebbId, code, payload, timeoutMs, decode) {
+  call(core, ebbId, code, payload, timeoutMs, decode, meter) {
     let port: MessagePort;
     try {
       port = corePort(core);
     } catch (error) {
+      meter?.settled(0, false);
       return Promise.reject(error);
     }
     const id = crossCalls.nextId();
     // Every call settles: a core stuck in a long synchronous loop still yields a TimeoutError here.
-    const settled = crossCalls.open(id, timeoutMs, decode, core);
+    const settled = crossCalls.open(id, timeoutMs, decode, core, meter);
     const bytes = owned(payload);
     port.postMessage({ t: 'call', id, ebbId, code, args: bytes } satisfies CoreToCore, [bytes.buffer]);
     return settled;

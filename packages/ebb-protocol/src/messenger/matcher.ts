@@ -14,6 +14,15 @@ import { TimeoutError } from '../wire/errors.js';
 /** Turns a reply's bytes into the request's value; throws to reject (an error reply, a malformed payload). */
 export type ReplyDecoder<P = Uint8Array> = (ok: boolean, payload: P) => unknown;
 
+/**
+ * Told how one request ended, once: `ok` when its reply decoded to a value,
+ * else false (an error reply, its deadline, the link closing). How the caller
+ * keeps statistics without a promise of its own per request.
+ */
+export interface CallMeter {
+  settled(ms: number, ok: boolean): void;
+}
+
 /** Called when a request's deadline passed: returns the error to reject it with (and may send a cancel). */
 export type ExpiryHandler<T> = (id: number, tag: T, timeoutMs: number) => Error;
 
@@ -23,10 +32,18 @@ class Pending<T, P> {
     readonly reject: (error: Error) => void,
     readonly decode: ReplyDecoder<P>,
     readonly tag: T,
-    /** Absolute deadline on the `performance.now()` clock; Infinity for none. */
+    /** When it was opened and its absolute deadline, on the `performance.now()` clock; Infinity for none. */
+    readonly started: number,
     readonly deadline: number,
     readonly timeoutMs: number,
+    readonly meter: CallMeter | undefined,
   ) {}
+
+  /** Rejects it (after telling its meter). */
+  fail(error: Error): void {
+    this.meter?.settled(performance.now() - this.started, false);
+    this.reject(error);
+  }
 }
 
 /** `T`: what the expiry handler gets about a request; `P`: the reply's payload (bytes on the wire). */
@@ -58,12 +75,14 @@ export class Matcher<T = undefined, P = Uint8Array> {
   /**
    * Registers request `id` (from {@link nextId}); the promise settles with
    * `decode(ok, payload)` of its reply, or rejects at `timeoutMs` (0 or
-   * Infinity: no deadline) with the error the expiry handler gives.
+   * Infinity: no deadline) with the error the expiry handler gives. `meter`,
+   * if given, is told how it ended.
    */
-  open(id: number, timeoutMs: number, decode: ReplyDecoder<P>, tag: T): Promise<unknown> {
+  open(id: number, timeoutMs: number, decode: ReplyDecoder<P>, tag: T, meter?: CallMeter): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const deadline = timeoutMs > 0 && Number.isFinite(timeoutMs) ? performance.now() + timeoutMs : Infinity;
-      this.#pending.set(id, new Pending(resolve, reject, decode, tag, deadline, timeoutMs));
+      const started = performance.now();
+      const deadline = timeoutMs > 0 && Number.isFinite(timeoutMs) ? started + timeoutMs : Infinity;
+      this.#pending.set(id, new Pending(resolve, reject, decode, tag, started, deadline, timeoutMs, meter));
       if (deadline < this.#armedFor) this.#arm(deadline);
     });
   }
@@ -77,9 +96,10 @@ export class Matcher<T = undefined, P = Uint8Array> {
     try {
       value = pending.decode(ok, payload);
     } catch (error) {
-      pending.reject(error as Error);
+      pending.fail(error as Error);
       return true;
     }
+    pending.meter?.settled(performance.now() - pending.started, true);
     pending.resolve(value);
     return true;
   }
@@ -89,7 +109,7 @@ export class Matcher<T = undefined, P = Uint8Array> {
     const pending = this.#pending.get(id);
     if (pending === undefined) return false;
     this.#pending.delete(id);
-    pending.reject(error);
+    pending.fail(error);
     return true;
   }
 
@@ -98,7 +118,7 @@ export class Matcher<T = undefined, P = Uint8Array> {
     const all = [...this.#pending.values()];
     this.#pending.clear();
     this.#disarm();
-    for (const pending of all) pending.reject(error);
+    for (const pending of all) pending.fail(error);
   }
 
   #arm(deadline: number): void {
@@ -127,6 +147,6 @@ export class Matcher<T = undefined, P = Uint8Array> {
     }
     for (const [id] of due) this.#pending.delete(id);
     if (next !== Infinity) this.#arm(next);
-    for (const [id, pending] of due) pending.reject(this.#onExpiry(id, pending.tag, pending.timeoutMs));
+    for (const [id, pending] of due) pending.fail(this.#onExpiry(id, pending.tag, pending.timeoutMs));
   }
 }

@@ -16,7 +16,7 @@ import { HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, ty
 import { NodeUnavailableError, ProtocolError, type EbbError } from '../wire/errors.js';
 import { ANY_CORE, type Frame } from '../wire/frame.js';
 import type { MessageSource } from '../runtime/ebb.js';
-import type { ReplyDecoder } from './matcher.js';
+import type { CallMeter, ReplyDecoder } from './matcher.js';
 import type { Transport, TransportConnector } from './transport.js';
 
 /**
@@ -43,8 +43,8 @@ export interface Dispatcher {
 export interface CoreChannel {
   /** Number of cores of this node. */
   readonly cores: number;
-  /** Runs a call on `core` (EbbRT's SpawnRemote); settles with `decode(ok, replyBytes)`, or a TimeoutError at `timeoutMs`. */
-  call(core: number, ebbId: number, code: number, payload: Uint8Array, timeoutMs: number, decode: ReplyDecoder): Promise<unknown>;
+  /** Runs a call on `core` (EbbRT's SpawnRemote); settles with `decode(ok, replyBytes)`, or a TimeoutError at `timeoutMs`; tells `meter` how it ended. */
+  call(core: number, ebbId: number, code: number, payload: Uint8Array, timeoutMs: number, decode: ReplyDecoder, meter?: CallMeter): Promise<unknown>;
   /** Delivers a one-way message to `core`'s rep of `ebbId`. */
   message(core: number, ebbId: number, payload: Uint8Array, from: MessageSource): void;
 }
@@ -52,7 +52,10 @@ export interface CoreChannel {
 /** A node of one core: nothing to hand over to. */
 const ONE_CORE: CoreChannel = {
   cores: 1,
-  call: (core) => Promise.reject(new NodeUnavailableError(`this node runs one core; there is no core ${core}`)),
+  call: (core, _ebbId, _code, _payload, _timeoutMs, _decode, meter) => {
+    meter?.settled(0, false);
+    return Promise.reject(new NodeUnavailableError(`this node runs one core; there is no core ${core}`));
+  },
   message: () => undefined,
 };
 
@@ -341,17 +344,30 @@ export class Messenger implements ConnectionHandler {
     return { reject: { reason: RejectReason.badRequest, message: hello.purpose === HelloPurpose.join ? 'this node is not the frontend; join the frontend\'s address instead' : 'hello has no purpose' } };
   }
 
-  /** Sends a call to (`nodeId`, `core`) and resolves with its result; rejects with a TimeoutError at `timeoutMs`. */
-  call(nodeId: number, core: number, ebbId: number, code: number, args: readonly unknown[], timeoutMs: number): Promise<unknown> {
-    // Fast path: no extra promise hop once the connection is open (bench rpc: remote_rtt_us).
+  /**
+   * Sends a call to (`nodeId`, `core`) and resolves with its result; rejects with a TimeoutError at
+   * `timeoutMs`. `meter`, if given, is told how the call ended.
+   */
+  call(nodeId: number, core: number, ebbId: number, code: number, args: readonly unknown[], timeoutMs: number, meter?: CallMeter): Promise<unknown> {
+    const payload = encodeCall(args, meter);
+    if (payload instanceof Promise) return payload;
+    // Fast path: no extra promise hop once the connection is open (bench rpc: remote_rtt_p50_us).
     const open = this.#ready.get(nodeId);
-    if (open !== undefined && open.open) return open.call(ebbId, core, code, encodeArgs(args), timeoutMs, decodeReply);
-    return this.connection(nodeId).then((conn) => conn.call(ebbId, core, code, encodeArgs(args), timeoutMs, decodeReply));
+    if (open !== undefined && open.open) return open.call(ebbId, core, code, payload, timeoutMs, decodeReply, meter);
+    return this.connection(nodeId).then(
+      (conn) => conn.call(ebbId, core, code, payload, timeoutMs, decodeReply, meter),
+      (error: unknown) => {
+        meter?.settled(0, false);
+        throw error;
+      },
+    );
   }
 
-  /** Runs a call on `core` of this node (EbbRT's SpawnRemote); rejects with a TimeoutError at `timeoutMs`. */
-  callCore(core: number, ebbId: number, code: number, args: readonly unknown[], timeoutMs: number): Promise<unknown> {
-    return this.#cores.call(core, ebbId, code, encodeArgs(args), timeoutMs, decodeReply);
+  /** Runs a call on `core` of this node (EbbRT's SpawnRemote); rejects with a TimeoutError at `timeoutMs`; `meter` as for {@link call}. */
+  callCore(core: number, ebbId: number, code: number, args: readonly unknown[], timeoutMs: number, meter?: CallMeter): Promise<unknown> {
+    const payload = encodeCall(args, meter);
+    if (payload instanceof Promise) return payload;
+    return this.#cores.call(core, ebbId, code, payload, timeoutMs, decodeReply, meter);
   }
 
   /** Sends a one-way message to (`nodeId`, `core`); resolves once it is queued on the connection. */
@@ -492,6 +508,16 @@ export class Messenger implements ConnectionHandler {
     this.#ready.clear();
     for (const conn of this.#accepted) conn.fail(reason);
     this.#accepted.clear();
+  }
+}
+
+/** A call's arguments encoded, or the rejection of a call whose arguments MessagePack cannot carry (its meter told). */
+function encodeCall(args: readonly unknown[], meter: CallMeter | undefined): Buffer | Promise<never> {
+  try {
+    return encodeArgs(args);
+  } catch (error) {
+    meter?.settled(0, false);
+    return Promise.reject(error);
   }
 }
 

@@ -6,10 +6,12 @@
  */
 import { EbbCallStats, type RuntimeStats } from '../wire/call-stats.js';
 import type { EbbId } from '../wire/ids.js';
+import type { CallMeter } from '../messenger/matcher.js';
 
 export class CallLedger {
   readonly totals: RuntimeStats = { faults: 0, remoteCalls: 0, crossCoreCalls: 0, servedCalls: 0, servedErrors: 0, messages: 0 };
   readonly #byEbb = new Map<EbbId, EbbCallStats>();
+  readonly #metersByEbb = new Map<EbbId, OutgoingMeters>();
 
   /** The counters of `ebbId`, created on first use. */
   of(ebbId: EbbId): EbbCallStats {
@@ -30,28 +32,24 @@ export class CallLedger {
 
   /**
    * Counts a call leaving this core (`remote`: to another node, else to
-   * another core) and records its latency when it succeeds; `perEbb` false
-   * counts only the totals.
+   * another core); returns the meter that records its latency when it
+   * succeeds and its failure otherwise, or undefined when `perEbb` is false
+   * (only the totals count it).
    */
-  outgoing(call: Promise<unknown>, ebbId: EbbId, remote: boolean, perEbb: boolean): Promise<unknown> {
+  outgoing(ebbId: EbbId, remote: boolean, perEbb: boolean): CallMeter | undefined {
     if (remote) this.totals.remoteCalls++;
     else this.totals.crossCoreCalls++;
-    if (!perEbb) return call;
-    const stats = this.of(ebbId);
-    if (remote) stats.remoteCalls++;
-    else stats.crossCoreCalls++;
-    const started = performance.now();
-    return call.then(
-      (value) => {
-        stats.latency.record(performance.now() - started);
-        return value;
-      },
-      (error: unknown) => {
-        if (remote) stats.remoteErrors++;
-        else stats.crossCoreErrors++;
-        throw error;
-      },
-    );
+    if (!perEbb) return undefined;
+    const meters = this.#meters(ebbId);
+    if (remote) meters.stats.remoteCalls++;
+    else meters.stats.crossCoreCalls++;
+    return remote ? meters.remote : meters.crossCore;
+  }
+
+  #meters(ebbId: EbbId): OutgoingMeters {
+    let meters = this.#metersByEbb.get(ebbId);
+    if (meters === undefined) this.#metersByEbb.set(ebbId, (meters = new OutgoingMeters(this.of(ebbId))));
+    return meters;
   }
 
   /** Records a call served on this core (counted in the totals when it arrived). */
@@ -62,5 +60,26 @@ export class CallLedger {
     stats.servedCalls++;
     if (failed) stats.servedErrors++;
     stats.servedLatency.record(performance.now() - started);
+  }
+}
+
+/** The meters of one Ebb's outgoing calls: latency on success, errors by kind. */
+class OutgoingMeters {
+  readonly remote: CallMeter;
+  readonly crossCore: CallMeter;
+
+  constructor(readonly stats: EbbCallStats) {
+    this.remote = {
+      settled: (ms, ok) => {
+        if (ok) stats.latency.record(ms);
+        else stats.remoteErrors++;
+      },
+    };
+    this.crossCore = {
+      settled: (ms, ok) => {
+        if (ok) stats.latency.record(ms);
+        else stats.crossCoreErrors++;
+      },
+    };
   }
 }

@@ -202,7 +202,7 @@ export class EbbRuntime {
       if (core === ANY_CORE || core === this.core) return Promise.resolve().then(() => this.invoke(ebbId, code, args));
       return this.#callCore(core, ebbId, code, args, timeoutMs);
     }
-    return this.#ledger.outgoing(this.messenger.call(nodeId, core, ebbId, code, args, timeoutMs), ebbId, true, this.#defs.has(ebbId));
+    return this.messenger.call(nodeId, core, ebbId, code, args, timeoutMs, this.#ledger.outgoing(ebbId, true, this.#defs.has(ebbId)));
   }
 
   /** True if this core has a definition bound to `ebbId` (calls to it are counted per Ebb). */
@@ -243,7 +243,7 @@ export class EbbRuntime {
 
   #callCore(core: number, ebbId: EbbId, code: number, args: readonly unknown[], timeoutMs: number): Promise<unknown> {
     if (core === this.core) return Promise.resolve().then(() => this.invoke(ebbId, code, args));
-    return this.#ledger.outgoing(this.messenger.callCore(core, ebbId, code, args, timeoutMs), ebbId, false, this.#defs.has(ebbId));
+    return this.messenger.callCore(core, ebbId, code, args, timeoutMs, this.#ledger.outgoing(ebbId, false, this.#defs.has(ebbId)));
   }
 
   #checkCore(core: number): void {

@@ -83,6 +83,74 @@ export function encodeFrame(header: FrameHeader, payload: Uint8Array = EMPTY): B
   return out;
 }
 
+/** Size of the buffers a {@link FrameBatch} copies small frames into. */
+const SLAB_SIZE = 16 * 1024;
+/** Payloads larger than this are queued by reference instead of copied. */
+const COPY_LIMIT = 4 * 1024;
+
+/**
+ * Frames waiting for one socket write. Small frames (the usual call and reply)
+ * are encoded straight into a shared slab, back to back, so a batch of
+ * hundreds of frames leaves as one or two buffers: one `writev` of few
+ * entries, with no buffer allocated per frame. A large payload is queued by
+ * reference behind its header (the payload must not change afterwards; codec
+ * output never does). Bytes handed out by {@link take} are never written again:
+ * the slab only grows past them, and a full slab is replaced, not reused.
+ */
+export class FrameBatch {
+  #slab = EMPTY;
+  /** Start of the slab's bytes not yet handed out, and the end of what is written. */
+  #start = 0;
+  #end = 0;
+  #chunks: Buffer[] = [];
+  /** Frames and bytes queued since the last {@link take}. */
+  frames = 0;
+  bytes = 0;
+
+  /** Appends one frame (header + payload). */
+  push(header: FrameHeader, payload: Uint8Array = EMPTY): void {
+    const size = HEADER_SIZE + payload.length;
+    this.frames++;
+    this.bytes += size;
+    if (payload.length > COPY_LIMIT) {
+      this.#seal();
+      const head = Buffer.allocUnsafe(HEADER_SIZE);
+      writeHeader(head, 0, header, payload.length);
+      this.#chunks.push(head, Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.length));
+      return;
+    }
+    if (this.#end + size > this.#slab.length) {
+      this.#seal();
+      this.#slab = Buffer.allocUnsafe(SLAB_SIZE);
+      this.#start = this.#end = 0;
+    }
+    writeHeader(this.#slab, this.#end, header, payload.length);
+    this.#slab.set(payload, this.#end + HEADER_SIZE);
+    this.#end += size;
+  }
+
+  /** Everything queued, as buffers to write in order; the batch is empty afterwards. */
+  take(): Buffer[] {
+    this.#seal();
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    this.frames = 0;
+    this.bytes = 0;
+    return chunks;
+  }
+
+  /** Drops everything queued. */
+  clear(): void {
+    this.take();
+  }
+
+  #seal(): void {
+    if (this.#end === this.#start) return;
+    this.#chunks.push(this.#slab.subarray(this.#start, this.#end));
+    this.#start = this.#end;
+  }
+}
+
 /** Decodes one complete frame from `bytes` (must hold exactly one frame). For fixtures and tests. */
 export function decodeFrame(bytes: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAME_SIZE): Frame {
   const frames: Frame[] = [];

@@ -26,6 +26,29 @@ describe('Matcher', () => {
     expect(matcher.size).toBe(0);
   });
 
+  it('tells the meter of a request once how it ended: a decoded reply, an error reply, a deadline, a cancel or the link closing', async () => {
+    const outcomes: Array<[string, boolean]> = [];
+    const meter = (name: string) => ({ settled: (ms: number, ok: boolean) => {
+      expect(ms).toBeGreaterThanOrEqual(0);
+      outcomes.push([name, ok]);
+    } });
+    const matcher = new Matcher<string>();
+    const strict = (ok: boolean, payload: Uint8Array) => {
+      if (!ok) throw new Error('error reply');
+      return payload;
+    };
+    const ids = ['reply', 'error', 'deadline', 'cancel', 'closed'].map((name) => [name, matcher.nextId()] as const);
+    const settled = ids.map(([name, id]) => matcher.open(id, name === 'deadline' ? 20 : 5000, strict, name, meter(name)).catch(() => undefined));
+    matcher.settle(ids[0][1], true, Buffer.from('ok'));
+    matcher.settle(ids[1][1], false, Buffer.from('no'));
+    matcher.cancel(ids[3][1], new Error('cancelled'));
+    await settled[2];
+    matcher.failAll(new Error('closed'));
+    matcher.settle(ids[0][1], true, Buffer.from('again'));
+    await Promise.all(settled);
+    expect(outcomes).toEqual([['reply', true], ['error', false], ['cancel', false], ['deadline', false], ['closed', false]]);
+  });
+
   it('arms one timer for many requests with the same deadline, and each rejects near it', async () => {
     const matcher = new Matcher();
     const arm = vi.spyOn(globalThis, 'setTimeout');

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ANY_CORE,
   DEFAULT_MAX_FRAME_SIZE,
+  FrameBatch,
   FrameDecoder,
   FrameKind,
   HEADER_SIZE,
@@ -371,5 +372,39 @@ describe('encodeFrame / decodeFrame', () => {
     expect(bad(one.subarray(0, one.length - 1))).toBe('TRUNCATED');
     expect(bad(one, 0)).toBe('FRAME_TOO_LARGE');
     expect(bad(hex('4542 07 02 0000 0000 00000000 00000000 00000000 00000000'))).toBe('BAD_VERSION');
+  });
+});
+
+describe('FrameBatch', () => {
+  const header = (callId: number): FrameHeader => ({ kind: FrameKind.call, flags: 0, core: ANY_CORE, ebbId: 7, code: 9, callId });
+
+  it('yields the frames encodeFrame would, in order, small ones copied back to back and large ones by reference', () => {
+    const batch = new FrameBatch();
+    const payloads = [Buffer.alloc(10, 1), Buffer.alloc(0), Buffer.alloc(9000, 2), Buffer.alloc(100, 3), new Uint8Array([4, 5, 6])];
+    payloads.forEach((payload, i) => batch.push(header(i + 1), payload));
+    expect(batch.frames).toBe(payloads.length);
+    expect(batch.bytes).toBe(payloads.reduce((sum, p) => sum + HEADER_SIZE + p.length, 0));
+    const chunks = batch.take();
+    expect(Buffer.concat(chunks)).toEqual(Buffer.concat(payloads.map((p, i) => encodeFrame(header(i + 1), p))));
+    // The two small frames before the large one share one buffer; the large payload is the caller's buffer itself.
+    expect(chunks.length).toBe(4);
+    expect(chunks[2]).toBe(payloads[2]);
+    expect(batch.frames).toBe(0);
+    expect(batch.bytes).toBe(0);
+    expect(batch.take()).toEqual([]);
+  });
+
+  it('never writes over bytes it handed out, across slab boundaries', () => {
+    const batch = new FrameBatch();
+    const taken: Array<[Buffer, Buffer]> = [];
+    for (let round = 0; round < 50; round++) {
+      const payloads = Array.from({ length: 1 + (round % 7) }, (_, k) => Buffer.alloc(200 + 37 * k, round));
+      payloads.forEach((p, k) => batch.push(header(round * 10 + k + 1), p));
+      const bytes = Buffer.concat(batch.take());
+      const copy = Buffer.from(bytes);
+      taken.push([bytes, copy]);
+      expect(copy).toEqual(Buffer.concat(payloads.map((p, k) => encodeFrame(header(round * 10 + k + 1), p))));
+    }
+    for (const [bytes, copy] of taken) expect(bytes).toEqual(copy);
   });
 });
