@@ -1,5 +1,6 @@
 // Shared helpers for benchmark suites (see bench/README.md).
 // Plain ESM, no dependencies: suites import what they measure by package name.
+import { spawnSync } from 'node:child_process';
 
 /** Median of a non-empty list of numbers (mean of the two middle values for even lengths). */
 export function median(values) {
@@ -61,4 +62,31 @@ export async function compareRates(fns, { warmupMs = 500, runMs = 1000, repeats 
 /** `cases[a].value / cases[b].value`, rounded to 3 decimals: how suites report a ratio. */
 export function ratio(cases, a, b) {
   return Number((cases[a].value / cases[b].value).toFixed(3));
+}
+
+/** Throws unless the `wrk` load generator is installed; `suite` names who needs it. */
+export function requireWrk(suite) {
+  if (spawnSync('wrk', ['--version'], { encoding: 'utf8' }).error) throw new Error(`the ${suite} suite needs wrk (Debian package wrk; infra/setup.sh installs it)`);
+}
+
+/**
+ * One run of the `wrk` HTTP load generator (one thread, `connections`
+ * connections, `duration` seconds, the Lua `script` shaping the request):
+ * requests/s, p50 and p99 latency (ms), requests, and errors (non-2xx/3xx
+ * answers plus socket errors).
+ */
+export function wrk(url, { script, duration, connections }) {
+  const run = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${duration}s`, '--latency', '-s', script, url], { encoding: 'utf8', timeout: (duration + 30) * 1000 });
+  if (run.error) throw new Error(`wrk failed: ${run.error.message}`);
+  const text = run.stdout;
+  const ms = (percent) => {
+    const m = new RegExp(`\\s${percent}%\\s+([\\d.]+)(us|ms|s)\\b`).exec(text);
+    return m ? Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2]] : NaN;
+  };
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(text)?.[1]);
+  const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0) + Number(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0);
+  const result = { rps, p50Ms: ms(50), p99Ms: ms(99), requests, errors };
+  if (![rps, result.p50Ms, result.p99Ms, requests].every(Number.isFinite)) throw new Error(`could not read wrk's output:\n${text}${run.stderr}`);
+  return result;
 }

@@ -46,7 +46,7 @@ function children(pid: number): number[] {
 }
 
 describe('invoker: a native dies', () => {
-  test.skipIf(process.platform !== 'linux')('its activations in flight fail as whisk internal errors; later ones run on the survivor', async () => {
+  test.skipIf(process.platform !== 'linux')('its activations in flight fail as whisk internal errors; later ones run on the survivor, then also on its replacement', async () => {
     const cluster = await launchInvoker({ nodes: 2, cores: 1 });
     try {
       const ow = openwhisk({ apihost: cluster.apihost, api_key: GUEST_KEY });
@@ -65,6 +65,48 @@ describe('invoker: a native dies', () => {
       expect(failed[0].response.result).toEqual({ error: 'The action did not produce a valid response and exited unexpectedly.' });
       const after = await Promise.all(Array.from({ length: 4 }, (_, i) => ow.actions.invoke({ name: 'slow', blocking: true, result: true, params: { i } })));
       expect(after).toEqual([0, 1, 2, 3].map((i) => ({ i })));
+      // The run's node group replaces the lost native; the invoker places invocations on the replacement too.
+      const deadline = Date.now() + 30_000;
+      let replaced: RegExpExecArray | null;
+      while (!(replaced = /ebbrt: node (\d+) replaced node (\d+)/.exec(cluster.output())) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(replaced, cluster.output()).not.toBeNull();
+      await ow.actions.create({ name: 'where', action: 'function main(p) { return { i: p.i } }' });
+      const spread = await Promise.all(Array.from({ length: 16 }, (_, i) => ow.actions.invoke({ name: 'where', blocking: true, params: { i } })));
+      spread.forEach((a, i) => expect(a.response.result).toEqual({ i }));
+      const used = new Set(spread.map((a) => (a.annotations.find((k) => k.key === 'invoker')!.value as { node: number }).node));
+      expect(used).toContain(Number(replaced![1]));
+      expect(used.size).toBe(2);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
+
+describe('invoker: a native of an --isolate namespace cluster dies', () => {
+  test.skipIf(process.platform !== 'linux')('its replacement takes over its namespace, and only that one', async () => {
+    const cluster = await launchInvoker({ nodes: 2, cores: 1, args: ['--isolate', 'namespace', '--namespace', `red=${KEYS.red}`, '--namespace', `blue=${KEYS.blue}`] });
+    try {
+      const clients = { red: openwhisk({ apihost: cluster.apihost, api_key: KEYS.red }), blue: openwhisk({ apihost: cluster.apihost, api_key: KEYS.blue }) };
+      const nodeOf = async (namespace: 'red' | 'blue') => {
+        const record = await clients[namespace].actions.invoke({ name: 'where', blocking: true });
+        expect(record.response.result).toEqual({ ns: namespace });
+        return (record.annotations.find((a) => a.key === 'invoker')!.value as { node: number }).node;
+      };
+      for (const namespace of ['red', 'blue'] as const) await clients[namespace].actions.create({ name: 'where', action: `function main() { return { ns: ${JSON.stringify(namespace)} } }` });
+      expect([await nodeOf('red'), await nodeOf('blue')]).toEqual([cluster.placement.get('red')![0], cluster.placement.get('blue')![0]]);
+      process.kill(children(cluster.child.pid!)[0], 'SIGKILL');
+      const deadline = Date.now() + 30_000;
+      let replaced: RegExpExecArray | null;
+      while (!(replaced = /ebbrt: node (\d+) replaced node (\d+)/.exec(cluster.output())) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(replaced, cluster.output()).not.toBeNull();
+      const [, replacement, lost] = replaced!.map(Number);
+      const moved = cluster.placement.get('red')![0] === lost ? 'red' : 'blue';
+      const kept = moved === 'red' ? 'blue' : 'red';
+      // The move rewrites the namespace's records after the replacement joined: poll until it runs there.
+      let node = 0;
+      for (let i = 0; i < 50 && node !== replacement; i++) node = await nodeOf(moved).catch(() => 0);
+      expect(node).toBe(replacement);
+      expect(await nodeOf(kept)).toBe(cluster.placement.get(kept)![0]);
     } finally {
       await cluster.stop();
     }

@@ -1,36 +1,54 @@
-// invoker suite: OpenWhisk-style actions on native cores, driven by
-// the real `openwhisk` npm client over HTTP, next to its peer baseline in the
-// same run: a plain node:http endpoint (a child process) that answers the same
-// REST call by calling the same function in-process, driven by the same client
-// code. Cases: warm invoke latency p50/p99 and invocations/s at a fixed
-// concurrency (blocking, result=true), and cold start: create a new action,
-// then its first blocking invoke.
+// invoker suite: OpenWhisk-style actions on native cores next to two peers in
+// the same run, all driven by the same C load generator (wrk, POST with basic
+// auth, a fixed number of connections) so the client is not the bottleneck:
+//   plain_http     a node:http endpoint (a child process) answering the same
+//                  REST call by calling the same function in-process;
+//   isolated_http  the same endpoint running the function in the same
+//                  isolation as the invoker (its ActionSandbox: a warm V8
+//                  isolate with the action's memory and time limits).
+// So isolated/plain is what isolation costs, warm/isolated what distribution
+// (frontend → native core and back) costs. Rounds are interleaved (ours,
+// plain, isolated, ours, …) and ratios are medians of per-round ratios.
+// Cold starts: a new action's first blocking invoke on a warm node
+// (cold_start_ms_p50), and a namespace's first invoke under --isolate tenant,
+// which starts its native process (tenant_cold_start_ms_p50).
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import openwhisk from 'openwhisk';
 import { GUEST_KEY } from '@ebbrt/examples/invoker/args.js';
 import { launchInvoker } from '@ebbrt/examples/invoker/launch.js';
-import { median } from '../lib.mjs';
+import { median, requireWrk, wrk } from '../lib.mjs';
 
 const ACTION = 'function main(params) { return { sum: params.a + params.b, echo: params.s } }';
-const WARMUP_MS = 1000;
-const RUN_MS = 2000;
-const REPEATS = 5;
+const PARAMS = { a: 41, b: 1, s: 'x' };
+const ROUNDS = 3;
 const COLD_STARTS = 21;
+const TENANTS = 5;
 
-// The baseline: the same REST path and activation shape, the function called in-process.
-const PLAIN_SERVER = `
+// The peers: the same REST path and activation shape; the function called in-process, or in an isolate.
+const PEER_SERVER = `
 import http from 'node:http';
-const main = new Function(${JSON.stringify(`${ACTION}; return main;`)})();
+const isolated = process.argv[1] === 'isolated';
+let run;
+if (isolated) {
+  const { ActionSandbox } = await import('@ebbrt/examples/invoker/sandbox.js');
+  const sandbox = new ActionSandbox({ code: ${JSON.stringify(ACTION)}, filename: 'guest/peer.js', timeoutMs: 60000, logLimitBytes: 10 * 1024 * 1024, memoryMb: 256 });
+  run = async (json) => JSON.parse((await sandbox.run(json)).result);
+} else {
+  const main = new Function(${JSON.stringify(`${ACTION}; return main;`)})();
+  run = async (json) => main(JSON.parse(json));
+}
 let seq = 0;
 const server = http.createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
-  req.on('end', () => {
-    const params = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : {};
+  req.on('end', async () => {
     const start = Date.now();
-    const result = main(params);
+    const result = await run(chunks.length ? Buffer.concat(chunks).toString() : '{}');
     const end = Date.now();
-    const body = JSON.stringify({ namespace: 'guest', name: 'plain', activationId: (++seq).toString(16).padStart(32, '0'), start, end, duration: end - start,
+    const body = JSON.stringify(req.url.includes('result=true') ? result : { namespace: 'guest', name: 'peer', activationId: (++seq).toString(16).padStart(32, '0'), start, end, duration: end - start,
       statusCode: 0, response: { status: 'success', statusCode: 0, success: true, result }, logs: [], annotations: [] });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
@@ -39,85 +57,47 @@ const server = http.createServer((req, res) => {
 server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
 `;
 
-function startPlain() {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', PLAIN_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+function startPeer(kind) {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', PEER_SERVER, kind], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`baseline server exited (${code})`)));
-    child.stdout.once('data', (d) => resolve({ child, apihost: `http://127.0.0.1:${String(d).trim()}` }));
+    child.once('exit', (code) => reject(new Error(`${kind} peer exited (${code})`)));
+    child.stdout.once('data', (d) => resolve({ child, url: `http://127.0.0.1:${String(d).trim()}` }));
   });
-}
-
-/** Nearest-rank percentile of sorted samples. */
-function percentile(sorted, p) {
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-/** `concurrency` lanes of blocking invokes for `ms`: latencies (ms) and invocations/s. Every result is checked. */
-async function drive(ow, name, ms, concurrency) {
-  const latencies = [];
-  const end = performance.now() + ms;
-  let n = 0;
-  const lane = async () => {
-    while (performance.now() < end) {
-      const a = n++;
-      const t0 = performance.now();
-      const result = await ow.actions.invoke({ name, blocking: true, result: true, params: { a, b: 1, s: 'x' } });
-      latencies.push(performance.now() - t0);
-      if (result.sum !== a + 1) throw new Error(`wrong result from ${name}: ${JSON.stringify(result)}`);
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, lane));
-  return { latencies, rate: (latencies.length * 1000) / (performance.now() - t0) };
 }
 
 /**
- * Topologies measured: `main` (1 native × 1 core: the invoke path itself) gives
- * the ratios; `spread` (2 natives × 2 cores, as the tests run, every call
- * placed by the balancer and most handed to another core) is reported beside
- * it. `--nodes N --cores C` measure only that topology; `--concurrency K`
- * changes the invocations in flight (default 8).
+ * `--nodes N --cores C` (default 1 × 1: the invoke path itself), `--connections K`
+ * (wrk's connections, default 8), `--duration S` (seconds per wrk run, default 3).
  */
 function options(args) {
-  const o = { nodes: undefined, cores: undefined, concurrency: 8 };
+  const o = { nodes: 1, cores: 1, connections: 8, duration: 3 };
   for (let i = 0; i < args.length; i += 2) {
     const key = args[i].replace(/^--/, '');
     const value = Number(args[i + 1]);
-    if (!(key in o) || !Number.isInteger(value) || value < 1) throw new TypeError(`invoker suite: unknown or bad option ${args[i]} ${args[i + 1] ?? ''}; it takes --nodes N --cores C --concurrency K`);
+    if (!(key in o) || !Number.isInteger(value) || value < 1) throw new TypeError(`invoker suite: unknown or bad option ${args[i]} ${args[i + 1] ?? ''}; it takes --nodes N --cores C --connections K --duration S`);
     o[key] = value;
   }
-  const topologies = o.nodes === undefined && o.cores === undefined ? [{ nodes: 1, cores: 1, prefix: 'warm' }, { nodes: 2, cores: 2, prefix: 'warm_2x2' }] : [{ nodes: o.nodes ?? 1, cores: o.cores ?? 1, prefix: 'warm' }];
-  return { topologies, concurrency: o.concurrency };
+  return o;
 }
 
-/** Warm rounds of `ours` interleaved with the baseline's (ours, plain, ours, plain…), so load drift hits both alike. */
-async function warm(ours, theirs, concurrency) {
-  await drive(ours, 'bench', WARMUP_MS, concurrency);
-  await drive(theirs, 'plain', WARMUP_MS, concurrency);
-  const rounds = { ours: [], plain: [] };
-  for (let r = 0; r < REPEATS; r++) {
-    rounds.ours.push(await drive(ours, 'bench', RUN_MS, concurrency));
-    rounds.plain.push(await drive(theirs, 'plain', RUN_MS, concurrency));
-  }
-  const summary = (results) => ({
-    p50: median(results.map((r) => percentile([...r.latencies].sort((a, b) => a - b), 50))),
-    p99: median(results.map((r) => percentile([...r.latencies].sort((a, b) => a - b), 99))),
-    rate: median(results.map((r) => r.rate)),
-  });
-  return { ours: summary(rounds.ours), plain: summary(rounds.plain) };
+/** A wrk Lua script: a blocking invoke with result, basic auth, the parameters as JSON. */
+function script(dir) {
+  const file = path.join(dir, 'invoke.lua');
+  writeFileSync(file, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(JSON.stringify(PARAMS))}\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Basic ${Buffer.from(GUEST_KEY).toString('base64')}"\n`);
+  return file;
 }
 
 /** Cold starts: each action is new, so its first invoke faults a rep in on a core and compiles it there. */
-async function cold(ours) {
+async function cold(ow) {
   const creates = [];
   const colds = [];
   for (let i = 0; i < COLD_STARTS; i++) {
     const name = `cold-${i}`;
     const t0 = performance.now();
-    await ours.actions.create({ name, action: `${ACTION} // ${name}` });
+    await ow.actions.create({ name, action: `${ACTION} // ${name}` });
     const t1 = performance.now();
-    const result = await ours.actions.invoke({ name, blocking: true, result: true, params: { a: i, b: 1 } });
+    const result = await ow.actions.invoke({ name, blocking: true, result: true, params: { a: i, b: 1 } });
     const t2 = performance.now();
     if (result.sum !== i + 1) throw new Error(`wrong cold result: ${JSON.stringify(result)}`);
     creates.push(t1 - t0);
@@ -126,46 +106,89 @@ async function cold(ours) {
   return { creates, colds };
 }
 
+/** Tenant cold starts: each namespace's first invoke starts its native process (process backend). */
+async function tenantCold(dir) {
+  const keys = Array.from({ length: TENANTS }, (_, i) => [`tenant${i}`, `${String(i).padStart(8, '0')}-0000-0000-0000-000000000000:benchTenantKey${i}`]);
+  const file = path.join(dir, 'namespaces');
+  writeFileSync(file, keys.map(([ns, key]) => `${ns}=${key}`).join('\n'), { mode: 0o600 });
+  const invoker = await launchInvoker({ nodes: 0, args: ['--isolate', 'tenant', '--namespace-file', file] });
+  try {
+    const samples = [];
+    for (const [, key] of keys) {
+      const ow = openwhisk({ apihost: invoker.apihost, api_key: key });
+      await ow.actions.create({ name: 'first', action: ACTION });
+      const t0 = performance.now();
+      const result = await ow.actions.invoke({ name: 'first', blocking: true, result: true, params: PARAMS });
+      samples.push(performance.now() - t0);
+      if (result.sum !== 42) throw new Error(`wrong tenant result: ${JSON.stringify(result)}`);
+    }
+    return samples;
+  } finally {
+    await invoker.stop();
+  }
+}
+
 export async function run(ctx) {
-  const { topologies, concurrency } = options(ctx.args);
+  requireWrk('invoker');
+  const o = options(ctx.args);
   const cases = {};
   const ratios = {};
-  const set = (name, value, unit) => {
-    cases[name] = { value: Number(value.toFixed(3)), unit };
+  const set = (name, value, unit, samples) => {
+    cases[name] = { value: Number(value.toFixed(3)), unit, ...(samples ? { samples: samples.map((s) => Number(s.toFixed(3))) } : {}) };
     ctx.log(`${name}: ${cases[name].value} ${unit}`);
   };
-  const plain = await startPlain();
+  const dir = mkdtempSync(path.join(tmpdir(), 'ebbrt-bench-invoker-'));
+  const peers = { plain: await startPeer('plain'), isolated: await startPeer('isolated') };
   try {
-    const theirs = openwhisk({ apihost: plain.apihost, api_key: 'plain:plain' });
-    for (const [index, { nodes, cores, prefix }] of topologies.entries()) {
-      ctx.log(`${nodes} native node(s) × ${cores} core(s), ${concurrency} invocations in flight`);
-      const invoker = await launchInvoker({ nodes, cores });
-      try {
-        const ours = openwhisk({ apihost: invoker.apihost, api_key: GUEST_KEY });
-        await ours.actions.create({ name: 'bench', action: ACTION });
-        if (index === 0) {
-          // On a quiet cluster, before any warm load.
-          const { creates, colds } = await cold(ours);
-          set('create_ms_p50', median(creates), 'ms');
-          set('cold_start_ms_p50', median(colds), 'ms');
-          set('create_and_first_invoke_ms_p50', median(creates.map((c, i) => c + colds[i])), 'ms');
-          ratios.cold_start_ms_p50 = cases.cold_start_ms_p50.value;
-        }
-        const result = await warm(ours, theirs, concurrency);
-        set(`${prefix}_p50_ms`, result.ours.p50, 'ms');
-        set(`${prefix}_p99_ms`, result.ours.p99, 'ms');
-        set(`${prefix}_per_s`, result.ours.rate, 'invocations/s');
-        const base = index === 0 ? 'plain_http' : `plain_http_beside_${prefix}`;
-        set(`${base}_p50_ms`, result.plain.p50, 'ms');
-        set(`${base}_p99_ms`, result.plain.p99, 'ms');
-        set(`${base}_per_s`, result.plain.rate, 'invocations/s');
-        ratios[index === 0 ? 'warm_vs_plain_http' : `${prefix}_vs_plain_http`] = Number((result.ours.p50 / result.plain.p50).toFixed(3));
-      } finally {
-        await invoker.stop();
+    const lua = script(dir);
+    ctx.log(`${o.nodes} native node(s) × ${o.cores} core(s); wrk with ${o.connections} connections, ${o.duration} s per run`);
+    const invoker = await launchInvoker({ nodes: o.nodes, cores: o.cores });
+    try {
+      const ow = openwhisk({ apihost: invoker.apihost, api_key: GUEST_KEY });
+      await ow.actions.create({ name: 'bench', action: ACTION });
+      // On a quiet cluster, before any warm load.
+      const { creates, colds } = await cold(ow);
+      set('create_ms_p50', median(creates), 'ms');
+      set('cold_start_ms_p50', median(colds), 'ms');
+      ratios.cold_start_ms_p50 = cases.cold_start_ms_p50.value;
+      const urls = {
+        warm: `${invoker.apihost}/api/v1/namespaces/_/actions/bench?blocking=true&result=true`,
+        plain_http: `${peers.plain.url}/api/v1/namespaces/_/actions/plain?blocking=true&result=true`,
+        isolated_http: `${peers.isolated.url}/api/v1/namespaces/_/actions/isolated?blocking=true&result=true`,
+      };
+      for (const [name, url] of Object.entries(urls)) {
+        const answer = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(GUEST_KEY).toString('base64')}` }, body: JSON.stringify(PARAMS) });
+        const result = await answer.json();
+        if (result.sum !== 42) throw new Error(`${name} answered ${JSON.stringify(result)}`);
       }
+      const runs = Object.fromEntries(Object.keys(urls).map((k) => [k, []]));
+      for (const url of Object.values(urls)) wrk(url, { script: lua, duration: 1, connections: o.connections });
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const [name, url] of Object.entries(urls)) {
+          const result = wrk(url, { script: lua, duration: o.duration, connections: o.connections });
+          if (result.errors > 0) throw new Error(`${name}: ${result.errors} of ${result.requests} requests failed under wrk`);
+          runs[name].push(result);
+        }
+      }
+      for (const [name, results] of Object.entries(runs)) {
+        set(`${name}_per_s`, median(results.map((x) => x.rps)), 'invocations/s', results.map((x) => x.rps));
+        set(`${name}_p50_ms`, median(results.map((x) => x.p50Ms)), 'ms', results.map((x) => x.p50Ms));
+        set(`${name}_p99_ms`, median(results.map((x) => x.p99Ms)), 'ms', results.map((x) => x.p99Ms));
+      }
+      // Throughput ratios (a fixed number of connections: latency is their inverse), as medians of per-round ratios.
+      const per = (a, b) => Number(median(runs[a].map((x, i) => runs[b][i].rps / x.rps)).toFixed(3));
+      ratios.warm_vs_plain_http = per('warm', 'plain_http');
+      ratios.warm_vs_isolated_http = per('warm', 'isolated_http');
+      ratios.isolated_vs_plain_http = per('isolated_http', 'plain_http');
+    } finally {
+      await invoker.stop();
     }
+    const tenants = await tenantCold(dir);
+    set('tenant_cold_start_ms_p50', median(tenants), 'ms', tenants);
+    ratios.tenant_cold_start_ms_p50 = cases.tenant_cold_start_ms_p50.value;
   } finally {
-    plain.child.kill('SIGKILL');
+    for (const peer of Object.values(peers)) peer.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   }
-  return { cases, ratios: { warm_vs_plain_http: ratios.warm_vs_plain_http, cold_start_ms_p50: ratios.cold_start_ms_p50, ...ratios } };
+  return { cases, ratios };
 }

@@ -11,14 +11,14 @@
 // Options (after the suite name): --duration S (per wrk run, default 5),
 // --connections C (default 16), --rounds R (default 3), --sections N (size of
 // the document, ~1.7 kB each, default 40).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderDocument } from '@ebbrt/examples/offload/markdown.js';
 import { sampleDocument } from '@ebbrt/examples/offload/sample.js';
-import { median, ratio } from '../lib.mjs';
+import { median, ratio, requireWrk, wrk } from '../lib.mjs';
 
 const CLI = fileURLToPath(new URL('../../packages/hosted/dist/cli.js', import.meta.url));
 const MODES = {
@@ -89,24 +89,9 @@ function cpuMs(pids) {
   }
 }
 
-/** One wrk run: requests/s, p99 latency (ms), requests, non-2xx count. */
-function wrk(url, script, { duration, connections }) {
-  const run = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${duration}s`, '--latency', '-s', script, `${url}/render`], { encoding: 'utf8', timeout: (duration + 30) * 1000 });
-  if (run.error) throw new Error(`wrk failed: ${run.error.message}`);
-  const text = run.stdout;
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
-  const p99 = /\s99%\s+([\d.]+)(us|ms|s)\b/.exec(text);
-  const requests = Number(/(\d+) requests in/.exec(text)?.[1]);
-  const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0) + Number(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0);
-  if (!Number.isFinite(rps) || !p99 || !Number.isFinite(requests)) throw new Error(`could not read wrk's output:\n${text}${run.stderr}`);
-  const p99Ms = Number(p99[1]) * { us: 0.001, ms: 1, s: 1000 }[p99[2]];
-  return { rps, p99Ms, requests, errors };
-}
-
 export async function run(ctx) {
   const opts = options(ctx.args);
-  const probe = spawnSync('wrk', ['--version'], { encoding: 'utf8' });
-  if (probe.error) throw new Error('the offload suite needs wrk (Debian package wrk; infra/setup.sh installs it)');
+  requireWrk('offload');
 
   const dir = mkdtempSync(path.join(tmpdir(), 'ebbrt-offload-bench-'));
   const doc = Buffer.from(sampleDocument(opts.sections, 1));
@@ -138,7 +123,7 @@ export async function run(ctx) {
       const status = await (await fetch(`${service.url}/status`)).json();
       service.pids = [service.child.pid, ...(status.natives ?? []).map((n) => n.pid)];
       ctx.log(`warming up --mode ${service.mode}`);
-      wrk(service.url, script, { ...opts, duration: 2 });
+      wrk(`${service.url}/render`, { ...opts, script, duration: 2 });
     }
     const samples = Object.fromEntries(services.map((s) => [s.mode, { rps: [], p99: [], cpu: [] }]));
     for (let round = 0; round < opts.rounds; round++) {
@@ -146,7 +131,7 @@ export async function run(ctx) {
       const order = services.map((_, k) => services[(k + round) % services.length]);
       for (const service of order) {
         const cpuBefore = cpuMs(service.pids);
-        const result = wrk(service.url, script, opts);
+        const result = wrk(`${service.url}/render`, { ...opts, script });
         const cpuAfter = cpuMs(service.pids);
         if (result.errors > 0) throw new Error(`--mode ${service.mode}: ${result.errors} failed requests under load`);
         samples[service.mode].rps.push(result.rps);

@@ -5,7 +5,7 @@
  * run by the Action Ebb's per-core reps there. Serves until interrupted
  * (SIGINT/SIGTERM), then closes the API and lets the runtime stop the natives.
  */
-import type { HostedApp } from '@ebbrt/hosted';
+import type { HostedApp, NativeNode } from '@ebbrt/hosted';
 import { ActivationStore } from './activations.js';
 import { startApi } from './api.js';
 import { isolate, parseArgs, type InvokerOptions } from './args.js';
@@ -34,6 +34,18 @@ export async function main(app: HostedApp): Promise<number> {
   const store = await ActionStore.open(rt, placement, options.quotas);
   const dispatcher = new Dispatcher({ runtime: rt, natives: app.natives, placement, activations, namespaceConcurrency: options.quotas.concurrent });
   app.node.on('leave', (nodeId: number) => dispatcher.nodeLeft(nodeId));
+  // A lost native is replaced by the run's node group: the replacement takes its place (and, under
+  // --isolate namespace, its namespace, whose action records then name the new node).
+  app.group?.on('replaced', (lost: number, native: NativeNode) => {
+    const namespace = placement && [...placement].find(([, nodes]) => nodes.includes(lost))?.[0];
+    if (namespace === undefined) return dispatcher.addNative(native.nodeId, native.cores);
+    const nodes = placement!.get(namespace)!;
+    nodes.splice(nodes.indexOf(lost), 1, native.nodeId);
+    store.place(namespace).then(
+      () => dispatcher.addNative(native.nodeId, native.cores, namespace),
+      (error: Error) => app.node.log.error('invoker: could not move a namespace to a replacement node', { namespace, nodeId: native.nodeId, error: error.message }),
+    );
+  });
   const tenants = options.isolate === 'tenant' ? new Tenants(app, dispatcher, store, { nodes: options.tenantNodes, cores: options.tenantCores }) : undefined;
   const keys = new Map([...options.namespaces].map(([namespace, key]) => [key, namespace]));
   let api;

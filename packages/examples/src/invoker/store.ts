@@ -157,6 +157,17 @@ export class ActionStore {
     });
   }
 
+  /** Rewrites `namespace`'s action records with the nodes its placement names now (after a node was replaced). */
+  place(namespace: string): Promise<void> {
+    return this.#serialized(async () => {
+      const nodes = this.#placement?.get(namespace);
+      for (const stored of this.#entities.actions.get(namespace)?.values() ?? []) {
+        stored.record = { ...stored.record, nodes: nodes && [...nodes] };
+        stored.entryVersion = (await this.#rt.idMap.set(stored.id, encodeValue(stored.record))).version;
+      }
+    });
+  }
+
   /** Creates (or, with `overwrite`, updates) a package, trigger or rule, `build` turning the PUT body into its record. */
   putEntity<K extends Exclude<Kind, 'actions'>>(kind: K, namespace: string, name: string, overwrite: boolean, build: (previous?: Records[K]) => Records[K]): Promise<Stored<Records[K]>> {
     return this.#put(kind, namespace, name, overwrite, (previous) => {
