@@ -4,16 +4,18 @@
  * a native frozen (SIGSTOP: socket open, heartbeats gone), a busy app core
  * that must not starve heartbeats, `home` Ebbs whose owner dies (re-homed or
  * failing with the owner's name), and 10,000 random and mutated frames on a
- * native's messenger port from an unauthenticated socket.
+ * native's messenger port from an unauthenticated socket; a node's services
+ * (its listeners, from its heartbeats) in its membership record, bounded.
  *
  * The wrong-secret join is covered by faults.test.ts.
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { describe, expect, test } from 'vitest';
-import { encodeArgs, encodeControl, encodeFrame, FrameKind, HelloPurpose, NodeUnavailableError, PROTOCOL_VERSION, type NativeNode } from '@ebbrt/hosted';
+import { describe, expect, onTestFinished, test } from 'vitest';
+import { connectTcp, encodeArgs, encodeControl, encodeFrame, FrameKind, HelloPurpose, MAX_SERVICES, NodeUnavailableError, PROTOCOL_VERSION, type NativeNode } from '@ebbrt/hosted';
+import { Supervisor } from '@ebbrt/native';
 import { ClusterWorker, HomeCounter, StickyCounter } from './fixtures/cluster/ebbs.js';
-import { closedWithin, FIXTURES, rawSocket, settle, startFrontend, until } from './kit/index.js';
+import { closedWithin, FIXTURES, rawSocket, settle, startFrontend, TEST_SECRET, until } from './kit/index.js';
 
 const APP = path.join(FIXTURES, 'cluster/native.js');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -276,3 +278,39 @@ function fuzzFrames(n: number): Buffer[] {
   };
   return Array.from({ length: n }, (_, i) => mutate(templates[i % templates.length]()));
 }
+
+describe("a node's services in its membership record", () => {
+  test('the listeners its heartbeats report become its record\'s services (at most MAX_SERVICES, malformed ones dropped); a change is one services event', async () => {
+    const fe = await startFrontend();
+    let reported: { name: string; address: string }[] = [];
+    const supervisor = await Supervisor.join(
+      { frontendHost: fe.hosted.host, frontendPort: fe.hosted.port, secret: TEST_SECRET, allocationId: '', cores: 1, host: '127.0.0.1', port: 1, backend: 'inline', connect: (host, port) => connectTcp(host, port) },
+      { membership: () => undefined, ended: () => undefined },
+      { inFlight: () => 0, cores: () => [], services: () => reported },
+    );
+    onTestFinished(() => supervisor.close('done'));
+    const member = () => fe.hosted.members.get(supervisor.nodeId)!;
+    const events: number[] = [];
+    fe.hosted.on('services', (m: { nodeId: number }) => events.push(m.nodeId));
+    reported = [{ name: 'memcached:7', address: '127.0.0.1:11211' }];
+    await until(() => member().services.length === 1, 2000, 'the first service');
+    expect(member().services).toEqual(reported);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(events).toEqual([supervisor.nodeId]);
+    // A peer's bytes: 10,000 services, some malformed, end as at most MAX_SERVICES well-formed ones.
+    reported = [
+      { name: 'x'.repeat(10_000), address: '127.0.0.1:1' },
+      { name: 'no port', address: '127.0.0.1' },
+      { name: 'spaces', address: 'a b:1' },
+      ...Array.from({ length: 10_000 }, (_, i) => ({ name: `svc${i}`, address: `127.0.0.1:${1 + (i % 65535)}` })),
+    ];
+    await until(() => member().services.length > 1, 2000, 'the new services');
+    expect(member().services).toHaveLength(MAX_SERVICES);
+    expect(member().services[0]).toEqual({ name: 'svc0', address: '127.0.0.1:1' });
+    expect(events).toHaveLength(2);
+    // The registry record carries them too.
+    expect((await fe.hosted.store.getNode(supervisor.nodeId))?.services).toHaveLength(MAX_SERVICES);
+    reported = [];
+    await until(() => member().services.length === 0, 2000, 'the services to go');
+  });
+});

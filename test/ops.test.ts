@@ -13,6 +13,7 @@ import { FIXTURES, lines, runCli, spawnNode, until, CLI } from './kit/index.js';
 import { clusterFile, clusterProcesses, psJson, running, state, stateDirectory } from './kit/cluster.js';
 import { redisAvailability, startRedis } from './kit/redis.js';
 import { skipFor } from './kit/requirements.js';
+import { RawClient } from '@ebbrt/examples/memcached/client.js';
 
 const TICKER = path.join(FIXTURES, 'ops-ticker');
 
@@ -77,7 +78,8 @@ describe('ebbrt up examples/cluster.yaml (acceptance)', () => {
 
     const table = await runCli(['ps', '--state-dir', dir]);
     expect(table.code, table.stderr).toBe(0);
-    expect(table.stdout).toMatch(/^ +2 +workers +process +127\.0\.0\.1:\d+ +2 +joined +\d+s +[\d.]+M +\d+/m);
+    // Helloworld opens no listener: no services.
+    expect(table.stdout).toMatch(/^ +2 +workers +process +127\.0\.0\.1:\d+ +- +2 +joined +\d+s +[\d.]+M +\d+/m);
     expect(table.stdout).toMatch(/0x[0-9a-f]{4} +Printer +home +1 +1:L/);
 
     // A second `up` of the same cluster is refused while it runs.
@@ -104,6 +106,53 @@ describe('ebbrt up examples/cluster.yaml (acceptance)', () => {
     expect(counter?.callsPerSec).toBeGreaterThan(0);
     expect(counter?.p50Us).toBeGreaterThan(0);
 
+    await expectDown(dir, view);
+  });
+});
+
+describe('where a node\'s services are reachable', () => {
+  test('memcached under up: each native\'s membership record lists its listener at the address clients use; ps shows it; the ring tells a client which node and address own a key', async () => {
+    const dir = stateDirectory();
+    const file = clusterFile(dir, 'cache', 'name: cache\nsecret: cache-secret-123\ndetach: true\ngroups:\n  - name: cache\n    app: memcached\n    count: 2\n    cores: 1\n    args: [--port, \'0\', --memory, \'8\']\n');
+    const up = await runCli(['up', file, '--state-dir', dir], { timeoutMs: 45_000 });
+    expect(up.code, up.stderr).toBe(0);
+    let view = await psJson(dir);
+    // The listeners arrive with the heartbeats after the app's main started serving.
+    for (let i = 0; i < 50 && view.nodes.filter((n) => n.group === 'cache' && n.services?.length).length < 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      view = await psJson(dir);
+    }
+    const natives = view.nodes.filter((n) => n.group === 'cache');
+    expect(natives).toHaveLength(2);
+    for (const node of natives) expect(node.services).toEqual([{ name: expect.stringMatching(/^memcached:\d+$/), address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) }]);
+    const [a, b] = natives.map((n) => n.services![0].address);
+    expect(a).not.toBe(b);
+    const table = await runCli(['ps', '--state-dir', dir]);
+    expect(table.stdout).toContain(` ${a} `);
+    expect(table.stdout).toContain(` ${b} `);
+    // Any node answers where a key lives: the node that stores it, at the address ps lists.
+    const ask = async (address: string, command: string) => {
+      const c = await RawClient.connect(address);
+      try {
+        return (await c.exchange(command, { protocol: 'text' })).reply.toString('latin1');
+      } finally {
+        c.close();
+      }
+    };
+    for (let i = 0; i < 50 && !(await ask(a, 'stats\r\n')).includes(`=${b}`); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await ask(a, 'stats\r\n')).toMatch(new RegExp(`^STAT ebbrt_ring_addresses (${natives[0].id}=${a},${natives[1].id}=${b}|${natives[1].id}=${b},${natives[0].id}=${a})\r$`, 'm'));
+    const owners = new Map<string, number>();
+    for (let k = 0; k < 20; k++) {
+      const answer = await ask(k % 2 ? a : b, `set key${k} 0 0 1\r\nv\r\nstats ebbrt_owner key${k}\r\n`);
+      const [, node, address] = /STAT ebbrt_owner_node (\d+)\r\nSTAT ebbrt_owner_address (\S+)\r\nEND/.exec(answer)!;
+      expect(address).toBe(natives.find((n) => n.id === Number(node))!.services![0].address);
+      owners.set(`key${k}`, Number(node));
+    }
+    expect(new Set(owners.values()).size).toBe(2);
+    // The owner holds the key itself.
+    const items = async (address: string) => Number(/^STAT curr_items (\d+)\r$/m.exec(await ask(address, 'stats\r\n'))![1]);
+    expect(await items(a)).toBe([...owners.values()].filter((n) => n === natives[0].id).length);
+    expect(await items(b)).toBe([...owners.values()].filter((n) => n === natives[1].id).length);
     await expectDown(dir, view);
   });
 });

@@ -3,7 +3,7 @@
  * the hosted side.
  */
 export * from '@ebbrt/ebb-protocol';
-export { startHosted, HostedNode, DEFAULT_HEARTBEAT_MS, DEFAULT_FAILURE_TIMEOUT_MS, type HostedOptions, type HostedStats, type Member } from './node.js';
+export { startHosted, HostedNode, DEFAULT_HEARTBEAT_MS, DEFAULT_FAILURE_TIMEOUT_MS, MAX_SERVICES, type HostedOptions, type HostedStats, type Member } from './node.js';
 export { startCluster, type StartClusterOptions, type EmbeddedCluster } from './start-cluster.js';
 export { balanced, type BalancedOptions, type BalancedRef, type CoreLoad } from './balanced.js';
 export { NodeAllocator, AppLoadError, nativeModulePath, type AllocateOptions, type NativeNode } from './allocator.js';

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import {
   EbbRuntime, HOSTED_ID_SPACE, JoinRejectedError, MemoryLocalIdMap, HOSTED_NODE_ID, listenTcp, connectTcp, Messenger, NodeUnavailableError, RejectReason,
-  type Connection, type ConnectionLimits, type MessengerTls, type ControlMessage, type CoreLinks, type GlobalIdMap, type Heartbeat, type Hello, type HelloDecision, type MembershipUpdate, type Peer, type Transport, type TransportConnector, type TransportServer,
+  type Connection, type ConnectionLimits, type MessengerTls, type ControlMessage, type CoreLinks, type GlobalIdMap, type Heartbeat, type Hello, type ServiceAddress, type HelloDecision, type MembershipUpdate, type Peer, type Transport, type TransportConnector, type TransportServer,
 } from '@ebbrt/ebb-protocol';
 import { bootEnv } from '@ebbrt/ebb-protocol/node';
 import { IdMapServer } from './global-id-map.js';
@@ -77,6 +77,12 @@ export interface Member extends Peer {
   suspected: boolean;
   /** The last heartbeat's body: RSS, calls in flight, per-core counters (PROTOCOL.md §5.4). */
   heartbeat?: Heartbeat;
+  /**
+   * Where its services are reachable: the listeners its apps opened and the
+   * `host:port` clients connect to (a VM native's host forward or its own
+   * address), as its latest heartbeat reported them (at most {@link MAX_SERVICES}).
+   */
+  services: ServiceAddress[];
   /** The node's supervisor (JOIN) connection. */
   conn: Connection;
 }
@@ -97,7 +103,8 @@ export interface HostedStats {
 
 /**
  * The running frontend. Emits `join` (Member), `leave` (nodeId, reason), `reject` (error, remote),
- * `suspect` (nodeId, silent ms) and `reinstate` (nodeId, silent ms).
+ * `suspect` (nodeId, silent ms), `reinstate` (nodeId, silent ms) and `services` (Member) when a
+ * member's services changed.
  */
 export class HostedNode extends EventEmitter {
   readonly nodeId = HOSTED_NODE_ID;
@@ -254,6 +261,7 @@ export class HostedNode extends EventEmitter {
       joinedAt: Date.now(),
       lastHeartbeat: Date.now(),
       suspected: false,
+      services: [],
       conn,
     };
     this.#granted.delete(member.nodeId);
@@ -282,6 +290,12 @@ export class HostedNode extends EventEmitter {
     if (message.type === 'heartbeat') {
       member.lastHeartbeat = Date.now();
       member.heartbeat = message.body;
+      const services = reportedServices(message.body.services);
+      if (!sameServices(services, member.services)) {
+        member.services = services;
+        this.store.putNode(toRecord(member)).catch((e: Error) => this.log.warn('could not record a node\'s services in the cluster store', { nodeId: member.nodeId, reason: e.message }));
+        this.emit('services', member);
+      }
       const verdict = this.#detector.heard(member.nodeId, member.lastHeartbeat);
       if (verdict) this.#verdict(verdict);
     } else if (message.type === 'goodbye') {
@@ -423,7 +437,24 @@ export class HostedNode extends EventEmitter {
 }
 
 function toRecord(member: Member): NodeRecord {
-  return { nodeId: member.nodeId, idSpace: member.idSpace, allocationId: member.allocationId, host: member.host, port: member.port, cores: member.cores, backend: member.backend, pid: member.pid, joinedAt: member.joinedAt, state: 'live' };
+  return { nodeId: member.nodeId, idSpace: member.idSpace, allocationId: member.allocationId, host: member.host, port: member.port, cores: member.cores, backend: member.backend, pid: member.pid, joinedAt: member.joinedAt, state: 'live', services: member.services };
+}
+
+/** Most services a member's record keeps; a node reporting more is keeping listeners open by the hundred, and the rest are dropped. */
+export const MAX_SERVICES = 64;
+
+/** The well-formed services of a heartbeat (a name of 1..128 characters, a `host:port` of at most 128), at most {@link MAX_SERVICES}: a peer's bytes, so checked. */
+function reportedServices(reported: readonly ServiceAddress[]): ServiceAddress[] {
+  const services: ServiceAddress[] = [];
+  for (const { name, address } of reported) {
+    if (services.length === MAX_SERVICES) break;
+    if (name.length > 0 && name.length <= 128 && address.length <= 128 && /^\S+:\d{1,5}$/.test(address)) services.push({ name, address });
+  }
+  return services;
+}
+
+function sameServices(a: readonly ServiceAddress[], b: readonly ServiceAddress[]): boolean {
+  return a.length === b.length && a.every((service, i) => service.name === b[i].name && service.address === b[i].address);
 }
 
 function toPeer(member: Member): Peer {

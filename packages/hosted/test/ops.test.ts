@@ -251,11 +251,15 @@ describe('ps and top tables', () => {
     ]);
     const view: ClusterView = {
       ...emptyView(),
-      nodes: [{ id: 2, group: 'workers', backend: 'process', address: '127.0.0.1:9', cores: 2, state: 'joined', startedAt: '', uptimeMs: 65_000, rssBytes: 80 * 1024 * 1024, pid: 42 }],
+      nodes: [
+        { id: 2, group: 'workers', backend: 'process', address: '127.0.0.1:9', services: [{ name: 'memcached:5', address: '127.0.0.1:11211' }], cores: 2, state: 'joined', startedAt: '', uptimeMs: 65_000, rssBytes: 80 * 1024 * 1024, pid: 42 },
+        { id: 3, group: 'vms', backend: 'qemu', address: '10.128.0.2:7000', services: [{ name: 'memcached:5', address: '10.128.0.2:11212' }, { name: 'admin', address: '10.128.0.2:80' }], cores: 2, state: 'joined', startedAt: '', uptimeMs: 5_000, rssBytes: 80 * 1024 * 1024, pid: 43 },
+      ],
       ebbs: views,
     };
     const text = psText(view);
-    expect(text).toMatch(/ 2 +workers +process +127\.0\.0\.1:9 +2 +joined +1m05s +80\.0M +42/);
+    expect(text).toMatch(/ 2 +workers +process +127\.0\.0\.1:9 +127\.0\.0\.1:11211 +2 +joined +1m05s +80\.0M +42/);
+    expect(text).toMatch(/ 3 +vms +qemu +10\.128\.0\.2:7000 +10\.128\.0\.2:11212 10\.128\.0\.2:80 +2 +joined/);
     expect(text).toMatch(/0x8001 +Tally +home +1 +1:L 2:rr/);
     const top = topText({ cluster: 't', at: Date.now(), rateWindowMs: 1000, latencyWindowMs: 10_000, ebbs: [], nodes: [{ nodeId: 2, callsPerSec: 12.5, errorsPerSec: 0, servedPerSec: 0, servedErrorsPerSec: 0, faultsPerSec: 0, messagesPerSec: 0, p50Us: 150, p99Us: 2500, cores: [{ core: 0, callsPerSec: 12.5, servedPerSec: 0 }] }] }, view);
     expect(top).toMatch(/ 2 +workers +process +12\.5 +0 +0 +150µs +2\.50ms/);

@@ -98,6 +98,8 @@ let ready = 0;
 /** Latest counters and in-flight calls each core reported (PROTOCOL.md §5.4). */
 const coreStats: (import('@ebbrt/ebb-protocol').CoreSnapshot | undefined)[] = [];
 const coreInFlight: number[] = Array(config.cores).fill(0);
+/** Node services the cores share (shared memory, shared listening sockets; shared.ts). */
+const services = new ServiceBroker(exposure);
 try {
   supervisor = await Supervisor.join(
     {
@@ -125,12 +127,15 @@ try {
         console.error(`${prefix()} re-registered with the frontend as node ${welcome.nodeId}`);
       },
     },
-    () => coreInFlight.reduce((sum, n) => sum + n, 0),
-    // Each heartbeat carries the counters the cores sent for the previous one, and asks for fresh ones.
-    // Empty until every core loaded the app module: the allocator counts a node as started only once they are there.
-    () => {
-      toAll({ t: 'stats' });
-      return ready < config.cores ? [] : coreStats.filter((s) => s !== undefined);
+    {
+      inFlight: () => coreInFlight.reduce((sum, n) => sum + n, 0),
+      // Each heartbeat carries the counters the cores sent for the previous one, and asks for fresh ones.
+      // Empty until every core loaded the app module: the allocator counts a node as started only once they are there.
+      cores: () => {
+        toAll({ t: 'stats' });
+        return ready < config.cores ? [] : coreStats.filter((s) => s !== undefined);
+      },
+      services: () => services.services(),
     },
   );
   nodeId = supervisor.nodeId;
@@ -141,8 +146,6 @@ try {
   process.exit(1);
 }
 
-/** Node services the cores share (shared memory, shared listening sockets; shared.ts). */
-const services = new ServiceBroker(exposure);
 for (const [core, worker] of workers.entries()) {
   worker.on('message', (message: FromCore) => {
     switch (message.t) {

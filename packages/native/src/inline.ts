@@ -41,6 +41,8 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
   let messenger: Messenger | undefined;
   const server = await (options.transport?.listen ?? ((on) => listenTcp({ host: options.host ?? '127.0.0.1' }, on)))((t) => (messenger ? messenger.accept(t) : t.close()));
   let runtime: EbbRuntime | undefined;
+  // One core: the node services' broker runs on this thread and is asked directly.
+  const broker = new ServiceBroker();
   let supervisor: Supervisor;
   try {
     supervisor = await Supervisor.join(
@@ -52,8 +54,7 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
           options.onEnded?.(reason, lost);
         },
       },
-      () => messenger?.inFlight ?? 0,
-      () => (runtime ? [runtime.snapshot()] : []),
+      { inFlight: () => messenger?.inFlight ?? 0, cores: () => (runtime ? [runtime.snapshot()] : []), services: () => broker.services() },
     );
   } catch (error) {
     await server.close();
@@ -70,8 +71,6 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
   const address = `${server.address.host}:${server.address.port}`;
   runtime = new EbbRuntime({ nodeId: supervisor.nodeId, core: 0, address, messenger, idMap, links });
   const rt = runtime;
-  // One core: the broker runs on this thread and is asked directly.
-  const broker = new ServiceBroker();
   const services = new CoreServices(rt, (request) => broker.handle(request));
   return {
     nodeId: supervisor.nodeId,

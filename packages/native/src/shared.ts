@@ -20,7 +20,7 @@
 import net from 'node:net';
 import { EbbError, type EbbErrorOptions } from '@ebbrt/ebb-protocol/errors';
 // Type only: the supervisor imports this module before it loads the protocol stack.
-import type { EbbRuntime } from '@ebbrt/ebb-protocol';
+import type { EbbRuntime, ServiceAddress } from '@ebbrt/ebb-protocol';
 
 /** Stable codes of {@link NodeServiceError}. */
 export type NodeServiceErrorCode =
@@ -115,13 +115,6 @@ export const localExposure: ServiceExposure = {
   withdraw: async () => undefined,
 };
 
-/** A listener of a node and where clients reach it (what the node's heartbeats report). */
-export interface ServiceAddress {
-  /** The name the cores share it under ({@link SharedListenOptions.name}). */
-  name: string;
-  /** `host:port` where clients reach it ({@link SharedListener.address}). */
-  address: string;
-}
 
 // ---- between a core and its supervisor (internal) ----
 
@@ -225,7 +218,7 @@ export class ServiceBroker {
     return { address };
   }
 
-  /** The node's listeners (bound on some core) and where clients reach them, by name. */
+  /** The node's listeners (bound on some core) and where clients reach them, by name: what its heartbeats report. */
   services(): ServiceAddress[] {
     const services: ServiceAddress[] = [];
     for (const [name, entry] of this.#listeners) if (entry.state === 'bound') services.push({ name, address: entry.address });

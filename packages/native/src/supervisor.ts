@@ -4,7 +4,7 @@
  * Shared by the process boot entry (cores in worker threads) and by in-process
  * natives (one inline core, for tests and embedding).
  */
-import { Connection, encodeError, HelloPurpose, IdAllocator, JoinRejectedError, RejectReason, UnknownEbbError, type ConnectionHandler, type CoreSnapshot, type MembershipUpdate, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol';
+import { Connection, encodeError, HelloPurpose, IdAllocator, JoinRejectedError, RejectReason, UnknownEbbError, type ConnectionHandler, type CoreSnapshot, type MembershipUpdate, type ServiceAddress, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol';
 
 /** What the supervisor tells its cores about. */
 export interface SupervisorEvents {
@@ -36,6 +36,18 @@ export interface JoinOptions {
   reconnectMs?: number;
 }
 
+/** What each heartbeat reports besides liveness (PROTOCOL.md §5.4). */
+export interface HeartbeatSource {
+  /** Calls the node is waiting on. */
+  inFlight(): number;
+  /** Per-core counters; empty until the app loaded on every core. */
+  cores(): CoreSnapshot[];
+  /** The node's open listeners and where clients reach them. */
+  services(): ServiceAddress[];
+}
+
+const NOTHING_TO_REPORT: HeartbeatSource = { inFlight: () => 0, cores: () => [], services: () => [] };
+
 /** First and longest pause between re-registration attempts, ms. */
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 2000;
@@ -54,7 +66,7 @@ export class Supervisor {
   readonly #beat: () => void;
   #ended = false;
 
-  private constructor(options: JoinOptions, conn: Connection, welcome: Welcome, events: SupervisorEvents, inFlight: () => number, coreStats: () => CoreSnapshot[]) {
+  private constructor(options: JoinOptions, conn: Connection, welcome: Welcome, events: SupervisorEvents, report: HeartbeatSource) {
     this.#options = options;
     this.#events = events;
     this.#conn = conn;
@@ -63,7 +75,7 @@ export class Supervisor {
     this.ids = IdAllocator.global(welcome.idSpace);
     this.#peers = new Set(welcome.peers.map((p) => p.nodeId));
     this.#attach(conn);
-    this.#beat = () => this.#conn.sendControl('heartbeat', { nodeId: this.nodeId, sentAtMs: Date.now(), inFlight: inFlight(), rssBytes: process.memoryUsage.rss(), cores: coreStats() });
+    this.#beat = () => this.#conn.sendControl('heartbeat', { nodeId: this.nodeId, sentAtMs: Date.now(), inFlight: report.inFlight(), rssBytes: process.memoryUsage.rss(), cores: report.cores(), services: report.services() });
     this.#heartbeat = setInterval(this.#beat, welcome.heartbeatMs || 250);
   }
 
@@ -87,12 +99,11 @@ export class Supervisor {
     conn.attach(handler);
   }
 
-  /** Joins the frontend: challenge → HMAC hello → welcome (node id, id space, peers). */
-  /** `coreStats` gives the per-core counters each heartbeat carries (PROTOCOL.md §5.4). */
-  static async join(options: JoinOptions, events: SupervisorEvents, inFlight: () => number = () => 0, coreStats: () => CoreSnapshot[] = () => []): Promise<Supervisor> {
+  /** Joins the frontend: challenge → HMAC hello → welcome (node id, id space, peers); `report` gives what each heartbeat carries. */
+  static async join(options: JoinOptions, events: SupervisorEvents, report: HeartbeatSource = NOTHING_TO_REPORT): Promise<Supervisor> {
     if (options.reconnectMs !== undefined && (!Number.isInteger(options.reconnectMs) || options.reconnectMs < 0)) throw new TypeError('options.reconnectMs must be a non-negative integer (milliseconds)');
     const { conn, welcome } = await Supervisor.#hello(options, 0);
-    return new Supervisor(options, conn, welcome, events, inFlight, coreStats);
+    return new Supervisor(options, conn, welcome, events, report);
   }
 
   /** One JOIN handshake; `nodeId` non-zero re-registers under that id. */

@@ -41,7 +41,9 @@ export interface IdMapCas { id: number; expectedVersion: number; value: Uint8Arr
 export interface IdMapWatch { id: number; cancel: boolean }
 export interface IdMapValue { id: number; found: boolean; value: Uint8Array; version: number; ok: boolean; error: string; errorCode: string }
 export interface IdMapChanged { id: number; found: boolean; value: Uint8Array; version: number }
-export interface Heartbeat { nodeId: number; sentAtMs: number; inFlight: number; rssBytes: number; cores: CoreSnapshot[] }
+export interface Heartbeat { nodeId: number; sentAtMs: number; inFlight: number; rssBytes: number; cores: CoreSnapshot[]; services: ServiceAddress[] }
+/** A listener a node's apps opened and the `host:port` where clients reach it (PROTOCOL.md §5.4). */
+export interface ServiceAddress { name: string; address: string }
 export interface MembershipUpdate { joined: Peer[]; left: number[]; /** Default empty. */ suspected?: number[]; /** Default empty. */ reinstated?: number[] }
 export interface Goodbye { reason: string }
 

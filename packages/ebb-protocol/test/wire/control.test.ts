@@ -53,6 +53,7 @@ const SAMPLES: { [K in ControlType]: ControlBodies[K] } = {
       core: 1, faults: 2, remoteCalls: 3, crossCoreCalls: 4, servedCalls: 2 ** 40, servedErrors: 6, messages: 7,
       ebbs: [{ id: 0x10001, name: 'Tally', policy: 'home', rep: 3, repNode: 1, crossCoreCalls: 1, crossCoreErrors: 0, remoteCalls: 9, remoteErrors: 1, servedCalls: 0, servedErrors: 0, latency: { bucket: [4, 40], count: [5, 2 ** 33] }, servedLatency: { bucket: [], count: [] } }],
     }],
+    services: [{ name: 'memcached:65537', address: '127.0.0.1:11211' }],
   },
   membershipUpdate: { joined: [peer(7)], left: [2, 3, 0xffffffff], suspected: [5], reinstated: [6] },
   goodbye: { reason: 'shutting down' },

@@ -2,15 +2,17 @@
  * memcached, hosted side: creates the Memcached Ebb, records the ring of the
  * natives that own keys in its GlobalIdMap entry, starts every native (node i
  * on port P + i), prints one line with the addresses once every core of every
- * node accepts, and serves until interrupted. A native that leaves is taken
- * off the ring, so the others stop forwarding to it (its keys miss until
- * then); the run's node group replaces it, and the replacement takes its
- * port and its place on the ring.
+ * node accepts, and serves until interrupted. The ring carries where clients
+ * reach each node's memcached, taken from the nodes' membership records (the
+ * services their heartbeats report), so any node can tell a client where a
+ * key lives. A native that leaves is taken off the ring, so the others stop
+ * forwarding to it (its keys miss until then); the run's node group replaces
+ * it, and the replacement takes its port and its place on the ring.
  */
 import { encodeValue, type HostedApp } from '@ebbrt/hosted';
 import { parseArgs, type MemcachedArgs } from './args.js';
 import { MemcachedUsageError } from './errors.js';
-import { MemcachedEbb, type MemcachedRecord } from './memcached.js';
+import { MemcachedEbb, serviceName, type MemcachedRecord } from './memcached.js';
 import { DEFAULT_VNODES } from './ring.js';
 
 export async function main(app: HostedApp): Promise<number> {
@@ -28,7 +30,16 @@ export async function main(app: HostedApp): Promise<number> {
   const natives = [...app.natives].sort((a, b) => a.nodeId - b.nodeId);
   const ref = await rt.createEbb(MemcachedEbb);
   let owners = natives.map((n) => n.nodeId);
-  const publishRing = () => rt.idMap.set(ref.$id, encodeValue({ type: 'Memcached', ring: { nodes: owners, vnodes: DEFAULT_VNODES } } satisfies MemcachedRecord));
+  /** Where a node's memcached is reachable, per its membership record ('' until its heartbeat reported the listener). */
+  const service = serviceName(ref.$id);
+  const addressOf = (nodeId: number) => app.node.members.get(nodeId)?.services.find((s) => s.name === service)?.address ?? '';
+  const ringNow = () => ({ nodes: owners, vnodes: DEFAULT_VNODES, addresses: owners.map(addressOf) });
+  let published = '';
+  const publishRing = async () => {
+    const ring = ringNow();
+    published = JSON.stringify(ring);
+    await rt.idMap.set(ref.$id, encodeValue({ type: 'Memcached', ring } satisfies MemcachedRecord));
+  };
   await publishRing();
   let addresses: string[];
   try {
@@ -45,6 +56,7 @@ export async function main(app: HostedApp): Promise<number> {
   return new Promise<number>((resolve) => {
     const done = (status: number) => {
       app.node.off('leave', onLeave);
+      app.node.off('services', onServices);
       app.group?.off('replaced', onReplaced);
       resolve(status);
     };
@@ -73,7 +85,12 @@ export async function main(app: HostedApp): Promise<number> {
         })
         .catch(ringFailed);
     };
+    // A ring member's memcached appeared at (or moved to) another address: clients asking where a key lives learn it.
+    const onServices = (member: { nodeId: number }) => {
+      if (owners.includes(member.nodeId) && JSON.stringify(ringNow()) !== published) publishRing().catch(ringFailed);
+    };
     app.node.on('leave', onLeave);
+    app.node.on('services', onServices);
     app.group?.on('replaced', onReplaced);
     if (app.signal.aborted) done(0);
     app.signal.addEventListener('abort', () => done(0), { once: true });

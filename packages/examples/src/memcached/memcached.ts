@@ -40,6 +40,11 @@ export type ForwardHit = [flags: number, cas: number, value: Buffer | null];
 /** `stats` lines: name, value. */
 export type MemcachedStats = [string, string][];
 
+/** The name a Memcached Ebb's listener has in the node services, and so in its nodes' membership records. */
+export function serviceName(id: number): string {
+  return `memcached:${id}`;
+}
+
 /** The GlobalIdMap record of a Memcached Ebb: its type (for remote faults) and the ring. */
 export interface MemcachedRecord {
   type: 'Memcached';

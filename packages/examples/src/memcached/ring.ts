@@ -14,6 +14,12 @@ export interface RingSpec {
   nodes: number[];
   /** Points per node. */
   vnodes: number;
+  /**
+   * Where clients reach each node's memcached (`host:port`, from the node's
+   * membership record), by position in `nodes`; '' while not known. Optional:
+   * the ring itself needs only the node ids.
+   */
+  addresses?: string[];
 }
 
 /** Default points per node: enough that 2..10 nodes get shares within a few percent of even. */

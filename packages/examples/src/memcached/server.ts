@@ -9,7 +9,7 @@ import type net from 'node:net';
 import { decodeValue, nodeServices, type EbbId, type EbbRuntime, type IdMapEntry, type SharedListener } from '@ebbrt/native';
 import { cacheBytes, CLASS_SIZES, hashKey, ITEM_SIZE_MAX, PAGE_SIZE, SharedCache, type StoreMode } from './cache.js';
 import { MemcachedUsageError } from './errors.js';
-import { MemcachedEbb, type ForwardHit, type MemcachedConfig, type MemcachedRecord, type MemcachedStats, type RemoteCache } from './memcached.js';
+import { MemcachedEbb, serviceName, type ForwardHit, type MemcachedConfig, type MemcachedRecord, type MemcachedStats, type RemoteCache } from './memcached.js';
 import { HashRing } from './ring.js';
 import { DetachedReader, Session, VERSION, type SessionContext } from './session.js';
 
@@ -23,7 +23,7 @@ export async function serveCore(rt: EbbRuntime, id: EbbId, config: MemcachedConf
   server.setRing(await rt.idMap.get(id));
   rt.idMap.watch(id, (_id, entry) => server.setRing(entry));
   services.onStop(() => cache.close());
-  const listener = await services.listenShared({ host: config.host, port: config.port, name: `memcached:${id}` }, (socket) => server.accept(socket));
+  const listener = await services.listenShared({ host: config.host, port: config.port, name: serviceName(id) }, (socket) => server.accept(socket));
   server.listening(listener);
   return server;
 }
@@ -37,6 +37,8 @@ export class CoreServer implements SessionContext {
   /** null while this node owns every key (one node): the hot path skips hashing onto the ring. */
   #ring: HashRing | null = null;
   #others: number[] = [];
+  /** Where clients reach each ring node's memcached (from the ring record; unknown ones absent). */
+  #addresses = new Map<number, string>();
   readonly #remotes = new Map<number, RemoteCache>();
   readonly #detached = new DetachedReader();
   #listener: SharedListener | null = null;
@@ -66,6 +68,8 @@ export class CoreServer implements SessionContext {
     const record = entry ? (decodeValue(entry.value) as Partial<MemcachedRecord>) : undefined;
     const nodes = record?.ring?.nodes ?? [this.nodeId];
     const ring = new HashRing({ nodes, vnodes: record?.ring?.vnodes ?? 1 });
+    const addresses = record?.ring?.addresses ?? [];
+    this.#addresses = new Map(nodes.flatMap((node, i) => (typeof addresses[i] === 'string' && addresses[i] ? [[node, addresses[i]]] : [])));
     this.#others = ring.nodes.filter((n) => n !== this.nodeId);
     this.#ring = this.#others.length === 0 && ring.nodes.includes(this.nodeId) ? null : ring;
   }
@@ -89,10 +93,20 @@ export class CoreServer implements SessionContext {
     return this.#others;
   }
 
-  statsFor(sub: string): MemcachedStats | null {
+  statsFor(sub: string, arg?: string): MemcachedStats | null {
     switch (sub) {
       case '':
         return this.stats();
+      case 'ebbrt_owner': {
+        // Where a key lives: the node owning it on the ring, and the address its clients connect to.
+        if (!arg) return null;
+        const key = Buffer.from(arg, 'latin1');
+        const owner = this.owner(hashKey(key, 0, key.length));
+        return [
+          ['ebbrt_owner_node', String(owner)],
+          ['ebbrt_owner_address', this.#addressOf(owner) ?? '-'],
+        ];
+      }
       case 'settings':
         return this.#settings();
       case 'items':
@@ -161,7 +175,13 @@ export class CoreServer implements SessionContext {
       ['ebbrt_node', String(this.nodeId)],
       ['ebbrt_core', String(this.#rt.core)],
       ['ebbrt_ring_nodes', (this.#ring?.nodes ?? [this.nodeId]).join(',')],
+      ['ebbrt_ring_addresses', (this.#ring?.nodes ?? [this.nodeId]).map((node) => `${node}=${this.#addressOf(node) ?? '-'}`).join(',')],
     ];
+  }
+
+  /** Where clients reach `node`'s memcached: the ring record's address, or this node's own listener. */
+  #addressOf(node: number): string | undefined {
+    return this.#addresses.get(node) ?? (node === this.nodeId && this.#listener ? this.#listener.address : undefined);
   }
 
   #settings(): MemcachedStats {

@@ -32,8 +32,8 @@ export interface SessionContext {
   remote(nodeId: number): RemoteCache;
   /** Every node owning keys other than this one (flush_all reaches them all). */
   otherNodes(): readonly number[];
-  /** `stats [sub]` lines; null for an unknown subcommand. */
-  statsFor(sub: string): MemcachedStats | null;
+  /** `stats [sub [arg]]` lines; null for an unknown subcommand. */
+  statsFor(sub: string, arg?: string): MemcachedStats | null;
 }
 
 /** memcached's version string; clients compare it to decide what a server speaks. */
@@ -638,7 +638,7 @@ export class Session {
       else out.text('CLIENT_ERROR usage: stats detail on|off|dump\r\n');
       return;
     }
-    const lines = this.#ctx.statsFor(sub);
+    const lines = this.#ctx.statsFor(sub, r.tokens > 2 ? r.token(2) : undefined);
     if (lines === null) {
       out.raw(R.ERROR);
       return;
@@ -818,12 +818,13 @@ export class Session {
 
   #binaryStats(r: BinaryRequest): void {
     const out = this.#out;
-    const sub = Buffer.from(r.body.subarray(r.keyStart, r.keyStart + r.keyLength)).toString('latin1');
+    // The key is the subcommand and its argument, one space apart ("ebbrt_owner KEY").
+    const [sub, arg] = Buffer.from(r.body.subarray(r.keyStart, r.keyStart + r.keyLength)).toString('latin1').split(' ', 2);
     let lines: MemcachedStats | null;
     if (sub === 'reset') {
       this.#cache.resetCounters();
       lines = [];
-    } else lines = this.#ctx.statsFor(sub);
+    } else lines = this.#ctx.statsFor(sub, arg);
     if (lines === null) {
       binaryError(out, r.opcode, r.opaque, BinaryStatus.KEY_ENOENT);
       return;

@@ -10,7 +10,8 @@ export const summary = 'list the nodes and Ebbs of a running cluster';
 
 export const usage = `usage: ebbrt ps [cluster] [options]
 
-Nodes: id, group, backend, address, cores, state (booting | joined | failed | left),
+Nodes: id, group, backend, address (its messenger), services (where clients reach
+the listeners its apps opened), cores, state (booting | joined | suspected | failed | left),
 uptime, RSS, pid. Ebbs: id, name, policy, owner (home Ebbs), reps per core on each node.
 
 ${optionsHelp(FLAGS)}`;

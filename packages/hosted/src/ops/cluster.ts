@@ -337,6 +337,7 @@ export class Cluster extends EventEmitter {
         node.rssBytes = member.heartbeat.rssBytes;
         node.inFlight = member.heartbeat.inFlight;
       }
+      if (r.state === 'joined' && member) node.services = member.services;
       if (r.reason !== undefined) node.reason = r.reason;
       if (r.replaces !== undefined) node.replaces = r.replaces;
       if (r.replacedBy !== undefined) node.replacedBy = r.replacedBy;

@@ -106,6 +106,7 @@ export const DASHBOARD_HTML = `<!doctype html>
         el('div', { class: 'meta' }, n.group + ' · ' + n.backend + (n.address ? ' · ' + n.address : '')),
         el('div', { class: 'meta' }, n.cores + ' core(s) · up ' + ago(n.uptimeMs) + ' · RSS ' + bytes(n.rssBytes) + (n.pid ? ' · pid ' + n.pid : '')),
       );
+      if (n.services && n.services.length) card.append(el('div', { class: 'meta services' }, 'serves ' + n.services.map((s) => s.name + ' at ' + s.address).join(' · ')));
       if (r) {
         card.append(el('div', { class: 'meta' }, 'sent ' + rate(r.callsPerSec) + '/s · served ' + rate(r.servedPerSec) + '/s · p50 ' + us(r.p50Us) + ' · p99 ' + us(r.p99Us)));
         const cores = el('div', { class: 'cores' });

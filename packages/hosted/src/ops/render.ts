@@ -51,9 +51,9 @@ function mainText(main: ClusterView['groups'][number]['main']): string {
 /** `ebbrt ps`: the node table and the Ebb table. */
 export function psText(view: ClusterView): string {
   const nodes = table(
-    ['ID', 'GROUP', 'BACKEND', 'ADDRESS', 'CORES', 'STATE', 'UPTIME', 'RSS', 'PID', 'REASON'],
-    view.nodes.map((n) => [n.id ? String(n.id) : '-', n.group, n.backend, n.address || '-', String(n.cores), n.state, formatDuration(n.uptimeMs), formatBytes(n.rssBytes), n.pid ? String(n.pid) : '-', n.state === 'joined' ? '' : `${n.replacedBy ? `replaced by ${n.replacedBy}: ` : ''}${clip(n.reason ?? '', 60)}`]),
-    new Set([0, 4, 6, 7, 8]),
+    ['ID', 'GROUP', 'BACKEND', 'ADDRESS', 'SERVICES', 'CORES', 'STATE', 'UPTIME', 'RSS', 'PID', 'REASON'],
+    view.nodes.map((n) => [n.id ? String(n.id) : '-', n.group, n.backend, n.address || '-', n.services?.map((s) => s.address).join(' ') || '-', String(n.cores), n.state, formatDuration(n.uptimeMs), formatBytes(n.rssBytes), n.pid ? String(n.pid) : '-', n.state === 'joined' ? '' : `${n.replacedBy ? `replaced by ${n.replacedBy}: ` : ''}${clip(n.reason ?? '', 60)}`]),
+    new Set([0, 5, 7, 8, 9]),
   );
   const ebbs = view.ebbs.length
     ? table(

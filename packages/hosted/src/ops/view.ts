@@ -15,6 +15,8 @@ export interface NodeView {
   backend: string;
   /** Messenger `host:port` once joined. */
   address: string;
+  /** While joined: the listeners its apps opened and where clients reach them (its membership record's services). */
+  services?: { name: string; address: string }[];
   cores: number;
   state: NodeState;
   pid?: number;

@@ -9,7 +9,7 @@
  * with it) and `redis` (ioredis, a single server or a Redis Cluster; survives
  * frontend restarts). Both namespace everything by cluster name.
  */
-import { HOSTED_ID_SPACE, HOSTED_NODE_ID, IDS_PER_SPACE, IdSpaceExhaustedError, MAX_ID_SPACE, spaceBase, type EbbId, type GlobalIdMap, type IdMapEntry, type IdMapWatcher } from '@ebbrt/ebb-protocol';
+import { HOSTED_ID_SPACE, HOSTED_NODE_ID, IDS_PER_SPACE, IdSpaceExhaustedError, MAX_ID_SPACE, spaceBase, type EbbId, type GlobalIdMap, type IdMapEntry, type IdMapWatcher, type ServiceAddress } from '@ebbrt/ebb-protocol';
 
 /** What the registry keeps about a node that joined. */
 export interface NodeRecord {
@@ -30,6 +30,8 @@ export interface NodeRecord {
    * comes back under its id.
    */
   state: 'live' | 'dead';
+  /** Its listeners and where clients reach them, as its heartbeats last reported (absent before any). */
+  services?: ServiceAddress[];
 }
 
 /** A fresh node id and id space. */
