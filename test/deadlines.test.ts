@@ -37,11 +37,7 @@ describe('call deadlines', () => {
     const fe = await startFrontend();
     const [native] = await fe.allocate(1, PROBE, { cores: 2 });
     for (const [from, to] of [[0, 1], [1, 0]]) {
-      const outcome = (await fe.hosted.runtime.remote(ProbeEbb, native.nodeId, from).crossCore(to, 3000, 200)) as {
-        error?: { name: string; code: string };
-        elapsedMs: number;
-        after: { core: number };
-      };
+      const outcome = await fe.hosted.runtime.remote(ProbeEbb, native.nodeId, from).crossCore(to, 3000, 200);
       expect(outcome.error).toMatchObject({ name: 'TimeoutError', code: 'TIMEOUT' });
       expect(outcome.elapsedMs).toBeGreaterThanOrEqual(195);
       expect(outcome.elapsedMs).toBeLessThan(1500);

@@ -87,7 +87,7 @@ describe('abuse fails only its own action', () => {
     const running = attacker.actions.invoke({ name: 'chatty', blocking: true });
     await expectVictimUnharmed();
     const record = await running;
-    expect(record.response.result).toEqual({ logged: 30 });
+    expect(record.response?.result).toEqual({ logged: 30 });
     const bytes = record.logs.reduce((n: number, line: string) => n + Buffer.byteLength(line), 0);
     expect(bytes).toBeLessThanOrEqual(2 * 1024 * 1024 + 200);
     expect(record.logs.at(-1)).toMatch(/Logs were truncated because the total bytes size exceeds the limit of 2097152 bytes\.$/);

@@ -30,8 +30,8 @@ describe('invoker --isolate namespace', () => {
         const ow = openwhisk({ apihost: cluster.apihost, api_key: KEYS[namespace] });
         await ow.actions.create({ name: 'where', action: `function main(p) { return { ns: ${JSON.stringify(namespace)}, i: p.i } }` });
         const records = await Promise.all(Array.from({ length: 24 }, (_, i) => ow.actions.invoke({ name: 'where', blocking: true, params: { i } })));
-        records.forEach((r, i) => expect(r.response.result).toEqual({ ns: namespace, i }));
-        const used = new Set(records.map((r) => (r.annotations.find((a) => a.key === 'invoker')!.value as { node: number }).node));
+        records.forEach((r, i) => expect(r.response?.result).toEqual({ ns: namespace, i }));
+        const used = new Set(records.map((r) => (r.annotations?.find((a) => a.key === 'invoker')!.value as { node: number }).node));
         expect([...used].sort()).toEqual([...nodes].sort());
       }
     } finally {
@@ -121,8 +121,8 @@ describe('invoker: compiled actions per core', () => {
       for (const name of ['a', 'b', 'c']) await ow.actions.create({ name, action: `function main() { return { name: ${JSON.stringify(name)} } }` });
       const cold = async (name: string) => {
         const record = await ow.actions.invoke({ name, blocking: true });
-        expect(record.response.result).toEqual({ name });
-        return record.annotations.some((a) => a.key === 'initTime');
+        expect(record.response?.result).toEqual({ name });
+        return record.annotations?.some((a) => a.key === 'initTime');
       };
       // a, b compiled; c compiles and reclaims a (least recently invoked); b is still warm.
       expect([await cold('a'), await cold('b'), await cold('b'), await cold('c')]).toEqual([true, true, false, true]);

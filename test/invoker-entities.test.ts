@@ -194,7 +194,7 @@ describe('invoker entities: triggers and rules', () => {
     const fired = (await alpha.triggers.invoke({ name: 'events', params: { kind: 'motion' } })) as { activationId: string };
     expect(fired.activationId).toMatch(/^[0-9a-f]{32}$/);
     const triggerActivation = await alpha.activations.get({ activationId: fired.activationId });
-    expect(triggerActivation.response.result).toEqual({ source: 'sensor', kind: 'motion' });
+    expect(triggerActivation.response?.result).toEqual({ source: 'sensor', kind: 'motion' });
     const lines = triggerActivation.logs.map((l: string) => JSON.parse(l));
     expect(lines).toHaveLength(2);
     expect(lines.every((l: any) => l.success && /^[0-9a-f]{32}$/.test(l.activationId))).toBe(true);

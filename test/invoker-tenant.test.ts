@@ -78,7 +78,7 @@ test('a namespace\'s node starts on its first invoke, holds no key and none of t
   expect(tenantProcesses('one')).toEqual([]);
   await one.actions.create({ name: 'who', action: 'function main(p) { return { p } }' });
   const first = await one.actions.invoke({ name: 'who', blocking: true, params: { n: 1 } });
-  expect(first.response.result).toEqual({ p: { n: 1 } });
+  expect(first.response?.result).toEqual({ p: { n: 1 } });
   const [node] = tenantProcesses('one');
   expect(node).toBeDefined();
   expect(node.cmdline).toContain('--experimental-permission');
@@ -91,7 +91,7 @@ test('a namespace\'s node starts on its first invoke, holds no key and none of t
   expect(tenantProcesses('two')).toEqual([]);
   await two.actions.create({ name: 'who', action: 'function main(p) { return { two: true } }' });
   const other = await two.actions.invoke({ name: 'who', blocking: true });
-  expect(other.response.result).toEqual({ two: true });
+  expect(other.response?.result).toEqual({ two: true });
   expect(nodeOf(other)).not.toBe(nodeOf(first));
   expect(tenantProcesses('two')).toHaveLength(1);
 });
@@ -122,7 +122,7 @@ test('a crashed tenant node: in-flight activations end as whisk internal errors,
     expect(record.response).toMatchObject({ status: 'whisk internal error', success: false, result: { error: 'The action did not produce a valid response and exited unexpectedly.' } });
   }
   const after = await one.actions.invoke({ name: 'who', blocking: true, params: { n: 2 } });
-  expect(after.response.result).toEqual({ p: { n: 2 } });
+  expect(after.response?.result).toEqual({ p: { n: 2 } });
   const [replacement] = tenantProcesses('one');
   expect(replacement.pid).not.toBe(before.pid);
   expect(replacement.cmdline).toContain('--experimental-permission');

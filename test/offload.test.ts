@@ -11,6 +11,17 @@ import { renderDocument } from '@ebbrt/examples/offload/markdown.js';
 import { sampleDocument } from '@ebbrt/examples/offload/sample.js';
 import { alive, CLI, runCli, spawnNode, until, type Spawned } from './kit/index.js';
 
+/** What `GET /status` answers (the fields these tests read). */
+interface ServiceStatus {
+  mode: string;
+  rendered: number;
+  failed: number;
+  threads?: number;
+  natives: { nodeId: number; pid: number }[];
+  cores: { nodeId: number; core: number; calls: number; outstanding: number }[];
+}
+const statusAt = async (url: string) => (await (await fetch(`${url}/status`)).json()) as ServiceStatus;
+
 interface Service {
   proc: Spawned;
   url: string;
@@ -79,12 +90,12 @@ describe('offload: the three modes answer byte for byte alike', () => {
       expect(reply.status).toBe(200);
       expect(reply.body.equals(Buffer.from(renderDocument(docs[i])))).toBe(true);
     });
-    const status = await (await fetch(`${native.url}/status`)).json();
+    const status = await statusAt(native.url);
     expect(status.mode).toBe('native');
     expect(status.cores.map((c: { core: number }) => c.core)).toEqual([0, 1]);
     for (const core of status.cores) expect(core.calls).toBeGreaterThan(0);
     expect(status.failed).toBe(3);
-    expect((await (await fetch(`${piscina.url}/status`)).json()).threads).toBe(2);
+    expect((await statusAt(piscina.url)).threads).toBe(2);
 
     // The service documents how to call it.
     for (const m of modes) expect(m.proc.stdout()).toContain(`curl -s --data-binary @README.md ${m.url}/render`);
@@ -111,7 +122,7 @@ describe('offload: arguments and shutdown', () => {
     expect(service.proc.stdout()).toContain('mode native');
     const doc = encode(sampleDocument(2));
     expect((await post(service.url, doc)).status).toBe(200);
-    const status = await (await fetch(`${service.url}/status`)).json();
+    const status = await statusAt(service.url);
     const pids: number[] = status.natives.map((n: { pid: number }) => n.pid);
     expect(pids).toHaveLength(1);
     service.proc.child.kill('SIGINT');
@@ -125,7 +136,7 @@ describe('offload: arguments and shutdown', () => {
 describe('offload: a native killed under load', () => {
   test('the renders it held are retried on the other node (render is idempotent), nothing fails, and a replacement restores full throughput', async () => {
     const service = await startOffload(['--nodes', '2', '--cores', '1'], ['--mode', 'native']);
-    const statusOf = async () => (await fetch(`${service.url}/status`)).json();
+    const statusOf = () => statusAt(service.url);
     const before = await statusOf();
     expect(before.natives).toHaveLength(2);
     const victim: { nodeId: number; pid: number } = before.natives[0];

@@ -254,9 +254,12 @@ export async function until(check: () => boolean, ms = 2000, what = 'condition')
   }
 }
 
-/** Settles `promise` into `{ value }` or `{ error }` and records when, ms since `performance.timeOrigin`. */
-export function settle<T>(promise: Promise<T>): Promise<{ value?: T; error?: unknown; at: number }> {
-  return promise.then(
+/**
+ * Settles `promise` into `{ value }` or `{ error }` and records when, ms since `performance.timeOrigin`.
+ * Takes a plain value too: a ref's method is typed as the rep's, which may be synchronous.
+ */
+export function settle<T>(promise: T | PromiseLike<T>): Promise<{ value?: Awaited<T>; error?: unknown; at: number }> {
+  return Promise.resolve(promise).then(
     (value) => ({ value, at: performance.now() }),
     (error: unknown) => ({ error, at: performance.now() }),
   );

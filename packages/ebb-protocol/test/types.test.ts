@@ -5,7 +5,7 @@ import { defineEbb, type EbbDefinition, type EbbId, type EbbRef, type EbbRuntime
  * Type tests of the public generics. Vitest runs
  * this file without type-checking it; the assertions are enforced by
  *
- *   npx tsc --noEmit -p packages/ebb-protocol/test/tsconfig.json
+ *   npm run typecheck:tests (tsconfig.test.json type-checks every test file)
  *
  * (after `npm run build`, since `@ebbrt/ebb-protocol` resolves to dist/).
  * The runtime assertions below check the same shapes on real values.

@@ -11,7 +11,7 @@ import {
   type ControlBodies,
   type ControlType,
 } from '@ebbrt/ebb-protocol';
-import { CONTROL_PROTO } from '../../src/wire/control-proto.generated.ts';
+import { CONTROL_PROTO } from '../../src/wire/control-proto.generated.js';
 
 const protoUrl = new URL('../../control.proto', import.meta.url);
 const generatedUrl = new URL('../../src/wire/control-proto.generated.ts', import.meta.url);
