@@ -72,8 +72,8 @@ describe('invoker: a native dies', () => {
       expect(replaced, cluster.output()).not.toBeNull();
       await ow.actions.create({ name: 'where', action: 'function main(p) { return { i: p.i } }' });
       const spread = await Promise.all(Array.from({ length: 16 }, (_, i) => ow.actions.invoke({ name: 'where', blocking: true, params: { i } })));
-      spread.forEach((a, i) => expect(a.response.result).toEqual({ i }));
-      const used = new Set(spread.map((a) => (a.annotations.find((k) => k.key === 'invoker')!.value as { node: number }).node));
+      spread.forEach((a, i) => expect(a.response?.result).toEqual({ i }));
+      const used = new Set(spread.map((a) => (a.annotations?.find((k) => k.key === 'invoker')!.value as { node: number }).node));
       expect(used).toContain(Number(replaced![1]));
       expect(used.size).toBe(2);
     } finally {
@@ -89,8 +89,8 @@ describe('invoker: a native of an --isolate namespace cluster dies', () => {
       const clients = { red: openwhisk({ apihost: cluster.apihost, api_key: KEYS.red }), blue: openwhisk({ apihost: cluster.apihost, api_key: KEYS.blue }) };
       const nodeOf = async (namespace: 'red' | 'blue') => {
         const record = await clients[namespace].actions.invoke({ name: 'where', blocking: true });
-        expect(record.response.result).toEqual({ ns: namespace });
-        return (record.annotations.find((a) => a.key === 'invoker')!.value as { node: number }).node;
+        expect(record.response?.result).toEqual({ ns: namespace });
+        return (record.annotations?.find((a) => a.key === 'invoker')!.value as { node: number }).node;
       };
       for (const namespace of ['red', 'blue'] as const) await clients[namespace].actions.create({ name: 'where', action: `function main() { return { ns: ${JSON.stringify(namespace)} } }` });
       expect([await nodeOf('red'), await nodeOf('blue')]).toEqual([cluster.placement.get('red')![0], cluster.placement.get('blue')![0]]);
