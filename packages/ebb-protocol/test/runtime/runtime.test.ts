@@ -219,6 +219,18 @@ describe('translation table', () => {
     expect(rt.ref(definition).get()).toBe(5);
   });
 
+  it('a ref calls methods whatever their names (not identifiers, quotes, backslashes), each on its own type', () => {
+    const names = ['get-count', 'say "hi"', 'back\\slash', 'constructor'] as const;
+    const rep = Object.fromEntries(names.map((name) => [name, (n: number) => `${name}:${n}`]));
+    const definition = defineEbb<Record<string, (n: number) => string>>({ name: 'rt.OddNames', policy: 'multicore', methods: [...names], create: () => ({ ...rep }) });
+    const other = defineEbb<Record<string, (n: number) => string>>({ name: 'rt.OddNames2', policy: 'multicore', methods: ['get-count'], create: () => ({ 'get-count': (n: number) => `other:${n}` }) });
+    const [rt] = node().runtimes;
+    const ref = rt.ref(definition);
+    for (const name of names) expect(ref[name](1)).toBe(`${name}:1`);
+    const refs = [ref, rt.ref(other)];
+    expect(refs.map((r, i) => r['get-count'](i))).toEqual(['get-count:0', 'other:1']);
+  });
+
   it('localRep faults the rep in; evict makes the next touch fault again', () => {
     const { definition, created } = counterType('rt.Evict', 'multicore');
     const [rt] = node().runtimes;
