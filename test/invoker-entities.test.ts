@@ -2,12 +2,13 @@
  * OpenWhisk's entities besides actions, driven by the real `openwhisk` client
  * against `ebbrt run invoker` (a frontend and one native process): packages
  * and bindings, actions in packages, sequences, web actions, triggers and
- * rules, zip actions refused at create, and 501s for what is not supported.
+ * rules, zip actions (bundled at create, or refused with the reason), and
+ * 501s for what is not supported.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import openwhisk from 'openwhisk';
 import { launchInvoker, type LaunchedInvoker } from '@ebbrt/examples/invoker/launch.js';
-import { ALPHA_KEY, BETA_KEY, failure } from './kit/invoker.js';
+import { ALPHA_KEY, BETA_KEY, failure, zip } from './kit/invoker.js';
 
 
 let cluster: LaunchedInvoker;
@@ -227,14 +228,42 @@ describe('invoker entities: triggers and rules', () => {
   });
 });
 
-describe('invoker entities: refused and unsupported', () => {
-  test('a zip action is refused at create with a 400 that says how to bundle it', async () => {
-    const zip = Buffer.from('504b0304140008000800000021000000000000000000', 'hex');
-    const refused = await failure(alpha.actions.create({ name: 'zipped', action: zip }));
-    expect(refused.statusCode).toBe(400);
-    expect(refused.error.error).toMatch(/zip actions are not supported.*esbuild --bundle/);
+describe('invoker entities: zip actions', () => {
+  test('a zip of an entry file and its node_modules is bundled at create and runs', async () => {
+    const archive = zip({
+      'package.json': JSON.stringify({ name: 'zipped', main: 'lib/entry.js' }),
+      'lib/entry.js': 'const pad = require("left-pad"); const { suffix } = require("./suffix"); exports.main = (p) => ({ padded: pad(String(p.n), 5) + suffix });',
+      'lib/suffix.js': 'exports.suffix = "!";',
+      'node_modules/left-pad/package.json': JSON.stringify({ name: 'left-pad', main: 'index.js' }),
+      'node_modules/left-pad/index.js': 'module.exports = (s, n) => "0".repeat(Math.max(0, n - s.length)) + s;',
+    });
+    const created = await alpha.actions.create({ name: 'zipped', action: archive });
+    expect(created.exec).toMatchObject({ binary: false, code: expect.stringContaining('left-pad') });
+    expect(await alpha.actions.invoke({ name: 'zipped', blocking: true, result: true, params: { n: 42 } })).toEqual({ padded: '00042!' });
+    // index.js without a package.json is the entry too.
+    await alpha.actions.create({ name: 'zipped2', action: zip({ 'index.js': 'function main(p) { return { twice: p.n * 2 } } module.exports.main = main;' }) });
+    expect(await alpha.actions.invoke({ name: 'zipped2', blocking: true, result: true, params: { n: 21 } })).toEqual({ twice: 42 });
   });
 
+  // Archives are built inside the test: a table holding an 80 MB buffer slows vitest's reporting down.
+  const refusals: [string, () => Buffer, RegExp][] = [
+    ['a module it requires is missing', () => zip({ 'index.js': 'exports.main = () => require("not-there")()' }), /could not be bundled: Could not resolve "not-there"/],
+    ['it imports a file outside the archive', () => zip({ 'index.js': 'const t = require("/etc/hostname"); exports.main = () => ({ t })' }), /could not be bundled: .*outside the zip action/],
+    ['an entry name leaves the folder', () => zip({ 'index.js': 'exports.main = () => ({})', '../escape.js': 'x' }), /"\.\.\/escape\.js", whose name leaves the archive's folder/],
+    ['it has no entry file', () => zip({ 'lib.js': 'exports.main = () => ({})' }), /no entry file index\.js/],
+    ['an entry inflates past the limit (a zip bomb)', () => zip({ 'index.js': 'exports.main = () => ({})', 'bomb.bin': Buffer.alloc(65 * 1024 * 1024) }), /within the 67108864-byte limit|unpacks to more than 67108864 bytes/],
+    ['an entry inflates to more than it declares', () => zip({ 'index.js': 'exports.main = () => ({})', 'big.bin': Buffer.alloc(4096) }, { 'big.bin': 16 }), /does not inflate to its declared 16 bytes/],
+  ];
+  test.each(refusals.map(([what], i) => [what, i] as const))('refused at create with a 400 when %s', async (_, i) => {
+    const [, archive, message] = refusals[i];
+    const refused = await failure(alpha.actions.create({ name: 'badzip', action: archive() }));
+    expect(refused.statusCode, String(refused.error?.error ?? refused.message)).toBe(400);
+    expect(refused.error.error).toMatch(message);
+    expect((await failure(alpha.actions.get({ name: 'badzip' }))).statusCode).toBe(404);
+  });
+});
+
+describe('invoker entities: refused and unsupported', () => {
   test('feeds, routes, the whisk.system namespace and other runtimes answer an OpenWhisk-shaped 501 naming the feature', async () => {
     const cases = [
       await failure(alpha.triggers.create({ name: 'alarm', trigger: { annotations: [{ key: 'feed', value: '/whisk.system/alarms/alarm' }] } })),

@@ -201,8 +201,8 @@ describe('invoker arguments and records', () => {
     const second = buildRecord('ns', 'act', { limits: { timeout: 500 } }, first);
     expect(second).toMatchObject({ version: '0.0.2', exec: first.exec, parameters: first.parameters, limits: { timeout: 500, concurrency: 500 } });
     expect(() => buildRecord('ns', 'act', { exec: { kind: 'java:8', code: 'x' } })).toThrow(/runtime kind 'java:8'/);
-    expect(() => buildRecord('ns', 'act', { exec: { kind: 'nodejs:default', code: 'x', binary: true } })).toThrow(/zip actions are not supported.*esbuild --bundle/);
-    expect(() => buildRecord('ns', 'act', { exec: { kind: 'nodejs:default', code: 'UEsDBBQACAAIAAAAIQA=' } })).toThrow(/zip actions are not supported/);
+    expect(() => buildRecord('ns', 'act', { exec: { kind: 'nodejs:default', code: 'x', binary: true } })).toThrow(/zip action was not bundled/);
+    expect(() => buildRecord('ns', 'act', { exec: { kind: 'nodejs:default', code: 'UEsDBBQACAAIAAAAIQA=' } })).toThrow(/zip action was not bundled/);
     expect(() => buildRecord('ns', 'act', { exec: { code: 'x' }, limits: { concurrency: 0 } })).toThrow(/limits\.concurrency must be an integer in 1\.\.500/);
     expect(() => buildRecord('ns', 'act', {})).toThrow(/exec undefined/);
   });

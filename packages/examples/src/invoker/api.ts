@@ -35,6 +35,7 @@ import { InvokerError, MESSAGES } from './errors.js';
 import type { Flows } from './flows.js';
 import { NODE_KIND, type ActionStore, type Records, type Resolved, type StoredAction } from './store.js';
 import { WEB_EXTENSIONS, webParams, webResponse } from './web.js';
+import { withBundledZip } from './zip.js';
 
 /** Options of {@link startApi}. */
 export interface ApiOptions {
@@ -205,7 +206,7 @@ class Api {
         return;
       }
       case 'PUT': {
-        const body = await readJson(req, MAX_ACTION_BYTES, undefined);
+        const body = await withBundledZip(await readJson(req, MAX_ACTION_BYTES, undefined), MAX_ACTION_BYTES);
         const action = await store.put(namespace, name, body, flag(query, 'overwrite'));
         send(res, 200, actionJson(action, true));
         return;

@@ -13,6 +13,7 @@ import type { NamespaceQuotas } from './args.js';
 import { bad, dict, keyValues, nextVersion, notImplemented, relativeName, type PackageRecord, type RuleRecord, type TriggerRecord } from './entities.js';
 import { InvokerError, MESSAGES } from './errors.js';
 import { ENTRY_NAME } from './sandbox.js';
+import { ZIP_BASE64_PREFIX } from './zip.js';
 
 /** The records of each kind of entity. */
 export interface Records {
@@ -289,9 +290,6 @@ export function buildRecord(namespace: string, name: string, body: unknown, prev
   };
 }
 
-/** A zip archive's first bytes (`PK\x03\x04`) in base64: how OpenWhisk tells a zip action's code from source. */
-const ZIP_BASE64 = 'UEsDB';
-
 function parseExec(value: unknown): ActionRecord['exec'] {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad('exec must be an object with kind and code');
   const exec = value as Record<string, unknown>;
@@ -304,9 +302,8 @@ function parseExec(value: unknown): ActionRecord['exec'] {
   }
   if (kind === 'blackbox') throw notImplemented('exec.kind "blackbox" (Docker actions)', 'send JavaScript source with kind nodejs:default');
   if (typeof kind !== 'string' || !/^nodejs(?::[\w.]+)?$/.test(kind)) throw notImplemented(`the runtime kind '${String(kind)}'`, `the valid kinds are 'nodejs:default', '${NODE_KIND}' and 'sequence'`);
-  if (exec.binary === true || (typeof exec.code === 'string' && exec.code.startsWith(ZIP_BASE64))) {
-    throw bad('zip actions are not supported by this invoker: bundle the action and its node_modules into one JavaScript file (e.g. esbuild --bundle --platform=neutral --format=cjs index.js) and send that file as the code');
-  }
+  // The API bundles zip actions before they get here (see zip.ts); one that was not is refused.
+  if (exec.binary === true || (typeof exec.code === 'string' && exec.code.startsWith(ZIP_BASE64_PREFIX))) throw bad('exec.code is a zip archive: the zip action was not bundled (send it through the REST API, which bundles it)');
   if (typeof exec.code !== 'string' || exec.code.trim().length === 0) throw bad('exec.code must be the action\'s JavaScript source, defining function main(params)');
   if (exec.main !== undefined && (typeof exec.main !== 'string' || !ENTRY_NAME.test(exec.main))) throw bad('exec.main must be the name of the entry function (a JavaScript identifier)');
   return { kind: kind === 'nodejs:default' || kind === 'nodejs' ? NODE_KIND : kind, code: exec.code, ...(exec.main === undefined ? {} : { main: exec.main }) };
