@@ -6,9 +6,9 @@
  * Pure code, no sockets.
  */
 import { describe, expect, it } from 'vitest';
-import { renderDocument, renderMarkdown } from '@ebbrt/examples/offload/markdown.js';
-import { sampleDocument } from '@ebbrt/examples/offload/sample.js';
-import { InvalidDocumentError, MarkdownRep } from '@ebbrt/examples/offload/offload.js';
+import { renderDocument, renderMarkdown } from '../src/offload/markdown.js';
+import { sampleDocument } from '../src/offload/sample.js';
+import { InvalidDocumentError, MarkdownRep } from '../src/offload/offload.js';
 
 const cases: [string, string, string][] = [
   ['ATX headings, closing hashes', '# Title ##\n### Sub *part*', '<h1>Title</h1>\n<h3>Sub <em>part</em></h3>\n'],

@@ -6,11 +6,11 @@
  * timer callbacks).
  */
 import { describe, expect, test } from 'vitest';
-import { ActionSandbox, STATUS, type Outcome } from '@ebbrt/examples/invoker/sandbox.js';
-import { parseArgs, isolate } from '@ebbrt/examples/invoker/args.js';
-import { buildRecord } from '@ebbrt/examples/invoker/store.js';
-import { ActivationStore, activationBytes, type Activation } from '@ebbrt/examples/invoker/activations.js';
-import { fitReply } from '@ebbrt/examples/invoker/action.js';
+import { ActionSandbox, STATUS, type Outcome } from '../src/invoker/sandbox.js';
+import { parseArgs, isolate } from '../src/invoker/args.js';
+import { buildRecord } from '../src/invoker/store.js';
+import { ActivationStore, activationBytes, type Activation } from '../src/invoker/activations.js';
+import { fitReply } from '../src/invoker/action.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '@ebbrt/ebb-protocol';
 
 function sandbox(code: string, options: { timeoutMs?: number; logLimitBytes?: number; resultLimitBytes?: number; main?: string; memoryMb?: number } = {}): ActionSandbox {
