@@ -18,10 +18,9 @@
  */
 import { openSync } from 'node:fs';
 import tty from 'node:tty';
-import { BootConfigError } from '@ebbrt/ebb-protocol/node';
+import { BootConfigError, isThisMachine } from '@ebbrt/ebb-protocol/node';
 import { localExposure, NodeServiceError, type ServiceExposure } from './shared.js';
 
-const LOOPBACK_OR_ANY = new Set(['127.0.0.1', 'localhost', '::1', '0.0.0.0', '::']);
 
 /** The exposure a `--services` value names (`local`, `forward:<device>`, `address:<ip>`). */
 export function parseExposure(value: string | undefined): ServiceExposure {
@@ -42,7 +41,7 @@ export function parseExposure(value: string | undefined): ServiceExposure {
 
 function vmExposure(publish: (port: number, askedPort: number) => Promise<string>, withdraw: (port: number) => Promise<void>): ServiceExposure {
   return {
-    bindHost: (host) => (LOOPBACK_OR_ANY.has(host) ? '0.0.0.0' : host),
+    bindHost: (host) => (isThisMachine(host) ? '0.0.0.0' : host),
     publish: (_host, port, askedPort) => publish(port, askedPort),
     withdraw,
   };

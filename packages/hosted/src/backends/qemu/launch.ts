@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { bootKernelParams, bootVariable } from '@ebbrt/ebb-protocol/node';
+import { bootKernelParams, bootVariable, isThisMachine } from '@ebbrt/ebb-protocol/node';
 import type { LaunchedNode, LaunchSpec, NodeBackend } from '../backend.js';
 import { QemuError } from './errors.js';
 import { MIN_MEMORY_MIB, validate, type NetworkMode, type QemuBackendOptions } from './options.js';
@@ -56,7 +56,6 @@ const MAX_CMDLINE = 2048;
 /** The kernel hands at most 32 variables to init; keep room for its own (HOME, TERM). */
 const MAX_ENV = 24;
 
-const LOOPBACK_OR_ANY = new Set(['127.0.0.1', 'localhost', '::1', '0.0.0.0', '::']);
 
 /** Raised inside {@link QemuBackend} when QEMU could not bind the forwarded port (another process took it): retried. */
 class PortTaken extends Error {}
@@ -158,7 +157,7 @@ export class QemuBackend implements NodeBackend {
   #cmdline(spec: LaunchSpec, advertise: string, tap?: TapAttachment): string {
     const match = /^(.+):(\d+)$/.exec(spec.frontend);
     if (!match) throw new QemuError('VM_CONFIG', `the frontend address ${spec.frontend} is not host:port`);
-    const frontendHost = LOOPBACK_OR_ANY.has(match[1]) ? HOST_FROM_GUEST : match[1];
+    const frontendHost = isThisMachine(match[1]) ? HOST_FROM_GUEST : match[1];
     const params = [
       // Not `quiet`: the kernel's boot messages cost nothing measurable and make a failed boot's console say where it stopped.
       'console=ttyS0',
@@ -198,7 +197,7 @@ export class QemuBackend implements NodeBackend {
 
   async #boot(spec: LaunchSpec, image: VmImage, accel: 'kvm' | 'tcg', memoryMiB: number, runDir: string, tap?: TapAttachment): Promise<LaunchedNode> {
     const frontendHost = /^(.+):\d+$/.exec(spec.frontend)?.[1] ?? '127.0.0.1';
-    const hostSide = LOOPBACK_OR_ANY.has(frontendHost) ? '127.0.0.1' : frontendHost;
+    const hostSide = isThisMachine(frontendHost) ? '127.0.0.1' : frontendHost;
     const hostPort = tap ? GUEST_PORT : await freePort(hostSide);
     const consoleLog = path.join(runDir, 'console.log');
     const qmpSocket = path.join(runDir, 'qmp.sock');
