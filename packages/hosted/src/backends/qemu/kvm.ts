@@ -15,16 +15,18 @@ export interface KvmProbe {
  * Does KVM run guests here? Boots `kernel` under KVM with no initramfs and
  * waits for its banner on the serial console: firmware alone runs even where
  * nested virtualisation is broken and the kernel then hangs. Kills the probe
- * VM as soon as it knows, and after `timeoutMs` at the latest.
+ * VM as soon as it knows, and after `timeoutMs` at the latest. `device` is
+ * the KVM device to check first (default /dev/kvm).
  */
-export async function probeKvm(kernel: string, options: { qemu?: string; timeoutMs?: number } = {}): Promise<KvmProbe> {
+export async function probeKvm(kernel: string, options: { qemu?: string; timeoutMs?: number; device?: string } = {}): Promise<KvmProbe> {
   const started = performance.now();
   const done = (works: boolean, reason: string): KvmProbe => ({ works, reason, ms: Math.round(performance.now() - started) });
-  if (!existsSync('/dev/kvm')) return done(false, '/dev/kvm does not exist');
+  const device = options.device ?? '/dev/kvm';
+  if (!existsSync(device)) return done(false, `${device} does not exist`);
   try {
-    accessSync('/dev/kvm', fsConstants.R_OK | fsConstants.W_OK);
+    accessSync(device, fsConstants.R_OK | fsConstants.W_OK);
   } catch {
-    return done(false, 'no read/write access to /dev/kvm (join the kvm group)');
+    return done(false, `no read/write access to ${device} (join the kvm group)`);
   }
   const qemu = options.qemu ?? 'qemu-system-x86_64';
   const timeoutMs = options.timeoutMs ?? 3000;
