@@ -11,6 +11,7 @@ import {
   NodeUnavailableError,
   registerErrorCode,
   RemoteError,
+  UnencodableError,
   type EbbRuntime,
   type MessageSource,
 } from '@ebbrt/ebb-protocol';
@@ -94,11 +95,13 @@ interface Vault {
   explode(): never;
   hang(): Promise<never>;
   hanging(): number;
+  /** Returns nothing: the caller gets `undefined`. */
+  nothing(): void;
 }
 const VaultEbb = defineEbb<Vault>({
   name: 'cluster.Vault',
   policy: 'shared',
-  methods: ['withdraw', 'explode', 'hang', 'hanging'],
+  methods: ['withdraw', 'explode', 'hang', 'hanging', 'nothing'],
   create: () => {
     let hanging = 0;
     return {
@@ -113,6 +116,7 @@ const VaultEbb = defineEbb<Vault>({
         return new Promise<never>(() => undefined);
       },
       hanging: () => hanging,
+      nothing: () => undefined,
     };
   },
 });
@@ -256,6 +260,22 @@ describe.each(transports)('a cluster in one process over %s', (_name, makeTransp
 
     // Errors do not poison the connection.
     await expect(b.runtime.remote(VaultEbb, a.nodeId).hanging()).resolves.toBe(0);
+  });
+
+  it('what crosses the wire arrives as it was sent, or the call is refused naming the Ebb, method and argument', async () => {
+    const [a] = natives;
+    const account = await a.runtime.createEbb(AccountEbb, { home: a.nodeId });
+    const fromHosted = hosted.runtime.ref(AccountEbb, account.$id) as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const error = await fromHosted.deposit(new Map([[1, 2]])).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnencodableError);
+    expect((error as UnencodableError).message).toMatch(/^cluster\.Account\.deposit: argument 0 is a Map/);
+    expect((error as UnencodableError).data).toEqual({ path: 'argument 0', type: 'a Map' });
+    await expect(fromHosted.deposit({ nested: [new Set([1])] })).rejects.toThrow(/argument 0\.nested\[0\] is a Set/);
+    await expect(fromHosted.deposit(() => 1)).rejects.toThrow(/argument 0 is a function/);
+    // Nothing was sent: the balance is untouched, and the connection still serves.
+    await expect(fromHosted.deposit(2)).resolves.toBe(2);
+    // A method that returns nothing resolves undefined (not null) across the wire.
+    await expect(hosted.runtime.remote(VaultEbb, a.nodeId).nothing()).resolves.toBeUndefined();
   });
 
   it('a native that crashes: in-flight calls to it reject with NodeUnavailableError and the frontend emits leave', async () => {

@@ -13,7 +13,7 @@
 import { decodeArgs, decodeReply, decodeValue, encodeArgs, encodeError, encodeResult, encodeValue } from '../wire/codec.js';
 import { Connection, type ConnectionHandler, type ConnectionLimits, type HelloDecision } from './connection.js';
 import { HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Peer } from '../wire/control.js';
-import { NodeUnavailableError, ProtocolError, type EbbError } from '../wire/errors.js';
+import { NodeUnavailableError, ProtocolError, UnencodableError, type EbbError } from '../wire/errors.js';
 import { ANY_CORE, type Frame } from '../wire/frame.js';
 import type { MessageSource } from '../runtime/ebb.js';
 import type { CallMeter, ReplyDecoder } from './matcher.js';
@@ -32,6 +32,8 @@ export interface Dispatcher {
   message(ebbId: number, message: unknown, from: MessageSource): void;
   /** A message could not be delivered (its payload was malformed). */
   messageFailed(error: unknown, ebbId: number): void;
+  /** How errors name method `code` of `ebbId` (`Counter.add`). */
+  describe(ebbId: number, code: number): string;
 }
 
 /**
@@ -338,6 +340,23 @@ export class Messenger implements ConnectionHandler {
     );
   }
 
+  /** A call's arguments encoded, or the rejection of a call whose arguments the wire cannot carry (naming the Ebb and method; its meter told). */
+  #encodeCall(args: readonly unknown[], meter: CallMeter | undefined, ebbId: number, code: number): Buffer | Promise<never> {
+    try {
+      return encodeArgs(args);
+    } catch (error) {
+      meter?.settled(0, false);
+      return Promise.reject(this.#named(error, ebbId, code));
+    }
+  }
+
+  /** An {@link UnencodableError} with the Ebb and method in front (`Counter.add: argument 0 is a Map…`). */
+  #named(error: unknown, ebbId: number, code: number): unknown {
+    if (!(error instanceof UnencodableError)) return error;
+    const name = this.#dispatcher?.describe(ebbId, code) ?? `Ebb 0x${ebbId.toString(16)} method 0x${code.toString(16)}`;
+    return new UnencodableError(`${name}: ${error.message}`, { data: error.data });
+  }
+
   #decide(hello: Hello, transport: Transport): HelloDecision | Promise<HelloDecision> {
     if (hello.purpose === HelloPurpose.peer) return { welcome: { nodeId: this.nodeId } };
     if (hello.purpose === HelloPurpose.join && this.#admission) return this.#admission.decide(hello, transport);
@@ -349,7 +368,7 @@ export class Messenger implements ConnectionHandler {
    * `timeoutMs`. `meter`, if given, is told how the call ended.
    */
   call(nodeId: number, core: number, ebbId: number, code: number, args: readonly unknown[], timeoutMs: number, meter?: CallMeter): Promise<unknown> {
-    const payload = encodeCall(args, meter);
+    const payload = this.#encodeCall(args, meter, ebbId, code);
     if (payload instanceof Promise) return payload;
     // Fast path: no extra promise hop once the connection is open (bench rpc: remote_rtt_p50_us).
     const open = this.#ready.get(nodeId);
@@ -365,7 +384,7 @@ export class Messenger implements ConnectionHandler {
 
   /** Runs a call on `core` of this node (EbbRT's SpawnRemote); rejects with a TimeoutError at `timeoutMs`; `meter` as for {@link call}. */
   callCore(core: number, ebbId: number, code: number, args: readonly unknown[], timeoutMs: number, meter?: CallMeter): Promise<unknown> {
-    const payload = encodeCall(args, meter);
+    const payload = this.#encodeCall(args, meter, ebbId, code);
     if (payload instanceof Promise) return payload;
     return this.#cores.call(core, ebbId, code, payload, timeoutMs, decodeReply, meter);
   }
@@ -417,10 +436,10 @@ export class Messenger implements ConnectionHandler {
   #answer(dispatcher: Dispatcher, ebbId: number, code: number, started: number, value: unknown, reply: (ok: boolean, payload: Uint8Array) => void): void {
     let payload: Buffer;
     try {
-      payload = encodeResult(value, code);
+      payload = encodeResult(value);
     } catch (error) {
       dispatcher.served(ebbId, started, true);
-      reply(false, encodeError(error));
+      reply(false, encodeError(this.#named(error, ebbId, code)));
       return;
     }
     dispatcher.served(ebbId, started, false);
@@ -511,15 +530,6 @@ export class Messenger implements ConnectionHandler {
   }
 }
 
-/** A call's arguments encoded, or the rejection of a call whose arguments MessagePack cannot carry (its meter told). */
-function encodeCall(args: readonly unknown[], meter: CallMeter | undefined): Buffer | Promise<never> {
-  try {
-    return encodeArgs(args);
-  } catch (error) {
-    meter?.settled(0, false);
-    return Promise.reject(error);
-  }
-}
 
 /** The host part of a transport's `host:port` remote address (IPv6 hosts keep their colons). */
 function sourceAddress(remote: string): string {

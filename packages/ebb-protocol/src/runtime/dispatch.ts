@@ -33,4 +33,8 @@ export class RuntimeDispatcher implements Dispatcher {
   messageFailed(error: unknown, ebbId: number): void {
     this.#runtime.messageFailed(error, ebbId);
   }
+
+  describe(ebbId: number, code: number): string {
+    return this.#runtime.describe(ebbId, code);
+  }
 }

@@ -205,6 +205,19 @@ export class EbbRuntime {
     return this.messenger.call(nodeId, core, ebbId, code, args, timeoutMs, this.#ledger.outgoing(ebbId, true, this.#defs.has(ebbId)));
   }
 
+  /**
+   * How errors name an Ebb (`Counter (0xb689)`) or, with `code`, one of its
+   * methods (`Counter.add`): by its definition on this core, else by id.
+   */
+  describe(ebbId: EbbId, code?: number): string {
+    const definition = this.#defs.get(ebbId);
+    const hex = `0x${ebbId.toString(16)}`;
+    if (code === undefined) return definition === undefined ? `Ebb ${hex}` : `${definition.name} (${hex})`;
+    const method = definition?.byCode.get(code);
+    if (definition === undefined) return `Ebb ${hex} method 0x${code.toString(16)}`;
+    return `${definition.name}.${method ?? `0x${code.toString(16)}`}`;
+  }
+
   /** True if this core has a definition bound to `ebbId` (calls to it are counted per Ebb). */
   isDefined(ebbId: EbbId): boolean {
     return this.#defs.has(ebbId);

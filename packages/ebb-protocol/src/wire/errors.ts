@@ -129,6 +129,18 @@ export class ForbiddenError extends EbbError {
   }
 }
 
+/**
+ * A value the wire cannot carry faithfully (PROTOCOL.md §4): a function, a
+ * symbol, a `Map`, a `Set`, a class instance, a typed array other than
+ * `Uint8Array`, a nesting deeper than 512 (a cycle). `data.path` says where
+ * (`argument 1.items[0]`, `result`), `data.type` what was found.
+ */
+export class UnencodableError extends EbbError {
+  constructor(message: string, options?: EbbErrorOptions) {
+    super('UNENCODABLE', message, options);
+  }
+}
+
 /** The wire form of an error: what an `error` frame's payload decodes to. */
 export interface WireError {
   code: string;
@@ -167,6 +179,7 @@ registerErrorCode('ID_CONFLICT', (m, d) => new IdConflictError(m, opt(d)));
 registerErrorCode('REMOTE_ERROR', (m, d) => new RemoteError(m, opt(d)));
 registerErrorCode('STORE_UNAVAILABLE', (m, d) => new StoreUnavailableError(m, opt(d)));
 registerErrorCode('FORBIDDEN', (m, d) => new ForbiddenError(m, opt(d)));
+registerErrorCode('UNENCODABLE', (m, d) => new UnencodableError(m, opt(d)));
 for (const code of ['BAD_SECRET', 'UNSUPPORTED_VERSION', 'JOIN_REJECTED'] as const) {
   registerErrorCode(code, (m, d) => new JoinRejectedError(code, m, opt(d)));
 }

@@ -26,6 +26,7 @@ import {
   OverloadedError,
   PROTOCOL_VERSION,
   ProtocolError,
+  UnencodableError,
   registerErrorCode,
   RejectReason,
   RemoteError,
@@ -62,7 +63,7 @@ const callOn = (conn: Connection, ebbId: number, core: number, code: number, arg
 function replyValue(conn: Connection, frame: Frame, value: unknown): void {
   let payload: Buffer;
   try {
-    payload = encodeResult(value, frame.code);
+    payload = encodeResult(value);
   } catch (error) {
     conn.reply(frame, false, encodeError(error));
     return;
@@ -185,7 +186,7 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
 function acceptingMessenger() {
   const [clientEnd, serverEnd] = memoryTransportPair();
   const messenger = new Messenger({ nodeId: 1, core: 0, secret: SECRET, connect: () => Promise.reject(new Error('unused')) });
-  const sink = { call: vi.fn(), served: vi.fn(), message: vi.fn(), messageFailed: vi.fn() };
+  const sink = { call: vi.fn(), served: vi.fn(), message: vi.fn(), messageFailed: vi.fn(), describe: vi.fn(() => 'Sink.method') };
   messenger.serve(sink);
   const faults: Error[] = [];
   messenger.observe({ fault: (error) => faults.push(error) });
@@ -389,12 +390,13 @@ describe('calls', () => {
     expect((plain as EbbError).code).toBe('REMOTE_ERROR');
   });
 
-  it('an unencodable result becomes a BAD_PAYLOAD error, not a hang', async () => {
+  it('an unencodable result becomes an UNENCODABLE error reply naming it, not a hang', async () => {
     const { client, server } = await pair();
     server.attach(recorder((conn, frame) => replyValue(conn, frame, { big: 2n ** 70n })).handler);
     const error = await callOn(client, 1, ANY_CORE, 1, [], 1000).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ProtocolError);
-    expect((error as EbbError).code).toBe('BAD_PAYLOAD');
+    expect(error).toBeInstanceOf(UnencodableError);
+    expect((error as EbbError).code).toBe('UNENCODABLE');
+    expect((error as EbbError).data).toMatchObject({ path: 'the result.big' });
   });
 
   it('a call that is never answered rejects with TimeoutError; a late reply is dropped', async () => {

@@ -11,11 +11,14 @@ import {
   TimeoutError,
   UnknownEbbError,
   UnknownMethodError,
+  UnencodableError,
   decodeArgs,
   decodeError,
+  decodeReply,
   decodeValue,
   encodeArgs,
   encodeError,
+  encodeResult,
   encodeValue,
   errorFromWire,
   errorToWire,
@@ -82,10 +85,59 @@ describe('payload codec: values and args', () => {
     expect(encodeArgs([42, 'hi']).toString('hex')).toBe('922aa26869');
   });
 
-  it('undefined travels as nil', () => {
+  it('undefined stays undefined where MessagePack allows: a property is left out, trailing arguments are not sent, a result is empty; elsewhere it is nil', () => {
     expect(encodeValue(undefined).toString('hex')).toBe('c0');
     expect(decodeArgs(encodeArgs([undefined, 1]))).toEqual([null, 1]);
-    expect(decodeValue(encodeValue({ a: undefined }))).toEqual({ a: null });
+    expect(encodeArgs([1, undefined, undefined]).toString('hex')).toBe('9101');
+    expect(decodeArgs(encodeArgs([undefined]))).toEqual([]);
+    const decoded = decodeValue(encodeValue({ a: undefined, b: 1, deep: [{ c: undefined, d: 'x' }] })) as Record<string, unknown>;
+    expect(decoded).toEqual({ b: 1, deep: [{ d: 'x' }] });
+    expect('a' in decoded).toBe(false);
+    expect(decodeArgs(encodeArgs([{ a: undefined, b: 2 }]))).toEqual([{ b: 2 }]);
+    expect(encodeResult(undefined).length).toBe(0);
+    expect(decodeReply(true, encodeResult(undefined))).toBeUndefined();
+  });
+
+  it('a value the wire would not carry faithfully is refused with UnencodableError naming where it is', () => {
+    class Point {
+      constructor(readonly x: number) {}
+    }
+    const cases: [unknown[], string, RegExp][] = [
+      [[new Map([[1, 2]])], 'argument 0', /is a Map.*Object\.fromEntries/],
+      [[1, new Set([1])], 'argument 1', /is a Set.*\[\.\.\.set\]/],
+      [[() => 1], 'argument 0', /is a function/],
+      [[Symbol('s')], 'argument 0', /is a symbol/],
+      [[{ at: new Point(1) }], 'argument 0.at', /instance of Point/],
+      [[[1, { list: [new Float64Array(2)] }]], 'argument 0[1].list[0]', /a Float64Array.*Buffer\.from/],
+      [[new ArrayBuffer(2)], 'argument 0', /ArrayBuffer/],
+      [[new Error('x')], 'argument 0', /an Error.*throw it/],
+      [[2n ** 70n], 'argument 0', /outside the 64-bit range/],
+    ];
+    for (const [args, path, message] of cases) {
+      let error: unknown;
+      try {
+        encodeArgs(args);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error, path).toBeInstanceOf(UnencodableError);
+      expect((error as UnencodableError).code).toBe('UNENCODABLE');
+      expect((error as UnencodableError).data).toMatchObject({ path });
+      expect((error as Error).message).toMatch(message);
+    }
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(() => encodeValue(cycle)).toThrow(UnencodableError);
+    expect(() => encodeResult(new Map())).toThrow(/the result is a Map/);
+    // What does travel: plain data, Dates, Buffers, null-prototype objects, objects with toJSON, 64-bit bigints (as int64).
+    const plain = Object.assign(Object.create(null) as object, { k: 1 });
+    class Jsonable {
+      toJSON() {
+        return 'json';
+      }
+    }
+    const args = [null, true, 1.5, 'x', new Date(0), Buffer.from([1]), plain, new Jsonable(), 5n];
+    expect(decodeArgs(encodeArgs(args))).toEqual([null, true, 1.5, 'x', new Date(0), Buffer.from([1]), { k: 1 }, 'json', 5]);
   });
 
   it('earlier encodings stay intact after later ones (no shared-buffer aliasing)', () => {
