@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ClusterFileError, ClusterMetrics, LatencyHistogram, latencyBucket, bucketLowerUs, LATENCY_BUCKETS, RepKind, OpsError,
-  ebbViews, findCluster, isRunning, loadClusterFile, locateClusterFile, processRef, psText, readState, removeState, stateDir, topText, validateCluster, writeState,
+  ebbViews, findCluster, plotPoint, isRunning, loadClusterFile, locateClusterFile, processRef, psText, readState, removeState, stateDir, topText, validateCluster, writeState,
   type ClusterState, type ClusterView, type CoreSnapshot, type EbbSnapshot,
 } from '@ebbrt/hosted';
 
@@ -263,6 +263,25 @@ describe('ps and top tables', () => {
     expect(text).toMatch(/0x8001 +Tally +home +1 +1:L 2:rr/);
     const top = topText({ cluster: 't', at: Date.now(), rateWindowMs: 1000, latencyWindowMs: 10_000, ebbs: [], nodes: [{ nodeId: 2, callsPerSec: 12.5, errorsPerSec: 0, servedPerSec: 0, servedErrorsPerSec: 0, faultsPerSec: 0, messagesPerSec: 0, p50Us: 150, p99Us: 2500, cores: [{ core: 0, callsPerSec: 12.5, servedPerSec: 0 }] }] }, view);
     expect(top).toMatch(/ 2 +workers +process +12\.5 +0 +0 +150µs +2\.50ms/);
+  });
+
+  it('a dashboard plot point: the same rates and p50/p99 as top, sent + served per node and core, RSS of joined nodes only, the busiest Ebbs first', () => {
+    const rate = (id: number, name: string, callsPerSec: number) => ({ id, hex: `0x${id.toString(16)}`, name, policy: 'home', callsPerSec, errorsPerSec: 1, servedPerSec: 0, servedErrorsPerSec: 0, p50Us: 100 + id, p99Us: 900, servedP50Us: null, servedP99Us: null, resolved: { coreReps: 1, nodePerSec: 0, remotePerSec: callsPerSec } });
+    const node = (nodeId: number) => ({ nodeId, callsPerSec: 10, errorsPerSec: 1, servedPerSec: 5, servedErrorsPerSec: 2, faultsPerSec: 0, messagesPerSec: 0, p50Us: 120, p99Us: 800, cores: [{ core: 0, callsPerSec: 4, servedPerSec: 1 }, { core: 1, callsPerSec: 6, servedPerSec: 4 }] });
+    const top = { cluster: 't', at: 1234, rateWindowMs: 1000, latencyWindowMs: 10_000, ebbs: [rate(0x8001, 'Slow', 1), ...Array.from({ length: 20 }, (_, i) => rate(0x9000 + i, `E${i}`, 10 + i))], nodes: [node(2), node(3)] };
+    const view: ClusterView = {
+      ...emptyView(),
+      nodes: [
+        { id: 2, group: 'w', backend: 'process', address: '', cores: 2, state: 'joined', startedAt: '', rssBytes: 5e7 },
+        { id: 3, group: 'w', backend: 'process', address: '', cores: 2, state: 'failed', startedAt: '' },
+      ],
+    };
+    const point = plotPoint(top, view);
+    expect(point.at).toBe(1234);
+    expect(point.ebbs).toHaveLength(16);
+    expect(point.ebbs[0]).toEqual({ id: 0x9013, name: 'E19', calls: 29, errors: 1, p50: 0x9013 + 100, p99: 900 });
+    expect(point.ebbs.some((e) => e.name === 'Slow')).toBe(false);
+    expect(point.nodes).toEqual([{ id: 2, calls: 15, errors: 3, p50: 120, p99: 800, rss: 5e7, cores: [5, 10] }]);
   });
 });
 

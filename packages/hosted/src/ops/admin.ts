@@ -33,9 +33,47 @@ export interface FeedEntry {
   at: string;
 }
 
+/**
+ * One point of the dashboard's plots: the rates and percentiles of one
+ * metrics sample (the same numbers `ebbrt top` shows for it), per Ebb and per
+ * node, with each node's RSS and per-core rate.
+ */
+export interface PlotPoint {
+  /** When the sample was taken (ms since the epoch). */
+  at: number;
+  /** The busiest Ebbs (at most {@link PLOT_SERIES}): calls/s, errors/s, p50/p99 µs of the calls sent to them. */
+  ebbs: { id: number; name: string; calls: number; errors: number; p50: number | null; p99: number | null }[];
+  /** Joined nodes (at most {@link PLOT_SERIES}): calls sent + served per second, errors/s, p50/p99 µs of the calls they sent, RSS, calls sent + served per second per core. */
+  nodes: { id: number; calls: number; errors: number; p50: number | null; p99: number | null; rss: number | null; cores: number[] }[];
+}
+
+/** Points kept for pages that connect later: 5 minutes at the default 1 s sampling. */
+export const PLOT_POINTS = 300;
+/** Series per plot and point (Ebbs by calls/s, nodes by id). */
+export const PLOT_SERIES = 16;
+
+/** The plot point of one sample. Pure. */
+export function plotPoint(top: TopView, view: ClusterView): PlotPoint {
+  const rss = new Map(view.nodes.filter((n) => n.state === 'joined' || n.state === 'suspected').map((n) => [n.id, n.rssBytes ?? null]));
+  return {
+    at: top.at,
+    ebbs: [...top.ebbs]
+      .sort((a, b) => b.callsPerSec + b.servedPerSec - (a.callsPerSec + a.servedPerSec))
+      .slice(0, PLOT_SERIES)
+      .map((e) => ({ id: e.id, name: e.name || e.hex, calls: e.callsPerSec, errors: e.errorsPerSec, p50: e.p50Us, p99: e.p99Us })),
+    nodes: top.nodes
+      .filter((n) => rss.has(n.nodeId))
+      .slice(0, PLOT_SERIES)
+      .map((n) => ({ id: n.nodeId, calls: n.callsPerSec + n.servedPerSec, errors: n.errorsPerSec + n.servedErrorsPerSec, p50: n.p50Us, p99: n.p99Us, rss: rss.get(n.nodeId) ?? null, cores: n.cores.map((c) => c.callsPerSec + c.servedPerSec) })),
+  };
+}
+
 /** Messages on `/ws`, server → page. */
 export type FeedMessage =
-  | { type: 'snapshot'; view: ClusterView; top: TopView; events: FeedEntry[] }
+  /** On connect: the state, the latest rates, recent events and the plots' history. */
+  | { type: 'snapshot'; view: ClusterView; top: TopView; events: FeedEntry[]; history: PlotPoint[] }
+  /** After every metrics sample. */
+  | { type: 'sample'; view: ClusterView; top: TopView; point: PlotPoint }
   | { type: 'event'; event: FeedEntry; view: ClusterView };
 
 /** What the admin server serves. */
@@ -67,6 +105,7 @@ export interface AdminListen {
 export async function startAdmin(source: AdminSource, listen: AdminListen): Promise<AdminServer> {
   const allowed = new Set((listen.allowedHosts ?? []).map((h) => h.toLowerCase()));
   const recent: FeedEntry[] = [];
+  const history: PlotPoint[] = [];
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   const send = (ws: WebSocket, message: FeedMessage) => {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
@@ -77,8 +116,13 @@ export async function startAdmin(source: AdminSource, listen: AdminListen): Prom
     for (const ws of wss.clients) if (ws.readyState === ws.OPEN) ws.send(text);
   };
   const unsubscribe = source.onFeed((event) => {
-    if (event.kind === 'sample') broadcast({ type: 'snapshot', view: source.view(), top: event.top, events: recent });
-    else if (event.kind === 'progress') return;
+    if (event.kind === 'sample') {
+      const view = source.view();
+      const point = plotPoint(event.top, view);
+      history.push(point);
+      if (history.length > PLOT_POINTS) history.shift();
+      broadcast({ type: 'sample', view, top: event.top, point });
+    } else if (event.kind === 'progress') return;
     else {
       const entry: FeedEntry = { kind: event.kind, message: event.message, at: new Date().toISOString() };
       if (event.nodeId !== undefined) entry.nodeId = event.nodeId;
@@ -90,7 +134,7 @@ export async function startAdmin(source: AdminSource, listen: AdminListen): Prom
   wss.on('connection', (ws) => {
     ws.on('error', () => undefined);
     // The page only listens; anything it sends is ignored.
-    send(ws, { type: 'snapshot', view: source.view(), top: source.top(), events: recent });
+    send(ws, { type: 'snapshot', view: source.view(), top: source.top(), events: recent, history });
   });
 
   const server = createServer((req, res) => {

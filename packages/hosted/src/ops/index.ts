@@ -2,7 +2,7 @@
 export { loadClusterFile, validateCluster, locateClusterFile, GROUP_BACKENDS, type ClusterSpec, type GroupSpec, type GroupBackend } from './cluster-file.js';
 export { Cluster, type ClusterOptions } from './cluster.js';
 export { ClusterMetrics, type ClusterMetricsOptions } from './metrics.js';
-export { startAdmin, type AdminListen, type AdminServer, type AdminSource, type FeedEvent, type FeedEntry, type FeedMessage } from './admin.js';
+export { plotPoint, startAdmin, type AdminListen, type AdminServer, type AdminSource, type FeedEvent, type FeedEntry, type FeedMessage, type PlotPoint } from './admin.js';
 export { runCluster, assertNotUp, type RunClusterOptions, type UpSink, type UpInfo } from './run.js';
 export { downCluster, fetchView, fetchTop, type DownOptions, type DownResult } from './client.js';
 export { stateDir, statePath, logPath, readState, writeState, removeState, findCluster, listClusters, isRunning, processRef, type ClusterState, type StateNode, type ProcessRef } from './state.js';
