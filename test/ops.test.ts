@@ -79,7 +79,7 @@ describe('ebbrt up examples/cluster.yaml (acceptance)', () => {
     const table = await runCli(['ps', '--state-dir', dir]);
     expect(table.code, table.stderr).toBe(0);
     // Helloworld opens no listener: no services.
-    expect(table.stdout).toMatch(/^ +2 +workers +process +127\.0\.0\.1:\d+ +- +2 +joined +\d+s +[\d.]+M +\d+/m);
+    expect(table.stdout).toMatch(/^ +\d +workers +process +127\.0\.0\.1:\d+ +- +2 +joined +\d+s +[\d.]+M +\d+/m);
     expect(table.stdout).toMatch(/0x[0-9a-f]{4} +Printer +home +1 +1:L/);
 
     // A second `up` of the same cluster is refused while it runs.
