@@ -41,11 +41,19 @@ export async function main(app: HostedApp): Promise<number> {
     await rt.idMap.set(ref.$id, encodeValue({ type: 'Memcached', ring } satisfies MemcachedRecord));
   };
   await publishRing();
+  const ringFailed = (error: Error) => process.stderr.write(`memcached: could not update the ring: ${error.message}\n`);
+  // A ring member's memcached appeared at (or moved to) another address: clients asking where a key lives learn it.
+  // Heard from before the nodes start serving: their first heartbeat with the listener may come before start() answers.
+  const onServices = (member: { nodeId: number }) => {
+    if (owners.includes(member.nodeId) && JSON.stringify(ringNow()) !== published) publishRing().catch(ringFailed);
+  };
+  app.node.on('services', onServices);
   let addresses: string[];
   try {
     const started = await Promise.all(natives.map((native, i) => rt.remote(ref, native.nodeId).start({ host: args.host, port: args.port === 0 ? 0 : args.port + i, memoryMiB: args.memoryMiB })));
     addresses = started.map((s) => s.address);
   } catch (error) {
+    app.node.off('services', onServices);
     process.stderr.write(`memcached: could not start serving: ${(error as Error).message}\n`);
     return 1;
   }
@@ -60,7 +68,6 @@ export async function main(app: HostedApp): Promise<number> {
       app.group?.off('replaced', onReplaced);
       resolve(status);
     };
-    const ringFailed = (error: Error) => process.stderr.write(`memcached: could not update the ring: ${error.message}\n`);
     const onLeave = (nodeId: number) => {
       if (!owners.includes(nodeId)) return;
       owners = owners.filter((n) => n !== nodeId);
@@ -85,12 +92,7 @@ export async function main(app: HostedApp): Promise<number> {
         })
         .catch(ringFailed);
     };
-    // A ring member's memcached appeared at (or moved to) another address: clients asking where a key lives learn it.
-    const onServices = (member: { nodeId: number }) => {
-      if (owners.includes(member.nodeId) && JSON.stringify(ringNow()) !== published) publishRing().catch(ringFailed);
-    };
     app.node.on('leave', onLeave);
-    app.node.on('services', onServices);
     app.group?.on('replaced', onReplaced);
     if (app.signal.aborted) done(0);
     app.signal.addEventListener('abort', () => done(0), { once: true });
