@@ -44,6 +44,9 @@ export async function measureRate(fn, { warmupMs = 500, runMs = 1000, repeats = 
   return { median: median(samples), samples };
 }
 
+/** Timing of {@link measureRate} / {@link compareRates} in a `--quick` smoke run: one short run each. */
+export const QUICK_RATES = { warmupMs: 50, runMs: 150, repeats: 1 };
+
 /**
  * Like {@link measureRate} for several contenders at once, interleaving their
  * repeats (a, b, a, b, …) so drift in machine load hits all of them alike.

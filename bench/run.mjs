@@ -26,18 +26,23 @@ function availableSuites() {
 function usage(message) {
   const suites = availableSuites();
   if (message) console.error(message);
-  console.error('usage: npm run bench -- <suite>');
+  console.error('usage: npm run bench -- <suite> [--quick] [suite options]');
   console.error(`available suites: ${suites.length ? suites.join(', ') : '(none)'}`);
   process.exit(2);
 }
 
-const [suite, ...args] = process.argv.slice(2);
+const [suite, ...rest] = process.argv.slice(2);
+// --quick: a smoke run (every case, briefly) that checks the suite works and returns well-formed
+// cases; its figures are not for comparing and are not written to bench/results/.
+const quick = rest.includes('--quick');
+const args = rest.filter((a) => a !== '--quick');
 if (!suite) usage('no suite given');
 if (!/^[\w-]+$/.test(suite) || !availableSuites().includes(suite)) usage(`unknown suite "${suite}"`);
 
 function validate(result) {
   if (!result || typeof result !== 'object') throw new TypeError('a suite must return { cases, ratios }');
   const { cases = {}, ratios = {} } = result;
+  if (Object.keys(cases).length === 0) throw new TypeError('a suite must return at least one case');
   for (const [name, c] of Object.entries(cases)) {
     if (!c || typeof c.value !== 'number' || !Number.isFinite(c.value) || typeof c.unit !== 'string') {
       throw new TypeError(`case "${name}" must be { value: <finite number>, unit: <string>, samples?: <finite numbers> }`);
@@ -89,6 +94,8 @@ if (typeof mod.run !== 'function') usage(`bench/suites/${suite}.mjs does not exp
 const ctx = {
   suite,
   args,
+  /** A smoke run: suites shrink their rounds and durations to the least that runs every case. */
+  quick,
   /** Progress output goes to stderr so stdout is just the result table. */
   log: (...parts) => console.error(`[${suite}]`, ...parts),
 };
@@ -104,7 +111,12 @@ const ratioRows = Object.entries(ratios).map(([name, r]) => [name, `${r.toFixed(
 if (ratioRows.length) console.log(`\n${table(ratioRows, ['ratio', 'value'])}`);
 
 const out = { suite, node: process.version, ...environment(), cases, ratios };
-mkdirSync(resultsDir, { recursive: true });
-const file = path.join(resultsDir, `${suite}.json`);
-writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
-console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
+if (quick) {
+  // The smoke run's result, for whoever checks it (test/bench-quick.test.ts), on stdout's last line.
+  console.log(`\n${JSON.stringify({ ...out, quick })}`);
+} else {
+  mkdirSync(resultsDir, { recursive: true });
+  const file = path.join(resultsDir, `${suite}.json`);
+  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+  console.log(`\nwrote ${path.relative(process.cwd(), file)}`);
+}

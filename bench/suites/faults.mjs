@@ -14,6 +14,8 @@ const APP = new URL('../../test/fixtures/cluster/native.js', import.meta.url).pa
 const SECRET = 'bench-faults-secret';
 const ROUNDS = 7;
 const STALLS = 20;
+/** Rounds of kills and partitions, stalls, and seconds of lossy calls: the least that runs every case in a --quick smoke run. */
+const sizes = (ctx) => (ctx.quick ? { rounds: 1, stalls: 2, lossyMs: 500 } : { rounds: ROUNDS, stalls: STALLS, lossyMs: 3000 });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A backend (`proxied`) whose natives reach the frontend, and are reached, only through fault proxies. */
@@ -62,6 +64,7 @@ async function frontend() {
 
 /** SIGKILL a group member: ms to the frontend's verdict, and ms from that verdict to a replacement joined. */
 async function killRounds(ctx) {
+  const { rounds } = sizes(ctx);
   const { hosted, allocator } = await frontend();
   // stableMs 0: these natives die young on purpose; the crash-loop backoff is not what is measured.
   const group = allocator.maintain(APP, { count: 2, stdio: 'pipe', stableMs: 0 });
@@ -70,7 +73,7 @@ async function killRounds(ctx) {
   try {
     const started = await group.start();
     if (started.failures.length) throw started.failures[0];
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < rounds; round++) {
       const victim = group.nodes[round % group.nodes.length];
       const gone = when(hosted, 'leave', (nodeId) => nodeId === victim.nodeId);
       const replaced = when(group, 'replaced', (old) => old === victim.nodeId);
@@ -80,7 +83,7 @@ async function killRounds(ctx) {
       const joined = await replaced;
       detect.push(left.at - t0);
       replace.push(joined.at - left.at);
-      ctx.log(`kill ${round + 1}/${ROUNDS}: declared gone after ${(left.at - t0).toFixed(0)} ms, replaced ${(joined.at - left.at).toFixed(0)} ms later`);
+      ctx.log(`kill ${round + 1}/${rounds}: declared gone after ${(left.at - t0).toFixed(0)} ms, replaced ${(joined.at - left.at).toFixed(0)} ms later`);
       await sleep(300);
     }
   } finally {
@@ -93,6 +96,7 @@ async function killRounds(ctx) {
 
 /** Both proxies of a native stop forwarding (no close): ms to the frontend's verdict. */
 async function partitionRounds(ctx) {
+  const { rounds } = sizes(ctx);
   const { hosted, allocator } = await frontend();
   const proxies = [];
   allocator.registerBackend(proxiedBackend(proxies));
@@ -101,7 +105,7 @@ async function partitionRounds(ctx) {
   try {
     const started = await group.start();
     if (started.failures.length) throw started.failures[0];
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < rounds; round++) {
       const victim = group.nodes[round % group.nodes.length];
       const pair = proxies.find((p) => p.allocationId === victim.allocationId);
       // Detection is the first verdict: suspected (calls stop waiting on it), or gone outright.
@@ -112,7 +116,7 @@ async function partitionRounds(ctx) {
       pair.toNative.partition();
       const first = await seen;
       detect.push(first.at - t0);
-      ctx.log(`partition ${round + 1}/${ROUNDS}: suspected after ${(first.at - t0).toFixed(0)} ms`);
+      ctx.log(`partition ${round + 1}/${rounds}: suspected after ${(first.at - t0).toFixed(0)} ms`);
       await replaced;
       await Promise.all([pair.toFrontend.close(), pair.toNative.close()]);
       await sleep(300);
@@ -128,6 +132,7 @@ async function partitionRounds(ctx) {
 
 /** SIGSTOP for 300 ms, then SIGCONT, STALLS times: natives declared gone meanwhile (suspicions are counted too, for the log). */
 async function stallRounds(ctx) {
+  const { stalls } = sizes(ctx);
   const { hosted, allocator } = await frontend();
   const natives = await allocator.allocatePool(2, APP, { stdio: 'pipe' });
   let deaths = 0;
@@ -137,14 +142,14 @@ async function stallRounds(ctx) {
   hosted.on('leave', onLeave);
   hosted.on('suspect', onSuspect);
   try {
-    for (let i = 0; i < STALLS; i++) {
+    for (let i = 0; i < stalls; i++) {
       const native = natives[i % natives.length];
       process.kill(native.pid, 'SIGSTOP');
       await sleep(300);
       process.kill(native.pid, 'SIGCONT');
       await sleep(700);
     }
-    ctx.log(`${STALLS} stalls of 300 ms: ${deaths} false death(s), ${suspicions} suspicion(s)`);
+    ctx.log(`${stalls} stalls of 300 ms: ${deaths} false death(s), ${suspicions} suspicion(s)`);
   } finally {
     hosted.off('leave', onLeave);
     hosted.off('suspect', onSuspect);
@@ -160,6 +165,7 @@ async function stallRounds(ctx) {
  * calls whose effect is missing (lost), or that ran more than once (duplicated).
  */
 async function lossyCalls(ctx) {
+  const { lossyMs } = sizes(ctx);
   const { hosted, allocator } = await frontend();
   const proxies = [];
   allocator.registerBackend(proxiedBackend(proxies, { latencyMs: 2, jitterMs: 1, lossRate: 0.01 }));
@@ -179,7 +185,7 @@ async function lossyCalls(ctx) {
       }
     };
     const lanes = Array.from({ length: 16 }, lane);
-    await sleep(3000);
+    await sleep(lossyMs);
     stop = true;
     await Promise.all(lanes);
     const executed = (await worker.counts()).bumps;
@@ -208,7 +214,7 @@ export async function run(ctx) {
     cases: {
       detect_kill_ms_p50: { value: median(kills.detect), unit: 'ms', samples: kills.detect },
       detect_partition_ms_p50: { value: median(partitions), unit: 'ms', samples: partitions },
-      false_deaths_under_300ms_stall: { value: falseDeaths, unit: `deaths in ${STALLS} stalls` },
+      false_deaths_under_300ms_stall: { value: falseDeaths, unit: `deaths in ${sizes(ctx).stalls} stalls` },
       replace_ms_p50: { value: median(kills.replace), unit: 'ms', samples: kills.replace },
       calls_acknowledged_under_loss: { value: lossy.acked, unit: 'calls' },
       calls_lost: { value: lossy.lost, unit: 'calls' },

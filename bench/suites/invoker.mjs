@@ -70,12 +70,13 @@ function startPeer(kind) {
  * `--nodes N --cores C` (default 1 × 1: the invoke path itself), `--connections K`
  * (wrk's connections, default 8), `--duration S` (seconds per wrk run, default 3).
  */
-function options(args) {
-  const o = { nodes: 1, cores: 1, connections: 8, duration: 3 };
+function options(args, quick) {
+  // A --quick smoke run: one 1 s round, 2 cold starts, 2 tenants.
+  const o = { nodes: 1, cores: 1, connections: 8, duration: quick ? 1 : 3, rounds: quick ? 1 : ROUNDS, coldStarts: quick ? 2 : COLD_STARTS, tenants: quick ? 2 : TENANTS };
   for (let i = 0; i < args.length; i += 2) {
     const key = args[i].replace(/^--/, '');
     const value = Number(args[i + 1]);
-    if (!(key in o) || !Number.isInteger(value) || value < 1) throw new TypeError(`invoker suite: unknown or bad option ${args[i]} ${args[i + 1] ?? ''}; it takes --nodes N --cores C --connections K --duration S`);
+    if (!['nodes', 'cores', 'connections', 'duration'].includes(key) || !Number.isInteger(value) || value < 1) throw new TypeError(`invoker suite: unknown or bad option ${args[i]} ${args[i + 1] ?? ''}; it takes --nodes N --cores C --connections K --duration S`);
     o[key] = value;
   }
   return o;
@@ -89,10 +90,10 @@ function script(dir) {
 }
 
 /** Cold starts: each action is new, so its first invoke faults a rep in on a core and compiles it there. */
-async function cold(ow) {
+async function cold(ow, count) {
   const creates = [];
   const colds = [];
-  for (let i = 0; i < COLD_STARTS; i++) {
+  for (let i = 0; i < count; i++) {
     const name = `cold-${i}`;
     const t0 = performance.now();
     await ow.actions.create({ name, action: `${ACTION} // ${name}` });
@@ -107,8 +108,8 @@ async function cold(ow) {
 }
 
 /** Tenant cold starts: each namespace's first invoke starts its native process (process backend). */
-async function tenantCold(dir) {
-  const keys = Array.from({ length: TENANTS }, (_, i) => [`tenant${i}`, `${String(i).padStart(8, '0')}-0000-0000-0000-000000000000:benchTenantKey${i}`]);
+async function tenantCold(dir, count) {
+  const keys = Array.from({ length: count }, (_, i) => [`tenant${i}`, `${String(i).padStart(8, '0')}-0000-0000-0000-000000000000:benchTenantKey${i}`]);
   const file = path.join(dir, 'namespaces');
   writeFileSync(file, keys.map(([ns, key]) => `${ns}=${key}`).join('\n'), { mode: 0o600 });
   const invoker = await launchInvoker({ nodes: 0, args: ['--isolate', 'tenant', '--namespace-file', file] });
@@ -130,7 +131,7 @@ async function tenantCold(dir) {
 
 export async function run(ctx) {
   requireWrk('invoker');
-  const o = options(ctx.args);
+  const o = options(ctx.args, ctx.quick);
   const cases = {};
   const ratios = {};
   const set = (name, value, unit, samples) => {
@@ -147,7 +148,7 @@ export async function run(ctx) {
       const ow = openwhisk({ apihost: invoker.apihost, api_key: GUEST_KEY });
       await ow.actions.create({ name: 'bench', action: ACTION });
       // On a quiet cluster, before any warm load.
-      const { creates, colds } = await cold(ow);
+      const { creates, colds } = await cold(ow, o.coldStarts);
       set('create_ms_p50', median(creates), 'ms');
       set('cold_start_ms_p50', median(colds), 'ms');
       ratios.cold_start_ms_p50 = cases.cold_start_ms_p50.value;
@@ -163,7 +164,7 @@ export async function run(ctx) {
       }
       const runs = Object.fromEntries(Object.keys(urls).map((k) => [k, []]));
       for (const url of Object.values(urls)) wrk(url, { script: lua, duration: 1, connections: o.connections });
-      for (let r = 0; r < ROUNDS; r++) {
+      for (let r = 0; r < o.rounds; r++) {
         for (const [name, url] of Object.entries(urls)) {
           const result = wrk(url, { script: lua, duration: o.duration, connections: o.connections });
           if (result.errors > 0) throw new Error(`${name}: ${result.errors} of ${result.requests} requests failed under wrk`);
@@ -183,7 +184,7 @@ export async function run(ctx) {
     } finally {
       await invoker.stop();
     }
-    const tenants = await tenantCold(dir);
+    const tenants = await tenantCold(dir, o.tenants);
     set('tenant_cold_start_ms_p50', median(tenants), 'ms', tenants);
     ratios.tenant_cold_start_ms_p50 = cases.tenant_cold_start_ms_p50.value;
   } finally {

@@ -29,8 +29,9 @@ const MODES = {
   balanced: { script: fileURLToPath(new URL('../apps/offload-cluster.mjs', import.meta.url)) },
 };
 
-function options(args) {
-  const values = { duration: 5, connections: 16, rounds: 3, sections: 40 };
+function options(args, quick) {
+  // A --quick smoke run: one short round of every mode on a small document.
+  const values = quick ? { duration: 1, connections: 4, rounds: 1, sections: 5 } : { duration: 5, connections: 16, rounds: 3, sections: 40 };
   for (let i = 0; i < args.length; i += 2) {
     const key = args[i]?.replace(/^--/, '');
     const value = Number(args[i + 1]);
@@ -90,7 +91,7 @@ function cpuMs(pids) {
 }
 
 export async function run(ctx) {
-  const opts = options(ctx.args);
+  const opts = options(ctx.args, ctx.quick);
   requireWrk('offload');
 
   const dir = mkdtempSync(path.join(tmpdir(), 'ebbrt-offload-bench-'));

@@ -5,7 +5,7 @@
 // the 64-byte Buffer arriving as a Buffer.
 import { deepStrictEqual } from 'node:assert/strict';
 import { ANY_CORE, FrameDecoder, FrameKind, decodeArgs, encodeArgs, encodeFrame, methodCode, staticIdFor } from '@ebbrt/ebb-protocol';
-import { compareRates } from '../lib.mjs';
+import { compareRates, QUICK_RATES } from '../lib.mjs';
 
 /** Frames per chunk: what one socket read / one writev typically carries under load. */
 const BATCH = 64;
@@ -88,8 +88,9 @@ export async function run(ctx) {
   const consume = (_kind, _ebbId, _core, _code, _callId, args) => {
     sink += args[0] + args[1].length + args[2][63];
   };
-  ctx.log(`measuring: ${BATCH} frames per chunk, median of 7 interleaved 1 s runs after warm-up`);
-  const rates = await compareRates({ frame: frameSide(consume), json: jsonSide(consume) }, { warmupMs: 1000, runMs: 1000, repeats: 7 });
+  const timing = ctx.quick ? QUICK_RATES : { warmupMs: 1000, runMs: 1000, repeats: 7 };
+  ctx.log(`measuring: ${BATCH} frames per chunk, median of ${timing.repeats} interleaved ${timing.runMs} ms runs after warm-up`);
+  const rates = await compareRates({ frame: frameSide(consume), json: jsonSide(consume) }, timing);
   if (sink === 0) ctx.log('(sink)');
   for (const [name, r] of Object.entries(rates)) ctx.log(`${name}: ${r.samples.map((s) => Math.round(s)).join(', ')} frames/s`);
   return {

@@ -17,16 +17,15 @@ const WINDOW = 256;
 const FRAME = Buffer.alloc(100, 1);
 FRAME.writeUInt32LE(FRAME.length - 4, 0);
 
-function options(args) {
-  const { values } = parseArgs({ args, options: { rounds: { type: 'string' }, quick: { type: 'boolean' }, joins: { type: 'string' } } });
+function options(args, quick) {
+  const { values } = parseArgs({ args, options: { rounds: { type: 'string' }, joins: { type: 'string' } } });
   const positive = (name, fallback) => {
     if (values[name] === undefined) return fallback;
     const n = Number(values[name]);
     if (!Number.isInteger(n) || n < 1) throw new TypeError(`rpc suite: --${name} takes a positive integer, got "${values[name]}"`);
     return n;
   };
-  // --quick: a smoke run (every case once, briefly); its figures are not for comparing.
-  const quick = values.quick ?? false;
+  // --quick (the runner's ctx.quick): every case once, briefly; its figures are not for comparing.
   return { quick, rounds: positive('rounds', quick ? 1 : 5), joins: positive('joins', quick ? 3 : 20), roundMs: quick ? 200 : 1000, rttCalls: quick ? 200 : 2000 };
 }
 
@@ -132,7 +131,7 @@ function nodeStartMs() {
 const percentile = (values, p) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))];
 
 export async function run(ctx) {
-  const o = options(ctx.args);
+  const o = options(ctx.args, ctx.quick);
   const samples = {};
   const units = {};
   const record = (name, value, unit) => {
