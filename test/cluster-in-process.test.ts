@@ -14,7 +14,7 @@ import {
   UnencodableError,
   type EbbRuntime,
   type MessageSource,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 
 /**
  * A whole cluster — the hosted frontend and three inline natives — in one

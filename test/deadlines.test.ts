@@ -6,7 +6,8 @@
  */
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ANY_CORE, TimeoutError } from '@ebbrt/hosted';
+import { TimeoutError } from '@ebbrt/hosted';
+import { ANY_CORE } from '@ebbrt/ebb-protocol/internal';
 import { ProbeEbb } from './fixtures/callpath/probe.js';
 import { SleeperEbb } from './fixtures/sleeper/sleeper.js';
 import { FIXTURES, startFrontend } from './kit/index.js';

@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { encodeFrame, FrameKind, JoinRejectedError, NodeUnavailableError } from '@ebbrt/hosted';
+import { JoinRejectedError, NodeUnavailableError } from '@ebbrt/hosted';
+import { encodeFrame, FrameKind } from '@ebbrt/ebb-protocol/internal';
 import { SleeperEbb } from './fixtures/sleeper/sleeper.js';
 import { closedWithin, FIXTURES, NATIVE_BOOT, rawSocket, runNode, settle, startFrontend, until } from './kit/index.js';
 

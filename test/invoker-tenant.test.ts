@@ -13,7 +13,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import openwhisk from 'openwhisk';
-import { encodeValue, spaceBase, HOSTED_ID_SPACE } from '@ebbrt/ebb-protocol';
+import { encodeValue, spaceBase, HOSTED_ID_SPACE } from '@ebbrt/ebb-protocol/internal';
 import { startInlineNative } from '@ebbrt/native';
 import { DIRECTORY_ID } from '@ebbrt/examples/invoker/action.js';
 import { launchInvoker, type LaunchedInvoker } from '@ebbrt/examples/invoker/launch.js';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { describe, expect, test } from 'vitest';
-import { encodeArgs, encodeFrame, FrameKind } from '@ebbrt/hosted';
+import { encodeArgs, encodeFrame, FrameKind } from '@ebbrt/ebb-protocol/internal';
 import { ClusterWorker, HomeCounter } from './fixtures/cluster/ebbs.js';
 import { closedWithin, FIXTURES, rawSocket, startFrontend } from './kit/index.js';
 import { skipFor, skipNote, toolMissing } from './kit/requirements.js';

@@ -12,7 +12,8 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { connectTcp, encodeArgs, encodeControl, encodeFrame, FrameKind, HelloPurpose, MAX_SERVICES, NodeUnavailableError, PROTOCOL_VERSION, type NativeNode } from '@ebbrt/hosted';
+import { MAX_SERVICES, NodeUnavailableError, type NativeNode } from '@ebbrt/hosted';
+import { connectTcp, encodeArgs, encodeControl, encodeFrame, FrameKind, HelloPurpose, PROTOCOL_VERSION } from '@ebbrt/ebb-protocol/internal';
 import { Supervisor } from '@ebbrt/native';
 import { ClusterWorker, HomeCounter, StickyCounter } from './fixtures/cluster/ebbs.js';
 import { closedWithin, FIXTURES, rawSocket, settle, startFrontend, TEST_SECRET, until } from './kit/index.js';

@@ -4,7 +4,7 @@
 // a socket read would), split it back into frames and decode the args, with
 // the 64-byte Buffer arriving as a Buffer.
 import { deepStrictEqual } from 'node:assert/strict';
-import { ANY_CORE, FrameDecoder, FrameKind, decodeArgs, encodeArgs, encodeFrame, methodCode, staticIdFor } from '@ebbrt/ebb-protocol';
+import { ANY_CORE, FrameDecoder, FrameKind, decodeArgs, encodeArgs, encodeFrame, methodCode, staticIdFor } from '@ebbrt/ebb-protocol/internal';
 import { compareRates, QUICK_RATES } from '../lib.mjs';
 
 /** Frames per chunk: what one socket read / one writev typically carries under load. */

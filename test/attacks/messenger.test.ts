@@ -12,8 +12,9 @@ import { describe, expect, test } from 'vitest';
 import {
   ANY_CORE, CONTROL_CODES, decodeControl, decodeFrame, methodCode, encodeArgs, encodeControl, encodeFrame, FrameKind, HANDSHAKE_VERSION, HelloKey, HelloPurpose, helloMac,
   PROTOCOL_VERSION, secretKey, transcriptOf, type ControlBodies, type ControlType, type Hello,
-} from '@ebbrt/ebb-protocol';
-import { Connection, ForbiddenError, RemoteGlobalIdMap, SecretKeyring, connectTcp, HOSTED_NODE_ID } from '@ebbrt/hosted';
+} from '@ebbrt/ebb-protocol/internal';
+import { ForbiddenError, HOSTED_NODE_ID } from '@ebbrt/hosted';
+import { Connection, RemoteGlobalIdMap, SecretKeyring, connectTcp } from '@ebbrt/ebb-protocol/internal';
 import { attackedFrontend, closedWithin, firstChunk, honestCall, rawSocket, rssMiB, TallyEbb, type AttackedFrontend } from './kit.js';
 
 /** An honest native must join and be served within this while (or right after) the attack runs. */

@@ -1,23 +1,29 @@
 /**
- * @ebbrt/ebb-protocol: the contract hosted and native nodes share.
- * Wire part (pure): errors, ids, hash codes, frames, control messages, payload codec.
+ * @ebbrt/ebb-protocol: the app model hosted and native share — what an app
+ * (and an Ebb definition file used on both sides) imports. `@ebbrt/hosted`
+ * and `@ebbrt/native` re-export exactly this. The wire, the messenger and
+ * the runtime's parts are for the sibling packages, at
+ * `@ebbrt/ebb-protocol/internal`; the contracts between a launcher and a
+ * node at `@ebbrt/ebb-protocol/node`.
  */
-export * from './wire/errors.js';
-export * from './wire/hash.js';
-export * from './wire/ids.js';
-export * from './wire/frame.js';
-export * from './wire/control.js';
-export * from './wire/codec.js';
-export * from './wire/call-stats.js';
-// Runtime part (shared by hosted and native): transports, messenger, Ebb model.
-export * from './messenger/transport.js';
-export * from './messenger/tcp-transport.js';
-export * from './wire/handshake.js';
-export * from './messenger/matcher.js';
-export * from './messenger/connection.js';
-export * from './messenger/messenger.js';
-export * from './runtime/global-id-map.js';
-export * from './runtime/local-id-map.js';
-export * from './runtime/ebb.js';
-export * from './runtime/runtime.js';
-export * from './runtime/balance.js';
+
+// Values
+export { defineEbb } from './runtime/ebb.js';
+export { EbbRuntime, HOSTED_NODE_ID } from './runtime/runtime.js';
+export { leastOutstanding } from './runtime/balance.js';
+export { staticIdFor } from './wire/ids.js';
+export { fnv1a32 } from './wire/hash.js';
+export { encodeValue, decodeValue } from './wire/codec.js';
+export { DEFAULT_MAX_FRAME_SIZE } from './wire/frame.js';
+export {
+  EbbError, ForbiddenError, IdConflictError, IdSpaceExhaustedError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, RemoteError,
+  StoreUnavailableError, TimeoutError, UnknownEbbError, UnknownMethodError, registerErrorCode,
+} from './wire/errors.js';
+
+// Types
+export type { EbbId } from './wire/ids.js';
+export type { CallOptions, EbbDefinition, EbbDefinitionOptions, EbbRef, MessageSource, MethodName, RemoteRef, RepContext, RepPolicy } from './runtime/ebb.js';
+export type { CasResult, GlobalIdMap, IdMapEntry, IdMapWatcher } from './runtime/global-id-map.js';
+export type { BalanceCandidate, BalanceRequest } from './runtime/balance.js';
+export type { CoreSnapshot, EbbSnapshot, RuntimeStats } from './wire/call-stats.js';
+export type { EbbErrorOptions, ProtocolErrorCode } from './wire/errors.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { EbbError, errorFromWire } from '@ebbrt/ebb-protocol';
+import { EbbError, errorFromWire } from '@ebbrt/ebb-protocol/internal';
 
 /**
  * PROTOCOL.md §8 is the one table of error codes. This test reads every

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EbbError, type EbbErrorOptions, NodeUnavailableError } from '@ebbrt/ebb-protocol';
+import { EbbError, type EbbErrorOptions, NodeUnavailableError } from '@ebbrt/ebb-protocol/internal';
 import { bootEnv } from '@ebbrt/ebb-protocol/node';
 import type { LaunchedNode, NodeBackend } from './backends/backend.js';
 import { ProcessBackend } from './backends/process.js';

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { EbbError, type EbbRuntime } from '@ebbrt/ebb-protocol';
+import { EbbError, type EbbRuntime } from '@ebbrt/ebb-protocol/internal';
 import { NodeAllocator, type NativeNode } from './allocator.js';
 import type { NodeGroup } from './node-group.js';
 import { QemuBackend, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS, type Accel } from './backends/qemu/index.js';

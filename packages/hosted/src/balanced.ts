@@ -4,7 +4,7 @@
  * nodes as they join and leave. The choice is the pure `leastOutstanding` of
  * @ebbrt/ebb-protocol (ties rotate); this module keeps the per-core counts.
  */
-import { leastOutstanding, NodeUnavailableError, OverloadedError, type BalanceCandidate, type EbbDefinition, type MethodName, type RemoteRef } from '@ebbrt/ebb-protocol';
+import { leastOutstanding, NodeUnavailableError, OverloadedError, type BalanceCandidate, type EbbDefinition, type MethodName, type RemoteRef } from '@ebbrt/ebb-protocol/internal';
 import type { HostedNode, Member } from './node.js';
 
 /** Options of {@link balanced}. */

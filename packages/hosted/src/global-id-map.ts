@@ -2,7 +2,7 @@
  * The GlobalIdMap authority embedded in the frontend (the default store), and
  * the server side of the GlobalIdMap control messages natives send.
  */
-import { decodeValue, ForbiddenError, idSpaceOf, isStaticId, type CasResult, type Connection, type ControlMessage, type EbbId, type GlobalIdMap, type IdMapEntry, type IdMapWatcher } from '@ebbrt/ebb-protocol';
+import { decodeValue, ForbiddenError, idSpaceOf, isStaticId, type CasResult, type Connection, type ControlMessage, type EbbId, type GlobalIdMap, type IdMapEntry, type IdMapWatcher } from '@ebbrt/ebb-protocol/internal';
 import { IdWatchers } from './store/store.js';
 
 /** In-memory authority: every write bumps the entry's version; watchers hear every change. */

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import {
   EbbRuntime, HOSTED_ID_SPACE, JoinRejectedError, MemoryLocalIdMap, HOSTED_NODE_ID, listenTcp, connectTcp, Messenger, NodeUnavailableError, RejectReason,
   type Connection, type ConnectionLimits, type MessengerTls, type ControlMessage, type CoreLinks, type GlobalIdMap, type Heartbeat, type Hello, type ServiceAddress, type HelloDecision, type MembershipUpdate, type Peer, type Transport, type TransportConnector, type TransportServer,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 import { bootEnv } from '@ebbrt/ebb-protocol/node';
 import { IdMapServer } from './global-id-map.js';
 import { resolveStore, validateClusterName, type ClusterStore, type NodeRecord, type StoreSpec } from './store/index.js';

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { EbbDefinition, EbbRuntime, RemoteRef } from '@ebbrt/ebb-protocol';
+import type { EbbDefinition, EbbRuntime, RemoteRef } from '@ebbrt/ebb-protocol/internal';
 import { AppLoadError, nativeModulePath } from './allocator.js';
 import { balanced, type BalancedOptions, type BalancedRef } from './balanced.js';
 import { silentLogger, type Logger } from './log.js';

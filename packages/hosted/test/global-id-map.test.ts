@@ -1,23 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  Connection,
-  EbbError,
-  encodeError,
-  encodeValue,
-  ForbiddenError,
-  HelloPurpose,
-  IdMapServer,
-  memoryTransportPair,
-  MemoryIdMapStore,
-  RemoteGlobalIdMap,
-  type CasResult,
-  type ControlType,
-  type EbbId,
-  type GlobalIdMap,
-  type IdMapAccess,
-  type IdMapEntry,
-  type IdMapWatcher,
-} from '@ebbrt/hosted';
+import { EbbError, encodeValue, ForbiddenError, IdMapServer, MemoryIdMapStore, type CasResult, type EbbId, type GlobalIdMap, type IdMapAccess, type IdMapEntry, type IdMapWatcher } from '@ebbrt/hosted';
+import { Connection, encodeError, HelloPurpose, memoryTransportPair, RemoteGlobalIdMap, type ControlType } from '@ebbrt/ebb-protocol/internal';
 
 /**
  * The GlobalIdMap authority (MemoryIdMapStore), its wire server (IdMapServer)

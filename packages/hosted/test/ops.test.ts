@@ -8,11 +8,8 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  ClusterFileError, ClusterMetrics, LatencyHistogram, latencyBucket, bucketLowerUs, LATENCY_BUCKETS, RepKind, OpsError,
-  ebbViews, findCluster, plotPoint, isRunning, loadClusterFile, locateClusterFile, processRef, psText, readState, removeState, stateDir, topText, validateCluster, writeState,
-  type ClusterState, type ClusterView, type CoreSnapshot, type EbbSnapshot,
-} from '@ebbrt/hosted';
+import { ClusterFileError, ClusterMetrics, OpsError, ebbViews, findCluster, plotPoint, isRunning, loadClusterFile, locateClusterFile, processRef, psText, readState, removeState, stateDir, topText, validateCluster, writeState, type ClusterState, type ClusterView, type CoreSnapshot, type EbbSnapshot } from '@ebbrt/hosted';
+import { LatencyHistogram, latencyBucket, bucketLowerUs, LATENCY_BUCKETS, RepKind } from '@ebbrt/ebb-protocol/internal';
 
 const FILE = '/clusters/test.yaml';
 const base = { name: 'demo', secret: 'a-long-enough-secret', groups: [{ name: 'workers', app: 'helloworld', count: 2, cores: 2 }] };

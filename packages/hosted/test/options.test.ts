@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { AppLoadError, NodeAllocator, silentLogger, startHosted, type HostedNode, type HostedOptions, type LaunchSpec, type TransportServer } from '@ebbrt/hosted';
+import { AppLoadError, NodeAllocator, silentLogger, startHosted, type HostedNode, type HostedOptions, type LaunchSpec } from '@ebbrt/hosted';
+import { type TransportServer } from '@ebbrt/ebb-protocol/internal';
 
 /**
  * Option validation at construction: one test per

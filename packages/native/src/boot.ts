@@ -88,7 +88,7 @@ process.env.UV_TCP_SINGLE_ACCEPT ??= '1';
 // The supervisor's protocol stack loads while core 0 boots: ~60 ms of imports per
 // thread that would otherwise run one after the other (bench rpc: join_ms_p50).
 const firstCore = startCore(0);
-const [{ connectTcp, errorToWire, MemoryLocalIdMap }, { Supervisor }] = await Promise.all([import('@ebbrt/ebb-protocol'), import('./supervisor.js')]);
+const [{ connectTcp, errorToWire, MemoryLocalIdMap }, { Supervisor }] = await Promise.all([import('@ebbrt/ebb-protocol/internal'), import('./supervisor.js')]);
 const localIdMap = new MemoryLocalIdMap();
 const first = await firstCore;
 await Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i + 1, first.fd)));
@@ -96,7 +96,7 @@ await Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i
 /** Cores that loaded the app module; heartbeats carry core counters only once all have (the frontend's sign the app loaded). */
 let ready = 0;
 /** Latest counters and in-flight calls each core reported (PROTOCOL.md §5.4). */
-const coreStats: (import('@ebbrt/ebb-protocol').CoreSnapshot | undefined)[] = [];
+const coreStats: (import('@ebbrt/ebb-protocol/internal').CoreSnapshot | undefined)[] = [];
 const coreInFlight: number[] = Array(config.cores).fill(0);
 /** Node services the cores share (shared memory, shared listening sockets; shared.ts). */
 const services = new ServiceBroker(exposure);

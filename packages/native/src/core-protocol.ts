@@ -1,6 +1,6 @@
 /** Messages between a native's supervisor (main thread) and its cores (workers). Internal. */
 import type { MessagePort } from 'node:worker_threads';
-import type { CoreSnapshot, LocalIdMapOp, MembershipUpdate, Peer, WireError } from '@ebbrt/ebb-protocol';
+import type { CoreSnapshot, LocalIdMapOp, MembershipUpdate, Peer, WireError } from '@ebbrt/ebb-protocol/internal';
 import type { ServiceReply, ServiceRequest } from './shared.js';
 
 export interface CoreData {

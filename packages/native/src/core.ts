@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import {
   connectTcp, errorFromWire, TimeoutError, RemoteLocalIdMap, EbbRuntime, listenTcp, Matcher, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
   type CoreChannel, type CoreLinks, type WireError, type MessageSource, type Transport,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
 import { CoreServices, type ServiceReply } from './shared.js';
 

@@ -4,7 +4,6 @@
  * once every core has loaded the module.
  */
 export * from '@ebbrt/ebb-protocol';
-export { parseBootConfig, parseKernelCmdline, BootConfigError, type BootConfig } from '@ebbrt/ebb-protocol/node';
 export { startInlineNative, type InlineNative, type InlineNativeOptions } from './inline.js';
 export { Supervisor, type HeartbeatSource, type JoinOptions, type SupervisorEvents } from './supervisor.js';
 export { nodeServices, NodeServiceError, type NodeServiceErrorCode, type NodeServices, type SharedListener, type SharedListenOptions } from './shared.js';

@@ -3,7 +3,7 @@
  * messenger and runtime as a process native, without worker threads. Used by
  * the cluster-in-one-process tests (over a MemoryNetwork) and for embedding.
  */
-import { connectTcp, EbbRuntime, HOSTED_NODE_ID, listenTcp, MemoryLocalIdMap, Messenger, NodeUnavailableError, RemoteGlobalIdMap, type CoreLinks, type Transport, type TransportConnector, type TransportServer } from '@ebbrt/ebb-protocol';
+import { connectTcp, EbbRuntime, HOSTED_NODE_ID, listenTcp, MemoryLocalIdMap, Messenger, NodeUnavailableError, RemoteGlobalIdMap, type CoreLinks, type Transport, type TransportConnector, type TransportServer } from '@ebbrt/ebb-protocol/internal';
 import { CoreServices, ServiceBroker } from './shared.js';
 import { Supervisor } from './supervisor.js';
 

@@ -20,7 +20,7 @@
 import net from 'node:net';
 import { EbbError, type EbbErrorOptions } from '@ebbrt/ebb-protocol/errors';
 // Type only: the supervisor imports this module before it loads the protocol stack.
-import type { EbbRuntime, ServiceAddress } from '@ebbrt/ebb-protocol';
+import type { EbbRuntime, ServiceAddress } from '@ebbrt/ebb-protocol/internal';
 
 /** Stable codes of {@link NodeServiceError}. */
 export type NodeServiceErrorCode =

@@ -4,7 +4,7 @@
  * Shared by the process boot entry (cores in worker threads) and by in-process
  * natives (one inline core, for tests and embedding).
  */
-import { Connection, encodeError, HelloPurpose, IdAllocator, JoinRejectedError, RejectReason, UnknownEbbError, type ConnectionHandler, type CoreSnapshot, type MembershipUpdate, type ServiceAddress, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol';
+import { Connection, encodeError, HelloPurpose, IdAllocator, JoinRejectedError, RejectReason, UnknownEbbError, type ConnectionHandler, type CoreSnapshot, type MembershipUpdate, type ServiceAddress, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol/internal';
 
 /** What the supervisor tells its cores about. */
 export interface SupervisorEvents {

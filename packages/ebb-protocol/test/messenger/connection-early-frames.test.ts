@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ANY_CORE, Connection, CONTROL_CODES, decodeControl, encodeControl, encodeFrame, FrameDecoder, FrameKind, HelloPurpose, memoryTransportPair, HANDSHAKE_VERSION, newNonce, PROTOCOL_VERSION, secretKey, sessionKey, transcriptOf, welcomeMac,
   type ControlBodies, type ControlMessage, type ControlType, type Hello,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 
 const SECRET = 'early-frames-test-secret';
 

@@ -40,7 +40,7 @@ import {
   type ControlType,
   type Frame,
   type Transport,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 
 /**
  * One Connection over an in-memory transport pair: the handshake in both

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ANY_CORE, Connection, decodeReply, encodeArgs, encodeValue, FrameDecoder, FrameKind, HelloPurpose, Matcher, memoryTransportPair, TimeoutError,
   type Frame, type Transport,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 
 const SECRET = 'matcher-test-secret';
 const identity = (_ok: boolean, payload: Uint8Array) => payload;

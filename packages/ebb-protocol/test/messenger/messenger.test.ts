@@ -1,6 +1,6 @@
 // Messenger peer lookup: a node known by id before this core's membership update names it.
 import { describe, expect, test } from 'vitest';
-import { MemoryNetwork, Messenger, NodeUnavailableError, type Peer } from '@ebbrt/ebb-protocol';
+import { MemoryNetwork, Messenger, NodeUnavailableError, type Peer } from '@ebbrt/ebb-protocol/internal';
 
 const SECRET = 'messenger-test-secret';
 

@@ -8,7 +8,7 @@ import {
   methodCode,
   staticIdFor,
   type EbbDefinitionOptions,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 
 /**
  * `defineEbb`: validation (one case per TypeError message), registration by

@@ -23,7 +23,7 @@ import {
   type IdMapWatcher,
   type MessageSource,
   type RepContext,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 
 /**
  * EbbRuntime without a network: several runtimes in one thread stand in for

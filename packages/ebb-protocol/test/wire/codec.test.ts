@@ -24,7 +24,7 @@ import {
   errorToWire,
   registerErrorCode,
   type ProtocolErrorCode,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 import { thrown } from '../helpers.js';
 
 

@@ -10,7 +10,7 @@ import {
   encodeControl,
   type ControlBodies,
   type ControlType,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 import { CONTROL_PROTO } from '../../src/wire/control-proto.generated.js';
 
 const protoUrl = new URL('../../control.proto', import.meta.url);

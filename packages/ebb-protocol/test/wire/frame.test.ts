@@ -18,7 +18,7 @@ import {
   writeHeader,
   type Frame,
   type FrameHeader,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 
 /** What a decoder produced for one input: frames (payload as hex) and the first fault's code. */
 interface Outcome {

@@ -12,7 +12,7 @@ import {
   encodeControl,
   encodeFrame,
   type FrameKind,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 
 /** mulberry32: a small seeded PRNG, so every run feeds the same inputs. */
 function prng(seed: number) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fnv1a32, methodCode } from '@ebbrt/ebb-protocol';
+import { fnv1a32, methodCode } from '@ebbrt/ebb-protocol/internal';
 
 describe('fnv1a32', () => {
   // Reference vectors of FNV-1a 32-bit (www.isthe.com/chongo/tech/comp/fnv).

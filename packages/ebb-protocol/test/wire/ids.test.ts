@@ -22,7 +22,7 @@ import {
   isStaticId,
   spaceBase,
   staticIdFor,
-} from '@ebbrt/ebb-protocol';
+} from '@ebbrt/ebb-protocol/internal';
 import { thrown } from '../helpers.js';
 
 

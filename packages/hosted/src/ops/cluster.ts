@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { pathToFileURL } from 'node:url';
-import type { CoreSnapshot } from '@ebbrt/ebb-protocol';
+import type { CoreSnapshot } from '@ebbrt/ebb-protocol/internal';
 import { NodeAllocator, type NativeNode } from '../allocator.js';
 import type { HostedApp } from '../app.js';
 import { VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS } from '../backends/qemu/index.js';

@@ -1,5 +1,5 @@
 /** What `ebbrt up/ps/top/down` share: the flags that find a cluster, and how errors end a command. */
-import { EbbError } from '@ebbrt/ebb-protocol';
+import { EbbError } from '@ebbrt/ebb-protocol/internal';
 import { flagHelp, parseFlags, UsageError, type FlagSpec, type ParsedArgs } from '../args.js';
 import { ClusterFileError } from './errors.js';
 import { findCluster, stateDir, type ClusterState } from './state.js';

@@ -2,7 +2,7 @@
  * Errors of cluster operations (`ebbrt up/ps/top/down`). Each has a stable
  * code (table in the hosted README) and a message that says what to fix.
  */
-import { EbbError, type EbbErrorOptions } from '@ebbrt/ebb-protocol';
+import { EbbError, type EbbErrorOptions } from '@ebbrt/ebb-protocol/internal';
 
 export type OpsErrorCode =
   /** No state file: no cluster of that name is up from this state directory. */

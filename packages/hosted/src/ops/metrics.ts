@@ -5,7 +5,7 @@
  * latency percentiles for `ebbrt top` and the dashboard, and exports the
  * cumulative counters as Prometheus text through prom-client.
  */
-import { bucketLowerUs, LatencyHistogram, type CoreSnapshot, type EbbSnapshot, type SparseHistogram } from '@ebbrt/ebb-protocol';
+import { bucketLowerUs, LatencyHistogram, type CoreSnapshot, type EbbSnapshot, type SparseHistogram } from '@ebbrt/ebb-protocol/internal';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { hexId, type ClusterView, type EbbRateView, type NodeRateView, type TopView } from './view.js';
 

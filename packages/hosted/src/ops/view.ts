@@ -3,7 +3,7 @@
  * `/api/state` and `/api/top`, `--json`, the dashboard's feed). Types only,
  * plus the pure derivation of the Ebb table from per-core snapshots.
  */
-import { RepKind, type CoreSnapshot } from '@ebbrt/ebb-protocol';
+import { RepKind, type CoreSnapshot } from '@ebbrt/ebb-protocol/internal';
 
 /** `suspected`: joined, but silent past the frontend's `suspectAfterMs` (calls to it fail fast until it is heard from). */
 export type NodeState = 'booting' | 'joined' | 'suspected' | 'failed' | 'left';

@@ -2,7 +2,7 @@
 import { MemoryStore } from './memory.js';
 import { RedisStore } from './redis.js';
 import { isClusterStore, isGlobalIdMap, type ClusterStore } from './store.js';
-import type { GlobalIdMap } from '@ebbrt/ebb-protocol';
+import type { GlobalIdMap } from '@ebbrt/ebb-protocol/internal';
 
 export { MemoryStore, type MemoryStoreOptions } from './memory.js';
 export { RedisStore, parseRedisUrl, type RedisStoreOptions, type RedisTarget } from './redis.js';

@@ -5,7 +5,7 @@
  * that try to re-register with it are refused (use the `redis` store to keep
  * the cluster across frontend restarts).
  */
-import type { CasResult, EbbId, GlobalIdMap, IdMapEntry, IdMapWatcher } from '@ebbrt/ebb-protocol';
+import type { CasResult, EbbId, GlobalIdMap, IdMapEntry, IdMapWatcher } from '@ebbrt/ebb-protocol/internal';
 import { MemoryIdMapStore } from '../global-id-map.js';
 import { grantFor, idFor, validateClusterName, type ClusterStore, type NodeGrant, type NodeRecord, type StoreStatusListener } from './store.js';
 

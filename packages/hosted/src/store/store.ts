@@ -9,7 +9,7 @@
  * with it) and `redis` (ioredis, a single server or a Redis Cluster; survives
  * frontend restarts). Both namespace everything by cluster name.
  */
-import { HOSTED_ID_SPACE, HOSTED_NODE_ID, IDS_PER_SPACE, IdSpaceExhaustedError, MAX_ID_SPACE, spaceBase, type EbbId, type GlobalIdMap, type IdMapEntry, type IdMapWatcher, type ServiceAddress } from '@ebbrt/ebb-protocol';
+import { HOSTED_ID_SPACE, HOSTED_NODE_ID, IDS_PER_SPACE, IdSpaceExhaustedError, MAX_ID_SPACE, spaceBase, type EbbId, type GlobalIdMap, type IdMapEntry, type IdMapWatcher, type ServiceAddress } from '@ebbrt/ebb-protocol/internal';
 
 /** What the registry keeps about a node that joined. */
 export interface NodeRecord {

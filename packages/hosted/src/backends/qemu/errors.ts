@@ -1,4 +1,4 @@
-import { EbbError, type EbbErrorOptions } from '@ebbrt/ebb-protocol';
+import { EbbError, type EbbErrorOptions } from '@ebbrt/ebb-protocol/internal';
 
 /** Stable codes of {@link QemuError}. */
 export type QemuErrorCode =
