@@ -188,21 +188,28 @@ describe('ClusterMetrics', () => {
 
   it('rates come from the last two samples, percentiles from the window; errors and resolution are split', () => {
     let samples = new Map<number, CoreSnapshot[]>([[2, [core(0, [ebb(0x8001, { remoteCalls: 100, latency: hist(0.1, 100) })], { remoteCalls: 100 })]]]);
-    metrics = new ClusterMetrics({ cluster: 't', collect: () => samples, view: emptyView, frontendStats: () => ({ joins: 1 }), intervalMs: 60_000 });
+    // Both samples at fixed times exactly one second apart, however long the machine takes between them.
+    const realNow = Date.now;
+    const start = realNow();
+    Date.now = () => start;
+    try {
+      metrics = new ClusterMetrics({ cluster: 't', collect: () => samples, view: emptyView, frontendStats: () => ({ joins: 1 }), intervalMs: 60_000 });
+    } finally {
+      Date.now = realNow;
+    }
     // One second later: 200 more remote calls (20 failed), 50 cross-core ones, served calls on node 1.
     samples = new Map([
       [2, [core(0, [ebb(0x8001, { remoteCalls: 300, remoteErrors: 20, crossCoreCalls: 50, latency: hist(0.1, 280) })], { remoteCalls: 300, crossCoreCalls: 50, faults: 1 })]],
       [1, [core(0, [ebb(0x8001, { rep: RepKind.local, repNode: 1, servedCalls: 280, servedLatency: hist(0.02, 280) })], { servedCalls: 280 })]],
     ]);
-    const realNow = Date.now;
-    Date.now = () => realNow() + 1000;
+    Date.now = () => start + 1000;
     try {
       metrics.sample();
     } finally {
       Date.now = realNow;
     }
     const top = metrics.top();
-    expect(top.rateWindowMs).toBeGreaterThanOrEqual(1000);
+    expect(top.rateWindowMs).toBe(1000);
     const tally = top.ebbs.find((e) => e.id === 0x8001)!;
     expect(tally.resolved.remotePerSec).toBeCloseTo(200, -1);
     expect(tally.resolved.nodePerSec).toBeCloseTo(50, -1);
