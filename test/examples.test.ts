@@ -98,7 +98,34 @@ describe('ebbrt run: bad input exits 2 with a message naming the problem', () =>
     const r = await runCli(['run', app, '--nodes', '1', '--cores', '1', '--', ...appArgs], { timeoutMs: 15_000 });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
+    // Refused before anything booted: no frontend, no native.
+    expect(r.stderr).not.toMatch(/frontend listening|joined/);
     expect(r.stdout).toBe('');
+  });
+
+  test.each([
+    [['run', 'helloworld', '--nodes', '0'], /^ebbrt run: helloworld needs native nodes: give --nodes 1 or more/m],
+    [['run', 'offload', '--nodes', '2', '--', '--mode', 'inline'], /^ebbrt run: offload runs on the frontend alone with these arguments: drop --nodes 2/m],
+  ])('ebbrt %j: --nodes that does not fit the app', async (args, message) => {
+    const r = await runCli(args, { timeoutMs: 15_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/frontend listening/);
+  });
+
+  test('a busy port of the app is reported before anything boots', async () => {
+    const { createServer } = await import('node:net');
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (busy.address() as { port: number }).port;
+      const r = await runCli(['run', 'offload', '--nodes', '1', '--', '--port', String(port)], { timeoutMs: 15_000 });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^ebbrt run: offload: cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use; pick another with --port`, 'm'));
+      expect(r.stderr).not.toMatch(/frontend listening|joined/);
+    } finally {
+      busy.close();
+    }
   });
 
   test('--help prints the usage and exits 0', async () => {

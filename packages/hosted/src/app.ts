@@ -87,6 +87,60 @@ export function resolveApp(app: string): AppPaths {
   throw new AppNotFoundError(`no app "${app}": give ${appHint()}`);
 }
 
+/**
+ * What an app's hosted entry may export besides `main`, for `ebbrt run` to
+ * check before anything boots:
+ *
+ * ```ts
+ * export function checkArgs(args: readonly string[], run: { nodes?: number }): AppCheck | void | Promise<AppCheck | void>
+ * ```
+ *
+ * It throws on bad app arguments (its message says what to fix) and may
+ * probe what the run will need (a port to listen on); `run.nodes` is the
+ * `--nodes` given, if any. What it returns says whether these arguments need
+ * natives.
+ */
+export interface AppCheck {
+  /**
+   * `required` (default): the app needs natives, `--nodes` must be 1 or more
+   * (default 2). `none`: with these arguments the app runs on the frontend
+   * alone, so `--nodes` defaults to 0 and only 0 is accepted.
+   */
+  natives?: 'required' | 'none';
+}
+
+/** Bad `ebbrt run` input found before anything booted: bad app arguments, or a `--nodes` the app cannot run with. */
+export class AppArgsError extends EbbError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('APP_ARGS', message, options);
+  }
+}
+
+/**
+ * Checks a run before anything boots: the app's own `checkArgs(args)` (if its
+ * hosted entry exports one) and the number of natives against what it needs.
+ * Resolves with the number of natives to launch; rejects with
+ * {@link AppArgsError} saying what to fix.
+ */
+export async function checkApp(app: AppPaths, args: readonly string[], nodes: number | undefined): Promise<number> {
+  const hosted = (await import(pathToFileURL(app.hosted).href)) as { checkArgs?: (args: readonly string[], run: { nodes?: number }) => unknown };
+  let check: AppCheck = {};
+  if (typeof hosted.checkArgs === 'function') {
+    try {
+      check = ((await hosted.checkArgs(args, nodes === undefined ? {} : { nodes })) as AppCheck | undefined) ?? {};
+    } catch (cause) {
+      throw new AppArgsError(`${path.basename(app.dir)}: ${(cause as Error).message}`, { cause });
+    }
+  }
+  const name = path.basename(app.dir);
+  if (check.natives === 'none') {
+    if (nodes !== undefined && nodes !== 0) throw new AppArgsError(`${name} runs on the frontend alone with these arguments: drop --nodes ${nodes}`);
+    return 0;
+  }
+  if (nodes === 0) throw new AppArgsError(`${name} needs native nodes: give --nodes 1 or more (default 2)`);
+  return nodes ?? 2;
+}
+
 /** Options of {@link runApp}. */
 export interface RunOptions {
   nodes: number;

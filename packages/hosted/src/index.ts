@@ -15,6 +15,6 @@ export type { NodeBackend, LaunchSpec, LaunchedNode } from './backends/backend.j
 export { MemoryIdMapStore, IdMapServer, type IdMapAccess, type IdMapRefusal } from './global-id-map.js';
 export { MemoryStore, RedisStore, parseRedisUrl, resolveStore, isClusterStore, type ClusterStore, type MemoryStoreOptions, type RedisStoreOptions, type NodeRecord, type NodeGrant, type StoreSpec, type StoreStatusListener } from './store/index.js';
 export { pinoLogger, silentLogger, type Logger, type LogLevel, type PinoLoggerOptions } from './log.js';
-export { runApp, resolveApp, type HostedApp, type RunOptions, type AppPaths } from './app.js';
+export { runApp, resolveApp, checkApp, AppArgsError, type AppCheck, type HostedApp, type RunOptions, type AppPaths } from './app.js';
 export { parseFlags, flagHelp, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
 export * from './ops/index.js';

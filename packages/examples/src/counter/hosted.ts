@@ -9,7 +9,7 @@
  * run is stopped; nothing is printed per round (watch it in `ebbrt top` or the
  * dashboard).
  */
-import { flagHelp, parseFlags, UsageError, type FlagSpec, type HostedApp } from '@ebbrt/hosted';
+import { flagHelp, parseFlags, UsageError, type AppCheck, type FlagSpec, type HostedApp } from '@ebbrt/hosted';
 import { CounterEbb } from './counter.js';
 
 export interface CounterOptions {
@@ -31,6 +31,11 @@ export function parseArgs(args: readonly string[]): CounterOptions | 'help' {
   if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
   const everyMs = parsed.flags.every as number | undefined;
   return { increments: (parsed.flags.increments as number | undefined) ?? 10_000, ...(everyMs === undefined ? {} : { everyMs }) };
+}
+
+/** What `ebbrt run` checks before anything boots: the arguments (`--help` needs no natives). */
+export function checkArgs(args: readonly string[]): AppCheck {
+  return parseArgs(args) === 'help' ? { natives: 'none' } : { natives: 'required' };
 }
 
 export async function main(app: HostedApp): Promise<number> {

@@ -5,7 +5,7 @@
  * run by the Action Ebb's per-core reps there. Serves until interrupted
  * (SIGINT/SIGTERM), then closes the API and lets the runtime stop the natives.
  */
-import type { HostedApp, NativeNode } from '@ebbrt/hosted';
+import type { AppCheck, HostedApp, NativeNode } from '@ebbrt/hosted';
 import { ActivationStore } from './activations.js';
 import { startApi } from './api.js';
 import { isolate, parseArgs, type InvokerOptions } from './args.js';
@@ -14,6 +14,14 @@ import { InvokerUsageError } from './errors.js';
 import { Flows } from './flows.js';
 import { ActionStore } from './store.js';
 import { Tenants } from './tenants.js';
+
+/** What `ebbrt run` checks before anything boots: the arguments, and natives (none under --isolate tenant, which starts its own). */
+export function checkArgs(args: readonly string[], run: { nodes?: number }): AppCheck {
+  const options = parseArgs(args);
+  if (options.isolate !== 'tenant') return { natives: 'required' };
+  if (run.nodes) throw new InvokerUsageError('--isolate tenant starts every namespace\'s natives itself: start the invoker with --nodes 0');
+  return { natives: 'none' };
+}
 
 export async function main(app: HostedApp): Promise<number> {
   let options: InvokerOptions;

@@ -9,11 +9,17 @@
  * forwarding to it (its keys miss until then); the run's node group replaces
  * it, and the replacement takes its port and its place on the ring.
  */
-import { encodeValue, type HostedApp } from '@ebbrt/hosted';
+import { encodeValue, type AppCheck, type HostedApp } from '@ebbrt/hosted';
 import { parseArgs, type MemcachedArgs } from './args.js';
 import { MemcachedUsageError } from './errors.js';
 import { MemcachedEbb, serviceName, type MemcachedRecord } from './memcached.js';
 import { DEFAULT_VNODES } from './ring.js';
+
+/** What `ebbrt run` checks before anything boots: the arguments. */
+export function checkArgs(args: readonly string[]): AppCheck {
+  parseArgs(args);
+  return { natives: 'required' };
+}
 
 export async function main(app: HostedApp): Promise<number> {
   let args: MemcachedArgs;

@@ -12,9 +12,9 @@
  * - `--mode piscina`: the same renderer in a piscina worker-thread pool, the
  *   Node incumbent for offloading CPU work, as the peer baseline.
  */
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { Piscina } from 'piscina';
-import { balanced, EbbError, flagHelp, parseFlags, UsageError, type FlagSpec, type HostedApp, type NativeNode, type ParsedArgs } from '@ebbrt/hosted';
+import { balanced, EbbError, flagHelp, type AppCheck, parseFlags, UsageError, type FlagSpec, type HostedApp, type NativeNode, type ParsedArgs } from '@ebbrt/hosted';
 import { MarkdownEbb } from './offload.js';
 import { createOffloadServer, type MarkdownService } from './service.js';
 
@@ -76,6 +76,24 @@ export function parseArgs(args: readonly string[]): OffloadOptions {
   };
 }
 
+/**
+ * What `ebbrt run` checks before anything boots: the arguments, the service's
+ * port (a busy one is reported now, not after the natives booted), and
+ * natives: `--mode inline` and `piscina` render on the frontend and need none.
+ */
+export async function checkArgs(args: readonly string[]): Promise<AppCheck> {
+  const options = parseArgs(args);
+  if (options.help) return { natives: 'none' };
+  if (options.port !== 0) {
+    const probe = createServer();
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', (error: NodeJS.ErrnoException) => reject(new OffloadUsageError(`cannot listen on ${options.host}:${options.port}: ${error.code === 'EADDRINUSE' ? 'the port is in use; pick another with --port (0 = any free port)' : error.message}`)));
+      probe.listen(options.port, options.host, () => probe.close(() => resolve()));
+    });
+  }
+  return { natives: options.mode === 'inline' || options.mode === 'piscina' ? 'none' : 'required' };
+}
+
 /** A renderer placement: what the handler calls, what `/status` reports, how it stops. */
 interface Placement {
   markdown: MarkdownService;
@@ -98,10 +116,10 @@ export async function main(app: HostedApp): Promise<number> {
   }
   const mode = options.mode ?? (app.natives.length > 0 ? 'native' : 'inline');
   if (mode === 'native' && app.natives.length === 0) {
-    process.stderr.write('offload: --mode native needs native nodes: run with --nodes 1 or more (inline and piscina run with --nodes 0)\n');
+    process.stderr.write('offload: --mode native needs native nodes: run with --nodes 1 or more (inline and piscina need none)\n');
     return 2;
   }
-  if (mode !== 'native' && app.natives.length > 0) process.stderr.write(`offload: --mode ${mode} renders on the frontend; the ${app.natives.length} native node(s) stay idle (use --nodes 0)\n`);
+  if (mode !== 'native' && app.natives.length > 0) process.stderr.write(`offload: --mode ${mode} renders on the frontend; the ${app.natives.length} native node(s) stay idle\n`);
 
   const placement = mode === 'native' ? await nativePlacement(app, options) : mode === 'piscina' ? piscinaPlacement(options) : inlinePlacement(app);
   const { server, stats } = createOffloadServer({ markdown: placement.markdown, maxBodyBytes: options.maxBody, status: () => ({ mode, ...stats, ...placement.status() }) });

@@ -5,7 +5,7 @@
  * native. The first ping of each native is timed apart: it carries the remote
  * fault (connection set-up, GlobalIdMap read, rep creation on the native core).
  */
-import { flagHelp, parseFlags, UsageError, type EbbRef, type EbbRuntime, type FlagSpec, type HostedApp, type NativeNode } from '@ebbrt/hosted';
+import { flagHelp, parseFlags, UsageError, type AppCheck, type EbbRef, type EbbRuntime, type FlagSpec, type HostedApp, type NativeNode } from '@ebbrt/hosted';
 import { PingPongEbb, type PingPong, type PingPongRep, type Pong } from './pingpong.js';
 
 export interface PingPongOptions {
@@ -39,6 +39,11 @@ export function parseArgs(args: readonly string[]): PingPongOptions | 'help' {
 /** Nearest-rank percentile of sorted samples. */
 export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** What `ebbrt run` checks before anything boots: the arguments (`--help` needs no natives). */
+export function checkArgs(args: readonly string[]): AppCheck {
+  return parseArgs(args) === 'help' ? { natives: 'none' } : { natives: 'required' };
 }
 
 export async function main(app: HostedApp): Promise<number> {

@@ -2,10 +2,10 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../args.js';
-import { AppNotFoundError, appHint, resolveApp, runApp } from '../app.js';
+import { AppArgsError, AppNotFoundError, appHint, checkApp, resolveApp, runApp } from '../app.js';
 
 const FLAGS: FlagSpec[] = [
-  { name: 'nodes', type: 'int', value: 'N', min: 0, max: 64, help: 'native nodes to launch (default 2; 0 runs the hosted side alone)' },
+  { name: 'nodes', type: 'int', value: 'N', min: 0, max: 64, help: 'native nodes to launch (default 2; 0 only for an app whose arguments say it runs on the frontend alone)' },
   { name: 'cores', type: 'int', value: 'C', min: 1, max: 256, help: 'cores (worker threads) per native node (default 2)' },
   { name: 'secret', type: 'string', value: 'S', minLength: 8, help: 'cluster secret (default: random per run, or env EBBRT_SECRET); visible to every user of the host, prefer --secret-file' },
   { name: 'secret-file', type: 'string', value: 'FILE', help: 'read the cluster secret from FILE (or env EBBRT_SECRET_FILE)' },
@@ -49,6 +49,16 @@ export async function command(argv: string[]): Promise<number> {
     if (error instanceof AppNotFoundError) throw new UsageError(error.message);
     throw error;
   }
+  const f = parsed.flags;
+  // Everything the app and its arguments need is checked before anything boots.
+  let nodes: number;
+  try {
+    nodes = await checkApp(app, parsed.rest, f.nodes as number | undefined);
+  } catch (error) {
+    if (!(error instanceof AppArgsError)) throw error;
+    process.stderr.write(`ebbrt run: ${error.message}\n`);
+    return 2;
+  }
   const abort = new AbortController();
   const onSignal = () => {
     if (abort.signal.aborted) process.exit(130);
@@ -57,7 +67,6 @@ export async function command(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const f = parsed.flags;
   const tlsFiles = [f['tls-cert'], f['tls-key'], f['tls-ca']] as (string | undefined)[];
   if (tlsFiles.some(Boolean) && !tlsFiles.every(Boolean)) throw new UsageError('TLS needs all three of --tls-cert, --tls-key and --tls-ca');
   let tls: { cert: string; key: string; ca: string } | undefined;
@@ -68,7 +77,7 @@ export async function command(argv: string[]): Promise<number> {
   }
   try {
     return await runApp(app, {
-      nodes: (f.nodes as number | undefined) ?? 2,
+      nodes,
       cores: (f.cores as number | undefined) ?? 2,
       secret: (f.secret as string | undefined) ?? readSecretFile((f['secret-file'] as string | undefined) ?? process.env.EBBRT_SECRET_FILE) ?? process.env.EBBRT_SECRET ?? randomBytes(16).toString('hex'),
       host: f.host as string | undefined,
