@@ -9,7 +9,6 @@
  *
  * The wrong-secret join is covered by faults.test.ts.
  */
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { MAX_SERVICES, NodeUnavailableError, type NativeNode } from '@ebbrt/hosted';
@@ -17,6 +16,7 @@ import { connectTcp, encodeArgs, encodeControl, encodeFrame, FrameKind, HelloPur
 import { Supervisor } from '@ebbrt/native';
 import { ClusterWorker, HomeCounter, StickyCounter } from './fixtures/cluster/ebbs.js';
 import { closedWithin, FIXTURES, rawSocket, settle, startFrontend, TEST_SECRET, until } from './kit/index.js';
+import { seededRandom, type Random } from './kit/random.js';
 
 const APP = path.join(FIXTURES, 'cluster/native.js');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -209,7 +209,7 @@ describe('garbage from an unauthenticated socket', () => {
     const counts = () => Promise.all([0, 1].map((core) => rt.remote(ClusterWorker, native.nodeId, core).counts()));
     const before = await counts();
 
-    const frames = fuzzFrames(10_000);
+    const frames = fuzzFrames(10_000, seededRandom());
     const PER_SOCKET = 25;
     const CONCURRENCY = 16;
     let next = 0;
@@ -249,30 +249,30 @@ describe('garbage from an unauthenticated socket', () => {
  * order, and each of those with random bytes flipped, truncated or extended;
  * plus plain random bytes.
  */
-function fuzzFrames(n: number): Buffer[] {
+function fuzzFrames(n: number, random: Random): Buffer[] {
   const bump = ClusterWorker.codes.bump;
   const templates: (() => Buffer)[] = [
-    () => encodeFrame({ kind: FrameKind.call, flags: 0, core: 0xffff, ebbId: ClusterWorker.staticId, code: bump, callId: 1 + (Math.random() * 1000) | 0 }, encodeArgs([])),
+    () => encodeFrame({ kind: FrameKind.call, flags: 0, core: 0xffff, ebbId: ClusterWorker.staticId, code: bump, callId: 1 + random.int(1000) }, encodeArgs([])),
     () => encodeFrame({ kind: FrameKind.message, flags: 0, core: 0, ebbId: ClusterWorker.staticId, code: ClusterWorker.messageCode, callId: 0 }, encodeArgs(['hi'])),
     () => encodeFrame({ kind: FrameKind.reply, flags: 0, core: 0, ebbId: ClusterWorker.staticId, code: bump, callId: 1 }, encodeArgs([1])),
     () =>
       encodeFrame(
         { kind: FrameKind.control, flags: 0, core: 0xffff, ebbId: 0, code: 2, callId: 0 },
-        encodeControl('hello', { protocolVersion: PROTOCOL_VERSION, purpose: HelloPurpose.peer, nodeId: 1, core: 0, mac: randomBytes(32), clientNonce: randomBytes(32) }),
+        encodeControl('hello', { protocolVersion: PROTOCOL_VERSION, purpose: HelloPurpose.peer, nodeId: 1, core: 0, mac: random.bytes(32), clientNonce: random.bytes(32) }),
       ),
     () => encodeFrame({ kind: FrameKind.control, flags: 0, core: 0xffff, ebbId: 0, code: 5, callId: 7 }, encodeControl('idMapGet', { id: 0x10000 })),
-    () => randomBytes(1 + ((Math.random() * 200) | 0)),
+    () => random.bytes(1 + random.int(200)),
   ];
   const mutate = (frame: Buffer): Buffer => {
     const copy = Buffer.from(frame);
-    switch ((Math.random() * 4) | 0) {
+    switch (random.int(4)) {
       case 0: // flip a few bytes anywhere, header included
-        for (let i = 0; i < 1 + ((Math.random() * 4) | 0); i++) copy[(Math.random() * copy.length) | 0] ^= 1 + ((Math.random() * 255) | 0);
+        for (let i = 0; i < 1 + random.int(4); i++) copy[random.int(copy.length)] ^= 1 + random.int(255);
         return copy;
       case 1: // truncated
-        return copy.subarray(0, (Math.random() * copy.length) | 0);
+        return copy.subarray(0, random.int(copy.length));
       case 2: // trailing junk
-        return Buffer.concat([copy, randomBytes(1 + ((Math.random() * 64) | 0))]);
+        return Buffer.concat([copy, random.bytes(1 + random.int(64))]);
       default:
         return copy;
     }

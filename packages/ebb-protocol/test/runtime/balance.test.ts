@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { leastOutstanding, type BalanceCandidate } from '@ebbrt/ebb-protocol';
+import { seededRandom } from '../../../../test/kit/random.js';
 
 interface Core extends BalanceCandidate {
   name: string;
@@ -8,14 +9,6 @@ interface Core extends BalanceCandidate {
 
 const cores = (...loads: number[]): Core[] => loads.map((outstanding, i) => ({ name: `c${i}`, outstanding }));
 
-/** A deterministic pseudo-random sequence (LCG) so property cases are reproducible. */
-function lcg(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
 
 describe('leastOutstanding', () => {
   it('returns undefined when there is no candidate', () => {
@@ -59,7 +52,7 @@ describe('leastOutstanding', () => {
   });
 
   it('property: the choice is always a non-full candidate of minimal load (1000 random cases)', () => {
-    const random = lcg(42);
+    const random = seededRandom();
     for (let trial = 0; trial < 1000; trial++) {
       const n = Math.floor(random() * 8);
       const list = cores(...Array.from({ length: n }, () => Math.floor(random() * 6)));
