@@ -155,7 +155,9 @@ export async function run(ctx) {
     ctx.log(`local ${which}: ours ${median(local.ours).toFixed(2)} ns, direct ${median(local.direct).toFixed(2)} ns`);
   }
 
-  const hosted = await startHosted({ secret: 'bench-secret-123', logger: silentLogger });
+  // Suspicion thresholds well above the defaults: on a loaded machine a native saturated by the
+  // pipelined cases can miss heartbeats, and a suspected native fails calls at once.
+  const hosted = await startHosted({ secret: 'bench-secret-123', logger: silentLogger, suspectAfterMs: 5000, failureTimeoutMs: 10_000 });
   const allocator = new NodeAllocator(hosted);
   const nativeModule = fileURLToPath(new URL('echo-native.mjs', apps));
   const closers = [];

@@ -11,6 +11,7 @@
  */
 import { Packr } from 'msgpackr';
 import { errorFromWire, errorToWire, EbbError, ProtocolError, UnencodableError, type WireError } from './errors.js';
+import { packFlat } from './flat-pack.js';
 
 const OPTIONS = { useRecords: false, moreTypes: false, encodeUndefinedAsNil: true, mapsAsObjects: true, int64AsType: 'number' } as const;
 const packr = new Packr(OPTIONS);
@@ -114,8 +115,12 @@ export function decodeValue(bytes: Uint8Array): unknown {
  * A call's payload: its arguments as one MessagePack array, without trailing
  * `undefined`s (so the callee sees them as missing, i.e. `undefined`). Throws
  * {@link UnencodableError} naming the argument the wire would not carry faithfully.
+ * Numbers, strings, booleans, nulls and bytes alone (the usual call) are
+ * written directly (flat-pack.ts: the same bytes, a fraction of the time).
  */
 export function encodeArgs(args: readonly unknown[]): Buffer {
+  const flat = packFlat(args);
+  if (flat !== undefined) return flat;
   let length = args.length;
   while (length > 0 && args[length - 1] === undefined) length--;
   let undefinedProperty = false;

@@ -1,0 +1,189 @@
+/**
+ * The common call payload written straight into bytes: a MessagePack array of
+ * numbers, strings, booleans, nulls and byte arrays (Buffer, Uint8Array) —
+ * the same bytes msgpackr writes for it, without its general machinery (a
+ * byte array alone went through msgpackr's extension lookup and cost more than
+ * the rest of the call's encoding; bench rpc: remote_pipelined_per_s). Any
+ * other value, or a payload over {@link MAX_FLAT_BYTES}, is left to msgpackr.
+ * Pure: no I/O.
+ */
+
+/** Largest payload written here (bigger ones go to msgpackr, whose cost is then the copying). */
+const MAX_FLAT_BYTES = 4096;
+const POOL_SIZE = 64 * 1024;
+
+/**
+ * Payloads are cut from a shared pool, front to back: a payload handed out is
+ * never written again (a full pool is replaced, not reused), so callers may
+ * keep it as long as they like.
+ */
+let pool = Buffer.allocUnsafe(POOL_SIZE);
+let used = 0;
+
+/** Upper bound of the encoded size of `values`, or -1 when one of them is not flat. */
+function maxSize(values: readonly unknown[]): number {
+  let size = 5;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    switch (typeof value) {
+      case 'number':
+        size += 9;
+        break;
+      case 'string':
+        size += 5 + value.length * 3;
+        break;
+      case 'boolean':
+        size += 1;
+        break;
+      case 'object':
+        if (value === null) size += 1;
+        else if (value instanceof Uint8Array) size += 5 + value.length;
+        else return -1;
+        break;
+      default:
+        return -1;
+    }
+  }
+  return size;
+}
+
+/** The MessagePack array of `values` if each is a number, string, boolean, null or byte array; undefined otherwise. */
+export function packFlat(values: readonly unknown[]): Buffer | undefined {
+  const max = maxSize(values);
+  if (max < 0 || max > MAX_FLAT_BYTES) return undefined;
+  if (used + max > pool.length) {
+    pool = Buffer.allocUnsafe(POOL_SIZE);
+    used = 0;
+  }
+  const out = pool;
+  const start = used;
+  let at = start;
+  const n = values.length;
+  if (n < 0x10) out[at++] = 0x90 | n;
+  else if (n < 0x10000) {
+    out[at++] = 0xdc;
+    out[at++] = n >> 8;
+    out[at++] = n & 0xff;
+  } else {
+    out[at++] = 0xdd;
+    out.writeUInt32BE(n, at);
+    at += 4;
+  }
+  for (let i = 0; i < n; i++) {
+    const value = values[i];
+    if (typeof value === 'number') at = writeNumber(out, at, value);
+    else if (typeof value === 'string') at = writeString(out, at, value);
+    else if (typeof value === 'boolean') out[at++] = value ? 0xc3 : 0xc2;
+    else if (value === null) out[at++] = 0xc0;
+    else at = writeBytes(out, at, value as Uint8Array);
+  }
+  used = at;
+  return out.subarray(start, at);
+}
+
+function writeNumber(out: Buffer, at: number, value: number): number {
+  if (value >>> 0 === value) {
+    if (value < 0x80) out[at++] = value;
+    else if (value < 0x100) {
+      out[at++] = 0xcc;
+      out[at++] = value;
+    } else if (value < 0x10000) {
+      out[at++] = 0xcd;
+      out[at++] = value >> 8;
+      out[at++] = value & 0xff;
+    } else {
+      out[at++] = 0xce;
+      out.writeUInt32BE(value, at);
+      at += 4;
+    }
+  } else if (value >> 0 === value) {
+    if (value >= -0x20) out[at++] = 0x100 + value;
+    else if (value >= -0x80) {
+      out[at++] = 0xd0;
+      out[at++] = value + 0x100;
+    } else if (value >= -0x8000) {
+      out[at++] = 0xd1;
+      out.writeInt16BE(value, at);
+      at += 2;
+    } else {
+      out[at++] = 0xd2;
+      out.writeInt32BE(value, at);
+      at += 4;
+    }
+  } else {
+    out[at++] = 0xcb;
+    out.writeDoubleBE(value, at);
+    at += 8;
+  }
+  return at;
+}
+
+/** A `str`: the header is sized for the character count, then grown (moving the bytes) if the UTF-8 is longer. */
+function writeString(out: Buffer, at: number, value: string): number {
+  const chars = value.length;
+  const header = chars < 0x20 ? 1 : chars < 0x100 ? 2 : chars < 0x10000 ? 3 : 5;
+  let length: number;
+  if (chars < 0x40) {
+    let p = at + header;
+    for (let i = 0; i < chars; i++) {
+      let c = value.charCodeAt(i);
+      if (c < 0x80) out[p++] = c;
+      else if (c < 0x800) {
+        out[p++] = (c >> 6) | 0xc0;
+        out[p++] = (c & 0x3f) | 0x80;
+      } else if ((c & 0xfc00) === 0xd800 && (value.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+        c = 0x10000 + ((c & 0x03ff) << 10) + (value.charCodeAt(++i) & 0x03ff);
+        out[p++] = (c >> 18) | 0xf0;
+        out[p++] = ((c >> 12) & 0x3f) | 0x80;
+        out[p++] = ((c >> 6) & 0x3f) | 0x80;
+        out[p++] = (c & 0x3f) | 0x80;
+      } else {
+        out[p++] = (c >> 12) | 0xe0;
+        out[p++] = ((c >> 6) & 0x3f) | 0x80;
+        out[p++] = (c & 0x3f) | 0x80;
+      }
+    }
+    length = p - at - header;
+  } else {
+    length = out.write(value, at + header, 'utf8');
+  }
+  if (length < 0x20) {
+    out[at] = 0xa0 | length;
+    return at + 1 + length;
+  }
+  if (length < 0x100) {
+    if (header < 2) out.copyWithin(at + 2, at + header, at + header + length);
+    out[at] = 0xd9;
+    out[at + 1] = length;
+    return at + 2 + length;
+  }
+  if (length < 0x10000) {
+    if (header < 3) out.copyWithin(at + 3, at + header, at + header + length);
+    out[at] = 0xda;
+    out[at + 1] = length >> 8;
+    out[at + 2] = length & 0xff;
+    return at + 3 + length;
+  }
+  if (header < 5) out.copyWithin(at + 5, at + header, at + header + length);
+  out[at] = 0xdb;
+  out.writeUInt32BE(length, at + 1);
+  return at + 5 + length;
+}
+
+function writeBytes(out: Buffer, at: number, bytes: Uint8Array): number {
+  const length = bytes.length;
+  if (length < 0x100) {
+    out[at++] = 0xc4;
+    out[at++] = length;
+  } else if (length < 0x10000) {
+    out[at++] = 0xc5;
+    out[at++] = length >> 8;
+    out[at++] = length & 0xff;
+  } else {
+    out[at++] = 0xc6;
+    out.writeUInt32BE(length, at);
+    at += 4;
+  }
+  out.set(bytes, at);
+  return at + length;
+}
