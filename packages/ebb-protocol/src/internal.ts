@@ -26,3 +26,4 @@ export * from './runtime/runtime.js';
 export * from './runtime/balance.js';
 // Contracts between a launcher and a node.
 export * from './node/index.js';
+export * from './node/core-runtime.js';

@@ -5,7 +5,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import {
-  connectTcp, errorFromWire, TimeoutError, RemoteLocalIdMap, EbbRuntime, listenTcp, Matcher, Messenger, NodeUnavailableError, RemoteGlobalIdMap, HOSTED_NODE_ID,
+  connectTcp, errorFromWire, TimeoutError, RemoteLocalIdMap, EbbRuntime, listenTcp, Matcher, Messenger, nativeCoreRuntime, NodeUnavailableError,
   type CoreChannel, type CoreLinks, type WireError, type MessageSource, type Transport,
 } from '@ebbrt/ebb-protocol/internal';
 import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
@@ -135,11 +135,8 @@ port.on('message', async (message: ToCore) => {
   switch (message.t) {
     case 'welcome': {
       messenger = new Messenger({ nodeId: message.nodeId, core: data.core, secret: data.secret, connect: (h, p) => connectTcp(data.hostAlias[h] ?? h, p, undefined, data.tls), cores: channel });
-      for (const peer of message.peers) messenger.addPeer(peer);
-      const idMap = new RemoteGlobalIdMap(() => messenger!.connection(HOSTED_NODE_ID));
-      messenger.handle('idMapChanged', (body) => idMap.changed(body));
-      runtime = new EbbRuntime({
-        nodeId: message.nodeId, core: data.core, address: message.address, messenger, idMap, links,
+      runtime = nativeCoreRuntime(messenger, message.peers, {
+        nodeId: message.nodeId, core: data.core, address: message.address, links,
         onMessageError: (error, ebbId) => console.error(`[node ${message.nodeId} core ${data.core}] message to Ebb 0x${ebbId.toString(16)} failed: ${String(error)}`),
       });
       services = new CoreServices(runtime, (request) => askSupervisor<ServiceReply>((req) => ({ t: 'service', req, request })));

@@ -3,7 +3,7 @@
  * messenger and runtime as a process native, without worker threads. Used by
  * the cluster-in-one-process tests (over a MemoryNetwork) and for embedding.
  */
-import { connectTcp, EbbRuntime, HOSTED_NODE_ID, listenTcp, MemoryLocalIdMap, Messenger, NodeUnavailableError, RemoteGlobalIdMap, type CoreLinks, type Transport, type TransportConnector, type TransportServer } from '@ebbrt/ebb-protocol/internal';
+import { connectTcp, EbbRuntime, listenTcp, MemoryLocalIdMap, Messenger, nativeCoreRuntime, NodeUnavailableError, type CoreLinks, type Transport, type TransportConnector, type TransportServer } from '@ebbrt/ebb-protocol/internal';
 import { CoreServices, ServiceBroker } from './shared.js';
 import { Supervisor } from './supervisor.js';
 
@@ -61,15 +61,12 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
     throw error;
   }
   messenger = new Messenger({ nodeId: supervisor.nodeId, core: 0, secret: options.secret, connect });
-  for (const peer of supervisor.welcome.peers) messenger.addPeer(peer);
-  const idMap = new RemoteGlobalIdMap(() => messenger!.connection(HOSTED_NODE_ID));
-  messenger.handle('idMapChanged', (body) => idMap.changed(body));
   const links: CoreLinks = {
     allocateId: async () => supervisor.ids.allocate(),
     localIdMap: new MemoryLocalIdMap(),
   };
   const address = `${server.address.host}:${server.address.port}`;
-  runtime = new EbbRuntime({ nodeId: supervisor.nodeId, core: 0, address, messenger, idMap, links });
+  runtime = nativeCoreRuntime(messenger, supervisor.welcome.peers, { nodeId: supervisor.nodeId, core: 0, address, links });
   const rt = runtime;
   const services = new CoreServices(rt, (request) => broker.handle(request));
   return {
