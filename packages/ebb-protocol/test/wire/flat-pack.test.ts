@@ -2,7 +2,7 @@
 // the bytes must be exactly msgpackr's, and a payload once returned must never change.
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeArgs, encodeArgs } from '@ebbrt/ebb-protocol';
+import { decodeArgs, encodeArgs } from '@ebbrt/ebb-protocol/internal';
 
 const msgpackr = new Packr({ useRecords: false, moreTypes: false, encodeUndefinedAsNil: true, mapsAsObjects: true, int64AsType: 'number' });
 
