@@ -17,7 +17,7 @@ export { encodeValue, decodeValue } from './wire/codec.js';
 export { DEFAULT_MAX_FRAME_SIZE } from './wire/frame.js';
 export {
   EbbError, ForbiddenError, IdConflictError, IdSpaceExhaustedError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, RemoteError,
-  StoreUnavailableError, TimeoutError, UnknownEbbError, UnknownMethodError, registerErrorCode,
+  StoreUnavailableError, TimeoutError, UnencodableError, UnknownEbbError, UnknownMethodError, registerErrorCode,
 } from './wire/errors.js';
 
 // Types

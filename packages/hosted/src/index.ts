@@ -10,7 +10,7 @@ export { NodeAllocator, AppLoadError, nativeModulePath, type AllocateOptions, ty
 export { FailureDetector, type DetectorOptions, type Verdict } from './membership.js';
 export { NodeGroup, type GroupOptions, type GroupLaunch, type GroupStats, type Replacement } from './node-group.js';
 export { ProcessBackend, resolveNativeBoot, type ProcessBackendOptions } from './backends/process.js';
-export { QemuBackend, QemuError, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS, probeKvm, buildNativeImage, readVmImage, resolveImageBuilder, type QemuBackendOptions, type QemuErrorCode, type Accel, type NetworkMode, type KvmProbe, type VmImage, type BuildImageOptions } from './backends/qemu/index.js';
+export { QemuBackend, QemuError, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS, probeKvm, buildNativeImage, imageCacheDir, pruneImageCache, readVmImage, resolveImageBuilder, type QemuBackendOptions, type QemuErrorCode, type Accel, type NetworkMode, type KvmProbe, type VmImage, type BuildImageOptions, type PrunedImage } from './backends/qemu/index.js';
 export type { NodeBackend, LaunchSpec, LaunchedNode } from './backends/backend.js';
 export { MemoryIdMapStore, IdMapServer, type IdMapAccess, type IdMapRefusal } from './global-id-map.js';
 export { MemoryStore, RedisStore, parseRedisUrl, resolveStore, isClusterStore, type ClusterStore, type MemoryStoreOptions, type RedisStoreOptions, type NodeRecord, type NodeGrant, type StoreSpec, type StoreStatusListener } from './store/index.js';

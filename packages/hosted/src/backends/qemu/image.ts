@@ -1,6 +1,7 @@
 /** VM images: built by `@ebbrt/native`'s builder (a child process, never an import), read from a directory. */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { checkImageManifest, readImageManifest, type ImageManifest } from '@ebbrt/ebb-protocol/node';
 import { resolveNativeBoot } from '../process.js';
@@ -17,6 +18,49 @@ export interface VmImage {
 /** Path of `@ebbrt/native`'s image builder command (a path, not an import). */
 export function resolveImageBuilder(): string {
   return path.join(path.dirname(resolveNativeBoot()), 'image', 'main.js');
+}
+
+/** Where the qemu backend builds images on demand: `EBBRT_IMAGE_CACHE`, else `~/.cache/ebbrt/images`. */
+export function imageCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.EBBRT_IMAGE_CACHE ?? path.join(os.homedir(), '.cache', 'ebbrt', 'images');
+}
+
+/** One cached image {@link pruneImageCache} removed (or would remove). */
+export interface PrunedImage {
+  dir: string;
+  bytes: number;
+  /** `app gone` (its native module no longer exists), `incomplete` (no readable manifest: an interrupted build), or `all`. */
+  reason: 'app gone' | 'incomplete' | 'all';
+}
+
+/**
+ * Removes cached images nothing can use any more: those whose app's native
+ * module is gone (an app folder deleted, a temporary checkout) and interrupted
+ * builds; with `all`, every cached image (they are rebuilt on demand). With
+ * `dryRun`, only says what it would remove. Only entries of the cache's own
+ * shape (`<app>-<12 hex>` folders) are touched.
+ */
+export function pruneImageCache(cacheDir: string, options: { all?: boolean; dryRun?: boolean } = {}): PrunedImage[] {
+  if (!existsSync(cacheDir)) return [];
+  const pruned: PrunedImage[] = [];
+  for (const name of readdirSync(cacheDir).sort()) {
+    const dir = path.join(cacheDir, name);
+    if (!/-[0-9a-f]{12}$/.test(name) || !statSync(dir).isDirectory()) continue;
+    let reason: PrunedImage['reason'] | undefined = options.all ? 'all' : undefined;
+    if (!reason) {
+      try {
+        const manifest = JSON.parse(readFileSync(path.join(dir, 'image.json'), 'utf8')) as { app?: unknown };
+        if (typeof manifest.app !== 'string' || !existsSync(manifest.app)) reason = 'app gone';
+      } catch {
+        reason = 'incomplete';
+      }
+    }
+    if (!reason) continue;
+    const bytes = readdirSync(dir).reduce((sum, file) => sum + statSync(path.join(dir, file)).size, 0);
+    if (!options.dryRun) rmSync(dir, { recursive: true, force: true });
+    pruned.push({ dir, bytes, reason });
+  }
+  return pruned;
 }
 
 /** Options of {@link buildNativeImage}. */

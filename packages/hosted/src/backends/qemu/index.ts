@@ -8,4 +8,4 @@ export { QemuBackend, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS } from './launc
 export { QemuError, type QemuErrorCode } from './errors.js';
 export type { Accel, NetworkMode, QemuBackendOptions } from './options.js';
 export { probeKvm, type KvmProbe } from './kvm.js';
-export { buildNativeImage, readVmImage, resolveImageBuilder, type VmImage, type BuildImageOptions } from './image.js';
+export { buildNativeImage, imageCacheDir, pruneImageCache, readVmImage, resolveImageBuilder, type VmImage, type BuildImageOptions, type PrunedImage } from './image.js';

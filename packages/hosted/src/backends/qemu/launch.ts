@@ -29,7 +29,7 @@ import { bootKernelParams, bootVariable, isThisMachine } from '@ebbrt/ebb-protoc
 import type { LaunchedNode, LaunchSpec, NodeBackend } from '../backend.js';
 import { QemuError } from './errors.js';
 import { MIN_MEMORY_MIB, validate, type NetworkMode, type QemuBackendOptions } from './options.js';
-import { buildNativeImage, readVmImage, type VmImage } from './image.js';
+import { buildNativeImage, imageCacheDir, readVmImage, type VmImage } from './image.js';
 import { probeKvm } from './kvm.js';
 import { exitOf, qemuMissing, spawnQemu } from './process.js';
 import { connectWhenReady, Qmp } from './qmp.js';
@@ -81,7 +81,7 @@ export class QemuBackend implements NodeBackend {
   image(app: string): Promise<VmImage> {
     const { imageDir } = this.#options;
     if (imageDir) return this.#images.get(imageDir) ?? this.#remember(imageDir, readVmImage(imageDir));
-    const cacheDir = this.#options.cacheDir ?? process.env.EBBRT_IMAGE_CACHE ?? path.join(os.homedir(), '.cache', 'ebbrt', 'images');
+    const cacheDir = this.#options.cacheDir ?? imageCacheDir();
     const dir = path.join(cacheDir, `${path.basename(path.dirname(app))}-${createHash('sha256').update(app).digest('hex').slice(0, 12)}`);
     return this.#images.get(app) ?? this.#remember(app, buildNativeImage(app, dir));
   }
