@@ -6,7 +6,9 @@
  * what they claim to; a tenant node killed with activations in flight is
  * replaced, the in-flight activations end as whisk internal errors, and the
  * namespace's next invoke runs on the replacement. A node that joins with
- * the stolen cluster secret reads no namespace's records and rewrites none.
+ * the stolen cluster secret (and even a tenant node's allocation id) reads no
+ * namespace's records and rewrites none. A trigger fired before its
+ * namespace's node started starts it.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -21,6 +23,7 @@ import { tenantExecArgv } from '@ebbrt/examples/invoker/tenants.js';
 
 const ONE_KEY = 'aaaaaaaa-0000-0000-0000-000000000001:tenantOneKey0123456789ab';
 const TWO_KEY = 'bbbbbbbb-0000-0000-0000-000000000002:tenantTwoKey0123456789ab';
+const THREE_KEY = 'cccccccc-0000-0000-0000-000000000003:tenantThreeKey0123456789';
 const CANARY = 'frontend-only-value-0123456789';
 /** The cluster secret, known to the test so that it can play the node that stole it. */
 const SECRET = 'tenant-test-cluster-secret-0123456789';
@@ -42,7 +45,7 @@ async function freePort(): Promise<number> {
 
 beforeAll(async () => {
   frontendPort = await freePort();
-  cluster = await launchInvoker({ nodes: 0, runArgs: ['--port', String(frontendPort)], args: ['--isolate', 'tenant', '--namespace', `one=${ONE_KEY}`, '--namespace', `two=${TWO_KEY}`], env: { INVOKER_TEST_CANARY: CANARY, EBBRT_SECRET: SECRET } });
+  cluster = await launchInvoker({ nodes: 0, runArgs: ['--port', String(frontendPort)], args: ['--isolate', 'tenant', '--namespace', `one=${ONE_KEY}`, '--namespace', `two=${TWO_KEY}`, '--namespace', `three=${THREE_KEY}`], env: { INVOKER_TEST_CANARY: CANARY, EBBRT_SECRET: SECRET } });
   one = openwhisk({ apihost: cluster.apihost, api_key: ONE_KEY });
   two = openwhisk({ apihost: cluster.apihost, api_key: TWO_KEY });
 });
@@ -133,7 +136,16 @@ test('a node joined with the stolen cluster secret reads no record of any namesp
   expect(await one.actions.invoke({ name: 'target', blocking: true, result: true })).toEqual({ original: true });
   // Keys and secrets never reach the frontend's output either.
   for (const secret of [ONE_KEY, TWO_KEY, SECRET]) expect(cluster.output()).not.toContain(secret);
-  const attacker = await startInlineNative({ frontend: `127.0.0.1:${frontendPort}`, secret: SECRET });
+  // Escaped code in a tenant node also knows that node's allocation id: joining with it gets no more.
+  const [tenant] = tenantProcesses('one');
+  const allocationId = /(?:^|\0)EBBRT_ALLOCATION_ID=([^\0]+)/.exec(tenant.environ)?.[1];
+  expect(allocationId).toBeDefined();
+  for (const stolen of [{}, { allocationId }]) await attack(await startInlineNative({ frontend: `127.0.0.1:${frontendPort}`, secret: SECRET, ...stolen }));
+  expect(await one.actions.invoke({ name: 'target', blocking: true, result: true })).toEqual({ original: true });
+  expect((await one.actions.get({ name: 'target' })).exec).toMatchObject({ code: expect.stringContaining('original') });
+});
+
+async function attack(attacker: Awaited<ReturnType<typeof startInlineNative>>): Promise<void> {
   try {
     // The directory and the first ids the frontend handed out: every action, package, trigger and rule so far.
     const ids = [DIRECTORY_ID, ...Array.from({ length: 64 }, (_, i) => spaceBase(HOSTED_ID_SPACE) + i)];
@@ -145,6 +157,26 @@ test('a node joined with the stolen cluster secret reads no record of any namesp
   } finally {
     await attacker.close();
   }
-  expect(await one.actions.invoke({ name: 'target', blocking: true, result: true })).toEqual({ original: true });
-  expect((await one.actions.get({ name: 'target' })).exec).toMatchObject({ code: expect.stringContaining('original') });
+}
+
+test('firing a trigger of a namespace whose node has not started yet starts it, and the rule\'s action runs there', async () => {
+  const three = openwhisk({ apihost: cluster.apihost, api_key: THREE_KEY });
+  expect(tenantProcesses('three')).toEqual([]);
+  await three.actions.create({ name: 'react', action: 'function main(p) { return { got: p.event } }' });
+  await three.triggers.create({ name: 'ping' });
+  await three.rules.create({ name: 'onPing', trigger: 'ping', action: 'react' });
+  const { activationId } = (await three.triggers.invoke({ name: 'ping', params: { event: 'first' } })) as { activationId: string };
+  const [line] = (await three.activations.get({ activationId })).logs.map((l: string) => JSON.parse(l));
+  expect(line).toMatchObject({ success: true, action: 'three/react' });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const ran = await three.activations.get({ activationId: line.activationId }).catch(() => undefined);
+    if (ran) {
+      expect(ran.response.result).toEqual({ got: 'first' });
+      break;
+    }
+    if (Date.now() > deadline) throw new Error('the rule\'s activation was never recorded');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  expect(tenantProcesses('three')).toHaveLength(1);
 });

@@ -238,13 +238,18 @@ class Api {
   /** Starts an invocation; with `blocking`, waits for its activation up to the blocking wait (`done` stays undefined past it: the caller polls by id). */
   async #run(resolved: Resolved, payload: Record<string, unknown>, requestedAt: number, blocking: boolean): Promise<{ activationId: string; done?: Activation }> {
     const { namespace } = resolved.action.record;
-    if (this.#o.ready && !this.#o.dispatcher.hasTargets(namespace)) await this.#o.ready(namespace);
+    await this.#ready(namespace);
     const started = this.#o.flows.invoke(resolved, payload, requestedAt);
     if (!blocking) return { activationId: started.activationId };
     let timer: ReturnType<typeof setTimeout> | undefined;
     const done = await Promise.race([started.done, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.#blockingWaitMs)))]);
     clearTimeout(timer);
     return { activationId: started.activationId, done };
+  }
+
+  /** Resolves once `namespace` has a native to run on (under --isolate tenant its node may have to start). */
+  async #ready(namespace: string): Promise<void> {
+    if (this.#o.ready && !this.#o.dispatcher.hasTargets(namespace)) await this.#o.ready(namespace);
   }
 
   /** Packages, triggers and rules: list, get, create/update, delete; POST fires a trigger or sets a rule's status. */
@@ -293,6 +298,7 @@ class Api {
           send(res, 200, json(updated));
           return;
         }
+        await this.#ready(namespace);
         const activationId = this.#o.flows.fire(stored.record as TriggerRecord, body as Record<string, unknown>);
         if (activationId === undefined) {
           res.writeHead(204, { 'access-control-allow-origin': '*' });

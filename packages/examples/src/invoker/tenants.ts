@@ -20,9 +20,9 @@
  * - its GlobalIdMap reads are scoped to its namespace's action records:
  *   code that escaped to the node's connection cannot read another
  *   namespace's actions (nor the directory, packages, triggers or rules);
- *   every other node that joins reads nothing at all (in this mode every
- *   native is a tenant node), so a process that joined with the cluster
- *   secret learns nothing of any namespace. Writes are limited by the
+ *   a node this frontend did not launch reads nothing at all, so a process
+ *   that joined with the cluster secret learns nothing of any namespace.
+ *   Writes are limited by the
  *   GlobalIdMap authority: a node writes only its own id space.
  *
  * What this layer does not give yet: the node still receives the cluster
@@ -85,8 +85,26 @@ export class Tenants {
   #stopped = false;
   /** Tenant node → the namespace it serves. */
   readonly #served = new Map<number, string>();
-  /** A node that joins (or re-registers) reads only its namespace's actions; one no group launched reads nothing. */
-  readonly #onJoin = (member: Member) => this.#scope(member.nodeId);
+  /**
+   * A tenant node that re-registers reads only its namespace's actions again;
+   * a node this frontend did not launch (one that joined with the cluster
+   * secret on its own, or with a tenant node's allocation id) reads nothing.
+   * A native launched for something else (another group under `ebbrt up`)
+   * is left unscoped. A tenant node's first join is scoped by
+   * its group's `join`, which follows the node's join within the same
+   * microtask run, before any request of the node is read.
+   */
+  readonly #onJoin = (member: Member) => {
+    const launched = this.#app.allocator.launchedAllocation(member.allocationId) && !this.#tenantAllocations.has(member.allocationId);
+    if (this.#served.has(member.nodeId) || !launched) this.#scope(member.nodeId);
+  };
+  /**
+   * Allocation ids of tenant nodes: another node that joins with one (code
+   * that escaped a tenant node knows its own) reads nothing. One id per tenant
+   * node ever started, so it grows only as fast as the groups' backoff lets
+   * crashed nodes be replaced.
+   */
+  readonly #tenantAllocations = new Set<string>();
   /** A node that left never comes back under its id. */
   readonly #onLeave = (nodeId: number) => this.#served.delete(nodeId);
 
@@ -145,6 +163,7 @@ export class Tenants {
     this.#groups.set(namespace, group);
     group.on('join', (native) => {
       this.#served.set(native.nodeId, namespace);
+      this.#tenantAllocations.add(native.allocationId);
       this.#scope(native.nodeId);
       this.#dispatcher.addNative(native.nodeId, native.cores, namespace);
     });
