@@ -22,14 +22,14 @@ import { median, ratio } from '../lib.mjs';
 
 const require = createRequire(import.meta.url);
 const examples = path.join(path.dirname(require.resolve('@ebbrt/examples/package.json')), 'dist', 'memcached');
-const MEMORY_MIB = 64;
-const SERVER_THREADS = 2;
+export const MEMORY_MIB = 64;
+export const SERVER_THREADS = 2;
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux everywhere). */
 const USER_HZ = 100;
 
-function options(args, quick) {
-  // A --quick smoke run: one short round per server.
-  const o = { ops: quick ? 5000 : 300_000, rounds: quick ? 1 : 5, concurrency: 32, valueSize: 64, threads: 2, verify: 100 };
+/** memcaslap's load and the rounds, from the suite's arguments over `defaults`; a --quick smoke run is one short round per server. */
+export function options(args, quick = false, defaults = {}) {
+  const o = { ops: 300_000, rounds: 5, concurrency: 32, valueSize: 64, threads: 2, verify: 100, ...defaults, ...(quick ? { ops: 5000, rounds: 1 } : {}) };
   const names = { '--ops': 'ops', '--rounds': 'rounds', '--concurrency': 'concurrency', '--value-size': 'valueSize', '--threads': 'threads', '--verify': 'verify' };
   for (let i = 0; i < args.length; i += 2) {
     const key = names[args[i]];
@@ -42,13 +42,13 @@ function options(args, quick) {
   return o;
 }
 
-function need(tool) {
+export function need(tool) {
   if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
     throw new Error(`${tool} is not installed; the memcached suite installs nothing: run infra/setup.sh (Debian packages memcached, libmemcached-tools)`);
   }
 }
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve) => {
     const probe = net.createServer().listen(0, '127.0.0.1', () => {
       const { port } = probe.address();
@@ -74,7 +74,7 @@ async function waitConnectable(port, ms = 10_000) {
 }
 
 /** Peak resident set size of a process, MiB (VmHWM). */
-function peakRssMiB(pid) {
+export function peakRssMiB(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1]);
   return kb / 1024;
@@ -89,7 +89,7 @@ function cpuMicros(pid) {
 }
 
 /** One memcaslap run of `o.ops` operations: throughput, the p99 read off its log2 latency histogram, and what it counted. */
-function memcaslap(address, o, ops = o.ops) {
+export function memcaslap(address, o, ops = o.ops) {
   return new Promise((resolve, reject) => {
     // -S past the run's end: one "Total Statistics" block at the end, none in between.
     const args = ['-s', address, '-T', String(o.threads), '-c', String(o.concurrency), '-x', String(ops), '-X', String(o.valueSize), '-v', String(o.verify / 100), '-S', '3600s'];
@@ -142,7 +142,7 @@ async function hitCounts(address) {
  * memcaslap; returns its figures, the server's hit counts (which must agree
  * with what memcaslap saw) and the server's CPU per operation.
  */
-async function round(server, o) {
+export async function round(server, o) {
   const reset = await ask(server.address, ['flush_all', 'stats reset']);
   if (!/^OK\r\nRESET\r\n/.test(reset)) throw new Error(`${server.address} did not flush and reset: ${JSON.stringify(reset)}`);
   const before = cpuMicros(server.pid);
@@ -189,12 +189,31 @@ async function startMemcached() {
 
 /** Ours as `ebbrt run memcached --nodes 1 --cores 2` runs it: a frontend here, one native process, its hosted main. */
 async function startOurs() {
-  const port = await freePort();
   const hosted = await startHosted({ secret: 'bench-memcached-secret', logger: silentLogger });
   const allocator = new NodeAllocator(hosted);
+  const server = await serveMemcached('ours', hosted, allocator);
+  return {
+    ...server,
+    stop: async () => {
+      await server.stop();
+      allocator.killAll();
+      await hosted.close();
+    },
+  };
+}
+
+/**
+ * The memcached example on one native node of `hosted` (allocated with
+ * `allocate`: its backend, network mode…), run by its hosted main as `ebbrt
+ * run` runs it; resolves once it prints where it listens. `bootToServingMs`:
+ * from asking for the node to that line.
+ */
+export async function serveMemcached(name, hosted, allocator, allocate = {}) {
+  const port = await freePort();
   const nativeEntry = path.join(examples, 'native.js');
   const args = ['--port', String(port), '--memory', String(MEMORY_MIB)];
-  const natives = await allocator.allocatePool(1, nativeEntry, { cores: SERVER_THREADS, args });
+  const asked = performance.now();
+  const natives = await allocator.allocatePool(1, nativeEntry, { cores: SERVER_THREADS, args, stdio: 'pipe', waitForApp: true, ...allocate });
   const { main } = await import(path.join(examples, 'hosted.js'));
   const abort = new AbortController();
   let listening;
@@ -203,15 +222,14 @@ async function startOurs() {
   const line = await Promise.race([started, running.then((status) => Promise.reject(new Error(`memcached app exited with ${status} before listening`)))]);
   const address = /listening on (\S+)/.exec(line)[1];
   return {
-    name: 'ours',
+    name,
     address,
     pid: natives[0].pid,
+    bootToServingMs: performance.now() - asked,
     stop: async () => {
       abort.abort();
       await running;
-      await Promise.all(natives.map((n) => n.stop(1000)));
-      allocator.killAll();
-      await hosted.close();
+      await Promise.all(natives.map((n) => n.stop(5000)));
     },
   };
 }
