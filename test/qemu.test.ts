@@ -2,7 +2,8 @@
  * The qemu backend for real: natives booted as QEMU virtual machines (TCG on
  * this machine, whose /dev/kvm does not run guests), their images built once
  * in `beforeAll` and reused (the builder skips unchanged images). Each VM
- * boot takes ~10-15 s under TCG; the whole file about 2 minutes.
+ * boot takes ~10-15 s under TCG; the whole file about 2 minutes. The apps
+ * run on VM natives too: the offload example's native mode renders there.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -12,7 +13,9 @@ import path from 'node:path';
 import { beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { NodeUnavailableError, QemuBackend, probeKvm, resolveApp, VM_FAILURE_TIMEOUT_MS, type VmImage } from '@ebbrt/hosted';
 import { VmProbe } from './fixtures/vm/ebbs.js';
-import { FIXTURES, lines, runCli, settle, startFrontend, until } from './kit/index.js';
+import { renderDocument } from '@ebbrt/examples/offload/markdown.js';
+import { sampleDocument } from '@ebbrt/examples/offload/sample.js';
+import { CLI, FIXTURES, lines, runCli, settle, spawnNode, startFrontend, until } from './kit/index.js';
 import { skipFor } from './kit/requirements.js';
 
 const VM_APP = path.join(FIXTURES, 'vm/native.js');
@@ -112,6 +115,33 @@ describe.skipIf(SKIP)('qemu backend (natives as VMs)', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(lines(r.stdout)).toEqual([expect.stringMatching(new RegExp(`^node 2 \\(${ADDRESS}\\): 20000 = 2 cores × 10000$`)), 'total 20000 = 1 nodes × 2 cores × 10000']);
   }, 70_000);
+
+  test('offload --mode native on a 2-core VM native: every render equals the local renderer\'s, both cores render', async () => {
+    const proc = spawnNode(CLI, ['run', 'offload', '--backend', 'qemu', '--nodes', '1', '--cores', '2', '--', '--mode', 'native', '--port', '0'], { timeoutMs: 240_000 });
+    onTestFinished(() => {
+      if (proc.child.exitCode === null && proc.child.signalCode === null) process.kill(-proc.child.pid!, 'SIGKILL');
+    });
+    const serving = () => /offload: serving (http:\/\/\S+)/.exec(proc.stdout());
+    await until(() => serving() !== null || proc.child.exitCode !== null, 180_000, 'offload on a VM native to serve');
+    const url = serving()?.[1];
+    expect(url, `${proc.stdout()}\n${proc.stderr()}`).toBeDefined();
+    const docs = Array.from({ length: 16 }, (_, i) => new TextEncoder().encode(sampleDocument(2 + (i % 4), i + 1)));
+    const replies = await Promise.all(docs.map(async (doc) => {
+      const response = await fetch(`${url}/render`, { method: 'POST', body: doc, headers: { 'content-type': 'text/markdown' } });
+      return { status: response.status, body: Buffer.from(await response.arrayBuffer()) };
+    }));
+    replies.forEach((reply, i) => {
+      expect(reply.status).toBe(200);
+      expect(reply.body.equals(Buffer.from(renderDocument(docs[i])))).toBe(true);
+    });
+    const status = (await (await fetch(`${url}/status`)).json()) as { mode: string; natives: { nodeId: number }[]; cores: { core: number; calls: number }[] };
+    expect(status.mode).toBe('native');
+    expect(status.cores.map((c) => c.core)).toEqual([0, 1]);
+    for (const core of status.cores) expect(core.calls).toBeGreaterThan(0);
+    expect(proc.stderr()).toMatch(/joined/);
+    proc.child.kill('SIGINT');
+    expect((await proc.result).code).toBe(130);
+  }, 300_000);
 
   test('mixed cluster: a process native and a VM native call each other; the VM stops with a clean power-off', async () => {
     const fe = await startFrontend({ failureTimeoutMs: VM_FAILURE_TIMEOUT_MS });
