@@ -87,8 +87,9 @@ async function bootFigures(ctx) {
   }
 }
 
-/** The network modes this machine can run: `tap` needs root. */
+/** The network modes to measure: `tap` needs root; a --quick smoke run boots one VM only. */
 function modes(ctx) {
+  if (ctx.quick) return ['user'];
   if (process.getuid?.() === 0) return ['user', 'tap'];
   ctx.log('network mode tap skipped: it needs root (tap devices, a bridge)');
   return ['user'];
