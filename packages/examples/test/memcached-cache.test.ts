@@ -19,6 +19,14 @@ function clock(start = 1_800_000_000) {
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
+/**
+ * The value a key is stored with in the concurrency tests: 1000 bytes spelling the key over and
+ * over (one slab class, so LRU order alone decides what is evicted). Plain JS: workers run it too.
+ */
+function exactValue(name: string) {
+  return Buffer.alloc(1000, `${name};`);
+}
+
 /** A cache with string helpers around the byte-level API. */
 function harness(memoryMiB = 8, time = clock()) {
   const cache = SharedCache.create({ memoryMiB, clock: time.now });
@@ -278,6 +286,72 @@ describe('SharedCache: cores share it through worker threads', () => {
       }
       parentPort.postMessage(seen);
     });`;
+
+  /** Two cores writing at once into a 2 MiB cache: every hit, on either core, must be the exact bytes stored under its key. */
+  const evictingWriter = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.module).then(({ SharedCache, hashKey, StoreMode, Status }) => {
+      const cache = SharedCache.attach(workerData.memory, { memoryMiB: 2, cores: 2 }, workerData.core);
+      ${exactValue.toString()}
+      const key = (s) => { const b = Buffer.from(s); return [b, 0, b.length, hashKey(b, 0, b.length)]; };
+      let hits = 0, misses = 0, wrong = [];
+      const check = (name) => ({ hit(mem, value, n, flags) {
+        const got = mem.subarray(value, value + n);
+        const want = exactValue(name);
+        if (n !== want.length || !got.equals(want) || flags !== want.length) wrong.push(name + ': ' + n + ' bytes, flags ' + flags);
+        hits++;
+      } });
+      for (let i = 0; i < workerData.writes; i++) {
+        const name = 'c' + workerData.core + '-' + i;
+        const v = exactValue(name);
+        if (cache.store(StoreMode.SET, ...key(name), v.length, 0, v, 0, v.length, 0) !== Status.STORED) wrong.push(name + ': not stored');
+        // Read back a recent key of each core (the other core's may be evicted, or not written yet).
+        for (const other of [workerData.core, 1 - workerData.core]) {
+          const back = 'c' + other + '-' + Math.max(0, i - (i % 7));
+          if (!cache.fetch(...key(back), check(back))) misses++;
+        }
+      }
+      parentPort.postMessage({ hits, misses, wrong: wrong.slice(0, 5) });
+    });`;
+
+  test('eviction under two cores writing at once: every hit on either core is the exact bytes of its key; the bound holds; the last write stays', async () => {
+    const module = new URL('../dist/memcached/cache.js', import.meta.url).href;
+    const memory = new SharedArrayBuffer(cacheBytes({ memoryMiB: 2, cores: 2 }));
+    const main = SharedCache.attach(memory, { memoryMiB: 2, cores: 2 }, 0); // core 0 lays the cache out, before the writers attach
+    const writes = 6000;
+    const run = (core: number) =>
+      new Promise<{ hits: number; misses: number; wrong: string[] }>((resolve, reject) => {
+        const w = new Worker(evictingWriter, { eval: true, workerData: { memory, core, module, writes } });
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+    const results = await Promise.all([run(0), run(1)]);
+    for (const r of results) {
+      expect(r.wrong).toEqual([]);
+      expect(r.hits).toBeGreaterThan(1000); // each core examined thousands of values (its own recent ones at least)
+    }
+    const counters = main.counters();
+    expect(counters.evictions).toBeGreaterThan(writes); // 12,000 values of 1000 bytes into 2 MiB
+    expect(counters.bytes).toBeLessThanOrEqual(2 << 20);
+    expect(main.pagesUsed).toBeLessThanOrEqual(2);
+    // Whatever survived is exact.
+    let present = 0;
+    for (let core = 0; core < 2; core++) {
+      for (let i = 0; i < writes; i++) {
+        const name = `c${core}-${i}`;
+        const k = b(name);
+        const got: Buffer[] = [];
+        if (main.fetch(k, 0, k.length, hashKey(k, 0, k.length), { hit: (mem, v, n) => got.push(Buffer.from(mem.subarray(v, v + n))) })) {
+          present++;
+          expect(got[0].equals(exactValue(name)), name).toBe(true);
+        }
+      }
+    }
+    expect(present).toBe(counters.curr_items);
+    expect(present).toBeGreaterThan(1000); // 2 MiB of 1096-byte chunks: about 1900 items
+    // The write that came last overall was not evicted (which core's it was depends on the race).
+    expect([`c0-${writes - 1}`, `c1-${writes - 1}`].some((name) => main.fetch(b(name), 0, name.length, hashKey(b(name), 0, name.length), null))).toBe(true);
+  }, 60_000);
 
   test('concurrent incr from two threads loses nothing; stores are visible to the other thread', async () => {
     const module = new URL('../dist/memcached/cache.js', import.meta.url).href;
