@@ -120,6 +120,14 @@ describe('abuse fails only its own action', () => {
     // The victim's namespace has its own count.
     await expectVictimUnharmed();
     for (let i = existing; i < 12; i++) await attacker.actions.delete({ name: `filler${i}` });
+    // The quota counts what is held now: an update replaces the old code's bytes, a delete frees them.
+    const half = `function main() { return {} } // ${'h'.repeat(600 * 1024)}`;
+    await attacker.actions.create({ name: 'half', action: half });
+    await attacker.actions.update({ name: 'half', action: `${half} ` });
+    expect((await failure(attacker.actions.create({ name: 'half2', action: half }))).statusCode).toBe(413);
+    await attacker.actions.delete({ name: 'half' });
+    await attacker.actions.create({ name: 'half2', action: half });
+    await attacker.actions.delete({ name: 'half2' });
   });
 });
 

@@ -31,6 +31,8 @@ export interface Stored<R> {
   /** GlobalIdMap entry version of `record`: natives compare an action's with the record their rep was built from. */
   entryVersion: number;
   record: R;
+  /** What it counts against its namespace's stored bytes quota: an action's code, or the record's JSON. */
+  bytes: number;
 }
 export type StoredAction = Stored<ActionRecord>;
 
@@ -61,6 +63,8 @@ export class ActionStore {
   /** Native nodes each namespace may run on (`--isolate namespace`). */
   readonly #placement?: ReadonlyMap<string, readonly number[]>;
   readonly #quotas?: Quotas;
+  /** Namespace → the bytes its entities count against the stored bytes quota (the sum of their `bytes`). */
+  readonly #bytes = new Map<string, number>();
   /** Action id → its namespace, deleted actions' included (ids are never reused): what a tenant node may read. */
   readonly #owners = new Map<EbbId, string>();
   #writes: Promise<unknown> = Promise.resolve();
@@ -83,7 +87,7 @@ export class ActionStore {
           if (!stored) continue;
           const record = decodeValue(stored.value) as Records[Kind] & { deleted?: boolean };
           if (kind === 'actions') store.#owners.set(id, namespace);
-          if (!record.deleted) store.#namespace(kind, namespace).set(name, { id, entryVersion: stored.version, record } as never);
+          if (!record.deleted) store.#keep(kind, namespace, name, { id, entryVersion: stored.version, record, bytes: storedBytes(record) }, undefined);
         }
       }
     }
@@ -190,28 +194,34 @@ export class ActionStore {
       const existing = this.find(kind, namespace, name);
       if (existing && !overwrite) throw new InvokerError('INVOKER_CONFLICT', MESSAGES.conflict);
       const record = build(existing?.record);
-      this.#checkQuotas(kind, namespace, record, existing);
+      const bytes = storedBytes(record);
+      this.#checkQuotas(kind, namespace, bytes, existing);
       const id = existing?.id ?? (await this.#rt.links.allocateId());
       if (kind === 'actions') this.#owners.set(id, namespace);
       const entry = await this.#rt.idMap.set(id, encodeValue(record));
-      const stored: Stored<Records[K]> = { id, entryVersion: entry.version, record };
-      this.#namespace(kind, namespace).set(name, stored);
+      const stored: Stored<Records[K]> = { id, entryVersion: entry.version, record, bytes };
+      this.#keep(kind, namespace, name, stored, existing);
       if (!existing) await this.#saveDirectory();
       return stored;
     });
   }
 
-  /** 413 when `record` would take `namespace` past its entity count or stored bytes quota. */
-  #checkQuotas(kind: Kind, namespace: string, record: Records[Kind], existing: Stored<Records[Kind]> | undefined): void {
+  /** Puts `stored` in place of `existing` (or of nothing), keeping the namespace's byte total. */
+  #keep<K extends Kind>(kind: K, namespace: string, name: string, stored: Stored<Records[K]>, existing: Stored<Records[K]> | undefined): void {
+    this.#namespace(kind, namespace).set(name, stored);
+    this.#bytes.set(namespace, (this.#bytes.get(namespace) ?? 0) - (existing?.bytes ?? 0) + stored.bytes);
+  }
+
+  /** 413 when an entity of `bytes` (replacing `existing`) would take `namespace` past its entity count or stored bytes quota. */
+  #checkQuotas(kind: Kind, namespace: string, bytes: number, existing: Stored<Records[Kind]> | undefined): void {
     if (!this.#quotas) return;
     const entities = this.#entities[kind].get(namespace) ?? new Map<string, Stored<Records[Kind]>>();
     if (!existing && entities.size >= this.#quotas.actions) {
       throw new InvokerError('INVOKER_TOO_LARGE', `The namespace holds ${entities.size} ${kind}, the most allowed (count: ${entities.size + 1}, allowed: ${this.#quotas.actions}); delete one first, or start the invoker with a larger --max-actions.`);
     }
-    let bytes = storedBytes(record);
-    for (const k of KINDS) for (const other of this.#entities[k].get(namespace)?.values() ?? []) if (other !== existing) bytes += storedBytes(other.record);
-    if (bytes > this.#quotas.codeBytes) {
-      throw new InvokerError('INVOKER_TOO_LARGE', `The namespace's action code and entities are larger than allowed: ${bytes} > ${this.#quotas.codeBytes} bytes; delete some first, or start the invoker with a larger --max-code-mb.`);
+    const total = (this.#bytes.get(namespace) ?? 0) - (existing?.bytes ?? 0) + bytes;
+    if (total > this.#quotas.codeBytes) {
+      throw new InvokerError('INVOKER_TOO_LARGE', `The namespace's action code and entities are larger than allowed: ${total} > ${this.#quotas.codeBytes} bytes; delete some first, or start the invoker with a larger --max-code-mb.`);
     }
   }
 
@@ -229,6 +239,7 @@ export class ActionStore {
         if (held > 0) throw new InvokerError('INVOKER_CONFLICT', `Package not empty (contains ${held} ${held === 1 ? 'entity' : 'entities'}): delete its actions first.`);
       }
       this.#entities[kind].get(namespace)!.delete(name);
+      this.#bytes.set(namespace, this.#bytes.get(namespace)! - existing.bytes);
       const record = existing.record as Records[Kind];
       const tombstone = 'exec' in record ? { ...record, deleted: true, exec: { ...record.exec, code: '' } } : { ...record, deleted: true };
       await this.#rt.idMap.set(existing.id, encodeValue(tombstone));
@@ -254,7 +265,7 @@ export class ActionStore {
   }
 }
 
-/** What an entity counts against its namespace's stored bytes quota: an action's code, or the record's JSON. */
+/** What an entity counts against its namespace's stored bytes quota (see {@link Stored.bytes}). */
 function storedBytes(record: Records[Kind]): number {
   return 'exec' in record ? Buffer.byteLength(record.exec.code) : Buffer.byteLength(JSON.stringify(record));
 }
