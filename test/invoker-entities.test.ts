@@ -67,6 +67,11 @@ describe('invoker entities: packages and bindings', () => {
     // Package actions are listed under the package, not the namespace.
     expect((await alpha.actions.list()).map((a) => a.name)).not.toContain('greet');
     expect((await raw('GET', '/api/v1/namespaces/_/actions/utils/')).text).toContain('"name":"greet"');
+    // Its activations are listed by its simple name, or by package/name.
+    const byPath = (await alpha.activations.list({ name: 'utils/greet' } as any)) as any[];
+    expect(byPath).toHaveLength(2);
+    expect(byPath.every((a) => a.name === 'greet' && a.annotations.some((k: any) => k.key === 'path' && k.value === 'alpha/utils/greet'))).toBe(true);
+    expect((await alpha.activations.list({ name: 'other/greet' } as any)) as any[]).toEqual([]);
     // Another namespace sees none of it.
     expect((await failure(beta.packages.get({ name: 'utils' }))).statusCode).toBe(404);
     expect((await failure(beta.actions.invoke({ name: '/alpha/utils/greet', blocking: true }))).statusCode).toBe(404);

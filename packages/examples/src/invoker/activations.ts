@@ -35,7 +35,7 @@ export interface Activation {
 
 /** Filters of `GET …/activations` (OpenWhisk's query parameters). */
 export interface ActivationQuery {
-  /** Only activations of this action. */
+  /** Only activations of this entity: a simple name (any package), or `package/name`. */
   name?: string;
   skip: number;
   limit: number;
@@ -132,7 +132,7 @@ export class ActivationStore {
     let skipped = 0;
     for (let i = all.length - 1; i >= 0 && out.length < query.limit; i--) {
       const a = all[i];
-      if (query.name !== undefined && a.name !== query.name) continue;
+      if (query.name !== undefined && (query.name.includes('/') ? pathOf(a) !== `${namespace}/${query.name}` : a.name !== query.name)) continue;
       if (query.since !== undefined && a.start < query.since) continue;
       if (query.upto !== undefined && a.start > query.upto) continue;
       if (skipped++ < query.skip) continue;
@@ -145,4 +145,9 @@ export class ActivationStore {
   count(namespace: string, query: Omit<ActivationQuery, 'skip' | 'limit'>): number {
     return this.list(namespace, { ...query, skip: 0, limit: Infinity }).length;
   }
+}
+
+/** The `path` annotation of an activation: `namespace/name` or `namespace/package/name`. */
+function pathOf(activation: Activation): unknown {
+  return activation.annotations.find((a) => a.key === 'path')?.value;
 }

@@ -349,7 +349,7 @@ class Api {
         since: optionalInteger(query, 'since', 'activations'),
         upto: optionalInteger(query, 'upto', 'activations'),
       };
-      if (filter.name !== undefined && !validEntityName(filter.name)) throw bad(`Parameter may be a 'simple' name or 'package-name/simple' name: ${filter.name}`);
+      if (filter.name !== undefined && !(filter.name.split('/').length <= 2 && filter.name.split('/').every(validEntityName))) throw bad(`Parameter may be a 'simple' name or 'package-name/simple' name: ${filter.name}`);
       if (flag(query, 'count')) {
         if (flag(query, 'docs')) throw bad("The parameter 'docs' is not permitted with 'count'.");
         send(res, 200, { activations: activations.count(namespace, filter) });
