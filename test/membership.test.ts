@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { MAX_SERVICES, NodeUnavailableError, type NativeNode } from '@ebbrt/hosted';
+import { MAX_SERVICES, NodeUnavailableError, type LaunchHandle } from '@ebbrt/hosted';
 import { connectTcp, encodeArgs, encodeControl, encodeFrame, FrameKind, HelloPurpose, PROTOCOL_VERSION } from '@ebbrt/ebb-protocol/internal';
 import { Supervisor } from '@ebbrt/native';
 import { ClusterWorker, HomeCounter, StickyCounter } from './fixtures/cluster/ebbs.js';
@@ -32,7 +32,7 @@ describe('a native dies under load', () => {
     const failures: { nodeId: number; error: unknown; startedAt: number; at: number }[] = [];
     let started = 0;
     let stop = false;
-    const lane = async (node: NativeNode) => {
+    const lane = async (node: LaunchHandle) => {
       const times = done.get(node.nodeId) ?? [];
       done.set(node.nodeId, times);
       while (!stop) {

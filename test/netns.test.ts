@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { NodeUnavailableError, StoreUnavailableError, type NativeNode } from '@ebbrt/hosted';
+import { NodeUnavailableError, StoreUnavailableError, type LaunchHandle } from '@ebbrt/hosted';
 import { ClusterWorker, HomeCounter, StickyCounter } from './fixtures/cluster/ebbs.js';
 import { FIXTURES, NATIVE_BOOT, settle, spawnNode, startFrontend, TEST_SECRET, until } from './kit/index.js';
 import { Lab, netnsAvailability, reachable, type LabHost } from './kit/netns.js';
@@ -84,7 +84,7 @@ describe.skipIf(skipNs)(`across network namespaces${skip}`, () => {
     expect((await rt.ref(HomeCounter).add(1)).nodeId).toBe(a.nodeId);
     const host = lab.hostOf(a.address)!;
     const leftAt = new Promise<number>((resolve) => fe.hosted.on('leave', (nodeId: number) => nodeId === a.nodeId && resolve(performance.now())));
-    const replaced = new Promise<NativeNode>((resolve) => group.on('replaced', (old: number, native: NativeNode) => old === a.nodeId && resolve(native)));
+    const replaced = new Promise<LaunchHandle>((resolve) => group.on('replaced', (old: number, native: LaunchHandle) => old === a.nodeId && resolve(native)));
 
     const partitionedAt = performance.now();
     await host.partition();

@@ -13,7 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { onTestFinished } from 'vitest';
-import { NodeAllocator, startHosted, type AllocateOptions, type HostedNode, type HostedOptions, type Logger, type LogLevel, type NativeNode } from '@ebbrt/hosted';
+import { NodeAllocator, startHosted, type AllocateOptions, type HostedNode, type HostedOptions, type Logger, type LogLevel, type LaunchHandle } from '@ebbrt/hosted';
 
 /** Repository root. */
 export const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -166,9 +166,9 @@ export interface Frontend {
   readonly allocator: NodeAllocator;
   readonly logger: RecordingLogger;
   /** Every native allocated through {@link Frontend.allocate}. */
-  readonly natives: NativeNode[];
+  readonly natives: LaunchHandle[];
   /** Launches `n` natives running `app` (path of a native module); output is captured (`stdio: 'pipe'`). */
-  allocate(n: number, app: string, options?: AllocateOptions): Promise<NativeNode[]>;
+  allocate(n: number, app: string, options?: AllocateOptions): Promise<LaunchHandle[]>;
   /** Stops the natives (goodbye, then SIGKILL), waits for their exit and closes the frontend. Idempotent. */
   close(): Promise<void>;
 }
@@ -181,7 +181,7 @@ export async function startFrontend(options: Partial<HostedOptions> = {}): Promi
   const logger = recordingLogger();
   const hosted = await startHosted({ secret: TEST_SECRET, logger, ...options });
   const allocator = new NodeAllocator(hosted);
-  const natives: NativeNode[] = [];
+  const natives: LaunchHandle[] = [];
   let closing: Promise<void> | undefined;
   const frontend: Frontend = {
     hosted,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EbbError, type EbbErrorOptions, NodeUnavailableError } from '@ebbrt/ebb-protocol/internal';
 import { bootEnv } from '@ebbrt/ebb-protocol/node';
-import type { LaunchedNode, NodeBackend } from './backends/backend.js';
+import type { LaunchedProcess, NodeBackend } from './backends/backend.js';
 import { ProcessBackend } from './backends/process.js';
 import { QemuBackend } from './backends/qemu/index.js';
 import type { HostedNode, Member } from './node.js';
@@ -70,8 +70,8 @@ export function nativeModulePath(app: string | URL): string {
   return path.resolve(app);
 }
 
-/** A launched, joined native node. */
-export interface NativeNode {
+/** The launch handle of a native this frontend launched and that joined: its node id and address, and how to stop it. */
+export interface LaunchHandle {
   readonly nodeId: number;
   /** `host:port` of its messenger. */
   readonly address: string;
@@ -96,7 +96,7 @@ const DEFAULT_RECONNECT_MS = 3000;
 export class NodeAllocator {
   readonly #hosted: HostedNode;
   readonly #backends = new Map<string, NodeBackend>();
-  readonly #launched = new Set<LaunchedNode>();
+  readonly #launched = new Set<LaunchedProcess>();
   /** Allocation ids of the natives this allocator launched that still run. */
   readonly #allocations = new Set<string>();
 
@@ -120,7 +120,7 @@ export class NodeAllocator {
    * Launches one native running `app` (path or `file:` URL of the app's native
    * module) and resolves when it joined (with `waitForApp`, once it loaded the module).
    */
-  async allocateNode(app: string | URL, options: AllocateOptions = {}): Promise<NativeNode> {
+  async allocateNode(app: string | URL, options: AllocateOptions = {}): Promise<LaunchHandle> {
     this.#validate(app, options);
     const module = nativeModulePath(app);
     if (!existsSync(module) || !statSync(module).isFile()) throw new AppLoadError(`native module ${module} does not exist (give the path or file URL of the app's built native entry)`, { data: { module } });
@@ -192,7 +192,7 @@ export class NodeAllocator {
   }
 
   /** Resolves once `member`'s heartbeats carry every core's counters (each core loaded the module); rejects if the node ends first. */
-  #appLoaded(member: Member, module: string, timeoutMs: number, launched: LaunchedNode): Promise<void> {
+  #appLoaded(member: Member, module: string, timeoutMs: number, launched: LaunchedProcess): Promise<void> {
     const loaded = () => (member.heartbeat?.cores.length ?? 0) >= member.cores;
     if (loaded()) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -216,11 +216,11 @@ export class NodeAllocator {
   }
 
   /** Launches `n` natives in parallel; if one fails, the others are stopped and the error is thrown. */
-  async allocatePool(n: number, app: string | URL, options: AllocateOptions = {}): Promise<NativeNode[]> {
+  async allocatePool(n: number, app: string | URL, options: AllocateOptions = {}): Promise<LaunchHandle[]> {
     if (!Number.isInteger(n) || n < 1) throw new TypeError('allocatePool(n): n must be a positive integer');
     const results = await Promise.allSettled(Array.from({ length: n }, () => this.allocateNode(app, options)));
     const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-    const nodes = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<NativeNode>).value);
+    const nodes = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<LaunchHandle>).value);
     if (failed) {
       await Promise.all(nodes.map((node) => node.stop(500)));
       throw failed.reason;

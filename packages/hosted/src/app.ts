@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EbbError, type EbbRuntime } from '@ebbrt/ebb-protocol/internal';
-import { NodeAllocator, type NativeNode } from './allocator.js';
+import { NodeAllocator, type LaunchHandle } from './allocator.js';
 import type { NodeGroup } from './node-group.js';
 import { QemuBackend, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS, type Accel } from './backends/qemu/index.js';
 import { startHosted, type HostedNode } from './node.js';
@@ -21,7 +21,7 @@ export interface HostedApp {
   node: HostedNode;
   allocator: NodeAllocator;
   /** The natives launched for this run (`--nodes`), as they joined first; `group.nodes` is the current set. */
-  natives: NativeNode[];
+  natives: LaunchHandle[];
   /** The group keeping `--nodes` natives joined (lost ones are replaced); undefined with `--nodes 0`. */
   group?: NodeGroup;
   /** Path of the app's native module, for allocating more natives. */
@@ -195,7 +195,7 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
       options.signal?.addEventListener('abort', () => resolve(130), { once: true });
     });
     const run = async () => {
-      let natives: NativeNode[] = [];
+      let natives: LaunchHandle[] = [];
       if (options.nodes > 0) {
         group = allocator.maintain(app.native, { count: options.nodes, cores: options.cores, args: options.args, backend: options.backend, memoryMiB: options.memoryMiB, network: options.network, reconnectMs: options.reconnectMs, waitForApp: true });
         group.on('replace', (r) => progress(`ebbrt: replacing node ${r.nodeId}${r.delayMs ? ` in ${r.delayMs} ms (${r.failuresInARow} failed in a row)` : ''}`));

@@ -8,7 +8,7 @@
  * crash loop), back off exponentially.
  */
 import { EventEmitter } from 'node:events';
-import type { AllocateOptions, NativeNode, NodeAllocator } from './allocator.js';
+import type { AllocateOptions, LaunchHandle, NodeAllocator } from './allocator.js';
 import type { HostedNode } from './node.js';
 
 /** Options of {@link NodeAllocator.maintain}. */
@@ -55,9 +55,9 @@ export interface GroupStats {
 }
 
 /**
- * Events: `launch` (GroupLaunch), `join` (NativeNode, GroupLaunch), `fail`
- * (Error, GroupLaunch), `lost` (NativeNode, reason), `replace` (Replacement),
- * `replaced` (old node id, NativeNode, ms from loss to join).
+ * Events: `launch` (GroupLaunch), `join` (LaunchHandle, GroupLaunch), `fail`
+ * (Error, GroupLaunch), `lost` (LaunchHandle, reason), `replace` (Replacement),
+ * `replaced` (old node id, LaunchHandle, ms from loss to join).
  */
 export class NodeGroup extends EventEmitter {
   readonly name: string;
@@ -70,10 +70,10 @@ export class NodeGroup extends EventEmitter {
   readonly #backoffMs: number;
   readonly #maxBackoffMs: number;
   readonly #stableMs: number;
-  readonly #nodes: NativeNode[] = [];
-  readonly #joinedAt = new Map<NativeNode, number>();
+  readonly #nodes: LaunchHandle[] = [];
+  readonly #joinedAt = new Map<LaunchHandle, number>();
   /** Natives that joined as replacements (a quick death of one is a failed replacement). */
-  readonly #replacements = new WeakSet<NativeNode>();
+  readonly #replacements = new WeakSet<LaunchHandle>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   #failuresInARow = 0;
   #stopped = false;
@@ -101,7 +101,7 @@ export class NodeGroup extends EventEmitter {
   }
 
   /** The group's joined natives now. */
-  get nodes(): readonly NativeNode[] {
+  get nodes(): readonly LaunchHandle[] {
     return this.#nodes;
   }
 
@@ -111,12 +111,12 @@ export class NodeGroup extends EventEmitter {
    * likely a configuration error): `failures` says why; from then on, lost
    * natives are replaced.
    */
-  async start(): Promise<{ nodes: NativeNode[]; failures: Error[] }> {
+  async start(): Promise<{ nodes: LaunchHandle[]; failures: Error[] }> {
     const results = await Promise.all(Array.from({ length: this.count }, () => this.#launch(undefined)));
-    return { nodes: results.filter((r): r is NativeNode => !(r instanceof Error)), failures: results.filter((r): r is Error => r instanceof Error) };
+    return { nodes: results.filter((r): r is LaunchHandle => !(r instanceof Error)), failures: results.filter((r): r is Error => r instanceof Error) };
   }
 
-  /** Stops replacing, then stops every native of the group (goodbye, SIGTERM, SIGKILL; see NativeNode.stop). */
+  /** Stops replacing, then stops every native of the group (goodbye, SIGTERM, SIGKILL; see LaunchHandle.stop). */
   async stop(graceMs = 2000): Promise<void> {
     this.#stopped = true;
     this.#hosted.off('leave', this.#onLeave);
@@ -126,10 +126,10 @@ export class NodeGroup extends EventEmitter {
     await Promise.all(this.#nodes.splice(0).map((native) => native.stop(graceMs)));
   }
 
-  async #launch(replaces: number | undefined, lostAt = Date.now()): Promise<NativeNode | Error> {
+  async #launch(replaces: number | undefined, lostAt = Date.now()): Promise<LaunchHandle | Error> {
     const launch: GroupLaunch = { group: this.name, startedAt: Date.now(), ...(replaces === undefined ? {} : { replaces }) };
     this.emit('launch', launch);
-    let native: NativeNode;
+    let native: LaunchHandle;
     try {
       native = await this.#allocator.allocateNode(this.#app, this.#options);
     } catch (error) {

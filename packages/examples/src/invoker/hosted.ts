@@ -5,7 +5,7 @@
  * run by the Action Ebb's per-core reps there. Serves until interrupted
  * (SIGINT/SIGTERM), then closes the API and lets the runtime stop the natives.
  */
-import type { AppCheck, HostedApp, NativeNode } from '@ebbrt/hosted';
+import type { AppCheck, HostedApp, LaunchHandle } from '@ebbrt/hosted';
 import { ActivationStore } from './activations.js';
 import { startApi } from './api.js';
 import { isolate, parseArgs, type InvokerOptions } from './args.js';
@@ -44,7 +44,7 @@ export async function main(app: HostedApp): Promise<number> {
   app.node.on('leave', (nodeId: number) => dispatcher.nodeLeft(nodeId));
   // A lost native is replaced by the run's node group: the replacement takes its place (and, under
   // --isolate namespace, its namespace, whose action records then name the new node).
-  app.group?.on('replaced', (lost: number, native: NativeNode) => {
+  app.group?.on('replaced', (lost: number, native: LaunchHandle) => {
     const namespace = placement && [...placement].find(([, nodes]) => nodes.includes(lost))?.[0];
     if (namespace === undefined) return dispatcher.addNative(native.nodeId, native.cores);
     const nodes = placement!.get(namespace)!;

@@ -14,7 +14,7 @@
  */
 import { createServer, type AddressInfo } from 'node:net';
 import { Piscina } from 'piscina';
-import { balanced, EbbError, flagHelp, type AppCheck, parseFlags, UsageError, type FlagSpec, type HostedApp, type NativeNode, type ParsedArgs } from '@ebbrt/hosted';
+import { balanced, EbbError, flagHelp, type AppCheck, parseFlags, UsageError, type FlagSpec, type HostedApp, type LaunchHandle, type ParsedArgs } from '@ebbrt/hosted';
 import { MarkdownEbb } from './offload.js';
 import { createOffloadServer, type MarkdownService } from './service.js';
 
@@ -183,7 +183,7 @@ function piscinaPlacement(options: OffloadOptions): Placement {
  */
 async function nativePlacement(app: HostedApp, options: OffloadOptions): Promise<Placement> {
   const markdown = balanced(app.node, MarkdownEbb, { maxOutstanding: options.maxOutstanding });
-  const natives = new Map<number, NativeNode>(app.natives.map((n) => [n.nodeId, n]));
+  const natives = new Map<number, LaunchHandle>(app.natives.map((n) => [n.nodeId, n]));
 
   const onLeave = (nodeId: number, reason: string) => {
     const lost = natives.get(nodeId)?.cores ?? 0;
@@ -191,7 +191,7 @@ async function nativePlacement(app: HostedApp, options: OffloadOptions): Promise
     if (lost === 0 || app.signal.aborted) return;
     app.print(`offload: native node ${nodeId} left (${reason}); ${lost} core(s) out of rotation, allocating a replacement`);
   };
-  const onReplaced = (_old: number, native: NativeNode) => {
+  const onReplaced = (_old: number, native: LaunchHandle) => {
     if (app.signal.aborted) return;
     natives.set(native.nodeId, native);
     app.print(`offload: replacement native node ${native.nodeId} joined (${native.cores} core(s), pid ${native.pid}); ${markdown.$cores().length} native core(s) in rotation`);

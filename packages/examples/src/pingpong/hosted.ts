@@ -5,7 +5,7 @@
  * native. The first ping of each native is timed apart: it carries the remote
  * fault (connection set-up, GlobalIdMap read, rep creation on the native core).
  */
-import { flagHelp, parseFlags, UsageError, type AppCheck, type EbbRef, type EbbRuntime, type FlagSpec, type HostedApp, type NativeNode } from '@ebbrt/hosted';
+import { flagHelp, parseFlags, UsageError, type AppCheck, type EbbRef, type EbbRuntime, type FlagSpec, type HostedApp, type LaunchHandle } from '@ebbrt/hosted';
 import { PingPongEbb, type PingPong, type PingPongRep, type Pong } from './pingpong.js';
 
 export interface PingPongOptions {
@@ -88,7 +88,7 @@ export async function main(app: HostedApp): Promise<number> {
 }
 
 /** One timed ping → pong with a native: [nanoseconds, pong]. */
-function roundTripper(rt: EbbRuntime, ref: EbbRef<PingPong>, native: NativeNode, local: PingPongRep, options: PingPongOptions): (seq: number) => Promise<[number, Pong]> {
+function roundTripper(rt: EbbRuntime, ref: EbbRef<PingPong>, native: LaunchHandle, local: PingPongRep, options: PingPongOptions): (seq: number) => Promise<[number, Pong]> {
   if (options.mode === 'call') {
     const remote = rt.remote(ref, native.nodeId);
     return async (seq) => {

@@ -28,8 +28,8 @@ export interface LaunchSpec {
   network?: 'user' | 'tap';
 }
 
-/** A launched native, before or after it joined. */
-export interface LaunchedNode {
+/** What a backend started for one native (the node process, or the VM monitor), before or after the native joined. */
+export interface LaunchedProcess {
   /** OS process id of what was launched (the node process, or the VM monitor). */
   readonly pid: number;
   /** Resolves with the exit code or signal name when it ends. */
@@ -46,5 +46,5 @@ export interface NodeBackend {
   readonly name: string;
   /** Default join deadline of nodes this backend launches, ms (VMs boot slower than processes). Default 20000. */
   readonly joinTimeoutMs?: number;
-  launch(spec: LaunchSpec): Promise<LaunchedNode>;
+  launch(spec: LaunchSpec): Promise<LaunchedProcess>;
 }

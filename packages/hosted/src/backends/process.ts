@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { bootEnv, bootVariable } from '@ebbrt/ebb-protocol/node';
-import type { LaunchedNode, LaunchSpec, NodeBackend } from './backend.js';
+import type { LaunchedProcess, LaunchSpec, NodeBackend } from './backend.js';
 
 /** Path of `@ebbrt/native`'s boot script, found through Node's resolver (a path, not an import). */
 export function resolveNativeBoot(): string {
@@ -34,7 +34,7 @@ export class ProcessBackend implements NodeBackend {
     this.#wrap = options.wrap;
   }
 
-  async launch(spec: LaunchSpec): Promise<LaunchedNode> {
+  async launch(spec: LaunchSpec): Promise<LaunchedProcess> {
     const wrap = (await this.#wrap?.(spec)) ?? {};
     const [command, ...prefix] = [...(wrap.command ?? []), process.execPath];
     // Secrets go over a pipe (fd 4), not argv or the environment, which other users of the host can read.

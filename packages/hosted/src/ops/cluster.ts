@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import type { CoreSnapshot } from '@ebbrt/ebb-protocol/internal';
-import { NodeAllocator, type NativeNode } from '../allocator.js';
+import { NodeAllocator, type LaunchHandle } from '../allocator.js';
 import type { HostedApp } from '../app.js';
 import { VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS } from '../backends/qemu/index.js';
 import type { Logger } from '../log.js';
@@ -44,7 +44,8 @@ interface MainRecord {
   done: Promise<void>;
 }
 
-interface NodeRecord {
+/** A node of a group as the orchestrator tracks it, from launch to its end. */
+interface GroupNode {
   group: string;
   backend: string;
   cores: number;
@@ -56,7 +57,7 @@ interface NodeRecord {
   joinedAt?: number;
   endedAt?: number;
   reason?: string;
-  native?: NativeNode;
+  native?: LaunchHandle;
   /** The node this one replaces, and the one that replaced it. */
   replaces?: number;
   replacedBy?: number;
@@ -80,7 +81,7 @@ export class Cluster extends EventEmitter {
   status: ClusterView['status'] = 'starting';
   readonly #log: Logger;
   readonly #options: ClusterOptions;
-  readonly #records: NodeRecord[] = [];
+  readonly #records: GroupNode[] = [];
   readonly #feed = new Set<(event: FeedEvent) => void>();
   readonly #groups = new Map<string, NodeGroup>();
   readonly #mains = new Map<string, MainRecord>();
@@ -227,14 +228,14 @@ export class Cluster extends EventEmitter {
       waitForApp: true,
     });
     this.#groups.set(spec.name, group);
-    const launches = new Map<GroupLaunch, NodeRecord>();
+    const launches = new Map<GroupLaunch, GroupNode>();
     group.on('launch', (launch: GroupLaunch) => {
-      const record: NodeRecord = { group: spec.name, backend: spec.backend, cores: spec.cores, state: 'booting', nodeId: 0, address: '', startedAt: launch.startedAt, replaces: launch.replaces };
+      const record: GroupNode = { group: spec.name, backend: spec.backend, cores: spec.cores, state: 'booting', nodeId: 0, address: '', startedAt: launch.startedAt, replaces: launch.replaces };
       launches.set(launch, record);
       this.#records.push(record);
       this.#progress();
     });
-    group.on('join', (native: NativeNode, launch: GroupLaunch) => {
+    group.on('join', (native: LaunchHandle, launch: GroupLaunch) => {
       const record = launches.get(launch)!;
       launches.delete(launch);
       Object.assign(record, { native, nodeId: native.nodeId, address: native.address, pid: native.pid, cores: native.cores });
@@ -257,7 +258,7 @@ export class Cluster extends EventEmitter {
     group.on('replace', (r: Replacement) => {
       this.#emitFeed({ kind: 'replace', nodeId: r.nodeId, message: `replacing node ${r.nodeId} (${spec.name})${r.delayMs ? ` in ${r.delayMs} ms, after ${r.failuresInARow} failed replacement(s) in a row` : ''}: ${r.reason}` });
     });
-    group.on('replaced', (old: number, native: NativeNode, ms: number) => {
+    group.on('replaced', (old: number, native: LaunchHandle, ms: number) => {
       const record = this.#records.find((r) => r.nodeId === old && r.group === spec.name);
       if (record) record.replacedBy = native.nodeId;
       this.#emitFeed({ kind: 'replace', nodeId: native.nodeId, message: `node ${native.nodeId} (${spec.name}) replaced node ${old} ${ms} ms after it was lost` });
@@ -278,7 +279,7 @@ export class Cluster extends EventEmitter {
     this.#announce(record);
   }
 
-  #announce(record: NodeRecord): void {
+  #announce(record: GroupNode): void {
     const member = this.hosted.members.get(record.nodeId);
     if (!member || record.announced) return;
     record.announced = true;

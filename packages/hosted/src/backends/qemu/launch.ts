@@ -26,7 +26,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { bootKernelParams, bootVariable, isThisMachine } from '@ebbrt/ebb-protocol/node';
-import type { LaunchedNode, LaunchSpec, NodeBackend } from '../backend.js';
+import type { LaunchedProcess, LaunchSpec, NodeBackend } from '../backend.js';
 import { QemuError } from './errors.js';
 import { MIN_MEMORY_MIB, validate, type NetworkMode, type QemuBackendOptions } from './options.js';
 import { buildNativeImage, imageCacheDir, readVmImage, type VmImage } from './image.js';
@@ -125,7 +125,7 @@ export class QemuBackend implements NodeBackend {
     return made;
   }
 
-  async launch(spec: LaunchSpec): Promise<LaunchedNode> {
+  async launch(spec: LaunchSpec): Promise<LaunchedProcess> {
     const mode = this.network(spec);
     if (mode === 'tap' && process.getuid?.() !== 0) throw new QemuError('VM_CONFIG', 'network mode tap needs root (it creates tap devices and a bridge): run as root, or use network mode user (the default), which forwards host ports instead');
     const memoryMiB = spec.memoryMiB ?? this.#options.memoryMiB ?? 512;
@@ -195,7 +195,7 @@ export class QemuBackend implements NodeBackend {
     return cmdline;
   }
 
-  async #boot(spec: LaunchSpec, image: VmImage, accel: 'kvm' | 'tcg', memoryMiB: number, runDir: string, tap?: TapAttachment): Promise<LaunchedNode> {
+  async #boot(spec: LaunchSpec, image: VmImage, accel: 'kvm' | 'tcg', memoryMiB: number, runDir: string, tap?: TapAttachment): Promise<LaunchedProcess> {
     const frontendHost = /^(.+):\d+$/.exec(spec.frontend)?.[1] ?? '127.0.0.1';
     const hostSide = isThisMachine(frontendHost) ? '127.0.0.1' : frontendHost;
     const hostPort = tap ? GUEST_PORT : await freePort(hostSide);
