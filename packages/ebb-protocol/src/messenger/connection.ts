@@ -48,14 +48,6 @@ export interface ConnectionHandler {
   onProtocolError?(conn: Connection, error: ProtocolError): void;
 }
 
-/** What a cancel frame for an expired call must echo (PROTOCOL.md §7). */
-interface CallTag {
-  kind: FrameKind;
-  ebbId: number;
-  core: number;
-  code: number;
-}
-
 const decodeControlReply: ReplyDecoder = (_ok, payload) => decodeControl(payload);
 
 type State = 'handshake' | 'open' | 'closed';
@@ -94,7 +86,8 @@ export class Connection {
   #state: State = 'handshake';
   readonly #decoder: FrameDecoder;
   readonly #maxQueuedBytes: number;
-  readonly #calls: Matcher<CallTag>;
+  /** Requests in flight, each tagged with the header it went out with (a cancel echoes it: PROTOCOL.md §7). */
+  readonly #calls: Matcher<FrameHeader>;
   /** Frames waiting for the next write (see {@link FLUSH_FRAMES}). */
   readonly #queue = new FrameBatch();
   #flushScheduled = false;
@@ -110,7 +103,7 @@ export class Connection {
     this.transport = transport;
     this.#maxFrameSize = limits.maxFrameSize ?? 16 * 1024 * 1024;
     this.#maxQueuedBytes = limits.maxQueuedBytes ?? 8 * 1024 * 1024;
-    this.#calls = new Matcher<CallTag>((callId, tag, timeoutMs) => {
+    this.#calls = new Matcher<FrameHeader>((callId, tag, timeoutMs) => {
       if (tag.kind === FrameKind.call) this.#enqueue({ kind: FrameKind.cancel, flags: 0, core: tag.core, ebbId: tag.ebbId, code: tag.code, callId });
       return new TimeoutError(`call to Ebb 0x${tag.ebbId.toString(16)} on node ${this.peerNodeId} did not settle within ${timeoutMs} ms`);
     });
@@ -326,8 +319,9 @@ export class Connection {
       return Promise.reject(new OverloadedError(`send queue to node ${this.peerNodeId} is full (${this.#queue.bytes} bytes waiting on a slow socket); retry later or lower the call rate`));
     }
     const callId = this.#calls.nextId();
-    const settled = this.#calls.open(callId, timeoutMs, decode, { kind, ebbId, core, code }, meter);
-    this.#enqueue({ kind, flags: 0, core, ebbId, code, callId }, payload);
+    const header: FrameHeader = { kind, flags: 0, core, ebbId, code, callId };
+    const settled = this.#calls.open(callId, timeoutMs, decode, header, meter);
+    this.#enqueue(header, payload);
     return settled;
   }
 

@@ -64,12 +64,37 @@ export function writeHeader(target: Buffer, offset: number, header: FrameHeader,
   target[offset + 1] = MAGIC1;
   target[offset + 2] = PROTOCOL_VERSION;
   target[offset + 3] = header.kind;
-  target.writeUInt16LE(header.flags, offset + 4);
-  target.writeUInt16LE(header.core, offset + 6);
-  target.writeUInt32LE(length, offset + 8);
-  target.writeUInt32LE(header.ebbId, offset + 12);
-  target.writeUInt32LE(header.code, offset + 16);
-  target.writeUInt32LE(header.callId, offset + 20);
+  writeU16(target, offset + 4, header.flags);
+  writeU16(target, offset + 6, header.core);
+  writeU32(target, offset + 8, length);
+  writeU32(target, offset + 12, header.ebbId);
+  writeU32(target, offset + 16, header.code);
+  writeU32(target, offset + 20, header.callId);
+}
+
+// Byte by byte, with the range checks Buffer's writeUInt*LE makes (a field out
+// of range is a caller's bug, and must not wrap silently on the wire), but
+// without their argument checks and calls: two frames per call pass here.
+function writeU16(target: Buffer, at: number, value: number): void {
+  if (!(value >= 0 && value <= 0xffff && value === Math.floor(value))) throw new RangeError(`frame header field out of range: ${value} is not a 16-bit unsigned integer`);
+  target[at] = value;
+  target[at + 1] = value >>> 8;
+}
+
+function writeU32(target: Buffer, at: number, value: number): void {
+  if (!(value >= 0 && value <= 0xffffffff && value === Math.floor(value))) throw new RangeError(`frame header field out of range: ${value} is not a 32-bit unsigned integer`);
+  target[at] = value;
+  target[at + 1] = value >>> 8;
+  target[at + 2] = value >>> 16;
+  target[at + 3] = value >>> 24;
+}
+
+function readU16(buf: Buffer, at: number): number {
+  return buf[at] | (buf[at + 1] << 8);
+}
+
+function readU32(buf: Buffer, at: number): number {
+  return (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16)) + buf[at + 3] * 0x1000000;
 }
 
 /**
@@ -276,11 +301,11 @@ export class FrameDecoder {
       }
       const frame: Frame = {
         kind: buf[offset + 3] as FrameKind,
-        flags: buf.readUInt16LE(offset + 4),
-        core: buf.readUInt16LE(offset + 6),
-        ebbId: buf.readUInt32LE(offset + 12),
-        code: buf.readUInt32LE(offset + 16),
-        callId: buf.readUInt32LE(offset + 20),
+        flags: readU16(buf, offset + 4),
+        core: readU16(buf, offset + 6),
+        ebbId: readU32(buf, offset + 12),
+        code: readU32(buf, offset + 16),
+        callId: readU32(buf, offset + 20),
         payload: buf.subarray(offset + HEADER_SIZE, end),
       };
       offset = end;
@@ -308,7 +333,7 @@ export class FrameDecoder {
     if (kind < FrameKind.control || kind > FrameKind.cancel) {
       return this.#fail(new ProtocolError('BAD_KIND', `unknown frame kind ${kind}`, { data: { kind } }));
     }
-    const length = buf.readUInt32LE(offset + 8);
+    const length = readU32(buf, offset + 8);
     if (length > this.maxFrameSize) {
       return this.#fail(new ProtocolError('FRAME_TOO_LARGE', `frame payload of ${length} bytes exceeds maxFrameSize ${this.maxFrameSize}; raise maxFrameSize on the receiver or send smaller payloads`, { data: { length, max: this.maxFrameSize } }));
     }
