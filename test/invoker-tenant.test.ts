@@ -172,7 +172,7 @@ test('firing a trigger of a namespace whose node has not started yet starts it, 
   for (;;) {
     const ran = await three.activations.get({ activationId: line.activationId }).catch(() => undefined);
     if (ran) {
-      expect(ran.response.result).toEqual({ got: 'first' });
+      expect(ran.response?.result).toEqual({ got: 'first' });
       break;
     }
     if (Date.now() > deadline) throw new Error('the rule\'s activation was never recorded');

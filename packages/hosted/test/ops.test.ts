@@ -310,7 +310,8 @@ describe('state file', () => {
   it('a recorded process with another start time is not running (pid reuse)', () => {
     const me = processRef(process.pid);
     expect(isRunning(me)).toBe(true);
-    if (me.startTime !== undefined) expect(isRunning({ pid: process.pid, startTime: me.startTime + 1 })).toBe(false);
+    expect(me.startTime, 'a start time read from /proc').toBeTypeOf('number');
+    expect(isRunning({ pid: process.pid, startTime: me.startTime! + 1 })).toBe(false);
     expect(isRunning({ pid: 0 })).toBe(false);
   });
 });
