@@ -5,7 +5,7 @@
  * does); the messenger owns connections, applications never see them.
  */
 import { decodeControl, encodeControl, isControlResponse, CONTROL_CODES, HelloKey, HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Welcome, type Reject } from '../wire/control.js';
-import { EbbError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, TimeoutError } from '../wire/errors.js';
+import { EbbError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, TimeoutError, UnknownEbbError } from '../wire/errors.js';
 import { ANY_CORE, FrameBatch, FrameDecoder, FrameKind, kindName, PROTOCOL_VERSION, type Frame, type FrameHeader } from '../wire/frame.js';
 import { HANDSHAKE_VERSION, helloMac, macEquals, newNonce, SecretKeyring, secretKey, sessionKey, transcriptOf, welcomeMac, type ClientKey, type Keyring } from '../wire/handshake.js';
 import { Matcher, type CallMeter, type ReplyDecoder } from './matcher.js';
@@ -28,6 +28,8 @@ export interface ConnectionLimits {
   maxHandshakes?: number;
   /** Handshakes from one source address at once; more are closed at once (and counted). Default 64. */
   maxHandshakesPerAddress?: number;
+  /** How a timeout or an `UNKNOWN_EBB` reply names the call's Ebb and method (`Counter.add`). Default: by hex id. */
+  describe?: (ebbId: number, code: number) => string;
 }
 
 /** Default of {@link ConnectionLimits.preAuthMaxFrameSize}. */
@@ -103,10 +105,15 @@ export class Connection {
     this.transport = transport;
     this.#maxFrameSize = limits.maxFrameSize ?? 16 * 1024 * 1024;
     this.#maxQueuedBytes = limits.maxQueuedBytes ?? 8 * 1024 * 1024;
-    this.#calls = new Matcher<FrameHeader>((callId, tag, timeoutMs) => {
-      if (tag.kind === FrameKind.call) this.#enqueue({ kind: FrameKind.cancel, flags: 0, core: tag.core, ebbId: tag.ebbId, code: tag.code, callId });
-      return new TimeoutError(`call to Ebb 0x${tag.ebbId.toString(16)} on node ${this.peerNodeId} did not settle within ${timeoutMs} ms`);
-    });
+    const describe = limits.describe ?? ((ebbId: number, code: number) => `Ebb 0x${ebbId.toString(16)} method 0x${code.toString(16)}`);
+    this.#calls = new Matcher<FrameHeader>(
+      (callId, tag, timeoutMs) => {
+        if (tag.kind === FrameKind.call) this.#enqueue({ kind: FrameKind.cancel, flags: 0, core: tag.core, ebbId: tag.ebbId, code: tag.code, callId });
+        return new TimeoutError(`call to ${describe(tag.ebbId, tag.code)} on node ${this.peerNodeId} did not settle within ${timeoutMs} ms`);
+      },
+      // The callee knows only the id; the caller knows the name.
+      (error, tag) => (error instanceof UnknownEbbError && tag.kind === FrameKind.call ? new UnknownEbbError(`${describe(tag.ebbId, tag.code)}: ${error.message}`, { data: error.data }) : error),
+    );
     this.#decoder = new FrameDecoder({
       maxFrameSize: preAuth ? Math.min(limits.preAuthMaxFrameSize ?? PRE_AUTH_MAX_FRAME_SIZE, this.#maxFrameSize) : this.#maxFrameSize,
       onFrame: (frame) => this.#onFrame(frame),

@@ -50,13 +50,16 @@ class Pending<T, P> {
 export class Matcher<T = undefined, P = Uint8Array> {
   readonly #pending = new Map<number, Pending<T, P>>();
   readonly #onExpiry: ExpiryHandler<T>;
+  readonly #onError?: (error: Error, tag: T) => Error;
   #nextId = 1;
   #timer?: ReturnType<typeof setTimeout>;
   /** The deadline the timer is armed for (Infinity when disarmed). */
   #armedFor = Infinity;
 
-  constructor(onExpiry: ExpiryHandler<T> = (_id, _tag, ms) => new TimeoutError(`request did not settle within ${ms} ms`)) {
+  /** `onError` may replace the error a reply decoded to (to name what was called); it runs only on failures. */
+  constructor(onExpiry: ExpiryHandler<T> = (_id, _tag, ms) => new TimeoutError(`request did not settle within ${ms} ms`), onError?: (error: Error, tag: T) => Error) {
     this.#onExpiry = onExpiry;
+    this.#onError = onError;
   }
 
   /** Requests waiting for their reply. */
@@ -96,7 +99,7 @@ export class Matcher<T = undefined, P = Uint8Array> {
     try {
       value = pending.decode(ok, payload);
     } catch (error) {
-      pending.fail(error as Error);
+      pending.fail(this.#onError === undefined ? (error as Error) : this.#onError(error as Error, pending.tag));
       return true;
     }
     pending.meter?.settled(performance.now() - pending.started, true);

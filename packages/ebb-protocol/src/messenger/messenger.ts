@@ -156,7 +156,7 @@ export class Messenger implements ConnectionHandler {
     this.core = options.core;
     this.#secret = options.secret;
     this.#connect = options.connect;
-    this.#limits = options.limits ?? {};
+    this.#limits = { describe: (ebbId, code) => this.#describe(ebbId, code), ...options.limits };
     this.#peerWaitMs = options.peerWaitMs ?? 2000;
     this.#cores = options.cores ?? ONE_CORE;
     this.#handOverTimeoutMs = options.handOverTimeoutMs ?? 30_000;
@@ -353,8 +353,12 @@ export class Messenger implements ConnectionHandler {
   /** An {@link UnencodableError} with the Ebb and method in front (`Counter.add: argument 0 is a Map…`). */
   #named(error: unknown, ebbId: number, code: number): unknown {
     if (!(error instanceof UnencodableError)) return error;
-    const name = this.#dispatcher?.describe(ebbId, code) ?? `Ebb 0x${ebbId.toString(16)} method 0x${code.toString(16)}`;
-    return new UnencodableError(`${name}: ${error.message}`, { data: error.data });
+    return new UnencodableError(`${this.#describe(ebbId, code)}: ${error.message}`, { data: error.data });
+  }
+
+  /** How errors name method `code` of `ebbId`: by the runtime's definition (`Counter.add`), else by hex ids. */
+  #describe(ebbId: number, code: number): string {
+    return this.#dispatcher?.describe(ebbId, code) ?? `Ebb 0x${ebbId.toString(16)} method 0x${code.toString(16)}`;
   }
 
   #decide(hello: Hello, transport: Transport): HelloDecision | Promise<HelloDecision> {

@@ -278,7 +278,7 @@ export class EbbRuntime {
 
   #bind(id: EbbId, definition: EbbDefinition): void {
     const bound = this.#defs.get(id);
-    if (bound && bound !== definition) throw new UnknownEbbError(`Ebb 0x${id.toString(16)} is a ${bound.name}, not a ${definition.name}`);
+    if (bound && bound !== definition) throw new UnknownEbbError(`${this.describe(id)} is a ${bound.name}, not a ${definition.name}`);
     this.#defs.set(id, definition);
   }
 
@@ -328,7 +328,7 @@ export class EbbRuntime {
   /** Translation-table miss: ask the Ebb's policy for this core's rep. */
   #fault(id: EbbId): Rep {
     const definition = this.#defs.get(id);
-    if (!definition) throw new UnknownEbbError(`Ebb 0x${id.toString(16)} has no definition on node ${this.nodeId}`);
+    if (!definition) throw new UnknownEbbError(`Ebb 0x${id.toString(16)} has no definition on node ${this.nodeId}; does its app module import the module that defines the Ebb?`);
     this.stats.faults++;
     const ctx: RepContext = { id, runtime: this };
     switch (definition.policy) {
@@ -461,7 +461,7 @@ export class EbbRuntime {
   #apply(definition: EbbDefinition, rep: Rep, ebbId: EbbId, code: number, args: readonly unknown[]): unknown {
     const method = definition.byCode.get(code);
     if (method === undefined || typeof rep[method] !== 'function') {
-      throw new UnknownMethodError(`${definition.name} (Ebb 0x${ebbId.toString(16)}) has no method with code 0x${code.toString(16)} on node ${this.nodeId}; are both sides running the same app version?`);
+      throw new UnknownMethodError(`${this.describe(ebbId)} has no method with code 0x${code.toString(16)} on node ${this.nodeId}; are both sides running the same app version?`);
     }
     return rep[method](...args);
   }
@@ -477,7 +477,7 @@ export class EbbRuntime {
       if (record?.type) definition = definitionByName(record.type);
       if (record && !definition) throw new UnknownEbbError(`Ebb 0x${ebbId.toString(16)} is a ${record.type}, which node ${this.nodeId} does not define; load the app module that defines it`);
     }
-    if (!definition) throw new UnknownEbbError(`node ${this.nodeId} knows no Ebb 0x${ebbId.toString(16)}`);
+    if (!definition) throw new UnknownEbbError(`node ${this.nodeId} knows no Ebb 0x${ebbId.toString(16)}: no module loaded there defines it; does the app module that node runs (native.js on a native) import the module that defines the Ebb?`, { data: { ebbId, nodeId: this.nodeId } });
     this.#bind(ebbId, definition);
     return definition;
   }

@@ -399,6 +399,17 @@ describe('calls', () => {
     expect((error as EbbError).data).toMatchObject({ path: 'the result.big' });
   });
 
+  it('a timeout and an UNKNOWN_EBB reply name the Ebb and method as the caller knows them (limits.describe)', async () => {
+    const { client, server } = await pair({ limits: { describe: (ebbId, code) => `Counter.add (0x${ebbId.toString(16)}, 0x${code.toString(16)})` } });
+    server.attach(recorder((conn, frame) => (frame.code === 1 ? conn.reply(frame, false, encodeError(new UnknownEbbError('node 1 knows no Ebb 0xb689'))) : undefined)).handler);
+    const unknown = await callOn(client, 0xb689, ANY_CORE, 1, [], 1000).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(UnknownEbbError);
+    expect((unknown as Error).message).toBe('Counter.add (0xb689, 0x1): node 1 knows no Ebb 0xb689');
+    const late = await callOn(client, 0xb689, ANY_CORE, 2, [], 40).catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(TimeoutError);
+    expect((late as Error).message).toMatch(/^call to Counter\.add \(0xb689, 0x2\) on node 1 did not settle within 40 ms/);
+  });
+
   it('a call that is never answered rejects with TimeoutError; a late reply is dropped', async () => {
     const { client, server } = await pair();
     const rec = recorder();
