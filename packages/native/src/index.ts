@@ -1,9 +1,17 @@
 /**
  * @ebbrt/native: the backend runtime. Apps import their Ebb model from here on
  * the native side; a native app module exports `main(rt, args)`, run on core 0
- * once every core has loaded the module.
+ * once every core has loaded the module. The app model of `@ebbrt/ebb-protocol`
+ * is re-exported whole; this package's own API is listed, values and types apart.
  */
 export * from '@ebbrt/ebb-protocol';
-export { startInlineNative, type InlineNative, type InlineNativeOptions } from './inline.js';
-export { Supervisor, type HeartbeatSource, type JoinOptions, type SupervisorEvents } from './supervisor.js';
-export { nodeServices, NodeServiceError, type NodeServiceErrorCode, type NodeServices, type SharedListener, type SharedListenOptions } from './shared.js';
+
+// Values
+export { startInlineNative } from './inline.js';
+export { Supervisor } from './supervisor.js';
+export { nodeServices, NodeServiceError } from './shared.js';
+
+// Types
+export type { InlineNative, InlineNativeOptions } from './inline.js';
+export type { HeartbeatSource, JoinOptions, SupervisorEvents } from './supervisor.js';
+export type { NodeServiceErrorCode, NodeServices, SharedListener, SharedListenOptions } from './shared.js';
