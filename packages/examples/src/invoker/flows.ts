@@ -5,8 +5,8 @@
  * step's parameters; one activation per step, each with `cause` set to the
  * sequence's, plus the sequence's own whose logs list the steps), and
  * triggers (firing one activates every active rule's action with the
- * trigger's parameters under the payload; the trigger's activation logs one
- * line per rule).
+ * trigger's parameters under the payload; the trigger's activation has the
+ * payload as its result and logs one line per rule).
  */
 import { activationBytes, type Activation, type ActivationResponse, type ActivationStore } from './activations.js';
 import { leafName, type Dispatcher, type Started } from './dispatch.js';
@@ -119,10 +119,12 @@ export class Flows {
         return JSON.stringify({ statusCode: 0, success: true, activationId: started.activationId, ...line });
       } catch (error) {
         if (!(error instanceof InvokerError)) throw error;
-        return JSON.stringify({ statusCode: 1, success: false, error: error.message, ...line });
+        // As OpenWhisk's controller: a server-side refusal (503) is a whisk error, any other (429) an application error.
+        return JSON.stringify({ statusCode: error.status >= 500 ? STATUS.internalError : STATUS.applicationError, success: false, error: error.message, ...line });
       }
     });
-    const result = JSON.stringify(params);
+    // The trigger's own result is the payload it was fired with (its parameters go to the actions only).
+    const result = JSON.stringify(payload);
     this.#activations.add(
       {
         namespace,
@@ -134,7 +136,7 @@ export class Flows {
         end: start,
         duration: 0,
         statusCode: STATUS.success,
-        response: responseOf(STATUS.success, params),
+        response: responseOf(STATUS.success, payload),
         logs,
         annotations: [{ key: 'path', value: `${namespace}/${trigger.name}` }, { key: 'kind', value: 'trigger' }],
         publish: false,
