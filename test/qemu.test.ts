@@ -6,16 +6,16 @@
  * run on VM natives too: the offload example's native mode renders there.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { appendFile, cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, onTestFinished, test } from 'vitest';
-import { NodeUnavailableError, QemuBackend, probeKvm, resolveApp, VM_FAILURE_TIMEOUT_MS, type VmImage } from '@ebbrt/hosted';
+import { HelloKey, NodeUnavailableError, QemuBackend, probeKvm, resolveApp, VM_FAILURE_TIMEOUT_MS, type VmImage } from '@ebbrt/hosted';
 import { VmProbe } from './fixtures/vm/ebbs.js';
 import { renderDocument } from '@ebbrt/examples/offload/markdown.js';
 import { sampleDocument } from '@ebbrt/examples/offload/sample.js';
-import { CLI, FIXTURES, lines, runCli, settle, spawnNode, startFrontend, until } from './kit/index.js';
+import { CLI, FIXTURES, lines, runCli, settle, spawnNode, startFrontend, TEST_SECRET, until } from './kit/index.js';
 import { skipFor } from './kit/requirements.js';
 
 const VM_APP = path.join(FIXTURES, 'vm/native.js');
@@ -64,7 +64,7 @@ describe.skipIf(SKIP)('qemu backend (natives as VMs)', () => {
   });
 
   test('a missing QEMU binary is QEMU_NOT_FOUND, from the KVM probe and from the launch', async () => {
-    const spec = { app: VM_APP, cores: 1, frontend: '127.0.0.1:1', secret: 'secret-secret', allocationId: 'no-qemu', env: {}, args: [], stdio: 'pipe' as const };
+    const spec = { app: VM_APP, cores: 1, frontend: '127.0.0.1:1', joinToken: 'ab'.repeat(32), allocationId: 'no-qemu', env: {}, args: [], stdio: 'pipe' as const };
     for (const accel of ['auto', 'tcg'] as const) {
       const error = await new QemuBackend({ qemu: '/nonexistent/qemu-system-x86_64', imageDir: vmImage.dir, accel }).launch(spec).catch((e: unknown) => e);
       expect(error, accel).toMatchObject({ code: 'QEMU_NOT_FOUND' });
@@ -143,12 +143,17 @@ describe.skipIf(SKIP)('qemu backend (natives as VMs)', () => {
     expect((await proc.result).code).toBe(130);
   }, 300_000);
 
-  test('mixed cluster: a process native and a VM native call each other; the VM stops with a clean power-off', async () => {
+  test('mixed cluster: a process native and a VM native call each other; the VM joined with a join token from fw_cfg, none on QEMU\'s command line; it stops with a clean power-off', async () => {
     const fe = await startFrontend({ failureTimeoutMs: VM_FAILURE_TIMEOUT_MS });
     const [proc] = await fe.allocate(1, VM_APP, { backend: 'process' });
     const [vm] = await fe.allocate(1, VM_APP, { backend: 'qemu', cores: 2 });
     const rt = fe.hosted.runtime;
     expect(vm.backend).toBe('qemu');
+    expect(fe.hosted.members.get(vm.nodeId)?.conn.hello?.key).toBe(HelloKey.joinToken);
+    const qemuArgs = readFileSync(`/proc/${vm.pid}/cmdline`, 'utf8').split('\0');
+    expect(qemuArgs).toContain('-fw_cfg');
+    expect(qemuArgs.join(' ')).not.toContain(TEST_SECRET);
+    expect(qemuArgs.join(' ')).not.toMatch(/[0-9a-f]{64}|ebbrt\.secret/i);
     for (const core of [0, 1]) expect(await rt.remote(VmProbe, vm.nodeId, core).whoami()).toEqual({ nodeId: vm.nodeId, core, address: vm.address, inVm: true });
     expect(await rt.remote(VmProbe, proc.nodeId).whoami()).toMatchObject({ nodeId: proc.nodeId, inVm: false });
     // VM → process (the VM reaches the host's loopback at 10.0.2.2) and process → VM (through the port forward).

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { describe, expect, test } from 'vitest';
 import {
-  ANY_CORE, CONTROL_CODES, decodeControl, decodeFrame, methodCode, encodeArgs, encodeControl, encodeFrame, FrameKind, HANDSHAKE_VERSION, HelloKey, HelloPurpose, helloMac,
+  ANY_CORE, CONTROL_CODES, decodeControl, decodeFrame, methodCode, encodeArgs, encodeControl, encodeFrame, FIRST_INCARNATION, FrameKind, HANDSHAKE_VERSION, HelloKey, HelloPurpose, helloMac,
   PROTOCOL_VERSION, secretKey, transcriptOf, type ControlBodies, type ControlType, type Hello,
 } from '@ebbrt/ebb-protocol/internal';
 import { ForbiddenError, HOSTED_NODE_ID } from '@ebbrt/hosted';
@@ -149,7 +149,7 @@ describe('attacks by an authenticated node', () => {
   /** Node `nodeId`'s own PEER connection to the frontend, with the pair key it legitimately holds. */
   async function peerAs(target: AttackedFrontend, nodeId: number): Promise<Connection> {
     const transport = await connectTcp(target.host, target.port);
-    const { conn } = await Connection.connect(transport, new SecretKeyring(target.secret, { nodeId, incarnation: 0 }), { purpose: HelloPurpose.peer, nodeId, core: 0 }, {}, HOSTED_NODE_ID);
+    const { conn } = await Connection.connect(transport, new SecretKeyring(target.secret, { nodeId, incarnation: FIRST_INCARNATION }), { purpose: HelloPurpose.peer, nodeId, incarnation: FIRST_INCARNATION, core: 0 }, {}, HOSTED_NODE_ID);
     conn.attach({ onCall: () => undefined, onMessage: () => undefined, onControl: () => undefined, onClose: () => undefined });
     return conn;
   }

@@ -1,22 +1,24 @@
 /**
- * Secrets out of sight: a native the frontend launches carries neither the
- * cluster secret nor the messenger TLS key on its command line or in its
- * environment (what `ps` and /proc/<pid>/environ show other users); it gets
- * them over an inherited pipe, and still joins and serves.
+ * Secrets out of sight: a native the frontend launches never gets the cluster
+ * secret, only a one-time join token, and neither that nor the messenger TLS
+ * key is on its command line or in its environment (what `ps` and
+ * /proc/<pid>/environ show other users); it gets them over an inherited pipe,
+ * and still joins and serves.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { parseArgs } from '@ebbrt/examples/invoker/args.js';
+import { HelloKey } from '@ebbrt/ebb-protocol';
 import { FIXTURES, startFrontend, TEST_SECRET } from '../kit/index.js';
 
 const APP = path.join(FIXTURES, 'cluster/native.js');
 
-test('a launched native joins with the secret it read from its pipe; argv and environment hold no secret', async () => {
+test('a launched native never holds the cluster secret: it joins with the one-time join token it read from its pipe; argv and environment hold neither', async () => {
   const fe = await startFrontend();
   const [native] = await fe.allocate(1, APP, { cores: 1 });
-  expect(fe.hosted.members.has(native!.nodeId)).toBe(true);
+  expect(fe.hosted.members.get(native!.nodeId)?.conn.hello?.key).toBe(HelloKey.joinToken);
   const cmdline = readFileSync(`/proc/${native!.pid}/cmdline`, 'utf8');
   const environ = readFileSync(`/proc/${native!.pid}/environ`, 'utf8');
   expect(cmdline).not.toContain(TEST_SECRET);

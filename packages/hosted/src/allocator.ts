@@ -133,7 +133,7 @@ export class NodeAllocator {
       memoryMiB: options.memoryMiB,
       network: options.network,
       frontend: this.#hosted.address,
-      secret: this.#hosted.secret,
+      joinToken: this.#hosted.mintJoinToken(allocationId),
       allocationId,
       // The frontend's TLS settings first: a node that cannot speak TLS to the cluster could never join.
       env: { ...this.#hosted.nativeEnv, ...bootEnv({ reconnectMs: options.reconnectMs ?? DEFAULT_RECONNECT_MS }), ...(options.env ?? {}) },
@@ -143,12 +143,14 @@ export class NodeAllocator {
       cleanEnv: options.cleanEnv,
     }).catch((error: unknown) => {
       this.#allocations.delete(allocationId);
+      this.#hosted.revokeJoinToken(allocationId);
       throw error;
     });
     this.#launched.add(launched);
     let ended = false;
     void launched.exited.then(() => {
       ended = true;
+      this.#hosted.revokeJoinToken(allocationId);
       this.#launched.delete(launched);
       this.#allocations.delete(allocationId);
     });

@@ -4,7 +4,8 @@
  */
 import { EventEmitter } from 'node:events';
 import {
-  EbbRuntime, HOSTED_ID_SPACE, JoinRejectedError, MemoryLocalIdMap, HOSTED_NODE_ID, listenTcp, connectTcp, Messenger, NodeUnavailableError, RejectReason,
+  EbbRuntime, FIRST_INCARNATION, HelloKey, HOSTED_ID_SPACE, HOSTED_INCARNATION, JoinRejectedError, joinTokenKey, MemoryLocalIdMap, HOSTED_NODE_ID, listenTcp, connectTcp, Messenger, newJoinToken, NodeUnavailableError, RejectReason, seal, SecretKeyring,
+  type SecretKeyringLookups,
   type Connection, type ConnectionLimits, type MessengerTls, type ControlMessage, type CoreLinks, type GlobalIdMap, type Heartbeat, type Hello, type ServiceAddress, type HelloDecision, type MembershipUpdate, type Peer, type Transport, type TransportConnector, type TransportServer,
 } from '@ebbrt/ebb-protocol/internal';
 import { bootEnv } from '@ebbrt/ebb-protocol/node';
@@ -69,6 +70,7 @@ export interface HostedOptions {
 
 /** A native node as the membership table knows it. */
 export interface Member extends Peer {
+  incarnation: number;
   allocationId: string;
   pid: number;
   joinedAt: number;
@@ -135,16 +137,23 @@ export class HostedNode extends EventEmitter {
   readonly #heartbeatMs: number;
   readonly #detector: FailureDetector;
   readonly #detectorTimer: ReturnType<typeof setInterval>;
-  /** Id spaces granted in a Welcome, until the node's JOIN connection opens. */
-  readonly #granted = new Map<number, number>();
+  /** Id spaces and incarnations granted in a Welcome, until the node's JOIN connection opens. */
+  readonly #granted = new Map<number, { idSpace: number; incarnation: number }>();
+  /** Every key of the cluster, derived from its secret (PROTOCOL.md §5.1). */
+  readonly #keys: SecretKeyring;
+  /** Unused one-time join tokens by allocation id (see {@link mintJoinToken}). */
+  readonly #joinTokens = new Map<string, { key: Uint8Array; timer: ReturnType<typeof setTimeout> }>();
   /** Nodes asked to stop: their departure is expected, not a failure. */
   readonly #stopping = new Set<number>();
   #closed = false;
 
   /** @internal use {@link startHosted} */
-  constructor(options: Required<Pick<HostedOptions, 'secret' | 'cluster' | 'heartbeatMs' | 'suspectAfterMs' | 'failureTimeoutMs' | 'callTimeoutMs'>> & HostedOptions, messenger: Messenger, server: TransportServer, logger: Logger, store: { store: ClusterStore; owned: boolean } = resolveStore(undefined, options.cluster)) {
+  constructor(options: Required<Pick<HostedOptions, 'secret' | 'cluster' | 'heartbeatMs' | 'suspectAfterMs' | 'failureTimeoutMs' | 'callTimeoutMs'>> & HostedOptions, messenger: Messenger, server: TransportServer, logger: Logger, store: { store: ClusterStore; owned: boolean } = resolveStore(undefined, options.cluster), keys: { keyring: SecretKeyring; lookups: SecretKeyringLookups } = frontendKeys(options.secret)) {
     super();
     this.secret = options.secret;
+    this.#keys = keys.keyring;
+    keys.lookups.joinToken = (allocationId) => this.#joinTokens.get(allocationId)?.key;
+    keys.lookups.incarnationOf = (nodeId) => (nodeId === this.nodeId ? HOSTED_INCARNATION : (this.members.get(nodeId)?.incarnation ?? this.#granted.get(nodeId)?.incarnation ?? incarnationOf(this.#awaiting.get(nodeId))));
     this.cluster = options.cluster;
     this.messenger = messenger;
     this.#server = server;
@@ -163,7 +172,7 @@ export class HostedNode extends EventEmitter {
       this.emit('store', status, error);
     });
     this.idMapServer = new IdMapServer(this.idMap, {
-      idSpaceOf: (nodeId) => this.members.get(nodeId)?.idSpace ?? this.#granted.get(nodeId),
+      idSpaceOf: (nodeId) => this.members.get(nodeId)?.idSpace ?? this.#granted.get(nodeId)?.idSpace,
       isLive: (nodeId) => nodeId === this.nodeId || this.members.has(nodeId) || this.#awaiting.has(nodeId),
       refused: (nodeId, error) => this.log.warn('GlobalIdMap request refused', { nodeId, code: error.code, reason: error.message }),
     });
@@ -181,7 +190,7 @@ export class HostedNode extends EventEmitter {
     for (const type of ID_MAP_REQUESTS) messenger.handle(type, (body, conn, callId) => this.idMapServer.handle(conn, { type, body } as ControlMessage, callId));
     messenger.handle('heartbeat', (body, conn) => this.#fromMember(conn, { type: 'heartbeat', body }));
     messenger.handle('goodbye', (body, conn) => this.#fromMember(conn, { type: 'goodbye', body }));
-    messenger.acceptJoins({ decide: (hello) => this.#decideJoin(hello), joined: (conn) => this.#joined(conn) });
+    messenger.acceptJoins({ decide: (hello, session) => this.#decideJoin(hello, session), joined: (conn) => this.#joined(conn) });
     messenger.observe({
       closed: (conn, error) => this.#connectionClosed(conn, error),
       fault: (error, remote) => {
@@ -212,39 +221,80 @@ export class HostedNode extends EventEmitter {
   }
 
   #selfPeer(): Peer {
-    return { nodeId: this.nodeId, host: this.host, port: this.port, cores: 1, idSpace: HOSTED_ID_SPACE, backend: 'hosted' };
+    return { nodeId: this.nodeId, host: this.host, port: this.port, cores: 1, idSpace: HOSTED_ID_SPACE, backend: 'hosted', incarnation: HOSTED_INCARNATION };
   }
 
-  async #decideJoin(hello: Hello): Promise<HelloDecision> {
+  /**
+   * A one-time join token for the native a launcher is about to start for `allocationId`
+   * (PROTOCOL.md §5.1): it proves that allocation's first JOIN and nothing else, and is forgotten
+   * once used, revoked or `ttlMs` old. Launchers hand it over instead of the cluster secret.
+   */
+  mintJoinToken(allocationId: string, ttlMs = 10 * 60_000): string {
+    this.revokeJoinToken(allocationId);
+    const token = newJoinToken();
+    const timer = setTimeout(() => this.#joinTokens.delete(allocationId), ttlMs);
+    timer.unref();
+    this.#joinTokens.set(allocationId, { key: joinTokenKey(token)!, timer });
+    return token;
+  }
+
+  /** Forgets the unused join token of `allocationId` (its launch failed or was abandoned). */
+  revokeJoinToken(allocationId: string): void {
+    clearTimeout(this.#joinTokens.get(allocationId)?.timer);
+    this.#joinTokens.delete(allocationId);
+  }
+
+  /** `peer` as `to` receives it: with the pair key of the two, sealed with `to`'s JOIN session key. */
+  #sealedFor(to: { nodeId: number; incarnation: number }, session: Uint8Array, peer: Peer): Peer {
+    const incarnation = peer.incarnation ?? 0;
+    return { ...peer, pairKey: seal(session, 'pair-key', peer.nodeId, incarnation, this.#keys.pairKey(to, { nodeId: peer.nodeId, incarnation })) };
+  }
+
+  async #decideJoin(hello: Hello, session: Uint8Array): Promise<HelloDecision> {
+    // A join token proves one JOIN: used (even by a join refused below), it is gone.
+    if (hello.key === HelloKey.joinToken) this.revokeJoinToken(hello.allocationId);
     if (this.#closed) return { reject: { reason: RejectReason.shuttingDown, message: 'the frontend is shutting down' } };
     if (!hello.host || !hello.port || !hello.cores) {
       return { reject: { reason: RejectReason.badRequest, message: 'a joining node must report host, port and cores of its messenger' } };
     }
     let nodeId: number;
     let idSpace: number;
+    let incarnation = FIRST_INCARNATION;
     let joinedAt = Date.now();
     try {
       if (hello.nodeId !== 0) {
         // Re-registration (the node lost us: we restarted, or its connection broke): only a live record of that
         // node, from the same allocation, lets it back under its id. A node declared dead never comes back.
         const record = this.#awaiting.get(hello.nodeId) ?? (await this.store.getNode(hello.nodeId));
-        if (!record || record.state !== 'live' || record.allocationId !== hello.allocationId || this.members.has(hello.nodeId) || this.#granted.has(hello.nodeId)) {
-          const why = !record ? `the cluster store (${this.store.location}) has no record of node ${hello.nodeId}${this.store.kind === 'memory' ? ' (the memory store does not survive a frontend restart; use a redis:// store)' : ''}` : record.state !== 'live' ? `node ${hello.nodeId} was declared dead` : `node ${hello.nodeId} is registered to another allocation or already connected`;
+        const stale = record !== undefined && hello.key === HelloKey.nodeCredential && incarnationOf(record) !== hello.incarnation;
+        if (!record || record.state !== 'live' || stale || record.allocationId !== hello.allocationId || this.members.has(hello.nodeId) || this.#granted.has(hello.nodeId)) {
+          const why = !record
+            ? `the cluster store (${this.store.location}) has no record of node ${hello.nodeId}${this.store.kind === 'memory' ? ' (the memory store does not survive a frontend restart; use a redis:// store)' : ''}`
+            : record.state !== 'live'
+              ? `node ${hello.nodeId} was declared dead`
+              : stale
+                ? `node ${hello.nodeId} is at incarnation ${incarnationOf(record)}, not ${hello.incarnation}`
+                : `node ${hello.nodeId} is registered to another allocation or already connected`;
+          if (record?.state === 'dead') return { reject: { reason: RejectReason.declaredDead, message: `cannot re-register: ${why} while it was unreachable; its node group (if any) replaces it` } };
           return { reject: { reason: RejectReason.unknownAllocation, message: `cannot re-register: ${why}; start a new node instead` } };
         }
         ({ nodeId, idSpace, joinedAt } = record);
+        incarnation = record.incarnation ?? FIRST_INCARNATION;
       } else {
         ({ nodeId, idSpace } = await this.store.grant());
       }
-      await this.store.putNode({ nodeId, idSpace, allocationId: hello.allocationId, host: hello.host, port: hello.port, cores: hello.cores, backend: hello.backend || 'process', pid: hello.pid, joinedAt, state: 'live' });
+      await this.store.putNode({ nodeId, idSpace, incarnation, allocationId: hello.allocationId, host: hello.host, port: hello.port, cores: hello.cores, backend: hello.backend || 'process', pid: hello.pid, joinedAt, state: 'live' });
     } catch (error) {
       this.log.warn('join refused: the cluster store failed', { store: this.store.location, reason: (error as Error).message });
       return { reject: { reason: RejectReason.unspecified, message: `the frontend cannot reach its cluster store: ${(error as Error).message}` } };
     }
     if (this.#closed) return { reject: { reason: RejectReason.shuttingDown, message: 'the frontend is shutting down' } };
-    this.#granted.set(nodeId, idSpace);
-    const peers = [this.#selfPeer(), ...[...this.members.values()].map(toPeer)];
-    return { welcome: { nodeId, idSpace, peers, heartbeatMs: this.#heartbeatMs, cluster: this.cluster } };
+    this.#granted.set(nodeId, { idSpace, incarnation });
+    // The node gets its own credential and the pair key of each member, sealed for this connection only.
+    const self = { nodeId, incarnation };
+    const peers = [this.#selfPeer(), ...[...this.members.values()].map(toPeer)].map((peer) => this.#sealedFor(self, session, peer));
+    const credential = seal(session, 'credential', nodeId, incarnation, this.#keys.credential(nodeId, incarnation));
+    return { welcome: { nodeId, idSpace, incarnation, credential, peers, heartbeatMs: this.#heartbeatMs, cluster: this.cluster } };
   }
 
   #joined(conn: Connection): void {
@@ -254,7 +304,8 @@ export class HostedNode extends EventEmitter {
       host: hello.host,
       port: hello.port,
       cores: hello.cores,
-      idSpace: this.#granted.get(conn.peerNodeId) ?? 0,
+      idSpace: this.#granted.get(conn.peerNodeId)?.idSpace ?? 0,
+      incarnation: this.#granted.get(conn.peerNodeId)?.incarnation ?? FIRST_INCARNATION,
       backend: hello.backend || 'process',
       allocationId: hello.allocationId,
       pid: hello.pid,
@@ -334,10 +385,17 @@ export class HostedNode extends EventEmitter {
     }
   }
 
-  /** Sends a membership update to every member but `except`; suspicion also applies to the frontend's own calls. */
+  /**
+   * Sends a membership update to every member but `except` (joined peers carry the pair key of
+   * each recipient and the peer, sealed for it); suspicion also applies to the frontend's own calls.
+   */
   #broadcast(update: Partial<MembershipUpdate>, except?: number): void {
     if (update.suspected || update.reinstated) this.runtime.membership({ joined: [], left: [], ...update });
-    for (const member of this.members.values()) if (member.nodeId !== except) member.conn.sendControl('membershipUpdate', update);
+    for (const member of this.members.values()) {
+      if (member.nodeId === except) continue;
+      const joined = update.joined?.map((peer) => this.#sealedFor(member, member.conn.sessionKey, peer));
+      member.conn.sendControl('membershipUpdate', joined ? { ...update, joined } : update);
+    }
   }
 
   #declareLeft(nodeId: number, reason: string): void {
@@ -404,6 +462,7 @@ export class HostedNode extends EventEmitter {
     this.#closed = true;
     clearInterval(this.#detectorTimer);
     clearTimeout(this.#graceTimer);
+    for (const allocationId of [...this.#joinTokens.keys()]) this.revokeJoinToken(allocationId);
     for (const member of this.members.values()) member.conn.sendControl('goodbye', { reason: 'frontend shutting down' });
     await new Promise((resolve) => setTimeout(resolve, 20));
     this.messenger.close();
@@ -436,8 +495,19 @@ export class HostedNode extends EventEmitter {
   }
 }
 
+/** The incarnation a store record holds (records written before incarnations: the first). */
+function incarnationOf(record: NodeRecord | undefined): number | undefined {
+  return record === undefined ? undefined : (record.incarnation ?? FIRST_INCARNATION);
+}
+
+/** The frontend's keyring; the node fills in the lookups (its join tokens and members) when it starts. */
+function frontendKeys(secret: string): { keyring: SecretKeyring; lookups: SecretKeyringLookups } {
+  const lookups: SecretKeyringLookups = {};
+  return { keyring: new SecretKeyring(secret, { nodeId: HOSTED_NODE_ID, incarnation: HOSTED_INCARNATION }, lookups), lookups };
+}
+
 function toRecord(member: Member): NodeRecord {
-  return { nodeId: member.nodeId, idSpace: member.idSpace, allocationId: member.allocationId, host: member.host, port: member.port, cores: member.cores, backend: member.backend, pid: member.pid, joinedAt: member.joinedAt, state: 'live', services: member.services };
+  return { nodeId: member.nodeId, idSpace: member.idSpace, incarnation: member.incarnation, allocationId: member.allocationId, host: member.host, port: member.port, cores: member.cores, backend: member.backend, pid: member.pid, joinedAt: member.joinedAt, state: 'live', services: member.services };
 }
 
 /** Most services a member's record keeps; a node reporting more is keeping listeners open by the hundred, and the rest are dropped. */
@@ -458,7 +528,7 @@ function sameServices(a: readonly ServiceAddress[], b: readonly ServiceAddress[]
 }
 
 function toPeer(member: Member): Peer {
-  return { nodeId: member.nodeId, host: member.host, port: member.port, cores: member.cores, idSpace: member.idSpace, backend: member.backend };
+  return { nodeId: member.nodeId, host: member.host, port: member.port, cores: member.cores, idSpace: member.idSpace, backend: member.backend, incarnation: member.incarnation };
 }
 
 /** Starts the frontend: validates options, binds the messenger, and serves joins. */
@@ -484,7 +554,8 @@ export async function startHosted(options: HostedOptions): Promise<HostedNode> {
     throw new TypeError('options.tls must be { cert, key, ca } with PEM text (string or Buffer) for each');
   }
   const connect = options.transport?.connect ?? ((host: string, port: number) => connectTcp(host, port, undefined, options.tls));
-  const messenger = new Messenger({ nodeId: HOSTED_NODE_ID, core: 0, secret: options.secret, connect, limits: options.limits });
+  const keys = frontendKeys(options.secret);
+  const messenger = new Messenger({ nodeId: HOSTED_NODE_ID, core: 0, keys: keys.keyring, connect, limits: options.limits });
   const listen = options.transport?.listen ?? ((onTransport) => listenTcp({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, tls: options.tls }, onTransport));
   // The store first: a frontend that cannot reach it must not accept joins it cannot record.
   await store.store.open();
@@ -495,7 +566,7 @@ export async function startHosted(options: HostedOptions): Promise<HostedNode> {
     if (store.owned) await store.store.close();
     throw error;
   }
-  const node = new HostedNode({ ...options, cluster, heartbeatMs, suspectAfterMs, failureTimeoutMs, callTimeoutMs: options.callTimeoutMs ?? 30_000 }, messenger, server, logger, store);
+  const node = new HostedNode({ ...options, cluster, heartbeatMs, suspectAfterMs, failureTimeoutMs, callTimeoutMs: options.callTimeoutMs ?? 30_000 }, messenger, server, logger, store, keys);
   try {
     await node.awaitRejoins(options.rejoinGraceMs ?? 5000);
   } catch (error) {

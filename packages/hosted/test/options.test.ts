@@ -127,7 +127,7 @@ describe('startHosted validation', () => {
 describe('NodeAllocator.allocateNode validation', () => {
   /** An allocator whose `process` backend is a spy: a launch would be recorded, never spawned. */
   function allocator() {
-    const hosted = { address: 'frontend:1', secret: SECRET } as unknown as HostedNode;
+    const hosted = { address: 'frontend:1', secret: SECRET, mintJoinToken: (allocationId: string) => `token-of-${allocationId}`, revokeJoinToken: () => undefined } as unknown as HostedNode;
     const alloc = new NodeAllocator(hosted, '/nonexistent/boot.js');
     const launch = vi.fn(async (_spec: LaunchSpec) => {
       throw new Error('launch reached');
@@ -187,14 +187,16 @@ describe('NodeAllocator.allocateNode validation', () => {
     expect(launch).not.toHaveBeenCalled();
   });
 
-  it('valid options reach the backend with the frontend, secret and an allocation id; a file URL becomes its path', async () => {
+  it('valid options reach the backend with the frontend, a join token of its allocation (never the secret) and an allocation id; a file URL becomes its path', async () => {
     const { alloc, launch } = allocator();
     await expect(alloc.allocateNode(new URL(import.meta.url), { cores: 4, env: { A: '1' } })).rejects.toThrow('launch reached');
     expect(launch).toHaveBeenCalledTimes(1);
     const spec = launch.mock.calls[0][0];
-    expect(spec).toMatchObject({ cores: 4, frontend: 'frontend:1', secret: SECRET, env: { A: '1' }, args: [], stdio: 'inherit' });
+    expect(spec).toMatchObject({ cores: 4, frontend: 'frontend:1', env: { A: '1' }, args: [], stdio: 'inherit' });
     expect(spec.app).toBe(fileURLToPath(import.meta.url));
     expect(spec.allocationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(spec.joinToken).toBe(`token-of-${spec.allocationId}`);
+    expect(JSON.stringify(spec)).not.toContain(SECRET);
   });
 
   it.each([[0], [-1], [2.5]])('allocatePool rejects n = %j', async (n) => {

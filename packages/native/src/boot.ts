@@ -61,7 +61,7 @@ for (let i = 0; i < config.cores; i++) {
 }
 
 function startCore(core: number, fd?: number): Promise<{ worker: Worker; port: number; fd: number }> {
-  const coreData: CoreData = { core, cores: config.cores, listenHost: config.listenHost, listenPort: config.listenPort, hostAlias: config.hostAlias, tls: config.tls, fd, ports: ports[core], secret: config.secret, app: config.app, args: config.args };
+  const coreData: CoreData = { core, cores: config.cores, listenHost: config.listenHost, listenPort: config.listenPort, hostAlias: config.hostAlias, tls: config.tls, fd, ports: ports[core], app: config.app, args: config.args };
   const worker = new Worker(new URL('./core.js', import.meta.url), { workerData: coreData, transferList: ports[core].filter((p): p is MessagePort => p !== undefined), resourceLimits: config.coreHeapMb ? { maxOldGenerationSizeMb: config.coreHeapMb } : undefined });
   workers[core] = worker;
   worker.on('error', (error) => {
@@ -105,7 +105,7 @@ try {
     {
       frontendHost: config.frontendHost,
       frontendPort: config.frontendPort,
-      secret: config.secret,
+      proof: config.proof,
       allocationId: config.allocationId,
       cores: config.cores,
       host: config.advertise?.host ?? config.listenHost,
@@ -116,9 +116,9 @@ try {
     },
     {
       membership: (update) => toAll({ t: 'membership', update }),
-      ended: (reason, lost) => {
-        if (lost) console.error(`${prefix()} ${reason}; shutting down`);
-        shutdown(lost ? 1 : 0);
+      ended: (reason, how) => {
+        if (how !== 'goodbye') console.error(`${prefix()} ${reason}; shutting down`);
+        shutdown(how === 'lost' ? 1 : 0);
       },
       // The cores keep serving their peers meanwhile; only the frontend is missing.
       reconnecting: (reason) => console.error(`${prefix()} ${reason}; re-registering for up to ${config.reconnectMs} ms`),
@@ -139,7 +139,7 @@ try {
     },
   );
   nodeId = supervisor.nodeId;
-  toAll({ t: 'welcome', nodeId, peers: supervisor.welcome.peers, address: config.advertise ? `${config.advertise.host}:${config.advertise.port}` : `${config.listenHost}:${first.port}` });
+  toAll({ t: 'welcome', nodeId, incarnation: supervisor.incarnation, peers: supervisor.welcome.peers, address: config.advertise ? `${config.advertise.host}:${config.advertise.port}` : `${config.listenHost}:${first.port}` });
 } catch (error) {
   console.error(`ebbrt-native: could not join the frontend at ${config.frontendHost}:${config.frontendPort}: ${(error as Error).message}`);
   await stopCores();

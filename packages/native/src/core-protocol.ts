@@ -17,13 +17,13 @@ export interface CoreData {
   fd?: number;
   /** ports[i] talks to core i (undefined at this core's own index). */
   ports: (MessagePort | undefined)[];
-  secret: string;
   app: string;
   args: string[];
 }
 
 export type ToCore =
-  | { t: 'welcome'; nodeId: number; peers: Peer[]; address: string }
+  /** `peers` carry the pair keys of this node with each member (unsealed): a core holds no other key. */
+  | { t: 'welcome'; nodeId: number; incarnation: number; peers: Peer[]; address: string }
   | { t: 'membership'; update: MembershipUpdate }
   | { t: 'start' }
   /** Answers to a core's requests; a failure travels as its wire form, so the core rethrows the same coded error. */

@@ -5,7 +5,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import {
-  connectTcp, errorFromWire, TimeoutError, RemoteLocalIdMap, EbbRuntime, listenTcp, Matcher, Messenger, nativeCoreRuntime, NodeUnavailableError,
+  connectTcp, errorFromWire, TimeoutError, RemoteLocalIdMap, EbbRuntime, listenTcp, Matcher, Messenger, nativeCoreRuntime, NodeUnavailableError, PairKeyring,
   type CoreChannel, type CoreLinks, type WireError, type MessageSource, type Transport,
 } from '@ebbrt/ebb-protocol/internal';
 import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
@@ -134,7 +134,7 @@ function onCoreMessage(link: MessagePort, _core: number, message: CoreToCore): v
 port.on('message', async (message: ToCore) => {
   switch (message.t) {
     case 'welcome': {
-      messenger = new Messenger({ nodeId: message.nodeId, core: data.core, secret: data.secret, connect: (h, p) => connectTcp(data.hostAlias[h] ?? h, p, undefined, data.tls), cores: channel });
+      messenger = new Messenger({ nodeId: message.nodeId, core: data.core, keys: new PairKeyring(message.incarnation), connect: (h, p) => connectTcp(data.hostAlias[h] ?? h, p, undefined, data.tls), cores: channel });
       runtime = nativeCoreRuntime(messenger, message.peers, {
         nodeId: message.nodeId, core: data.core, address: message.address, links,
         onMessageError: (error, ebbId) => console.error(`[node ${message.nodeId} core ${data.core}] message to Ebb 0x${ebbId.toString(16)} failed: ${String(error)}`),

@@ -3,7 +3,7 @@
  * messenger and runtime as a process native, without worker threads. Used by
  * the cluster-in-one-process tests (over a MemoryNetwork) and for embedding.
  */
-import { connectTcp, EbbRuntime, listenTcp, MemoryLocalIdMap, Messenger, nativeCoreRuntime, NodeUnavailableError, type CoreLinks, type Transport, type TransportConnector, type TransportServer } from '@ebbrt/ebb-protocol/internal';
+import { connectTcp, EbbRuntime, listenTcp, MemoryLocalIdMap, Messenger, nativeCoreRuntime, NodeUnavailableError, PairKeyring, type CoreLinks, type Transport, type TransportConnector, type TransportServer } from '@ebbrt/ebb-protocol/internal';
 import { CoreServices, ServiceBroker } from './shared.js';
 import { Supervisor } from './supervisor.js';
 
@@ -46,12 +46,12 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
   let supervisor: Supervisor;
   try {
     supervisor = await Supervisor.join(
-      { frontendHost: match[1], frontendPort: Number(match[2]), secret: options.secret, allocationId: options.allocationId ?? '', cores: 1, host: server.address.host, port: server.address.port, backend: 'inline', connect },
+      { frontendHost: match[1], frontendPort: Number(match[2]), proof: { secret: options.secret }, allocationId: options.allocationId ?? '', cores: 1, host: server.address.host, port: server.address.port, backend: 'inline', connect },
       {
         membership: (update) => runtime?.membership(update),
-        ended: (reason, lost) => {
+        ended: (reason, how) => {
           messenger?.close(new NodeUnavailableError(reason));
-          options.onEnded?.(reason, lost);
+          options.onEnded?.(reason, how === 'lost');
         },
       },
       { inFlight: () => messenger?.inFlight ?? 0, cores: () => (runtime ? [runtime.snapshot()] : []), services: () => broker.services() },
@@ -60,7 +60,8 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
     await server.close();
     throw error;
   }
-  messenger = new Messenger({ nodeId: supervisor.nodeId, core: 0, secret: options.secret, connect });
+  // The secret proved the JOIN; the node's own connections use only the pair keys its Welcome carried.
+  messenger = new Messenger({ nodeId: supervisor.nodeId, core: 0, keys: new PairKeyring(supervisor.incarnation), connect });
   const links: CoreLinks = {
     allocateId: async () => supervisor.ids.allocate(),
     localIdMap: new MemoryLocalIdMap(),

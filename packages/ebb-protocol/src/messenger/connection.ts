@@ -235,7 +235,7 @@ export class Connection {
    * {@link ConnectionLimits.preAuthMaxFrameSize}. Resolves with the open
    * connection; rejects (and closes) otherwise.
    */
-  static accept(transport: Transport, keys: Keyring | string, selfNodeId: number, decide: (hello: Hello) => HelloDecision | Promise<HelloDecision>, limits: ConnectionLimits = {}): Promise<Connection> {
+  static accept(transport: Transport, keys: Keyring | string, selfNodeId: number, decide: (hello: Hello, session: Uint8Array) => HelloDecision | Promise<HelloDecision>, limits: ConnectionLimits = {}): Promise<Connection> {
     const keyring = typeof keys === 'string' ? new SecretKeyring(keys, { nodeId: selfNodeId, incarnation: 0 }) : keys;
     const conn = new Connection(transport, limits, true);
     const nonce = newNonce();
@@ -274,7 +274,7 @@ export class Connection {
         conn.sessionKey = sessionKey(key, transcript);
         let decision: HelloDecision;
         try {
-          decision = await decide(hello);
+          decision = await decide(hello, conn.sessionKey);
         } catch (error) {
           decision = { reject: { reason: RejectReason.badRequest, message: (error as Error).message } };
         }

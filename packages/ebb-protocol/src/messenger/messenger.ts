@@ -12,6 +12,7 @@
  */
 import { decodeArgs, decodeReply, decodeValue, encodeArgs, encodeError, encodeResult, encodeValue } from '../wire/codec.js';
 import { Connection, type ConnectionHandler, type ConnectionLimits, type HelloDecision } from './connection.js';
+import { SecretKeyring, type Keyring } from '../wire/handshake.js';
 import { HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Peer } from '../wire/control.js';
 import { NodeUnavailableError, ProtocolError, UnencodableError, type EbbError } from '../wire/errors.js';
 import { ANY_CORE, type Frame } from '../wire/frame.js';
@@ -66,7 +67,8 @@ export type ControlHandler<K extends ControlType> = (body: ControlBodies[K], con
 
 /** How the frontend admits JOIN hellos (see {@link Messenger.acceptJoins}). */
 export interface JoinAdmission {
-  decide(hello: Hello, transport: Transport): HelloDecision | Promise<HelloDecision>;
+  /** `session` is the connection's session key: what the Welcome's credential and pair keys are sealed with. */
+  decide(hello: Hello, session: Uint8Array): HelloDecision | Promise<HelloDecision>;
   /** A JOIN connection opened (the frontend registers the member). */
   joined(conn: Connection): void;
 }
@@ -85,8 +87,12 @@ export interface MessengerOptions {
   nodeId: number;
   /** This core's index. */
   core: number;
-  /** Cluster secret proven in every handshake. */
-  secret: string;
+  /**
+   * The keys this core proves and accepts (PROTOCOL.md §5.1): a native's {@link PairKeyring}
+   * (the pair keys its frontend gave it), or the frontend's {@link SecretKeyring}. A cluster
+   * secret as text is the keyring of a secret holder at incarnation 0.
+   */
+  keys: Keyring | string;
   /** Opens transports to peers (TCP in production, a MemoryNetwork in tests). */
   connect: TransportConnector;
   /** Frame size and queue bounds. */
@@ -127,7 +133,7 @@ const rawReply: ReplyDecoder = (ok, payload) => ({ ok, payload }) satisfies RawR
 export class Messenger implements ConnectionHandler {
   readonly nodeId: number;
   readonly core: number;
-  readonly #secret: string;
+  readonly #keys: Keyring;
   readonly #connect: TransportConnector;
   readonly #limits: ConnectionLimits;
   readonly #peers = new Map<number, Peer>();
@@ -154,7 +160,7 @@ export class Messenger implements ConnectionHandler {
   constructor(options: MessengerOptions) {
     this.nodeId = options.nodeId;
     this.core = options.core;
-    this.#secret = options.secret;
+    this.#keys = typeof options.keys === 'string' ? new SecretKeyring(options.keys, { nodeId: options.nodeId, incarnation: 0 }) : options.keys;
     this.#connect = options.connect;
     this.#limits = { describe: (ebbId, code) => this.#describe(ebbId, code), ...options.limits };
     this.#peerWaitMs = options.peerWaitMs ?? 2000;
@@ -194,8 +200,11 @@ export class Messenger implements ConnectionHandler {
     return this.#peers;
   }
 
+  /** A member's record; the pair key it may carry goes to the keyring, not into {@link peers}. */
   addPeer(peer: Peer): void {
-    this.#peers.set(peer.nodeId, peer);
+    const { pairKey: _key, ...record } = peer;
+    this.#keys.addPeer?.(peer);
+    this.#peers.set(peer.nodeId, record);
     this.#left.delete(peer.nodeId);
     this.#suspected.delete(peer.nodeId);
     const waiters = this.#awaitingPeer.get(peer.nodeId);
@@ -231,6 +240,7 @@ export class Messenger implements ConnectionHandler {
   /** Forgets a node and rejects every call in flight to it with `error`. */
   removePeer(nodeId: number, error: EbbError = new NodeUnavailableError(`node ${nodeId} left the cluster`)): void {
     this.#peers.delete(nodeId);
+    this.#keys.removePeer?.(nodeId);
     this.#suspected.delete(nodeId);
     this.#left.add(nodeId);
     const waiters = this.#awaitingPeer.get(nodeId);
@@ -284,7 +294,7 @@ export class Messenger implements ConnectionHandler {
 
   async #open(peer: Peer): Promise<Connection> {
     const transport = await this.#connect(peer.host, peer.port);
-    const { conn } = await Connection.connect(transport, this.#secret, { purpose: HelloPurpose.peer, nodeId: this.nodeId, core: this.core }, this.#limits);
+    const { conn } = await Connection.connect(transport, this.#keys, { purpose: HelloPurpose.peer, nodeId: this.nodeId, incarnation: this.#keys.incarnation, core: this.core }, this.#limits);
     conn.peerNodeId = peer.nodeId;
     conn.attach(this);
     this.stats.connectionsOpened++;
@@ -324,7 +334,7 @@ export class Messenger implements ConnectionHandler {
       if (left > 0) this.#handshakingFrom.set(from, left);
       else this.#handshakingFrom.delete(from);
     };
-    Connection.accept(transport, this.#secret, this.nodeId, (hello) => this.#decide(hello, transport), this.#limits).then(
+    Connection.accept(transport, this.#keys, this.nodeId, (hello, session) => this.#decide(hello, session), this.#limits).then(
       (conn) => {
         finished();
         conn.attach(this);
@@ -361,9 +371,9 @@ export class Messenger implements ConnectionHandler {
     return this.#dispatcher?.describe(ebbId, code) ?? `Ebb 0x${ebbId.toString(16)} method 0x${code.toString(16)}`;
   }
 
-  #decide(hello: Hello, transport: Transport): HelloDecision | Promise<HelloDecision> {
-    if (hello.purpose === HelloPurpose.peer) return { welcome: { nodeId: this.nodeId } };
-    if (hello.purpose === HelloPurpose.join && this.#admission) return this.#admission.decide(hello, transport);
+  #decide(hello: Hello, session: Uint8Array): HelloDecision | Promise<HelloDecision> {
+    if (hello.purpose === HelloPurpose.peer) return { welcome: { nodeId: this.nodeId, incarnation: this.#keys.incarnation } };
+    if (hello.purpose === HelloPurpose.join && this.#admission) return this.#admission.decide(hello, session);
     return { reject: { reason: RejectReason.badRequest, message: hello.purpose === HelloPurpose.join ? 'this node is not the frontend; join the frontend\'s address instead' : 'hello has no purpose' } };
   }
 

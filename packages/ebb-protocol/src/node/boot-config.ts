@@ -23,7 +23,11 @@ export interface BootConfig {
   /** Frontend messenger address. */
   frontendHost: string;
   frontendPort: number;
-  secret: string;
+  /**
+   * What proves the node's first JOIN: the one-time join token its launcher got from the frontend
+   * (delivered with the secrets, never on a command line), or the cluster secret (a node started by hand).
+   */
+  proof: { joinToken: string } | { secret: string };
   allocationId: string;
   cores: number;
   /** Absolute path (or file URL) of the app's native module. */
@@ -200,7 +204,8 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   const delivered = values.EBBRT_SECRETS_FD ? readSecretsFd(values.EBBRT_SECRETS_FD) : {};
   if (delivered.tlsKey) values.EBBRT_TLS_KEY ??= delivered.tlsKey;
   const secret = delivered.secret ?? (values.EBBRT_SECRET_FILE ? readSecretFile(values.EBBRT_SECRET_FILE) : values.EBBRT_SECRET);
-  if (!secret) throw new BootConfigError('the cluster secret is missing: pass --secret-file <file holding it> (or set EBBRT_SECRET_FILE; --secret / EBBRT_SECRET work too but show it to every user of the host)');
+  const proof = delivered.joinToken !== undefined ? { joinToken: delivered.joinToken } : secret ? { secret } : undefined;
+  if (!proof) throw new BootConfigError('the cluster secret is missing: pass --secret-file <file holding it> (or set EBBRT_SECRET_FILE; --secret / EBBRT_SECRET work too but show it to every user of the host)');
   const cores = Number(values.EBBRT_CORES ?? '1');
   if (!Number.isInteger(cores) || cores < 1 || cores > 256) throw new BootConfigError(`cores must be an integer in 1..256, got ${values.EBBRT_CORES}`);
   const tlsParts = [values.EBBRT_TLS_CERT, values.EBBRT_TLS_KEY, values.EBBRT_TLS_CA];
@@ -225,7 +230,7 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   return {
     frontendHost: match[1],
     frontendPort: port,
-    secret,
+    proof,
     allocationId: values.EBBRT_ALLOCATION_ID ?? '',
     cores,
     app,
@@ -249,11 +254,19 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
  * launcher writes and closes) or, in a VM, in a QEMU `fw_cfg` file.
  */
 export interface BootSecrets {
-  /** The cluster secret. */
+  /** The cluster secret (a launcher that wants the native to hold it; the frontend's own launchers send a join token). */
   secret?: string;
+  /** A one-time join token the frontend minted for this node's allocation (64 hex digits). */
+  joinToken?: string;
   /** The messenger's TLS private key (PEM text). */
   tlsKey?: string;
 }
+
+/**
+ * The QEMU `fw_cfg` file a VM native's {@link BootSecrets} travel in (`-fw_cfg name=…,file=…`); the
+ * guest's init hands `/sys/firmware/qemu_fw_cfg/by_name/<name>/raw` to the runtime as its secrets descriptor.
+ */
+export const FW_CFG_SECRETS = 'opt/ebbrt/secrets';
 
 /** Reads the {@link BootSecrets} a launcher wrote to file descriptor `fdText` (read to its end, then closed). */
 function readSecretsFd(fdText: string): BootSecrets {
@@ -285,12 +298,13 @@ export function parseBootSecrets(text: string, where: string): BootSecrets {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BootConfigError(`the secrets on ${where} are not a JSON object such as {"secret":"…"}`);
   const record = parsed as Record<string, unknown>;
   const out: BootSecrets = {};
-  for (const key of ['secret', 'tlsKey'] as const) {
+  for (const key of ['secret', 'joinToken', 'tlsKey'] as const) {
     const value = record[key];
     if (value === undefined) continue;
     if (typeof value !== 'string' || value.length === 0) throw new BootConfigError(`the secrets on ${where}: ${key} must be a non-empty string`);
     out[key] = value;
   }
+  if (out.joinToken !== undefined && !/^[0-9a-f]{64}$/i.test(out.joinToken)) throw new BootConfigError(`the secrets on ${where}: joinToken must be the 64 hex digits the frontend minted`);
   return out;
 }
 

@@ -32,7 +32,7 @@ export interface Hello {
 }
 export interface Peer { nodeId: number; host: string; port: number; cores: number; idSpace: number; backend: string; /** Default 0. */ incarnation?: number; /** Sealed for the recipient; default empty. */ pairKey?: Uint8Array }
 export interface Welcome { nodeId: number; idSpace: number; peers: Peer[]; mac: Uint8Array; heartbeatMs: number; cluster: string; incarnation: number; credential: Uint8Array }
-export const RejectReason = { unspecified: 0, badSecret: 1, unsupportedVersion: 2, badRequest: 3, unknownAllocation: 4, shuttingDown: 5, busy: 6 } as const;
+export const RejectReason = { unspecified: 0, badSecret: 1, unsupportedVersion: 2, badRequest: 3, unknownAllocation: 4, shuttingDown: 5, busy: 6, declaredDead: 7 } as const;
 export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason];
 export interface Reject { reason: RejectReason; message: string; supportedVersion: number }
 export interface IdMapGet { id: number }

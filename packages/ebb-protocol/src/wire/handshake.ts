@@ -24,8 +24,10 @@ export const KEY_BYTES = 32;
  * `UNSUPPORTED_VERSION` before any MAC is checked.
  */
 export const HANDSHAKE_VERSION = 2;
-/** The frontend's incarnation in pair keys once natives hold only their own keys (PROTOCOL.md §5.1); today every node uses 0. */
+/** The frontend's incarnation (in its Challenge and its pair keys); the same after a restart, which holds the secret anyway. */
 export const HOSTED_INCARNATION = 1;
+/** The incarnation the frontend gives a node id's first life (PROTOCOL.md §5.1). */
+export const FIRST_INCARNATION = 1;
 
 export function newNonce(): Buffer {
   return randomBytes(NONCE_BYTES);
@@ -159,23 +161,42 @@ export interface Keyring {
   peerKey(target: { nodeId: number; incarnation: number }): ClientKey | undefined;
   /** The key `hello` must have been MACed with, or undefined (the hello is refused as BAD_SECRET). */
   acceptKey(hello: Hello): Uint8Array | undefined;
+  /** A member record arrived (its `pairKey` unsealed): a keyring that holds pair keys keeps it. */
+  addPeer?(peer: { nodeId: number; incarnation?: number; pairKey?: Uint8Array }): void;
+  /** A member left: its key is no use any more. */
+  removePeer?(nodeId: number): void;
+}
+
+/** What the frontend's {@link SecretKeyring} asks about the cluster it serves. */
+export interface SecretKeyringLookups {
+  /** The key of the join token minted for an allocation, while it is unused. */
+  joinToken?(allocationId: string): Uint8Array | undefined;
+  /**
+   * The current incarnation of a member: a PEER hello from another incarnation (or from a node
+   * that is not a member) is refused, so the keys of a past incarnation prove nothing.
+   */
+  incarnationOf?(nodeId: number): number | undefined;
 }
 
 /**
  * The keyring of a holder of the cluster secret: it can compute every pair key
- * and credential. JOIN hellos with a join token are checked by `joinToken`
- * (the frontend's one-time tokens); without it they are refused.
+ * and credential. JOIN hellos with a join token are checked with
+ * `lookups.joinToken` (the frontend's one-time tokens); without it they are refused.
  */
 export class SecretKeyring implements Keyring {
   readonly #secret: Buffer;
   readonly #self: { nodeId: number; incarnation: number };
-  readonly #joinToken?: (allocationId: string) => Uint8Array | undefined;
+  readonly #lookups: SecretKeyringLookups;
 
-  /** @param joinToken the key of the join token minted for an allocation, if any */
-  constructor(secret: string, self: { nodeId: number; incarnation: number }, joinToken?: (allocationId: string) => Uint8Array | undefined) {
+  constructor(secret: string, self: { nodeId: number; incarnation: number }, lookups: SecretKeyringLookups = {}) {
     this.#secret = secretKey(secret);
     this.#self = self;
-    this.#joinToken = joinToken;
+    this.#lookups = lookups;
+  }
+
+  /** False when `lookups.incarnationOf` knows the node at another incarnation, or not at all. */
+  #current(nodeId: number, incarnation: number): boolean {
+    return this.#lookups.incarnationOf === undefined || this.#lookups.incarnationOf(nodeId) === incarnation;
   }
 
   get incarnation(): number {
@@ -188,15 +209,16 @@ export class SecretKeyring implements Keyring {
 
   acceptKey(hello: Hello): Uint8Array | undefined {
     if (hello.purpose === HelloPurpose.peer) {
-      return hello.key === HelloKey.pairKey ? pairKey(this.#secret, this.#self, { nodeId: hello.nodeId, incarnation: hello.incarnation }) : undefined;
+      return hello.key === HelloKey.pairKey && this.#current(hello.nodeId, hello.incarnation) ? pairKey(this.#secret, this.#self, { nodeId: hello.nodeId, incarnation: hello.incarnation }) : undefined;
     }
     if (hello.purpose !== HelloPurpose.join) return undefined;
     switch (hello.key) {
       case HelloKey.clusterSecret:
         return this.#secret;
       case HelloKey.joinToken:
-        return this.#joinToken?.(hello.allocationId);
+        return hello.nodeId === 0 ? this.#lookups.joinToken?.(hello.allocationId) : undefined;
       case HelloKey.nodeCredential:
+        // Whether that incarnation may re-register is the frontend's decision (its store's record).
         return hello.nodeId !== 0 ? nodeCredential(this.#secret, hello.nodeId, hello.incarnation) : undefined;
       default:
         return undefined;
@@ -226,12 +248,12 @@ export class PairKeyring implements Keyring {
     this.incarnation = incarnation;
   }
 
-  /** Records the (unsealed) key for talking with `nodeId` at `incarnation`. */
-  set(nodeId: number, incarnation: number, key: Uint8Array): void {
-    this.#keys.set(nodeId, { incarnation, key });
+  /** Keeps the (unsealed) pair key a member record carries; a record without one changes nothing. */
+  addPeer(peer: { nodeId: number; incarnation?: number; pairKey?: Uint8Array }): void {
+    if (peer.pairKey !== undefined && peer.pairKey.length > 0) this.#keys.set(peer.nodeId, { incarnation: peer.incarnation ?? 0, key: peer.pairKey });
   }
 
-  delete(nodeId: number): void {
+  removePeer(nodeId: number): void {
     this.#keys.delete(nodeId);
   }
 

@@ -185,7 +185,7 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
 /** A Messenger (node 1) accepting one in-memory connection, with a spy sink and the faults it reports. */
 function acceptingMessenger() {
   const [clientEnd, serverEnd] = memoryTransportPair();
-  const messenger = new Messenger({ nodeId: 1, core: 0, secret: SECRET, connect: () => Promise.reject(new Error('unused')) });
+  const messenger = new Messenger({ nodeId: 1, core: 0, keys: SECRET, connect: () => Promise.reject(new Error('unused')) });
   const sink = { call: vi.fn(), served: vi.fn(), message: vi.fn(), messageFailed: vi.fn(), describe: vi.fn(() => 'Sink.method') };
   messenger.serve(sink);
   const faults: Error[] = [];

@@ -6,9 +6,9 @@ const SECRET = 'messenger-test-secret';
 
 function pair(peerWaitMs?: number) {
   const network = new MemoryNetwork();
-  const server = new Messenger({ nodeId: 3, core: 0, secret: SECRET, connect: network.connect });
+  const server = new Messenger({ nodeId: 3, core: 0, keys: SECRET, connect: network.connect });
   const listening = network.listen('node3', (t) => server.accept(t));
-  const client = new Messenger({ nodeId: 2, core: 0, secret: SECRET, connect: network.connect, peerWaitMs });
+  const client = new Messenger({ nodeId: 2, core: 0, keys: SECRET, connect: network.connect, peerWaitMs });
   const peer: Peer = { nodeId: 3, host: listening.address.host, port: listening.address.port, cores: 1, idSpace: 3, backend: 'test' };
   return { server, client, peer };
 }

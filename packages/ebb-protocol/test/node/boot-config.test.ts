@@ -47,7 +47,7 @@ describe('parseBootConfig with a kernel command line', () => {
     expect(config).toMatchObject({
       frontendHost: '10.0.2.2',
       frontendPort: 4000,
-      secret: 's3cret-s3cret',
+      proof: { secret: 's3cret-s3cret' },
       cores: 2,
       listenHost: '0.0.0.0',
       listenPort: 7000,
@@ -114,7 +114,7 @@ describe('what launchers write is what a native reads', () => {
   const expected = {
     frontendHost: '10.0.2.2',
     frontendPort: 4000,
-    secret: settings.secret,
+    proof: { secret: settings.secret },
     allocationId: 'alloc-1',
     cores: 3,
     app: '/app/app.js',

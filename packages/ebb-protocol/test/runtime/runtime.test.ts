@@ -71,7 +71,7 @@ class FakeIdMap implements GlobalIdMap {
 
 /** A messenger with no network: every connect fails. */
 const isolatedMessenger = (nodeId: number, core: number, cores?: CoreChannel) =>
-  new Messenger({ nodeId, core, secret: 'runtime-test-secret', connect: () => Promise.reject(new NodeUnavailableError('no network in this test')), cores });
+  new Messenger({ nodeId, core, keys: 'runtime-test-secret', connect: () => Promise.reject(new NodeUnavailableError('no network in this test')), cores });
 
 /** Nodes of a fake cluster, for the loopback messenger. */
 type Cluster = Map<number, EbbRuntime[]>;

@@ -96,7 +96,7 @@ describe('control messages', () => {
     expect(text).toMatch(/JOIN = 1;/);
     expect(text).toMatch(/PEER = 2;/);
     expect(HelloPurpose).toEqual({ unspecified: 0, join: 1, peer: 2 });
-    expect(RejectReason).toEqual({ unspecified: 0, badSecret: 1, unsupportedVersion: 2, badRequest: 3, unknownAllocation: 4, shuttingDown: 5, busy: 6 });
+    expect(RejectReason).toEqual({ unspecified: 0, badSecret: 1, unsupportedVersion: 2, badRequest: 3, unknownAllocation: 4, shuttingDown: 5, busy: 6, declaredDead: 7 });
     expect(HelloKey).toEqual({ unspecified: 0, clusterSecret: 1, joinToken: 2, nodeCredential: 3, pairKey: 4 });
     for (const [name, value] of [['BAD_SECRET', 1], ['UNSUPPORTED_VERSION', 2], ['BAD_REQUEST', 3], ['UNKNOWN_ALLOCATION', 4], ['SHUTTING_DOWN', 5], ['BUSY', 6], ['CLUSTER_SECRET', 1], ['JOIN_TOKEN', 2], ['NODE_CREDENTIAL', 3], ['PAIR_KEY', 4]] as const) {
       expect(text).toContain(`${name} = ${value};`);

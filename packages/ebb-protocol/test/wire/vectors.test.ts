@@ -21,6 +21,7 @@ import {
   fnv1a32,
   helloMac,
   nodeCredential,
+  joinTokenKey,
   pairKey,
   seal,
   sessionKey,
@@ -112,6 +113,9 @@ describe('PROTOCOL.md §5.1 key and MAC vectors', () => {
   const peer: T = { purpose: 2, key: 4, server: 3, node: 2, incarnation: 1, core: 1, port: 0, allocationId: '', host: '' };
   const session = hmac(secret, ascii('ebbrt-session-v2'), transcript(join));
   const pad = hmac(session, ascii('ebbrt-seal-credential'), u32(2), u32(1));
+  const pairPad = hmac(session, ascii('ebbrt-seal-pair-key'), u32(3), u32(1));
+  const token = Buffer.from(Array.from({ length: 32 }, (_, i) => 0x40 + i));
+  const tokenJoin: T = { ...join, key: 2 };
 
   it.each([
     ['hello (JOIN, cluster secret)', () => hmac(secret, ascii('ebbrt-hello-v2'), transcript(join)), 'e99a4edd60ede5f2092b88963178b05a954feb861b2587b66facb60d1b3e9e82'],
@@ -120,6 +124,8 @@ describe('PROTOCOL.md §5.1 key and MAC vectors', () => {
     ['node credential (node 2, incarnation 1)', () => credential, 'cb07bee781934186fdb9a64bb61b2462526b18bde7e8fc991756af317aa3cb3e'],
     ['sealed credential (in that Welcome)', () => Buffer.from(credential.map((b, i) => b ^ pad[i])), '4d6610e6703d0a9981661527a9d17c90007c7e09c7b1c1361d2c9a8cd2ceba48'],
     ['pair key (node 2 inc 1, node 3 inc 1)', () => pair, '06a1f550b2e21f880a16ebf3c0eabb99fcfe339355cfcd63c4dbb7ab03a2b06b'],
+    ['sealed pair key (node 3 inc 1, in that Welcome)', () => Buffer.from(pair.map((b, i) => b ^ pairPad[i])), '57a9e3af91de928c40901c412b9db7b5932e63d6ec4792d3e7ebc8ee63dbdbeb'],
+    ['hello (JOIN, join token 40 41 … 5f)', () => hmac(token, ascii('ebbrt-hello-v2'), transcript(tokenJoin)), '2cb78c0981d85c53aaafc1cdb156f4d24e4ebcff6152f2876748121921bc26b3'],
     ['hello (PEER, node 2 core 1 to node 3, pair key)', () => hmac(pair, ascii('ebbrt-hello-v2'), transcript(peer)), '8dc8e37f221e0137c94b616c0b4c88cc42e37506cd78abfd901caa354dc4fc96'],
   ])('%s', (_name, compute, expected) => {
     const hex = compute().toString('hex');
@@ -134,6 +140,9 @@ describe('PROTOCOL.md §5.1 key and MAC vectors', () => {
     expect(nodeCredential(secret, 2, 1)).toEqual(credential);
     expect(pairKey(secret, { nodeId: 3, incarnation: 1 }, { nodeId: 2, incarnation: 1 })).toEqual(pair);
     expect(seal(session, 'credential', 2, 1, seal(session, 'credential', 2, 1, credential))).toEqual(credential);
+    expect(seal(session, 'pair-key', 3, 1, pair)).toEqual(Buffer.from(pair.map((b, i) => b ^ pairPad[i])));
+    expect(joinTokenKey(token.toString('hex'))).toEqual(token);
+    expect(helloMac(token, { ...t, key: 2 })).toEqual(hmac(token, ascii('ebbrt-hello-v2'), transcript(tokenJoin)));
   });
 });
 

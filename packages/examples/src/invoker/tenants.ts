@@ -25,10 +25,10 @@
  *   Writes are limited by the
  *   GlobalIdMap authority: a node writes only its own id space.
  *
- * What this layer does not give yet: the node still receives the cluster
- * secret (over a pipe), so code that escaped both its isolate and the
- * permission model could join as another node; that node reads nothing,
- * but it can still call Ebbs and take part in membership.
+ * - the node never holds the cluster secret: it joins with a one-time join
+ *   token and keeps only keys bound to its own node id and incarnation, so
+ *   code that escaped both its isolate and the permission model cannot join
+ *   as another node.
  */
 import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';

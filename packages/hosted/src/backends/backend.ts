@@ -13,7 +13,12 @@ export interface LaunchSpec {
   memoryMiB?: number;
   /** Frontend messenger address the native joins (`host:port`). */
   frontend: string;
-  secret: string;
+  /**
+   * The one-time join token the frontend minted for this allocation: all the native needs to join
+   * (it never gets the cluster secret). Hand it over out of sight: a pipe, a file only the native can
+   * read, QEMU `fw_cfg` — never argv or the environment.
+   */
+  joinToken: string;
   allocationId: string;
   /** Extra environment for the native runtime. */
   env: Record<string, string>;

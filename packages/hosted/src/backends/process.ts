@@ -37,7 +37,7 @@ export class ProcessBackend implements NodeBackend {
   async launch(spec: LaunchSpec): Promise<LaunchedProcess> {
     const wrap = (await this.#wrap?.(spec)) ?? {};
     const [command, ...prefix] = [...(wrap.command ?? []), process.execPath];
-    // Secrets go over a pipe (fd 4), not argv or the environment, which other users of the host can read.
+    // The join token (and a TLS key) go over a pipe (fd 4), not argv or the environment, which other users of the host can read.
     const { [bootVariable('tlsKey')]: tlsKey, ...env } = spec.env;
     const { [bootVariable('secret')]: _inherited, [bootVariable('secretFile')]: _inheritedFile, ...parentEnv } = process.env;
     const child = spawn(command, [...prefix, ...(spec.execArgv ?? []), this.#bootScript, ...(spec.args.length ? ['--', ...spec.args] : [])], {
@@ -60,7 +60,7 @@ export class ProcessBackend implements NodeBackend {
     });
     const secrets = child.stdio[4] as Writable | null;
     secrets?.on('error', () => undefined); // the native died before reading: its exit is reported below
-    secrets?.end(JSON.stringify({ secret: spec.secret, ...(tlsKey ? { tlsKey } : {}) }));
+    secrets?.end(JSON.stringify({ joinToken: spec.joinToken, ...(tlsKey ? { tlsKey } : {}) }));
     // The frontend never writes to it: it must not keep the frontend's event loop alive.
     (child.stdio[3] as { unref?: () => void } | null)?.unref?.();
     let captured = '';

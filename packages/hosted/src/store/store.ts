@@ -24,6 +24,8 @@ export interface NodeRecord {
   pid: number;
   /** ms since the epoch, of its first join. */
   joinedAt: number;
+  /** The incarnation its credential and pair keys are bound to (PROTOCOL.md §5.1). Absent in records of older frontends: 1. */
+  incarnation?: number;
   /**
    * `live` while it is a member (or, after a frontend restart, until it
    * re-registers); `dead` once declared dead or gone: a dead node never

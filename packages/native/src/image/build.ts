@@ -30,8 +30,8 @@ import { moduleLoadOrder, moduleName, parseModulesDep } from './modules.js';
 
 const execFileAsync = promisify(execFile);
 
-/** Kernel modules the VM loads: the virtio NIC QEMU gives it, and the ACPI power button (evdev is how acpid reads it). */
-const MODULES = ['virtio_pci', 'virtio_net', 'button', 'evdev'];
+/** Kernel modules the VM loads: the virtio NIC QEMU gives it, the ACPI power button (evdev is how acpid reads it), and fw_cfg (where its secrets arrive). */
+const MODULES = ['virtio_pci', 'virtio_net', 'button', 'evdev', 'qemu_fw_cfg'];
 
 /** Options of {@link buildImage}. */
 export interface ImageBuildOptions {

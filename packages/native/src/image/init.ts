@@ -4,6 +4,8 @@
  * them and a change here rebuilds every image.
  */
 
+import { FW_CFG_SECRETS } from '@ebbrt/ebb-protocol/boot-config';
+
 /** QEMU user-mode networking defaults: the guest's address, and the gateway that reaches the host's loopback. */
 export const GUEST_NETWORK = { address: '10.0.2.15/24', gateway: '10.0.2.2' } as const;
 
@@ -34,7 +36,9 @@ export interface InitScriptOptions {
  * this script itself died the kernel panics, reboots, and QEMU's
  * `-no-reboot` ends the VM. Either way the VM never outlives its runtime.
  * Configuration comes from the kernel command line (`ebbrt.*`), which the
- * runtime reads itself from /proc/cmdline.
+ * runtime reads itself from /proc/cmdline; secrets (the join token) from the
+ * QEMU `fw_cfg` file the launcher attached, handed to the runtime as its
+ * secrets descriptor (fd 4), never through the command line.
  */
 export function initScript(options: InitScriptOptions): string {
   return `#!/bin/busybox sh
@@ -61,7 +65,12 @@ fi
 ip link set $user up && ip addr add ${GUEST_NETWORK.address} dev $user && ip route add default via ${GUEST_NETWORK.gateway} || echo "ebbrt-init: $user is not configured; the runtime will not reach the frontend"
 acpid -l /dev/null -p /run/acpid.pid
 cd ${APP_DIR}
-EBBRT_KERNEL_CMDLINE=/proc/cmdline LD_LIBRARY_PATH=${options.libraryDirs.join(':')} /bin/node ${APP_DIR}/boot.js --app ${APP_DIR}/app.js &
+secrets=/sys/firmware/qemu_fw_cfg/by_name/${FW_CFG_SECRETS}/raw
+if [ -e $secrets ]; then
+  EBBRT_KERNEL_CMDLINE=/proc/cmdline EBBRT_SECRETS_FD=4 LD_LIBRARY_PATH=${options.libraryDirs.join(':')} /bin/node ${APP_DIR}/boot.js --app ${APP_DIR}/app.js 4<$secrets &
+else
+  EBBRT_KERNEL_CMDLINE=/proc/cmdline LD_LIBRARY_PATH=${options.libraryDirs.join(':')} /bin/node ${APP_DIR}/boot.js --app ${APP_DIR}/app.js &
+fi
 echo $! > ${PID_FILE}
 wait $!
 status=$?

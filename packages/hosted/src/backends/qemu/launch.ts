@@ -8,10 +8,12 @@
  *   (where /dev/kvm exists but guests hang, e.g. broken nested
  *   virtualisation, the probe gives up after `probeTimeoutMs`) and otherwise
  *   TCG, with a warning.
- * - the frontend address, secret and allocation id travel on the kernel
- *   command line (`ebbrt.*`, percent-encoded). QEMU's arguments, and so the
- *   secret, are visible to every user of the host in the process list
- *   (a process native's environment is readable by its owner only).
+ * - the frontend address and allocation id travel on the kernel command line
+ *   (`ebbrt.*`, percent-encoded), which every user of the host sees in the
+ *   process list; the join token does not: it is a QEMU `fw_cfg` file
+ *   (`opt/ebbrt/secrets`, JSON {@link BootSecrets}) read from a 0600 file in
+ *   the node's run directory, deleted once QEMU has loaded it. The guest loads
+ *   `qemu_fw_cfg` and hands the runtime that file as its secrets descriptor.
  * - user-mode networking: the guest is 10.0.2.15 and reaches the host's
  *   loopback at 10.0.2.2; a host port forward to the guest's messenger port
  *   is the address the node advertises, so the frontend and other nodes
@@ -24,8 +26,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { bootKernelParams, bootVariable, isThisMachine } from '@ebbrt/ebb-protocol/node';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { bootKernelParams, bootVariable, FW_CFG_SECRETS, isThisMachine, type BootSecrets } from '@ebbrt/ebb-protocol/node';
 import type { LaunchedProcess, LaunchSpec, NodeBackend } from '../backend.js';
 import { QemuError } from './errors.js';
 import { MIN_MEMORY_MIB, validate, type NetworkMode, type QemuBackendOptions } from './options.js';
@@ -165,7 +167,6 @@ export class QemuBackend implements NodeBackend {
       ...bootKernelParams(
         {
           frontend: `${frontendHost}:${match[2]}`,
-          secret: spec.secret,
           allocationId: spec.allocationId,
           cores: spec.cores,
           listenHost: '0.0.0.0',
@@ -201,6 +202,8 @@ export class QemuBackend implements NodeBackend {
     const hostPort = tap ? GUEST_PORT : await freePort(hostSide);
     const consoleLog = path.join(runDir, 'console.log');
     const qmpSocket = path.join(runDir, 'qmp.sock');
+    const secretsFile = path.join(runDir, 'secrets.json');
+    await writeFile(secretsFile, JSON.stringify({ joinToken: spec.joinToken } satisfies BootSecrets), { mode: 0o600 });
     const portsSocket = path.join(runDir, 'ports.sock');
     await rm(qmpSocket, { force: true });
     await rm(portsSocket, { force: true });
@@ -232,6 +235,8 @@ export class QemuBackend implements NodeBackend {
       '-kernel', image.kernel,
       '-initrd', image.initrd,
       '-append', this.#cmdline(spec, tap ? `${tap.address}:${GUEST_PORT}` : `${hostSide}:${hostPort}`, tap),
+      // The join token, out of the process list: the guest reads it from /sys/firmware/qemu_fw_cfg (image init).
+      '-fw_cfg', `name=${FW_CFG_SECRETS},file=${secretsFile}`,
       '-chardev', `stdio,id=console,signal=off,logfile=${consoleLog},logappend=off`,
       '-serial', 'chardev:console',
       ...network,
@@ -254,6 +259,8 @@ export class QemuBackend implements NodeBackend {
     const exited = exitOf(child);
     void exited.then(() => rm(qmpSocket, { force: true }));
     const qmp = await Qmp.connect(qmpSocket, exited, 10_000);
+    // QEMU read the fw_cfg file while it set the machine up, before QMP answered (or it failed).
+    await rm(secretsFile, { force: true });
     if (!qmp) {
       child.kill('SIGKILL');
       const status = await exited;
