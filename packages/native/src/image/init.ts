@@ -4,7 +4,7 @@
  * them and a change here rebuilds every image.
  */
 
-import { FW_CFG_SECRETS } from '@ebbrt/ebb-protocol/boot-config';
+import { FW_CFG_SECRETS } from '@ebbrt/ebb-protocol/node';
 
 /** QEMU user-mode networking defaults: the guest's address, and the gateway that reaches the host's loopback. */
 export const GUEST_NETWORK = { address: '10.0.2.15/24', gateway: '10.0.2.2' } as const;
