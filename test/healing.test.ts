@@ -51,7 +51,7 @@ describe('ebbrt up keeps each group at its size', () => {
     const metrics = await (await fetch(`http://${killed.view.admin}/metrics`)).text();
     expect(metrics).toMatch(/^ebbrt_group_replacements_total\{group="tick",outcome="joined",cluster="heal"\} 1$/m);
     const ps = await runCli(['ps', '--state-dir', dir]);
-    expect(ps.stdout).toMatch(/^tick +\S+ +process +2\/2 +1 +0 +0$/m);
+    expect(ps.stdout).toMatch(/^tick +\S+ +process +2\/2 +1 +0 +0( +\S.*)?$/m);
     expect(ps.stdout).toMatch(new RegExp(`replaced by ${replacement.id}`));
     const log = readFileSync(path.join(dir, 'heal.log'), 'utf8');
     expect(log).toMatch(new RegExp(`"nodeId":${victim.id},.*"msg":"replacing node"`));

@@ -285,7 +285,7 @@ describe("a node's services in its membership record", () => {
     const fe = await startFrontend();
     let reported: { name: string; address: string }[] = [];
     const supervisor = await Supervisor.join(
-      { frontendHost: fe.hosted.host, frontendPort: fe.hosted.port, secret: TEST_SECRET, allocationId: '', cores: 1, host: '127.0.0.1', port: 1, backend: 'inline', connect: (host, port) => connectTcp(host, port) },
+      { frontendHost: fe.hosted.host, frontendPort: fe.hosted.port, proof: { secret: TEST_SECRET }, allocationId: '', cores: 1, host: '127.0.0.1', port: 1, backend: 'inline', connect: (host, port) => connectTcp(host, port) },
       { membership: () => undefined, ended: () => undefined },
       { inFlight: () => 0, cores: () => [], services: () => reported },
     );

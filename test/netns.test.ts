@@ -2,7 +2,8 @@
  * Fault tests across real network boundaries: every native (and Redis) runs
  * in a Linux network namespace of its own, joined by veth pairs to a bridge
  * that the test process (the frontend) reaches through one more veth pair
- * (test/kit/netns.ts). Latency, jitter and loss come from the kit's
+ * (test/kit/netns.ts); in the frontend-restart test the frontend too runs in
+ * a namespace of its own. Latency, jitter and loss come from the kit's
  * user-space proxy on every path; partitions are a bridge port set down.
  *
  * Skips with the reason where namespaces cannot be made, except under
@@ -10,12 +11,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { NodeUnavailableError, StoreUnavailableError, type LaunchHandle } from '@ebbrt/hosted';
 import { ClusterWorker, HomeCounter, StickyCounter } from './fixtures/cluster/ebbs.js';
-import { FIXTURES, NATIVE_BOOT, settle, spawnNode, startFrontend, TEST_SECRET, until } from './kit/index.js';
+import { FIXTURES, NATIVE_BOOT, settle, startFrontend, TEST_SECRET, until } from './kit/index.js';
 import { Lab, netnsAvailability, reachable, type LabHost } from './kit/netns.js';
 import { skipFor, skipNote, toolMissing } from './kit/requirements.js';
 
@@ -144,21 +144,23 @@ describe.skipIf(skipNs)(`across network namespaces${skip}`, () => {
     expect(created).toBeDefined();
   });
 
-  test.skipIf(skipRedis)(`the frontend killed and restarted with a Redis store: natives in other namespaces re-register under their ids and keep their reps${skipNote(redisMissing)}`, async () => {
+  test.skipIf(skipRedis)(`the frontend killed and restarted with a Redis store, frontend, natives and Redis each in a namespace of their own: natives re-register under their ids and keep their reps${skipNote(redisMissing)}`, async () => {
     const lab = await Lab.create();
-    const redisHost = await redisIn(lab);
+    const [redisHost, frontendHost] = await Promise.all([redisIn(lab), lab.host('frontend')]);
     const store = `redis://${redisHost.address}:6379/0`;
     const cluster = `nr${process.pid}`;
-    const port = await freePortOn(lab.hostAddress);
-    const first = spawnNode(path.join(FIXTURES, 'netns-frontend/main.mjs'), [lab.hostAddress, String(port), store, cluster, TEST_SECRET, '2'], { timeoutMs: 60_000 });
-    await until(() => first.stdout().includes('"listening":true') || first.child.exitCode !== null, 20_000, 'the first frontend listening');
+    const port = 7100;
+    const first = frontendIn(frontendHost, [frontendHost.address, String(port), store, cluster, TEST_SECRET, '2', 'first']);
+    await until(() => first.stdout().includes('"listening":true') || first.child.exitCode !== null, 20_000, 'the first frontend listening').catch((error: Error) => {
+      throw new Error(`${error.message}; frontend: ${first.stderr()}`);
+    });
     // Natives started by hand (as on other machines): each in its own namespace, allowed 30 s to re-register.
     const natives = await Promise.all(
       ['m1', 'm2'].map(async (name) => {
         const host = await lab.host(name);
         const child = host.spawn(process.execPath, [NATIVE_BOOT], {
           stdio: 'pipe',
-          env: { PATH: process.env.PATH, EBBRT_FRONTEND: `${lab.hostAddress}:${port}`, EBBRT_SECRET: TEST_SECRET, EBBRT_APP: APP, EBBRT_CORES: '1', EBBRT_LISTEN_HOST: host.address, EBBRT_RECONNECT_MS: '30000' },
+          env: { PATH: process.env.PATH, EBBRT_FRONTEND: `${frontendHost.address}:${port}`, EBBRT_SECRET: TEST_SECRET, EBBRT_APP: APP, EBBRT_CORES: '1', EBBRT_LISTEN_HOST: host.address, EBBRT_RECONNECT_MS: '30000' },
         });
         let output = '';
         child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -171,19 +173,33 @@ describe.skipIf(skipNs)(`across network namespaces${skip}`, () => {
     const ready = JSON.parse(first.stdout().split('\n').find((l) => l.includes('"ready":true'))!) as { nodes: { nodeId: number; bumps: number }[] };
     expect(ready.nodes.map((n) => n.bumps)).toEqual([5, 5]);
 
-    process.kill(first.child.pid!, 'SIGKILL');
-    await first.result;
-    const fe = await startFrontend({ host: lab.hostAddress, port, store, cluster });
-    await until(() => fe.hosted.members.size === 2, 20_000, 'both natives re-registered');
-    expect(fe.hosted.stats.rejoins).toBe(2);
-    for (const { nodeId } of ready.nodes) expect(await fe.hosted.runtime.remote(ClusterWorker, nodeId).bump()).toBe(6);
-    for (const native of natives) expect(native.child.exitCode).toBeNull();
-    await fe.close();
-    // Goodbye reached them: they exit cleanly.
-    await until(() => natives.every((n) => n.child.exitCode !== null), 5000, 'natives exit on goodbye');
+    first.child.kill('SIGKILL');
+    await once(first.child, 'exit');
+    const restarted = frontendIn(frontendHost, [frontendHost.address, String(port), store, cluster, TEST_SECRET, '2', 'restarted']);
+    await until(() => restarted.stdout().includes('"rejoined":true') || restarted.child.exitCode !== null, 30_000, 'both natives re-registered').catch((error: Error) => {
+      throw new Error(`${error.message}; frontend: ${restarted.stderr()}; natives: ${natives.map((n) => n.output()).join(' | ')}`);
+    });
+    const rejoined = JSON.parse(restarted.stdout().split('\n').find((l) => l.includes('"rejoined":true'))!) as { rejoins: number; nodes: { nodeId: number; bumps: number }[] };
+    expect(rejoined.rejoins).toBe(2);
+    // The reps kept their state across the restart: the sixth bump.
+    expect(rejoined.nodes.map((n) => n.nodeId).sort()).toEqual(ready.nodes.map((n) => n.nodeId).sort());
+    expect(rejoined.nodes.map((n) => n.bumps)).toEqual([6, 6]);
+    // The restarted frontend said goodbye and exited: the natives exit cleanly.
+    await until(() => natives.every((n) => n.child.exitCode !== null), 10_000, 'natives exit on goodbye');
     expect(natives.map((n) => n.child.exitCode)).toEqual([0, 0]);
+    expect(restarted.child.exitCode).toBe(0);
   });
 });
+
+/** The frontend fixture (test/fixtures/netns-frontend) run in `host`'s namespace, its output kept. */
+function frontendIn(host: LabHost, args: string[]): { child: ReturnType<LabHost['spawn']>; stdout(): string; stderr(): string } {
+  const child = host.spawn(process.execPath, [path.join(FIXTURES, 'netns-frontend/main.mjs'), ...args], { stdio: 'pipe' });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return { child, stdout: () => stdout, stderr: () => stderr };
+}
 
 /** A redis-server in a host of its own, listening on its lab address, port 6379. */
 async function redisIn(lab: Lab): Promise<LabHost> {
@@ -191,14 +207,6 @@ async function redisIn(lab: Lab): Promise<LabHost> {
   host.spawn('redis-server', ['--port', '6379', '--bind', host.address, '--save', '', '--appendonly', 'no', '--protected-mode', 'no']);
   await reachable(host.address, 6379);
   return host;
-}
-
-async function freePortOn(host: string): Promise<number> {
-  const server = net.createServer().listen(0, host);
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function processAlive(pid: number): boolean {
