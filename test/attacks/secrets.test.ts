@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { parseArgs } from '@ebbrt/examples/invoker/args.js';
-import { HelloKey } from '@ebbrt/ebb-protocol';
+import { HelloKey } from '@ebbrt/ebb-protocol/internal';
 import { FIXTURES, startFrontend, TEST_SECRET } from '../kit/index.js';
 
 const APP = path.join(FIXTURES, 'cluster/native.js');

@@ -8,8 +8,8 @@
 import { describe, expect, test } from 'vitest';
 import {
   FIRST_INCARNATION, HelloKey, HelloPurpose, HOSTED_INCARNATION, HOSTED_NODE_ID, JoinRejectedError, joinTokenKey, seal, type ClientKey, type Hello, type Welcome,
-} from '@ebbrt/ebb-protocol';
-import { Connection, connectTcp } from '@ebbrt/hosted';
+} from '@ebbrt/ebb-protocol/internal';
+import { Connection, connectTcp } from '@ebbrt/ebb-protocol/internal';
 import { startFrontend, type Frontend } from '../kit/index.js';
 
 /** A JOIN (or, with `hello.purpose`, a PEER hello) to the frontend proving `key`. */

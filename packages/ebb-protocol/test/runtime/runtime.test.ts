@@ -80,7 +80,7 @@ type Cluster = Map<number, EbbRuntime[]>;
 class LoopbackMessenger extends Messenger {
   readonly #cluster: Cluster;
   constructor(nodeId: number, core: number, cluster: Cluster, cores?: CoreChannel) {
-    super({ nodeId, core, secret: 'runtime-test-secret', connect: () => Promise.reject(new NodeUnavailableError('loopback only')), cores });
+    super({ nodeId, core, keys: 'runtime-test-secret', connect: () => Promise.reject(new NodeUnavailableError('loopback only')), cores });
     this.#cluster = cluster;
   }
   override async call(nodeId: number, core: number, ebbId: number, code: number, args: readonly unknown[]): Promise<unknown> {
