@@ -4,11 +4,12 @@
  * kernel command line (native VMs) and the environment; the address settings
  * VMs need: advertised address, listen port, host aliases.
  */
+import { openSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { bootEnv, bootKernelParams, bootVariable, BootConfigError, parseBootConfig, parseKernelCmdline, type BootSettings } from '@ebbrt/ebb-protocol/node';
+import { bootEnv, bootKernelParams, bootVariable, BootConfigError, parseBootConfig, parseBootSecrets, parseKernelCmdline, type BootSettings } from '@ebbrt/ebb-protocol/node';
 
 describe('parseKernelCmdline', () => {
   test('ebbrt.* parameters become boot variables, percent-decoded; kernel parameters are ignored', () => {
@@ -148,6 +149,40 @@ describe('what launchers write is what a native reads', () => {
       expect(parseBootConfig([], { EBBRT_KERNEL_CMDLINE: cmdline })).toMatchObject({ ...expected, args });
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('secrets a launcher hands over out of sight', () => {
+  const token = 'ab'.repeat(32);
+
+  test('a join token on the secrets descriptor is the proof of the first JOIN; the node holds no secret', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'secrets-fd-'));
+    try {
+      const file = path.join(dir, 'secrets.json');
+      await writeFile(file, JSON.stringify({ joinToken: token }), { mode: 0o600 });
+      const fd = openSync(file, 'r');
+      const config = parseBootConfig([], { EBBRT_FRONTEND: '127.0.0.1:4000', EBBRT_APP: '/a.js', EBBRT_SECRETS_FD: String(fd) });
+      expect(config.proof).toEqual({ joinToken: token });
+      expect(JSON.stringify(config)).not.toMatch(/secret/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a join token that is not 64 hex digits, or a non-string, is BAD_CONFIG naming the field, not echoing the value', () => {
+    expect(parseBootSecrets(JSON.stringify({ joinToken: token, tlsKey: 'PEM' }), 'fd 4')).toEqual({ joinToken: token, tlsKey: 'PEM' });
+    for (const bad of [{ joinToken: 'not-a-token' }, { joinToken: 42 }, { joinToken: '' }]) {
+      const error = (() => {
+        try {
+          parseBootSecrets(JSON.stringify(bad), 'fd 4');
+        } catch (e) {
+          return e as Error;
+        }
+      })();
+      expect(error).toBeInstanceOf(BootConfigError);
+      expect(error?.message).toMatch(/joinToken/);
+      expect(error?.message).not.toContain('not-a-token');
     }
   });
 });
