@@ -138,11 +138,11 @@ describe('invoker: compiled actions per core', () => {
 
 describe('invoker: bad arguments exit 2 with the reason', () => {
   test.each([
-    [['--nodes', '1', '--', '--isolate', 'bogus'], /--isolate must be "namespace", "tenant" or "none"/],
+    [['--nodes', '1', '--', '--isolate', 'bogus'], /--isolate must be one of namespace, tenant, none, got "bogus"/],
     [['--nodes', '1', '--', '--isolate', 'tenant'], /--isolate tenant starts every namespace's natives itself: start the invoker with --nodes 0/],
     [['--nodes', '1', '--', '--namespace', 'nokey'], /--namespace must be NAME=UUID:KEY/],
     [['--nodes', '1', '--', '--port', '70000'], /--port must be an integer in 0\.\.65535/],
-    [['--nodes', '1', '--', '--bogus'], /unknown argument "--bogus"/],
+    [['--nodes', '1', '--', '--bogus'], /unknown option --bogus/],
     [['--nodes', '1', '--', '--isolate', 'namespace', '--namespace', `red=${KEYS.red}`, '--namespace', `blue=${KEYS.blue}`], /at least one native node per namespace/],
     [['--nodes', '0'], /--nodes 1 or more/],
   ])('ebbrt run invoker %j', async (args, message) => {

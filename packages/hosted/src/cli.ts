@@ -5,7 +5,7 @@
  * wrong and exit 2.
  */
 import { readFileSync } from 'node:fs';
-import { UsageError } from './args.js';
+import { UsageError } from '@ebbrt/ebb-protocol/node';
 
 interface CommandModule {
   summary: string;

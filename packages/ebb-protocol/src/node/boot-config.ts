@@ -12,6 +12,7 @@
 import { closeSync, readFileSync } from 'node:fs';
 // Only the error module: a native parses its config before loading the protocol stack.
 import { EbbError, type EbbErrorOptions } from '../wire/errors.js';
+import { parseFlags, type FlagSpec } from './args.js';
 
 export class BootConfigError extends EbbError {
   constructor(message: string, options?: EbbErrorOptions) {
@@ -119,6 +120,7 @@ export function bootKernelParams(settings: BootSettings, args: readonly string[]
 
 /** Flag → environment variable, for every boot setting. */
 const FLAGS: Record<string, string> = Object.fromEntries(Object.entries(BOOT_SETTINGS).map(([setting, name]) => [`--${name}`, bootVariable(setting as keyof BootSettings)]));
+const FLAG_SPECS: FlagSpec[] = Object.values(BOOT_SETTINGS).map((name) => ({ name, type: 'string', help: '' }));
 
 /**
  * Parses `ebbrt.*` parameters of a kernel command line (`/proc/cmdline` in a
@@ -171,20 +173,10 @@ function parseAddress(what: string, value: string): { host: string; port: number
 export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv): BootConfig {
   const values: Record<string, string | undefined> = {};
   for (const variable of Object.values(FLAGS)) values[variable] = env[variable];
-  let args: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--') {
-      args = argv.slice(i + 1);
-      break;
-    }
-    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    const variable = FLAGS[flag];
-    if (!variable) throw new BootConfigError(`unknown flag ${flag}; known flags: ${Object.keys(FLAGS).join(', ')}`);
-    const value = inline ?? argv[++i];
-    if (value === undefined) throw new BootConfigError(`${flag} needs a value`);
-    values[variable] = value;
-  }
+  const parsed = parseFlags(argv, FLAG_SPECS, { error: (message) => new BootConfigError(`${message}; known flags: ${Object.keys(FLAGS).join(', ')}`) });
+  if (parsed.positionals.length > 0) throw new BootConfigError(`unexpected argument "${parsed.positionals[0]}"; the app's arguments go after --`);
+  for (const [name, value] of Object.entries(parsed.flags)) values[FLAGS[`--${name}`]] = value as string;
+  let args = parsed.rest;
   if (values.EBBRT_KERNEL_CMDLINE) {
     let text: string;
     try {

@@ -19,18 +19,18 @@ export interface CounterOptions {
   everyMs?: number;
 }
 
-const FLAGS: FlagSpec[] = [
+const FLAGS = [
   { name: 'increments', type: 'int', value: 'K', min: 1, max: 1_000_000_000, help: 'increments per core (default 10000)' },
   { name: 'every', type: 'int', value: 'MS', min: 1, max: 3_600_000, help: 'repeat every MS ms until stopped, as a service (light load for a demo)' },
-];
+] as const satisfies readonly FlagSpec[];
 
 /** Parses the app arguments (after `--`) with the CLI's flag parser; throws {@link UsageError} naming the bad flag. */
 export function parseArgs(args: readonly string[]): CounterOptions | 'help' {
   const parsed = parseFlags(args, FLAGS);
   if (parsed.help) return 'help';
   if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
-  const everyMs = parsed.flags.every as number | undefined;
-  return { increments: (parsed.flags.increments as number | undefined) ?? 10_000, ...(everyMs === undefined ? {} : { everyMs }) };
+  const everyMs = parsed.flags.every;
+  return { increments: parsed.flags.increments ?? 10_000, ...(everyMs === undefined ? {} : { everyMs }) };
 }
 
 /** What `ebbrt run` checks before anything boots: the arguments (`--help` needs no natives). */

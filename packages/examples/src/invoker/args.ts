@@ -1,5 +1,6 @@
 /** The invoker's app arguments (after `--` on `ebbrt run invoker`). */
 import { readFileSync } from 'node:fs';
+import { flagHelp, parseFlags, type FlagSpec } from '@ebbrt/hosted';
 import { InvokerUsageError } from './errors.js';
 import { validEntityName } from './entities.js';
 
@@ -41,82 +42,52 @@ export interface NamespaceQuotas {
 
 export const DEFAULT_QUOTAS: Readonly<NamespaceQuotas> = Object.freeze({ actions: 1000, codeBytes: 128 * 1024 * 1024, concurrent: 1000 });
 
-export const USAGE = `invoker takes:
-  --port P                   port of the REST API (default 3233; 0 = any free port)
-  --host H                   address of the REST API (default 127.0.0.1)
-  --namespace NAME=UUID:KEY  a namespace and its API key (repeatable; default guest with OpenWhisk's guest key);
-                             visible to every user of the host, prefer --namespace-file
-  --namespace-file FILE      namespaces and keys, one NAME=UUID:KEY per line (# comments); repeatable
-  --isolate namespace|tenant|none
-                             namespace: the --nodes natives are split among the namespaces;
-                             tenant: every namespace gets natives of its own, started on first invoke,
-                             under Node's permission model (with --nodes 0); default none
-  --tenant-nodes N           natives per namespace under --isolate tenant (default 1)
-  --tenant-cores N           cores of each tenant native (default 1)
-  --blocking-wait MS         longest a blocking invoke waits before answering 202 (default 60000)
-  --max-actions N            actions one namespace may hold (default 1000; past it 413)
-  --max-code-mb N            MB of action code one namespace may hold (default 128; past it 413)
-  --max-concurrent N         activations of one namespace in flight at once (default 1000; past it 429)`;
+const FLAGS = [
+  { name: 'port', type: 'int', value: 'P', min: 0, max: 65535, help: 'port of the REST API (default 3233; 0 = any free port)' },
+  { name: 'host', type: 'string', value: 'H', help: 'address of the REST API (default 127.0.0.1)' },
+  { name: 'namespace', type: 'string', value: 'NAME=UUID:KEY', multiple: true, help: 'a namespace and its API key (default guest with OpenWhisk\'s guest key); visible to every user of the host, prefer --namespace-file' },
+  { name: 'namespace-file', type: 'string', value: 'FILE', multiple: true, help: 'namespaces and keys, one NAME=UUID:KEY per line (# comments)' },
+  { name: 'isolate', type: 'string', value: 'MODE', choices: ['namespace', 'tenant', 'none'], help: 'namespace: the --nodes natives are split among the namespaces; tenant: every namespace gets natives of its own, started on first invoke, under Node\'s permission model (with --nodes 0); default none' },
+  { name: 'tenant-nodes', type: 'int', value: 'N', min: 1, max: 64, help: 'natives per namespace under --isolate tenant (default 1)' },
+  { name: 'tenant-cores', type: 'int', value: 'N', min: 1, max: 64, help: 'cores of each tenant native (default 1)' },
+  { name: 'blocking-wait', type: 'int', value: 'MS', min: 1, max: 3_600_000, help: 'longest a blocking invoke waits before answering 202 (default 60000)' },
+  { name: 'max-actions', type: 'int', value: 'N', min: 1, max: 1_000_000, help: 'actions one namespace may hold (default 1000; past it 413)' },
+  { name: 'max-code-mb', type: 'int', value: 'N', min: 1, max: 65_536, help: 'MB of action code one namespace may hold (default 128; past it 413)' },
+  { name: 'max-concurrent', type: 'int', value: 'N', min: 1, max: 1_000_000, help: 'activations of one namespace in flight at once (default 1000; past it 429)' },
+] as const satisfies readonly FlagSpec[];
 
-const FLAGS = ['--port', '--host', '--namespace', '--namespace-file', '--isolate', '--blocking-wait', '--max-actions', '--max-code-mb', '--max-concurrent', '--tenant-nodes', '--tenant-cores'];
+export const USAGE = `invoker takes:\n${flagHelp(FLAGS)}`;
 
 /** Parses the app arguments; throws {@link InvokerUsageError} naming the bad one. */
 export function parseArgs(args: readonly string[]): InvokerOptions {
-  const options: InvokerOptions = { host: '127.0.0.1', port: 3233, namespaces: new Map(), isolate: 'none', tenantNodes: 1, tenantCores: 1, blockingWaitMs: 60_000, quotas: { ...DEFAULT_QUOTAS } };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
-    if (!FLAGS.includes(flag)) throw new InvokerUsageError(`unknown argument "${arg}"; ${USAGE}`);
-    if (value === undefined) throw new InvokerUsageError(`${flag} needs a value`);
-    switch (flag) {
-      case '--port':
-        options.port = integer(flag, value, 0, 65535);
-        break;
-      case '--host':
-        if (value.length === 0) throw new InvokerUsageError('--host needs a non-empty address');
-        options.host = value;
-        break;
-      case '--blocking-wait':
-        options.blockingWaitMs = integer(flag, value, 1, 3_600_000);
-        break;
-      case '--tenant-nodes':
-        options.tenantNodes = integer(flag, value, 1, 64);
-        break;
-      case '--tenant-cores':
-        options.tenantCores = integer(flag, value, 1, 64);
-        break;
-      case '--max-actions':
-        options.quotas.actions = integer(flag, value, 1, 1_000_000);
-        break;
-      case '--max-code-mb':
-        options.quotas.codeBytes = integer(flag, value, 1, 65_536) * 1024 * 1024;
-        break;
-      case '--max-concurrent':
-        options.quotas.concurrent = integer(flag, value, 1, 1_000_000);
-        break;
-      case '--isolate':
-        if (value !== 'namespace' && value !== 'tenant' && value !== 'none') throw new InvokerUsageError(`--isolate must be "namespace", "tenant" or "none", got "${value}"`);
-        options.isolate = value;
-        break;
-      case '--namespace':
-        addNamespace(options.namespaces, value, '--namespace');
-        break;
-      case '--namespace-file': {
-        let text: string;
-        try {
-          text = readFileSync(value, 'utf8');
-        } catch (error) {
-          throw new InvokerUsageError(`--namespace-file: cannot read ${value}: ${(error as Error).message}`);
-        }
-        for (const line of text.split(/\r?\n/).map((l) => l.trim())) if (line && !line.startsWith('#')) addNamespace(options.namespaces, line, `--namespace-file ${value}`);
-        break;
-      }
+  const { flags, positionals } = parseFlags(args, FLAGS, { error: (message) => new InvokerUsageError(`${message}; ${USAGE}`) });
+  if (positionals.length > 0) throw new InvokerUsageError(`unexpected argument "${positionals[0]}"; ${USAGE}`);
+  const namespaces = new Map<string, string>();
+  for (const value of flags.namespace ?? []) addNamespace(namespaces, value, '--namespace');
+  for (const file of flags['namespace-file'] ?? []) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new InvokerUsageError(`--namespace-file: cannot read ${file}: ${(error as Error).message}`);
     }
+    for (const line of text.split(/\r?\n/).map((l) => l.trim())) if (line && !line.startsWith('#')) addNamespace(namespaces, line, `--namespace-file ${file}`);
   }
-  if (options.namespaces.size === 0) options.namespaces.set('guest', GUEST_KEY);
-  return options;
+  if (namespaces.size === 0) namespaces.set('guest', GUEST_KEY);
+  return {
+    host: flags.host ?? '127.0.0.1',
+    port: flags.port ?? 3233,
+    namespaces,
+    isolate: flags.isolate ?? 'none',
+    tenantNodes: flags['tenant-nodes'] ?? 1,
+    tenantCores: flags['tenant-cores'] ?? 1,
+    blockingWaitMs: flags['blocking-wait'] ?? 60_000,
+    quotas: {
+      actions: flags['max-actions'] ?? DEFAULT_QUOTAS.actions,
+      codeBytes: flags['max-code-mb'] === undefined ? DEFAULT_QUOTAS.codeBytes : flags['max-code-mb'] * 1024 * 1024,
+      concurrent: flags['max-concurrent'] ?? DEFAULT_QUOTAS.concurrent,
+    },
+  };
 }
 
 /** Adds one `NAME=UUID:KEY` to `namespaces`; `where` names the flag (or file) in errors, never the key. */
@@ -128,12 +99,6 @@ function addNamespace(namespaces: Map<string, string>, value: string, where: str
   if (namespaces.has(name)) throw new InvokerUsageError(`${where}: "${name}" is given twice`);
   if ([...namespaces.values()].includes(key)) throw new InvokerUsageError(`${where}: the key of "${name}" is already another namespace's; give every namespace its own key`);
   namespaces.set(name, key);
-}
-
-function integer(flag: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) throw new InvokerUsageError(`${flag} must be an integer in ${min}..${max}, got "${value}"`);
-  return n;
 }
 
 /**

@@ -5,6 +5,7 @@
  * default 127.0.0.1). `--flag value` and `--flag=value` both work; bad ones
  * are a {@link MemcachedUsageError} naming the fix.
  */
+import { flagHelp, parseFlags, type FlagSpec } from '@ebbrt/hosted';
 import { MEMORY_MAX_MIB } from './cache.js';
 import { MemcachedUsageError } from './errors.js';
 
@@ -14,27 +15,17 @@ export interface MemcachedArgs {
   host: string;
 }
 
-export const USAGE = `memcached takes: --port P (default 11211; node i listens on P+i; 0 = any free port), --memory MIB (per node, 1..${MEMORY_MAX_MIB}, default 64), --host H (default 127.0.0.1)`;
+const FLAGS = [
+  { name: 'port', type: 'int', value: 'P', min: 0, max: 65535, help: 'port of the first native (default 11211; node i listens on P+i; 0 = any free port)' },
+  { name: 'memory', type: 'int', value: 'MIB', min: 1, max: MEMORY_MAX_MIB, help: 'item memory per node, MiB (default 64)' },
+  { name: 'host', type: 'string', value: 'H', help: 'address to bind (default 127.0.0.1)' },
+] as const satisfies readonly FlagSpec[];
 
-const RANGES = { '--port': [0, 65535], '--memory': [1, MEMORY_MAX_MIB] } as const;
+export const USAGE = `memcached takes:\n${flagHelp(FLAGS)}`;
 
 export function parseArgs(args: readonly string[]): MemcachedArgs {
-  const parsed: MemcachedArgs = { port: 11211, memoryMiB: 64, host: '127.0.0.1' };
-  for (let i = 0; i < args.length; i++) {
-    const eq = args[i].indexOf('=');
-    const flag = args[i].startsWith('--') && eq > 0 ? args[i].slice(0, eq) : args[i];
-    if (flag !== '--port' && flag !== '--memory' && flag !== '--host') throw new MemcachedUsageError(`unknown argument "${args[i]}"; ${USAGE}`);
-    const value = flag === args[i] ? args[++i] : args[i].slice(eq + 1);
-    if (value === undefined || value === '') throw new MemcachedUsageError(`${flag} needs a value; ${USAGE}`);
-    if (flag === '--host') {
-      parsed.host = value;
-      continue;
-    }
-    const [min, max] = RANGES[flag];
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new MemcachedUsageError(`${flag} must be an integer in ${min}..${max}, got "${value}"`);
-    if (flag === '--port') parsed.port = n;
-    else parsed.memoryMiB = n;
-  }
-  return parsed;
+  const error = (message: string) => new MemcachedUsageError(`${message}; ${USAGE}`);
+  const { flags, positionals } = parseFlags(args, FLAGS, { error });
+  if (positionals.length > 0) throw error(`unexpected argument "${positionals[0]}"`);
+  return { port: flags.port ?? 11211, memoryMiB: flags.memory ?? 64, host: flags.host ?? '127.0.0.1' };
 }

@@ -14,7 +14,7 @@
  */
 import { createServer, type AddressInfo } from 'node:net';
 import { Piscina } from 'piscina';
-import { balanced, EbbError, flagHelp, type AppCheck, parseFlags, UsageError, type FlagSpec, type HostedApp, type LaunchHandle, type ParsedArgs } from '@ebbrt/hosted';
+import { balanced, EbbError, flagHelp, type AppCheck, parseFlags, type FlagSpec, type HostedApp, type LaunchHandle } from '@ebbrt/hosted';
 import { MarkdownEbb } from './offload.js';
 import { createOffloadServer, type MarkdownService } from './service.js';
 
@@ -37,14 +37,14 @@ export interface OffloadOptions {
   maxOutstanding: number;
 }
 
-const FLAGS: FlagSpec[] = [
+const FLAGS = [
   { name: 'mode', type: 'string', value: 'M', choices: ['inline', 'native', 'piscina'], help: 'where the renderer runs: inline | native | piscina (default native with natives, else inline)' },
   { name: 'host', type: 'string', value: 'H', help: 'address the HTTP service binds (default 127.0.0.1)' },
   { name: 'port', type: 'int', value: 'P', min: 0, max: 65535, help: 'port of the HTTP service (default 8080; 0 = any free port)' },
   { name: 'threads', type: 'int', value: 'T', min: 1, max: 256, help: 'piscina worker threads (default 2)' },
   { name: 'max-body', type: 'int', value: 'BYTES', min: 1, max: 512 * 1024 * 1024, help: 'largest document accepted (default 1048576)' },
   { name: 'max-outstanding', type: 'int', value: 'N', min: 1, max: 1_000_000, help: 'renders in flight per native core before 503 Overloaded (default 64)' },
-];
+] as const satisfies readonly FlagSpec[];
 
 /** Bad app arguments; the message names the flag and what it takes. */
 export class OffloadUsageError extends EbbError {
@@ -55,24 +55,19 @@ export class OffloadUsageError extends EbbError {
 
 /** Parses the app arguments (after `--`); throws {@link OffloadUsageError} naming the bad flag. */
 export function parseArgs(args: readonly string[]): OffloadOptions {
-  let parsed: ParsedArgs;
-  try {
-    parsed = parseFlags(args, FLAGS);
-  } catch (error) {
-    if (error instanceof UsageError) throw new OffloadUsageError(`${error.message}; offload takes:\n${flagHelp(FLAGS)}`);
-    throw error;
-  }
+  const error = (message: string) => new OffloadUsageError(`${message}; offload takes:\n${flagHelp(FLAGS)}`);
+  const parsed = parseFlags(args, FLAGS, { error });
   const stray = [...parsed.positionals, ...parsed.rest];
-  if (stray.length > 0) throw new OffloadUsageError(`unexpected argument "${stray[0]}"; offload takes:\n${flagHelp(FLAGS)}`);
+  if (stray.length > 0) throw error(`unexpected argument "${stray[0]}"`);
   const f = parsed.flags;
   return {
     help: parsed.help,
-    mode: f.mode as OffloadMode | undefined,
-    host: (f.host as string | undefined) ?? '127.0.0.1',
-    port: (f.port as number | undefined) ?? 8080,
-    threads: (f.threads as number | undefined) ?? 2,
-    maxBody: (f['max-body'] as number | undefined) ?? 1024 * 1024,
-    maxOutstanding: (f['max-outstanding'] as number | undefined) ?? 64,
+    mode: f.mode,
+    host: f.host ?? '127.0.0.1',
+    port: f.port ?? 8080,
+    threads: f.threads ?? 2,
+    maxBody: f['max-body'] ?? 1024 * 1024,
+    maxOutstanding: f['max-outstanding'] ?? 64,
   };
 }
 

@@ -17,11 +17,11 @@ export interface PingPongOptions {
   timeoutMs: number;
 }
 
-const FLAGS: FlagSpec[] = [
+const FLAGS = [
   { name: 'count', type: 'int', value: 'N', min: 1, max: 10_000_000, help: 'timed round trips per native (default 1000)' },
   { name: 'mode', type: 'string', value: 'M', choices: ['message', 'call'], help: 'message (one-way messages, default) or call (request/response)' },
   { name: 'timeout', type: 'int', value: 'MS', min: 1, max: 600_000, help: 'give up on a round trip after this long (default 5000)' },
-];
+] as const satisfies readonly FlagSpec[];
 
 /** Parses the app arguments (after `--`) with the CLI's flag parser; throws {@link UsageError} naming the bad flag. */
 export function parseArgs(args: readonly string[]): PingPongOptions | 'help' {
@@ -30,9 +30,9 @@ export function parseArgs(args: readonly string[]): PingPongOptions | 'help' {
   if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
   const f = parsed.flags;
   return {
-    count: (f.count as number | undefined) ?? 1000,
-    mode: (f.mode as PingPongOptions['mode'] | undefined) ?? 'message',
-    timeoutMs: (f.timeout as number | undefined) ?? 5000,
+    count: f.count ?? 1000,
+    mode: f.mode ?? 'message',
+    timeoutMs: f.timeout ?? 5000,
   };
 }
 

@@ -1,5 +1,5 @@
 /** `ebbrt down`: stop a cluster `ebbrt up` started; no process, VM or file of it is left. */
-import type { FlagSpec } from '../args.js';
+import type { FlagSpec } from '@ebbrt/ebb-protocol/node';
 import { downCluster } from '../ops/client.js';
 import { CLUSTER_FLAG, optionsHelp, parseOrHelp, reporting, STATE_DIR_FLAG, targetCluster } from '../ops/commands-kit.js';
 

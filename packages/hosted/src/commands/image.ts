@@ -3,17 +3,17 @@
  * `ebbrt image prune [--all] [--dry-run]`: remove cached images nothing can use any more.
  */
 import path from 'node:path';
-import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../args.js';
+import { flagHelp, parseFlags, UsageError, type FlagSpec } from '@ebbrt/ebb-protocol/node';
 import { AppNotFoundError, appHint, resolveApp } from '../app.js';
 import { buildNativeImage, imageCacheDir, pruneImageCache, QemuError } from '../backends/qemu/index.js';
 
-const FLAGS: FlagSpec[] = [
+const FLAGS = [
   { name: 'out', type: 'string', value: 'DIR', help: 'directory to write the image to (vmlinuz, initramfs.cpio.gz, image.json); required' },
   { name: 'kernel', type: 'string', value: 'PATH', help: 'kernel to boot (default: the newest /boot/vmlinuz-*-cloud-amd64)' },
   { name: 'force', type: 'boolean', help: 'build: rebuild even if no input changed' },
   { name: 'all', type: 'boolean', help: 'prune: remove every cached image (they are rebuilt on demand)' },
   { name: 'dry-run', type: 'boolean', help: 'prune: list what would be removed, remove nothing' },
-];
+] as const satisfies readonly FlagSpec[];
 
 export const summary = 'build the VM image of an app (for --backend qemu); prune cached images';
 
@@ -45,7 +45,7 @@ export async function command(argv: string[]): Promise<number> {
   if (parsed.flags.all || parsed.flags['dry-run']) throw new UsageError('--all and --dry-run are options of ebbrt image prune');
   if (appName === undefined) throw new UsageError('ebbrt image build needs an app: an example name or an app folder');
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
-  const out = parsed.flags.out as string | undefined;
+  const out = parsed.flags.out;
   if (out === undefined) throw new UsageError('ebbrt image build needs --out DIR');
   let app;
   try {
@@ -55,7 +55,7 @@ export async function command(argv: string[]): Promise<number> {
     throw error;
   }
   try {
-    await buildNativeImage(app.native, path.resolve(out), { force: parsed.flags.force === true, kernel: parsed.flags.kernel as string | undefined, print: true });
+    await buildNativeImage(app.native, path.resolve(out), { force: parsed.flags.force === true, kernel: parsed.flags.kernel, print: true });
     return 0;
   } catch (error) {
     if (!(error instanceof QemuError)) throw error;

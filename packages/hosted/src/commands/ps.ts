@@ -1,5 +1,5 @@
 /** `ebbrt ps`: the nodes and Ebbs of a running cluster. */
-import type { FlagSpec } from '../args.js';
+import type { FlagSpec } from '@ebbrt/ebb-protocol/node';
 import { fetchView } from '../ops/client.js';
 import { CLUSTER_FLAG, optionsHelp, parseOrHelp, reporting, STATE_DIR_FLAG, targetCluster } from '../ops/commands-kit.js';
 import { psText } from '../ops/render.js';

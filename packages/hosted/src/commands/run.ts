@@ -1,10 +1,10 @@
 /** `ebbrt run <app>`: start a frontend, launch natives, run the app, tear down; exit with the app's status. */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { flagHelp, parseFlags, UsageError, type FlagSpec } from '../args.js';
+import { flagHelp, parseFlags, UsageError, type FlagSpec } from '@ebbrt/ebb-protocol/node';
 import { AppArgsError, AppNotFoundError, appHint, checkApp, resolveApp, runApp } from '../app.js';
 
-const FLAGS: FlagSpec[] = [
+const FLAGS = [
   { name: 'nodes', type: 'int', value: 'N', min: 0, max: 64, help: 'native nodes to launch (default 2; 0 only for an app whose arguments say it runs on the frontend alone)' },
   { name: 'cores', type: 'int', value: 'C', min: 1, max: 256, help: 'cores (worker threads) per native node (default 2)' },
   { name: 'secret', type: 'string', value: 'S', minLength: 8, help: 'cluster secret (default: random per run, or env EBBRT_SECRET); visible to every user of the host, prefer --secret-file' },
@@ -21,7 +21,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'memory', type: 'int', value: 'MiB', min: 320, max: 1_048_576, help: 'memory of each native VM, MiB (qemu; default 512)' },
   { name: 'accel', type: 'string', value: 'A', choices: ['auto', 'kvm', 'tcg'], help: 'qemu accelerator: auto (default: KVM if a probe boots, else TCG), kvm, tcg' },
   { name: 'network', type: 'string', value: 'M', choices: ['user', 'tap'], help: 'how qemu natives are reached: user (default; each port an app opens is forwarded from the host) or tap (root; each VM its own address on a bridge)' },
-];
+] as const satisfies readonly FlagSpec[];
 
 export const summary = 'run an app on a fresh cluster';
 
@@ -53,7 +53,7 @@ export async function command(argv: string[]): Promise<number> {
   // Everything the app and its arguments need is checked before anything boots.
   let nodes: number;
   try {
-    nodes = await checkApp(app, parsed.rest, f.nodes as number | undefined);
+    nodes = await checkApp(app, parsed.rest, f.nodes);
   } catch (error) {
     if (!(error instanceof AppArgsError)) throw error;
     process.stderr.write(`ebbrt run: ${error.message}\n`);
@@ -67,7 +67,7 @@ export async function command(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const tlsFiles = [f['tls-cert'], f['tls-key'], f['tls-ca']] as (string | undefined)[];
+  const tlsFiles = [f['tls-cert'], f['tls-key'], f['tls-ca']];
   if (tlsFiles.some(Boolean) && !tlsFiles.every(Boolean)) throw new UsageError('TLS needs all three of --tls-cert, --tls-key and --tls-ca');
   let tls: { cert: string; key: string; ca: string } | undefined;
   try {
@@ -78,18 +78,18 @@ export async function command(argv: string[]): Promise<number> {
   try {
     return await runApp(app, {
       nodes,
-      cores: (f.cores as number | undefined) ?? 2,
-      secret: (f.secret as string | undefined) ?? readSecretFile((f['secret-file'] as string | undefined) ?? process.env.EBBRT_SECRET_FILE) ?? process.env.EBBRT_SECRET ?? randomBytes(16).toString('hex'),
-      host: f.host as string | undefined,
-      port: f.port as number | undefined,
-      store: (f.store as string | undefined) ?? process.env.EBBRT_STORE,
-      cluster: f.cluster as string | undefined,
-      reconnectMs: f['reconnect-ms'] as number | undefined,
+      cores: f.cores ?? 2,
+      secret: f.secret ?? readSecretFile(f['secret-file'] ?? process.env.EBBRT_SECRET_FILE) ?? process.env.EBBRT_SECRET ?? randomBytes(16).toString('hex'),
+      host: f.host,
+      port: f.port,
+      store: f.store ?? process.env.EBBRT_STORE,
+      cluster: f.cluster,
+      reconnectMs: f['reconnect-ms'],
       tls,
-      backend: f.backend as string | undefined,
-      memoryMiB: f.memory as number | undefined,
-      accel: f.accel as 'auto' | 'kvm' | 'tcg' | undefined,
-      network: f.network as 'user' | 'tap' | undefined,
+      backend: f.backend,
+      memoryMiB: f.memory,
+      accel: f.accel,
+      network: f.network,
       args: parsed.rest,
       signal: abort.signal,
     });

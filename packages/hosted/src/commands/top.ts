@@ -1,5 +1,5 @@
 /** `ebbrt top`: live calls/s, errors and latency per Ebb and per node. */
-import type { FlagSpec } from '../args.js';
+import type { FlagSpec } from '@ebbrt/ebb-protocol/node';
 import { fetchTop, fetchView } from '../ops/client.js';
 import { CLUSTER_FLAG, optionsHelp, parseOrHelp, reporting, STATE_DIR_FLAG, targetCluster } from '../ops/commands-kit.js';
 import { topText } from '../ops/render.js';

@@ -1,7 +1,7 @@
 /** `ebbrt up <cluster file>`: start a frontend and the node groups; stay in the foreground or detach. */
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { UsageError, type FlagSpec } from '../args.js';
+import { UsageError, type FlagSpec } from '@ebbrt/ebb-protocol/node';
 import { loadClusterFile, locateClusterFile } from '../ops/cluster-file.js';
 import { optionsHelp, parseOrHelp, reporting, STATE_DIR_FLAG } from '../ops/commands-kit.js';
 import { ProgressBoard } from '../ops/progress.js';

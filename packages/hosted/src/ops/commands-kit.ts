@@ -1,6 +1,6 @@
 /** What `ebbrt up/ps/top/down` share: the flags that find a cluster, and how errors end a command. */
 import { EbbError } from '@ebbrt/ebb-protocol/internal';
-import { flagHelp, parseFlags, UsageError, type FlagSpec, type ParsedArgs } from '../args.js';
+import { flagHelp, parseFlags, UsageError, type FlagSpec, type ParsedArgs } from '@ebbrt/ebb-protocol/node';
 import { ClusterFileError } from './errors.js';
 import { findCluster, stateDir, type ClusterState } from './state.js';
 
@@ -29,12 +29,12 @@ export function targetCluster(parsed: ParsedArgs): { dir: string; state: Cluster
   return { dir, state: findCluster(dir, name) };
 }
 
-/** Runs a command body; our errors print their message and exit 1 (2 for a bad cluster file), others propagate. */
+/** Runs a command body; our errors print their message and exit 1 (2 for a bad cluster file), others propagate (a UsageError to the CLI, which prints the usage and exits 2). */
 export async function reporting(command: string, body: () => Promise<number>): Promise<number> {
   try {
     return await body();
   } catch (error) {
-    if (error instanceof EbbError) {
+    if (error instanceof EbbError && !(error instanceof UsageError)) {
       process.stderr.write(`ebbrt ${command}: ${error.message}\n`);
       return error instanceof ClusterFileError ? 2 : 1;
     }

@@ -10,46 +10,33 @@
  * Exit status: 0 built or up to date, 1 the build failed (the message names
  * the input to fix), 2 bad usage.
  */
+import { flagHelp, parseFlags, UsageError, type FlagSpec } from '@ebbrt/ebb-protocol/node';
 import { buildImage, type ImageBuildOptions, type ImageBuildResult } from './build.js';
 import { ImageBuildError } from './errors.js';
 
-const USAGE = `usage: ebbrt-image build <native module> --out DIR [--kernel PATH] [--modules DIR] [--node PATH] [--busybox PATH] [--level 1-9] [--force] [--json]`;
+const FLAGS = [
+  { name: 'out', type: 'string', value: 'DIR', help: 'directory to write the image to; required' },
+  { name: 'kernel', type: 'string', value: 'PATH', help: 'kernel to boot (default: $EBBRT_KERNEL, else the newest /boot/vmlinuz-*-cloud-amd64)' },
+  { name: 'modules', type: 'string', value: 'DIR', help: "that kernel's modules folder (default: /lib/modules/<release>)" },
+  { name: 'node', type: 'string', value: 'PATH', help: 'node binary to put in the image (default: the one running the builder)' },
+  { name: 'busybox', type: 'string', value: 'PATH', help: 'a statically linked busybox (default /bin/busybox)' },
+  { name: 'level', type: 'int', value: '1-9', min: 1, max: 9, help: 'gzip level of the initramfs, 1 fast to 9 small (default 6)' },
+  { name: 'force', type: 'boolean', help: 'rebuild even if no input changed' },
+  { name: 'json', type: 'boolean', help: 'print the result as JSON' },
+] as const satisfies readonly FlagSpec[];
 
-/** Path-valued flags and the option each sets. */
-const PATH_FLAGS: Record<string, 'outDir' | 'kernel' | 'modulesDir' | 'node' | 'busybox'> = {
-  '--out': 'outDir',
-  '--kernel': 'kernel',
-  '--modules': 'modulesDir',
-  '--node': 'node',
-  '--busybox': 'busybox',
-};
+const USAGE = `usage: ebbrt-image build <native module> --out DIR [options]\n\noptions:\n${flagHelp(FLAGS)}`;
 
-class UsageError extends Error {}
-
-function parse(argv: readonly string[]): { options: ImageBuildOptions; json: boolean } {
-  const [command, ...rest] = argv;
+function parse(argv: readonly string[]): { options: ImageBuildOptions; json: boolean } | undefined {
+  const { flags, positionals, rest, help } = parseFlags(argv, FLAGS);
+  if (help) return undefined;
+  const [command, app, extra = rest[0]] = positionals;
   if (command !== 'build') throw new UsageError(command === undefined ? 'missing command' : `unknown command "${command}"`);
-  const options: Partial<ImageBuildOptions> = {};
-  let json = false;
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i];
-    if (arg === '--json') json = true;
-    else if (arg === '--force') options.force = true;
-    else if (arg === '--level') {
-      const level = Number(rest[++i]);
-      if (!Number.isInteger(level) || level < 1 || level > 9) throw new UsageError(`--level must be an integer in 1..9, got "${rest[i]}"`);
-      options.compressionLevel = level;
-    } else if (PATH_FLAGS[arg]) {
-      const value = rest[++i];
-      if (!value) throw new UsageError(`${arg} needs a value`);
-      options[PATH_FLAGS[arg]] = value;
-    } else if (arg.startsWith('-')) throw new UsageError(`unknown option ${arg}`);
-    else if (options.app === undefined) options.app = arg;
-    else throw new UsageError(`unexpected argument "${arg}"`);
-  }
-  if (!options.app) throw new UsageError("missing the app's native module");
-  if (!options.outDir) throw new UsageError('missing --out DIR');
-  return { options: options as ImageBuildOptions, json };
+  if (app === undefined) throw new UsageError("missing the app's native module");
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+  if (flags.out === undefined) throw new UsageError('missing --out DIR');
+  const options: ImageBuildOptions = { app, outDir: flags.out, kernel: flags.kernel, modulesDir: flags.modules, node: flags.node, busybox: flags.busybox, compressionLevel: flags.level, force: flags.force };
+  return { options, json: flags.json === true };
 }
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
@@ -69,6 +56,10 @@ async function main(argv: readonly string[]): Promise<number> {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`ebbrt-image: ${error.message}\n${USAGE}\n`);
     return 2;
+  }
+  if (parsed === undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
   }
   try {
     const result = await buildImage(parsed.options);
