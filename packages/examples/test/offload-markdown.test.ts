@@ -126,11 +126,12 @@ describe('hostile documents stay linear', () => {
     'ampersands': '&'.repeat(N),
     'many lines': 'a\n'.repeat(N / 2),
   };
-  it.each(Object.entries(hostile))('%s (200 kB) renders in well under a second', (_name, text) => {
+  it.each(Object.entries(hostile))('%s (200 kB) renders in linear time', (_name, text) => {
     const started = performance.now();
     const html = renderMarkdown(text);
-    // Quadratic behaviour would take minutes at this size; 3 s is generous for a loaded machine.
-    expect(performance.now() - started).toBeLessThan(3000);
+    // Quadratic behaviour would take minutes at this size. markdown-it takes under 1 s for the worst of these on an
+    // idle core; the bound leaves room for a 2-core machine running other test files (measured 3.3 s at load 21).
+    expect(performance.now() - started).toBeLessThan(15_000);
     expect(typeof html).toBe('string');
   });
 });
