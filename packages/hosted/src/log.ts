@@ -32,12 +32,15 @@ export function pinoLogger(options: PinoLoggerOptions = {}): Logger {
   if (!LEVELS.includes(level)) throw new TypeError(`log level must be debug, info, warn or error, got ${JSON.stringify(level)} (check EBBRT_LOG)`);
   // Synchronous writes: low volume, and nothing is lost when the process exits right after.
   const destination = pino.destination(options.file ? { dest: options.file, mkdir: true, append: true, sync: true } : { dest: 2, sync: true });
-  const log = pino({ level, base: { pid: process.pid, ...options.base } }, destination);
+  const log = pino({ level, base: { pid: process.pid } }, destination);
+  // Base fields merged per line, not as pino bindings: a field of the event (the node it is about) replaces a base
+  // field of the same name instead of writing the key twice.
+  const base = options.base ?? {};
   return {
-    debug: (message, fields) => log.debug(fields ?? {}, message),
-    info: (message, fields) => log.info(fields ?? {}, message),
-    warn: (message, fields) => log.warn(fields ?? {}, message),
-    error: (message, fields) => log.error(fields ?? {}, message),
+    debug: (message, fields) => log.debug({ ...base, ...fields }, message),
+    info: (message, fields) => log.info({ ...base, ...fields }, message),
+    warn: (message, fields) => log.warn({ ...base, ...fields }, message),
+    error: (message, fields) => log.error({ ...base, ...fields }, message),
   };
 }
 
