@@ -10,7 +10,7 @@
 // Values
 export { defineEbb } from './runtime/ebb.js';
 export { EbbRuntime, HOSTED_NODE_ID } from './runtime/runtime.js';
-export { leastOutstanding } from './runtime/balance.js';
+export { leastOutstanding, InFlightBalancer } from './runtime/balance.js';
 export { staticIdFor } from './wire/ids.js';
 export { fnv1a32 } from './wire/hash.js';
 export { encodeValue, decodeValue } from './wire/codec.js';
@@ -24,6 +24,6 @@ export {
 export type { EbbId } from './wire/ids.js';
 export type { CallOptions, EbbDefinition, EbbDefinitionOptions, EbbRef, MessageSource, MethodName, RemoteRef, RepContext, RepPolicy } from './runtime/ebb.js';
 export type { CasResult, GlobalIdMap, IdMapEntry, IdMapWatcher } from './runtime/global-id-map.js';
-export type { BalanceCandidate, BalanceRequest } from './runtime/balance.js';
+export type { BalanceCandidate, BalanceRequest, CountedCandidate } from './runtime/balance.js';
 export type { CoreSnapshot, EbbSnapshot, RuntimeStats } from './wire/call-stats.js';
 export type { EbbErrorOptions, ProtocolErrorCode } from './wire/errors.js';

@@ -1,10 +1,11 @@
 /**
  * Balanced refs: one ref whose every call goes to the native core with the
  * fewest calls in flight, over every core of every native node, following
- * nodes as they join and leave. The choice is the pure `leastOutstanding` of
- * @ebbrt/ebb-protocol (ties rotate); this module keeps the per-core counts.
+ * nodes as they join and leave. The choice and the per-core counts are
+ * @ebbrt/ebb-protocol's `InFlightBalancer` (least outstanding, ties rotate);
+ * this module follows membership and retries idempotent calls.
  */
-import { leastOutstanding, NodeUnavailableError, OverloadedError, type BalanceCandidate, type EbbDefinition, type MethodName, type RemoteRef } from '@ebbrt/ebb-protocol/internal';
+import { InFlightBalancer, NodeUnavailableError, OverloadedError, type CountedCandidate, type EbbDefinition, type MethodName, type RemoteRef } from '@ebbrt/ebb-protocol/internal';
 import type { HostedNode, Member } from './node.js';
 
 /** Options of {@link balanced}. */
@@ -38,12 +39,9 @@ export type BalancedRef<T extends object> = RemoteRef<T> & {
   $close(): void;
 };
 
-interface Candidate extends BalanceCandidate {
+interface Candidate extends CountedCandidate {
   readonly nodeId: number;
   readonly core: number;
-  outstanding: number;
-  calls: number;
-  errors: number;
   readonly ref: Record<string, (...args: unknown[]) => Promise<unknown>>;
 }
 
@@ -64,7 +62,7 @@ export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<
   const serves = options.nodes ?? (() => true);
 
   let cores: Candidate[] = [];
-  let seq = 0;
+  const balancer = new InFlightBalancer(maxOutstanding);
   const add = (member: Member) => {
     if (!serves(member) || cores.some((c) => c.nodeId === member.nodeId)) return;
     const added: Candidate[] = [];
@@ -84,29 +82,20 @@ export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<
 
   /** `avoid`: the node a first attempt failed on (its `leave` may not have arrived yet: a data connection can reset first). */
   const call = (method: string, args: unknown[], retry: boolean, avoid?: number): Promise<unknown> => {
-    const target = leastOutstanding({ seq: seq++, maxOutstanding }, avoid === undefined ? cores : cores.filter((c) => c.nodeId !== avoid));
-    if (target === undefined) {
+    const placed = balancer.place(avoid === undefined ? cores : cores.filter((c) => c.nodeId !== avoid), (target) => target.ref[method](...args));
+    if (placed === undefined) {
       return Promise.reject(
         cores.length === 0
           ? new NodeUnavailableError(`no native core serves ${Ebb.name} right now (no native has joined, or every one left); start natives or retry shortly`)
           : new OverloadedError(`every native core has ${maxOutstanding} ${Ebb.name} calls in flight; retry shortly or add nodes`),
       );
     }
-    target.outstanding++;
-    target.calls++;
-    return target.ref[method](...args).then(
-      (value) => {
-        target.outstanding--;
-        return value;
-      },
-      (error: unknown) => {
-        target.outstanding--;
-        target.errors++;
-        if (!(error instanceof NodeUnavailableError)) throw error;
-        if (retry && cores.some((c) => c.nodeId !== target.nodeId)) return call(method, args, false, target.nodeId);
-        throw new NodeUnavailableError(`${Ebb.name}.${method} on native node ${target.nodeId} core ${target.core} failed: ${error.message}`, { cause: error, data: { nodeId: target.nodeId, core: target.core } });
-      },
-    );
+    const { target, result } = placed;
+    return result.catch((error: unknown) => {
+      if (!(error instanceof NodeUnavailableError)) throw error;
+      if (retry && cores.some((c) => c.nodeId !== target.nodeId)) return call(method, args, false, target.nodeId);
+      throw new NodeUnavailableError(`${Ebb.name}.${method} on native node ${target.nodeId} core ${target.core} failed: ${error.message}`, { cause: error, data: { nodeId: target.nodeId, core: target.core } });
+    });
   };
 
   const ref: Record<string, unknown> = {};

@@ -53,3 +53,54 @@ export function leastOutstanding<C extends BalanceCandidate>(request: BalanceReq
   }
   return best;
 }
+
+/** A place calls go, with the counts {@link InFlightBalancer} keeps on it. */
+export interface CountedCandidate extends BalanceCandidate {
+  outstanding: number;
+  /** Calls placed on it in total. */
+  calls: number;
+  /** Calls that failed. */
+  errors: number;
+}
+
+/**
+ * The bookkeeping around {@link leastOutstanding}, in one place for every
+ * balancer (balanced refs, the invoker's dispatcher): picks the candidate
+ * with the fewest calls in flight and counts a call on it from placement
+ * until it settles. The caller owns the candidate list (cores come and go).
+ */
+export class InFlightBalancer {
+  #seq = 0;
+
+  /** `maxOutstanding`: calls in flight per candidate beyond which it is full. Default: unbounded. */
+  constructor(readonly maxOutstanding?: number) {}
+
+  /**
+   * Starts `call` on the least loaded of `candidates`; undefined when there is
+   * none or every one is full. `call` runs at once; a throw counts as a failed call.
+   */
+  place<C extends CountedCandidate, T>(candidates: readonly C[], call: (target: C) => Promise<T>): { target: C; result: Promise<T> } | undefined {
+    const target = leastOutstanding({ seq: this.#seq++, maxOutstanding: this.maxOutstanding }, candidates);
+    if (target === undefined) return undefined;
+    target.outstanding++;
+    target.calls++;
+    let pending: Promise<T>;
+    try {
+      pending = call(target);
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    const result = pending.then(
+      (value) => {
+        target.outstanding--;
+        return value;
+      },
+      (error: unknown) => {
+        target.outstanding--;
+        target.errors++;
+        throw error;
+      },
+    );
+    return { target, result };
+  }
+}

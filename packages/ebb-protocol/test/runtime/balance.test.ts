@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { leastOutstanding, type BalanceCandidate } from '@ebbrt/ebb-protocol';
+import { InFlightBalancer, leastOutstanding, type BalanceCandidate, type CountedCandidate } from '@ebbrt/ebb-protocol';
 import { seededRandom } from '../../../../test/kit/random.js';
 
 interface Core extends BalanceCandidate {
@@ -84,5 +84,46 @@ describe('leastOutstanding', () => {
     const list = cores(0, 0, 0);
     for (let seq = 0; seq < 30; seq++) leastOutstanding({ seq }, list)!.outstanding++;
     expect(list.map((c) => c.outstanding)).toEqual([10, 10, 10]);
+  });
+});
+
+describe('InFlightBalancer', () => {
+  const counted = (n: number): (CountedCandidate & { name: string })[] => Array.from({ length: n }, (_, i) => ({ name: `c${i}`, outstanding: 0, calls: 0, errors: 0 }));
+
+  it('counts a call on its target from placement until it settles; failures count as errors', async () => {
+    const list = counted(2);
+    const balancer = new InFlightBalancer();
+    let release!: (value: string) => void;
+    const first = balancer.place(list, () => new Promise<string>((resolve) => (release = resolve)))!;
+    expect(first.target.name).toBe('c0');
+    expect(list.map((c) => [c.outstanding, c.calls])).toEqual([[1, 1], [0, 0]]);
+    const second = balancer.place(list, () => Promise.reject(new Error('boom')))!;
+    expect(second.target.name).toBe('c1');
+    await expect(second.result).rejects.toThrow('boom');
+    const third = balancer.place(list, () => {
+      throw new Error('sync');
+    })!;
+    await expect(third.result).rejects.toThrow('sync');
+    release('done');
+    await expect(first.result).resolves.toBe('done');
+    expect(list.map(({ outstanding, calls, errors }) => ({ outstanding, calls, errors }))).toEqual([
+      { outstanding: 0, calls: 1, errors: 0 },
+      { outstanding: 0, calls: 2, errors: 2 },
+    ]);
+  });
+
+  it('places nothing when there is no candidate or every one is full', () => {
+    const balancer = new InFlightBalancer(1);
+    expect(balancer.place([], () => Promise.resolve())).toBeUndefined();
+    const list = counted(1);
+    expect(balancer.place(list, () => new Promise(() => undefined))).toBeDefined();
+    let called = false;
+    expect(
+      balancer.place(list, () => {
+        called = true;
+        return Promise.resolve();
+      }),
+    ).toBeUndefined();
+    expect(called).toBe(false);
   });
 });

@@ -1,11 +1,11 @@
 /**
- * The frontend's dispatcher: places each invocation on a native core with a
- * pure balancing function (least outstanding calls, ties rotating), enforces
+ * The frontend's dispatcher: places each invocation on a native core with the
+ * runtime's InFlightBalancer (least outstanding calls, ties rotating), enforces
  * each action's concurrency limit, calls the action's rep on that core and
  * turns its outcome into an activation record.
  */
 import { randomBytes } from 'node:crypto';
-import { leastOutstanding, NodeUnavailableError, TimeoutError, type EbbId, type EbbRuntime } from '@ebbrt/ebb-protocol';
+import { InFlightBalancer, NodeUnavailableError, TimeoutError, type CountedCandidate, type EbbId, type EbbRuntime } from '@ebbrt/ebb-protocol';
 import { ActionEbb, type ActionOutcome } from './action.js';
 import { activationBytes, type Activation, type ActivationStore } from './activations.js';
 import { InvokerError, MESSAGES } from './errors.js';
@@ -13,10 +13,13 @@ import { STATUS, STATUS_NAMES, type StatusCode } from './sandbox.js';
 import type { StoredAction } from './store.js';
 
 /** One native core, as the balancing function sees it. */
-interface Target {
+interface Target extends CountedCandidate {
   readonly nodeId: number;
   readonly core: number;
-  outstanding: number;
+}
+
+function target(nodeId: number, core: number): Target {
+  return { nodeId, core, outstanding: 0, calls: 0, errors: 0 };
 }
 
 /** Options of {@link Dispatcher}. */
@@ -51,7 +54,7 @@ export class Dispatcher {
   readonly #inFlight = new Map<EbbId, number>();
   readonly #namespaceInFlight = new Map<string, number>();
   readonly #namespaceConcurrency: number;
-  #seq = 0;
+  readonly #balancer = new InFlightBalancer();
   readonly #idPrefix = randomBytes(8).toString('hex');
   #nextId = 0;
 
@@ -62,13 +65,13 @@ export class Dispatcher {
     this.#graceMs = options.graceMs ?? 5000;
     if (options.namespaceConcurrency !== undefined && (!Number.isInteger(options.namespaceConcurrency) || options.namespaceConcurrency < 1)) throw new TypeError('options.namespaceConcurrency must be a positive integer');
     this.#namespaceConcurrency = options.namespaceConcurrency ?? Infinity;
-    this.#all = options.natives.flatMap((native) => Array.from({ length: native.cores }, (_, core) => ({ nodeId: native.nodeId, core, outstanding: 0 })));
+    this.#all = options.natives.flatMap((native) => Array.from({ length: native.cores }, (_, core) => target(native.nodeId, core)));
     for (const [namespace, nodes] of options.placement ?? []) this.#byNamespace.set(namespace, this.#all.filter((t) => nodes.includes(t.nodeId)));
   }
 
   /** A native joined: its cores take invocations of `namespace` only, or of every namespace without a placement when none is given. */
   addNative(nodeId: number, cores: number, namespace?: string): void {
-    const targets = Array.from({ length: cores }, (_, core) => ({ nodeId, core, outstanding: 0 }));
+    const targets = Array.from({ length: cores }, (_, core) => target(nodeId, core));
     if (namespace === undefined) {
       this.#all.push(...targets);
       return;
@@ -109,16 +112,15 @@ export class Dispatcher {
     const namespaceRunning = this.#namespaceInFlight.get(record.namespace) ?? 0;
     if (namespaceRunning >= this.#namespaceConcurrency) throw new InvokerError('INVOKER_TOO_MANY_REQUESTS', MESSAGES.tooManyConcurrent(namespaceRunning + 1, this.#namespaceConcurrency));
     const candidates = this.#byNamespace.get(record.namespace) ?? this.#all;
-    const target = leastOutstanding({ seq: this.#seq++ }, candidates);
-    if (!target) throw new InvokerError('INVOKER_UNAVAILABLE', `no native core is available to run actions of namespace ${record.namespace}; start the invoker with more --nodes`);
+    // The call's deadline is the action's own timeout (up to 5 min) plus grace, not the runtime's default.
+    const invoke = (target: Target) => this.#rt.remote(this.#rt.ref(ActionEbb, action.id), target.nodeId, target.core, { timeoutMs: record.limits.timeout + this.#graceMs }).invoke(action.entryVersion, JSON.stringify(params));
+    const placed = this.#balancer.place(candidates, invoke);
+    if (!placed) throw new InvokerError('INVOKER_UNAVAILABLE', `no native core is available to run actions of namespace ${record.namespace}; start the invoker with more --nodes`);
+    const { target, result } = placed;
     const activationId = this.activationId();
     this.#inFlight.set(action.id, running + 1);
     this.#namespaceInFlight.set(record.namespace, namespaceRunning + 1);
-    target.outstanding++;
-    // The call's deadline is the action's own timeout (up to 5 min) plus grace, not the runtime's default.
-    const remote = this.#rt.remote(this.#rt.ref(ActionEbb, action.id), target.nodeId, target.core, { timeoutMs: record.limits.timeout + this.#graceMs });
-    const call = remote.invoke(action.entryVersion, JSON.stringify(params));
-    const done = call.then(
+    const done = result.then(
       (outcome) => this.#record(action, target, activationId, requestedAt, outcome, cause),
       (error: unknown) => this.#record(action, target, activationId, requestedAt, failedOutcome(error, record.limits.timeout, target), cause),
     );
@@ -126,7 +128,6 @@ export class Dispatcher {
   }
 
   #record(action: StoredAction, target: Target, activationId: string, requestedAt: number, outcome: ActionOutcome, cause: string | undefined): Activation {
-    target.outstanding--;
     const left = (this.#inFlight.get(action.id) ?? 1) - 1;
     if (left > 0) this.#inFlight.set(action.id, left);
     else this.#inFlight.delete(action.id);
