@@ -3,7 +3,7 @@
  * real child processes over loopback TCP; exact output and exit status.
  */
 import { describe, expect, test } from 'vitest';
-import { FIXTURES, lines, runCli } from './kit/index.js';
+import { CLI, FIXTURES, lines, runCli, spawnNode, until } from './kit/index.js';
 
 const ADDRESS = String.raw`127\.0\.0\.1:\d+`;
 
@@ -72,6 +72,22 @@ describe('ebbrt run <example>', () => {
     const r = await runCli(['run', `${FIXTURES}/sleeper`, '--nodes', '2', '--cores', '1']);
     expect(r.code, r.stderr).toBe(0);
     expect(lines(r.stdout)).toEqual(['node 2 slept on core 0', 'node 3 slept on core 0']);
+  });
+});
+
+describe('ebbrt run: interrupted while the natives start', () => {
+  test('a quiet tear-down: no core crash traces, exit 130, no native left', async () => {
+    for (const delayMs of [0, 150, 400]) {
+      const run = spawnNode(CLI, ['run', 'helloworld', '--nodes', '2', '--cores', '2'], { timeoutMs: 20_000 });
+      await until(() => /starting 2 native node/.test(run.stderr()), 10_000);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      run.child.kill('SIGINT');
+      // 'close' waits for every process holding the CLI's pipes: the natives too.
+      const result = await run.result;
+      expect(result.timedOut).toBe(false);
+      expect(result.stderr).not.toMatch(/crashed|SyntaxError|EBADF|\n\s+at /);
+      if (!/Hello World/.test(result.stdout)) expect(result.code, result.stderr).toBe(130);
+    }
   });
 });
 

@@ -65,6 +65,8 @@ function startCore(core: number, fd?: number): Promise<{ worker: Worker; port: n
   const worker = new Worker(new URL('./core.js', import.meta.url), { workerData: coreData, transferList: ports[core].filter((p): p is MessagePort => p !== undefined), resourceLimits: config.coreHeapMb ? { maxOldGenerationSizeMb: config.coreHeapMb } : undefined });
   workers[core] = worker;
   worker.on('error', (error) => {
+    // A core failing while the node stops (its socket already closed, its module load cut short) is part of stopping, not a crash.
+    if (stopping) return;
     console.error(`${prefix()} core ${core} crashed: ${error.stack ?? error.message}`);
     shutdown(1);
   });
