@@ -1,46 +1,8 @@
 /**
- * The GlobalIdMap authority embedded in the frontend (the default store), and
- * the server side of the GlobalIdMap control messages natives send.
+ * The server side of the GlobalIdMap control messages natives send (the
+ * authority itself is a store: MemoryIdMapStore from ebb-protocol, or Redis).
  */
-import { decodeValue, ForbiddenError, idSpaceOf, isStaticId, type CasResult, type Connection, type ControlMessage, type EbbId, type GlobalIdMap, type IdMapEntry, type IdMapWatcher } from '@ebbrt/ebb-protocol/internal';
-import { IdWatchers } from './store/store.js';
-
-/** In-memory authority: every write bumps the entry's version; watchers hear every change. */
-export class MemoryIdMapStore implements GlobalIdMap {
-  readonly #entries = new Map<EbbId, IdMapEntry>();
-  readonly #watchers = new IdWatchers();
-  #version = 0;
-
-  peek(id: EbbId): IdMapEntry | undefined {
-    return this.#entries.get(id);
-  }
-
-  async get(id: EbbId): Promise<IdMapEntry | undefined> {
-    return this.#entries.get(id);
-  }
-
-  async set(id: EbbId, value: Buffer): Promise<IdMapEntry> {
-    return this.#write(id, value);
-  }
-
-  async cas(id: EbbId, expectedVersion: number, value: Buffer): Promise<CasResult> {
-    const current = this.#entries.get(id);
-    if ((current?.version ?? 0) !== expectedVersion) return { ok: false, entry: current };
-    return { ok: true, entry: this.#write(id, value) };
-  }
-
-  watch(id: EbbId, watcher: IdMapWatcher): () => void {
-    return this.#watchers.add(id, watcher);
-  }
-
-  #write(id: EbbId, value: Buffer): IdMapEntry {
-    // A global version counter keeps versions increasing even across delete/re-create.
-    const entry = { value: Buffer.from(value), version: ++this.#version };
-    this.#entries.set(id, entry);
-    this.#watchers.tell(id, entry);
-    return entry;
-  }
-}
+import { decodeValue, ForbiddenError, idSpaceOf, isStaticId, type CasResult, type Connection, type ControlMessage, type EbbId, type GlobalIdMap, type IdMapEntry } from '@ebbrt/ebb-protocol/internal';
 
 /** What the authority must know about the nodes asking: their grants and who is still a member. */
 export interface IdMapAccess {

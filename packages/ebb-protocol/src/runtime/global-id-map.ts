@@ -35,12 +35,82 @@ export interface GlobalIdMap {
   peek(id: EbbId): IdMapEntry | undefined;
 }
 
+/** The watchers of each id: one registry for every GlobalIdMap implementation (the authorities and the client). */
+export class IdWatchers {
+  readonly #byId = new Map<EbbId, Set<IdMapWatcher>>();
+
+  /** Adds `watcher` for `id`; the returned function removes it (and calls `onLast` once nobody watches `id`). */
+  add(id: EbbId, watcher: IdMapWatcher, onLast?: () => void): () => void {
+    let set = this.#byId.get(id);
+    if (!set) this.#byId.set(id, (set = new Set()));
+    set.add(watcher);
+    return () => {
+      set.delete(watcher);
+      if (set.size === 0 && this.#byId.get(id) === set) {
+        this.#byId.delete(id);
+        onLast?.();
+      }
+    };
+  }
+
+  /** Calls every watcher of `id`. */
+  tell(id: EbbId, entry: IdMapEntry | undefined): void {
+    for (const watcher of this.#byId.get(id) ?? []) watcher(id, entry);
+  }
+
+  has(id: EbbId): boolean {
+    return this.#byId.has(id);
+  }
+
+  /** Every watched id. */
+  ids(): IterableIterator<EbbId> {
+    return this.#byId.keys();
+  }
+}
+
+/** In-memory authority (the frontend's default store; tests use it too): every write bumps the entry's version; watchers hear every change. */
+export class MemoryIdMapStore implements GlobalIdMap {
+  readonly #entries = new Map<EbbId, IdMapEntry>();
+  readonly #watchers = new IdWatchers();
+  #version = 0;
+
+  peek(id: EbbId): IdMapEntry | undefined {
+    return this.#entries.get(id);
+  }
+
+  async get(id: EbbId): Promise<IdMapEntry | undefined> {
+    return this.#entries.get(id);
+  }
+
+  async set(id: EbbId, value: Buffer): Promise<IdMapEntry> {
+    return this.#write(id, value);
+  }
+
+  async cas(id: EbbId, expectedVersion: number, value: Buffer): Promise<CasResult> {
+    const current = this.#entries.get(id);
+    if ((current?.version ?? 0) !== expectedVersion) return { ok: false, entry: current };
+    return { ok: true, entry: this.#write(id, value) };
+  }
+
+  watch(id: EbbId, watcher: IdMapWatcher): () => void {
+    return this.#watchers.add(id, watcher);
+  }
+
+  #write(id: EbbId, value: Buffer): IdMapEntry {
+    // A global version counter keeps versions increasing even across delete/re-create.
+    const entry = { value: Buffer.from(value), version: ++this.#version };
+    this.#entries.set(id, entry);
+    this.#watchers.tell(id, entry);
+    return entry;
+  }
+}
+
 /** Client of the authority over the messenger connection of this core to the frontend. */
 export class RemoteGlobalIdMap implements GlobalIdMap {
   readonly #connect: () => Promise<Connection>;
   readonly #timeoutMs: number;
   readonly #cache = new Map<EbbId, IdMapEntry | undefined>();
-  readonly #watchers = new Map<EbbId, Set<IdMapWatcher>>();
+  readonly #watchers = new IdWatchers();
   /** Ids the authority sends us changes for, on the current connection. */
   #subscribed = new Set<EbbId>();
   #conn?: Connection;
@@ -81,13 +151,9 @@ export class RemoteGlobalIdMap implements GlobalIdMap {
   }
 
   watch(id: EbbId, watcher: IdMapWatcher): () => void {
-    let set = this.#watchers.get(id);
-    if (!set) this.#watchers.set(id, (set = new Set()));
-    set.add(watcher);
+    const unwatch = this.#watchers.add(id, watcher);
     void this.#subscribe(id).catch(() => undefined);
-    return () => {
-      set.delete(watcher);
-    };
+    return unwatch;
   }
 
   /** Feed from the messenger: an IdMapChanged notification arrived. */
@@ -96,7 +162,7 @@ export class RemoteGlobalIdMap implements GlobalIdMap {
     const cached = this.#cache.get(message.id);
     if (cached && entry && cached.version > entry.version) return; // stale notification
     this.#cache.set(message.id, entry);
-    for (const watcher of this.#watchers.get(message.id) ?? []) watcher(message.id, entry);
+    this.#watchers.tell(message.id, entry);
   }
 
   async #subscribe(id: EbbId): Promise<Connection> {

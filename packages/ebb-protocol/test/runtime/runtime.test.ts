@@ -8,6 +8,7 @@ import {
   HOSTED_NODE_ID,
   IdAllocator,
   idSpaceOf,
+  MemoryIdMapStore,
   MemoryLocalIdMap,
   Messenger,
   NodeUnavailableError,
@@ -19,8 +20,6 @@ import {
   type CoreLinks,
   type EbbId,
   type GlobalIdMap,
-  type IdMapEntry,
-  type IdMapWatcher,
   type MessageSource,
   type RepContext,
 } from '@ebbrt/ebb-protocol/internal';
@@ -33,38 +32,24 @@ import {
  * to that node's runtimes directly.
  */
 
-/** In-memory GlobalIdMap with request counters (hosted's MemoryIdMapStore, minus the import). */
-class FakeIdMap implements GlobalIdMap {
-  readonly entries = new Map<EbbId, IdMapEntry>();
+/** The in-memory authority, counting requests. */
+class FakeIdMap extends MemoryIdMapStore {
   readonly requests = { get: 0, set: 0, cas: 0 };
-  #version = 0;
 
-  peek(id: EbbId) {
-    return this.entries.get(id);
-  }
-  async get(id: EbbId) {
+  override async get(id: EbbId) {
     this.requests.get++;
-    return this.entries.get(id);
+    return super.get(id);
   }
-  async set(id: EbbId, value: Buffer) {
+  override async set(id: EbbId, value: Buffer) {
     this.requests.set++;
-    const entry = { value, version: ++this.#version };
-    this.entries.set(id, entry);
-    return entry;
+    return super.set(id, value);
   }
-  async cas(id: EbbId, expectedVersion: number, value: Buffer): Promise<CasResult> {
+  override async cas(id: EbbId, expectedVersion: number, value: Buffer): Promise<CasResult> {
     this.requests.cas++;
-    const current = this.entries.get(id);
-    if ((current?.version ?? 0) !== expectedVersion) return { ok: false, entry: current };
-    const entry = { value, version: ++this.#version };
-    this.entries.set(id, entry);
-    return { ok: true, entry };
-  }
-  watch(_id: EbbId, _watcher: IdMapWatcher) {
-    return () => undefined;
+    return super.cas(id, expectedVersion, value);
   }
   record(id: EbbId): unknown {
-    const entry = this.entries.get(id);
+    const entry = this.peek(id);
     return entry && decodeValue(entry.value);
   }
 }
@@ -515,7 +500,7 @@ describe('invoke (what arrives from the network or another core)', () => {
     await expect(settle(() => rt.invoke(0x00050001, 1, []))).rejects.toBeInstanceOf(UnknownEbbError);
     expect(idMap.requests.get).toBe(1);
     // A global id whose recorded type this node does not define.
-    idMap.entries.set(0x00050002, { value: encodeValue({ type: 'rt.NotLoadedHere' }), version: 1 });
+    await idMap.set(0x00050002, encodeValue({ type: 'rt.NotLoadedHere' }));
     const error = await settle(() => rt.invoke(0x00050002, 1, [])).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UnknownEbbError);
     expect((error as UnknownEbbError).code).toBe('UNKNOWN_EBB');

@@ -5,8 +5,7 @@
  * that try to re-register with it are refused (use the `redis` store to keep
  * the cluster across frontend restarts).
  */
-import type { CasResult, EbbId, GlobalIdMap, IdMapEntry, IdMapWatcher } from '@ebbrt/ebb-protocol/internal';
-import { MemoryIdMapStore } from '../global-id-map.js';
+import { MemoryIdMapStore, type CasResult, type EbbId, type GlobalIdMap, type IdMapEntry, type IdMapWatcher } from '@ebbrt/ebb-protocol/internal';
 import { grantFor, idFor, validateClusterName, type ClusterStore, type NodeGrant, type NodeRecord, type StoreStatusListener } from './store.js';
 
 /** Options of {@link MemoryStore}. */

@@ -21,8 +21,8 @@
  * and its watchers told, so nothing that changed in between is missed.
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { StoreUnavailableError, type CasResult, type EbbId, type IdMapEntry, type IdMapWatcher } from '@ebbrt/ebb-protocol/internal';
-import { grantFor, idFor, IdWatchers, validateClusterName, type ClusterStore, type NodeGrant, type NodeRecord, type StoreStatusListener } from './store.js';
+import { IdWatchers, StoreUnavailableError, type CasResult, type EbbId, type IdMapEntry, type IdMapWatcher } from '@ebbrt/ebb-protocol/internal';
+import { grantFor, idFor, validateClusterName, type ClusterStore, type NodeGrant, type NodeRecord, type StoreStatusListener } from './store.js';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {

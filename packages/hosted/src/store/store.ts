@@ -105,36 +105,3 @@ export function idFor(space: number, seq: number): EbbId {
   if (seq > IDS_PER_SPACE) throw new IdSpaceExhaustedError(`id space ${space} is exhausted (${IDS_PER_SPACE} ids handed out)`);
   return spaceBase(space) + seq - 1;
 }
-
-/** The watchers of each id, for GlobalIdMap implementations. */
-export class IdWatchers {
-  readonly #byId = new Map<EbbId, Set<IdMapWatcher>>();
-
-  /** Adds `watcher` for `id`; the returned function removes it (and calls `onLast` once nobody watches `id`). */
-  add(id: EbbId, watcher: IdMapWatcher, onLast?: () => void): () => void {
-    let set = this.#byId.get(id);
-    if (!set) this.#byId.set(id, (set = new Set()));
-    set.add(watcher);
-    return () => {
-      set.delete(watcher);
-      if (set.size === 0 && this.#byId.get(id) === set) {
-        this.#byId.delete(id);
-        onLast?.();
-      }
-    };
-  }
-
-  /** Calls every watcher of `id`. */
-  tell(id: EbbId, entry: IdMapEntry | undefined): void {
-    for (const watcher of this.#byId.get(id) ?? []) watcher(id, entry);
-  }
-
-  has(id: EbbId): boolean {
-    return this.#byId.has(id);
-  }
-
-  /** Every watched id. */
-  ids(): IterableIterator<EbbId> {
-    return this.#byId.keys();
-  }
-}
