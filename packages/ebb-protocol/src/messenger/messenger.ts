@@ -292,9 +292,17 @@ export class Messenger implements ConnectionHandler {
     });
   }
 
+  /** Transports whose handshake is in progress: {@link close} closes them, so a pending connect fails at once. */
+  readonly #dialing = new Set<Transport>();
+
   async #open(peer: Peer): Promise<Connection> {
     const transport = await this.#connect(peer.host, peer.port);
-    const { conn } = await Connection.connect(transport, this.#keys, { purpose: HelloPurpose.peer, nodeId: this.nodeId, incarnation: this.#keys.incarnation, core: this.core }, this.#limits);
+    if (this.#closed) {
+      transport.close();
+      throw new NodeUnavailableError('this node is shutting down');
+    }
+    this.#dialing.add(transport);
+    const { conn } = await Connection.connect(transport, this.#keys, { purpose: HelloPurpose.peer, nodeId: this.nodeId, incarnation: this.#keys.incarnation, core: this.core }, this.#limits).finally(() => this.#dialing.delete(transport));
     conn.peerNodeId = peer.nodeId;
     conn.attach(this);
     this.stats.connectionsOpened++;
@@ -536,6 +544,8 @@ export class Messenger implements ConnectionHandler {
     this.#closed = true;
     for (const waiters of this.#awaitingPeer.values()) for (const wake of waiters) wake(undefined);
     this.#awaitingPeer.clear();
+    for (const transport of this.#dialing) transport.close(reason);
+    this.#dialing.clear();
     for (const pending of this.#outbound.values()) pending.then((conn) => conn.fail(reason), () => undefined);
     this.#outbound.clear();
     this.#ready.clear();

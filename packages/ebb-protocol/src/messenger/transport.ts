@@ -3,6 +3,7 @@
  * Bytes in, bytes out, close, closed. TCP (`tcp-transport.ts`) and an
  * in-memory pair (below, for cluster-in-one-process tests) implement it.
  */
+import { NodeUnavailableError } from '../wire/errors.js';
 
 export interface Transport {
   /**
@@ -117,11 +118,8 @@ export class MemoryNetwork {
 
   readonly connect: TransportConnector = async (host, port) => {
     const accept = this.#listeners.get(`${host}:${port}`);
-    if (!accept) {
-      const error = new Error(`connect ECONNREFUSED ${host}:${port} (memory)`) as Error & { code: string };
-      error.code = 'ECONNREFUSED';
-      throw error;
-    }
+    // Refused like a TCP connect is (tcp-transport.ts): a typed error at the edge.
+    if (!accept) throw new NodeUnavailableError(`connecting to ${host}:${port} (memory) was refused: nothing listens there`);
     const [client, server] = memoryTransportPair(`memory:${host}:${port}`, 'memory:client');
     accept(server);
     return client;
