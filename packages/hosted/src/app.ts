@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { EbbError, type EbbRuntime } from '@ebbrt/ebb-protocol/internal';
 import { NodeAllocator, type LaunchHandle } from './allocator.js';
 import type { NodeGroup } from './node-group.js';
-import { QemuBackend, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS, type Accel } from './backends/qemu/index.js';
+import { QemuBackend, VM_CONNECTION_LIMITS, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS, type Accel } from './backends/qemu/index.js';
 import { startHosted, type HostedNode } from './node.js';
 import type { Logger } from './log.js';
 
@@ -179,7 +179,7 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
   const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const hostedModule = (await import(pathToFileURL(app.hosted).href)) as { main?: (app: HostedApp) => unknown };
   if (typeof hostedModule.main !== 'function') throw new AppNotFoundError(`${app.hosted} does not export main(app)`);
-  const node = await startHosted({ secret: options.secret, host: options.host, port: options.port, store: options.store, cluster: options.cluster, tls: options.tls, logger: options.logger, ...(options.backend === 'qemu' ? { failureTimeoutMs: VM_FAILURE_TIMEOUT_MS, suspectAfterMs: VM_SUSPECT_AFTER_MS } : {}) });
+  const node = await startHosted({ secret: options.secret, host: options.host, port: options.port, store: options.store, cluster: options.cluster, tls: options.tls, logger: options.logger, ...(options.backend === 'qemu' ? { failureTimeoutMs: VM_FAILURE_TIMEOUT_MS, suspectAfterMs: VM_SUSPECT_AFTER_MS, limits: VM_CONNECTION_LIMITS } : {}) });
   const allocator = new NodeAllocator(node);
   if (options.accel) allocator.registerBackend(new QemuBackend({ accel: options.accel }));
   progress(`ebbrt: frontend listening on ${node.address}; starting ${options.nodes} native node(s) × ${options.cores} core(s)`);

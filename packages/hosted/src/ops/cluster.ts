@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import type { CoreSnapshot } from '@ebbrt/ebb-protocol/internal';
 import { NodeAllocator, type LaunchHandle } from '../allocator.js';
 import type { HostedApp } from '../app.js';
-import { VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS } from '../backends/qemu/index.js';
+import { VM_CONNECTION_LIMITS, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS } from '../backends/qemu/index.js';
 import type { Logger } from '../log.js';
 import type { GroupLaunch, NodeGroup, Replacement } from '../node-group.js';
 import { startHosted, type HostedNode, type Member } from '../node.js';
@@ -135,6 +135,7 @@ export class Cluster extends EventEmitter {
       // A TCG VM busy starting its cores can send heartbeats more than a second late (see backends/qemu).
       failureTimeoutMs: spec.failureTimeoutMs ?? (vms ? VM_FAILURE_TIMEOUT_MS : undefined),
       suspectAfterMs: spec.suspectAfterMs ?? (vms && spec.failureTimeoutMs === undefined ? VM_SUSPECT_AFTER_MS : undefined),
+      limits: vms ? VM_CONNECTION_LIMITS : undefined,
       // `memory` or a Redis URL: the frontend opens the store and closes it with itself.
       store: spec.store,
       tls: spec.tls,

@@ -48,6 +48,12 @@ import { pruneRunDirs } from './run-dir.js';
 export const VM_FAILURE_TIMEOUT_MS = 5000;
 /** Suspicion threshold for the same frontends, ms: a booting TCG guest's late heartbeats must not fail its calls. */
 export const VM_SUSPECT_AFTER_MS = 2500;
+/**
+ * Connection limits of the same frontends: a TCG guest on a loaded host can
+ * take more than the default 5 s to answer a new connection's handshake (the
+ * frontend's first call to a tap-mode VM timed out so at load 18).
+ */
+export const VM_CONNECTION_LIMITS = { handshakeTimeoutMs: 15_000 } as const;
 
 /** The guest port the native's messenger listens on; the host side is forwarded to it. */
 const GUEST_PORT = 7000;
