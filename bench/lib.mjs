@@ -69,7 +69,8 @@ export function ratio(cases, a, b) {
 
 /** Throws unless the `wrk` load generator is installed; `suite` names who needs it. */
 export function requireWrk(suite) {
-  if (spawnSync('wrk', ['--version'], { encoding: 'utf8' }).error) throw new Error(`the ${suite} suite needs wrk (Debian package wrk; infra/setup.sh installs it)`);
+  if (spawnSync('wrk', ['--version'], { encoding: 'utf8' }).error)
+    throw new Error(`the ${suite} suite needs wrk (Debian package wrk; infra/setup.sh installs it)`);
 }
 
 /**
@@ -79,7 +80,10 @@ export function requireWrk(suite) {
  * answers plus socket errors).
  */
 export function wrk(url, { script, duration, connections }) {
-  const run = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${duration}s`, '--latency', '-s', script, url], { encoding: 'utf8', timeout: (duration + 30) * 1000 });
+  const run = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${duration}s`, '--latency', '-s', script, url], {
+    encoding: 'utf8',
+    timeout: (duration + 30) * 1000,
+  });
   if (run.error) throw new Error(`wrk failed: ${run.error.message}`);
   const text = run.stdout;
   const ms = (percent) => {
@@ -88,7 +92,14 @@ export function wrk(url, { script, duration, connections }) {
   };
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
   const requests = Number(/(\d+) requests in/.exec(text)?.[1]);
-  const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0) + Number(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0);
+  const errors =
+    Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0) +
+    Number(
+      /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/
+        .exec(text)
+        ?.slice(1)
+        .reduce((a, b) => a + Number(b), 0) ?? 0,
+    );
   const result = { rps, p50Ms: ms(50), p99Ms: ms(99), requests, errors };
   if (![rps, result.p50Ms, result.p99Ms, requests].every(Number.isFinite)) throw new Error(`could not read wrk's output:\n${text}${run.stderr}`);
   return result;

@@ -56,7 +56,12 @@ function validate(result) {
   }
   return {
     cases: Object.fromEntries(
-      Object.entries(cases).map(([k, c]) => [k, c.samples ? { value: c.value, unit: c.unit, min: Math.min(...c.samples), max: Math.max(...c.samples), samples: c.samples } : { value: c.value, unit: c.unit }]),
+      Object.entries(cases).map(([k, c]) => [
+        k,
+        c.samples
+          ? { value: c.value, unit: c.unit, min: Math.min(...c.samples), max: Math.max(...c.samples), samples: c.samples }
+          : { value: c.value, unit: c.unit },
+      ]),
     ),
     ratios: { ...ratios },
   };
@@ -67,7 +72,11 @@ function environment() {
   let commit = 'unknown';
   try {
     commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: here, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: here,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     if (dirty) commit += '+dirty';
   } catch {
     // Not a git checkout (an unpacked tarball): the commit stays unknown.

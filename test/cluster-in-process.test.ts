@@ -135,7 +135,10 @@ const transports: [string, () => ClusterTransport][] = [
     'memory',
     () => {
       const net = new MemoryNetwork();
-      const listen = (host: string): Listen => async (onTransport) => net.listen(host, onTransport);
+      const listen =
+        (host: string): Listen =>
+        async (onTransport) =>
+          net.listen(host, onTransport);
       return { hosted: () => ({ listen: listen('frontend'), connect: net.connect }), native: (name) => ({ listen: listen(name), connect: net.connect }) };
     },
   ],
@@ -244,17 +247,26 @@ describe.each(transports)('a cluster in one process over %s', (_name, makeTransp
 
   it('an error thrown by a remote method arrives as the same class, with its code and data', async () => {
     const [a, b] = natives;
-    const fromHosted = await hosted.runtime.remote(VaultEbb, a.nodeId).withdraw(100).catch((e: unknown) => e);
+    const fromHosted = await hosted.runtime
+      .remote(VaultEbb, a.nodeId)
+      .withdraw(100)
+      .catch((e: unknown) => e);
     expect(fromHosted).toBeInstanceOf(InsufficientFundsError);
     expect((fromHosted as InsufficientFundsError).code).toBe('CLUSTER_INSUFFICIENT_FUNDS');
     expect((fromHosted as InsufficientFundsError).data).toEqual({ balance: 10, requested: 100 });
 
-    const fromNative = await b.runtime.remote(VaultEbb, a.nodeId).withdraw(3).catch((e: unknown) => e);
+    const fromNative = await b.runtime
+      .remote(VaultEbb, a.nodeId)
+      .withdraw(3)
+      .catch((e: unknown) => e);
     expect(fromNative).toBeInstanceOf(InsufficientFundsError);
     expect((fromNative as EbbError).code).toBe('CLUSTER_INSUFFICIENT_FUNDS');
 
     // A plain Error is not an app class: it arrives as RemoteError.
-    const plain = await b.runtime.remote(VaultEbb, HOSTED_NODE_ID).explode().catch((e: unknown) => e);
+    const plain = await b.runtime
+      .remote(VaultEbb, HOSTED_NODE_ID)
+      .explode()
+      .catch((e: unknown) => e);
     expect(plain).toBeInstanceOf(RemoteError);
     expect((plain as EbbError).code).toBe('REMOTE_ERROR');
 

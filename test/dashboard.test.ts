@@ -28,10 +28,14 @@ describe('dashboard', () => {
     const dir = path.join(work, 'state');
     const file = path.join(work, 'dash.yaml');
     const secret = 'dashboard-secret-123';
-    writeFileSync(file, `name: dash\nsecret: ${secret}\ndetach: true\ngroups:\n  - name: tick\n    app: ${path.join(FIXTURES, 'ops-ticker')}\n    count: 1\n    cores: 2\n`);
+    writeFileSync(
+      file,
+      `name: dash\nsecret: ${secret}\ndetach: true\ngroups:\n  - name: tick\n    app: ${path.join(FIXTURES, 'ops-ticker')}\n    count: 1\n    cores: 2\n`,
+    );
     onTestFinished(async () => {
       const stateFile = path.join(dir, 'dash.json');
-      if (existsSync(stateFile)) await downCluster(JSON.parse(readFileSync(stateFile, 'utf8')) as ClusterState, dir, { timeoutMs: 5000 }).catch(() => undefined);
+      if (existsSync(stateFile))
+        await downCluster(JSON.parse(readFileSync(stateFile, 'utf8')) as ClusterState, dir, { timeoutMs: 5000 }).catch(() => undefined);
       rmSync(work, { recursive: true, force: true });
     });
 
@@ -42,7 +46,16 @@ describe('dashboard', () => {
     const browser = await chromium.launchPersistentContext(path.join(work, 'chromium-profile'), {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1280, height: 900 },
     });
     onTestFinished(() => browser.close());
@@ -63,7 +76,11 @@ describe('dashboard', () => {
 
     // The plots: each drew series with non-zero points from the ticker's load, and the lines are on the canvas.
     const charts = ['ebb-calls', 'ebb-latency', 'node-calls', 'node-latency', 'core-calls', 'node-rss'];
-    await page.waitForFunction((names) => names.every((name) => Number((document.querySelector(`canvas[data-chart="${name}"]`) as HTMLCanvasElement | null)?.dataset.nonzero ?? 0) >= 2), charts, { timeout: 15_000 });
+    await page.waitForFunction(
+      (names) => names.every((name) => Number((document.querySelector(`canvas[data-chart="${name}"]`) as HTMLCanvasElement | null)?.dataset.nonzero ?? 0) >= 2),
+      charts,
+      { timeout: 15_000 },
+    );
     const painted = await page.evaluate((names) => {
       const out: Record<string, number> = {};
       for (const name of names) {
@@ -96,7 +113,9 @@ describe('dashboard', () => {
     expect(agreed).toBe(true);
 
     // A node joins: a native started by hand with the cluster secret.
-    const external = spawnNode(NATIVE_BOOT, [], { env: { EBBRT_FRONTEND: state.frontend, EBBRT_SECRET: secret, EBBRT_APP: path.join(FIXTURES, 'ops-ticker', 'native.js'), EBBRT_CORES: '1' } });
+    const external = spawnNode(NATIVE_BOOT, [], {
+      env: { EBBRT_FRONTEND: state.frontend, EBBRT_SECRET: secret, EBBRT_APP: path.join(FIXTURES, 'ops-ticker', 'native.js'), EBBRT_CORES: '1' },
+    });
     await page.waitForSelector('.node[data-node-id="3"][data-state="joined"][data-group="external"]', { timeout: 15_000 });
     await page.waitForSelector('#events li[data-kind="join"][data-node-id="3"]', { timeout: 5000 });
     expect(await page.textContent('#joined')).toBe('3');

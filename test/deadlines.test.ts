@@ -22,7 +22,10 @@ describe('call deadlines', () => {
     await rt.remote(SleeperEbb, native.nodeId).whoami();
     const opened = fe.hosted.messenger.stats.connectionsOpened;
     const started = performance.now();
-    const error = await rt.remote(SleeperEbb, native.nodeId, ANY_CORE, { timeoutMs: 200 }).sleep(3000).catch((e: unknown) => e);
+    const error = await rt
+      .remote(SleeperEbb, native.nodeId, ANY_CORE, { timeoutMs: 200 })
+      .sleep(3000)
+      .catch((e: unknown) => e);
     const elapsed = performance.now() - started;
     expect(error).toBeInstanceOf(TimeoutError);
     expect((error as TimeoutError).code).toBe('TIMEOUT');
@@ -37,7 +40,10 @@ describe('call deadlines', () => {
   test('a cross-core call past its deadline: TimeoutError near the deadline, the core link keeps serving', async () => {
     const fe = await startFrontend();
     const [native] = await fe.allocate(1, PROBE, { cores: 2 });
-    for (const [from, to] of [[0, 1], [1, 0]]) {
+    for (const [from, to] of [
+      [0, 1],
+      [1, 0],
+    ]) {
       const outcome = await fe.hosted.runtime.remote(ProbeEbb, native.nodeId, from).crossCore(to, 3000, 200);
       expect(outcome.error).toMatchObject({ name: 'TimeoutError', code: 'TIMEOUT' });
       expect(outcome.elapsedMs).toBeGreaterThanOrEqual(195);

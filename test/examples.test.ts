@@ -26,7 +26,10 @@ describe('ebbrt run <example>', () => {
     expect(new Set(out).size).toBe(3);
   });
 
-  const pingLine = (count: number) => new RegExp(`^node (\\d+) \\((${ADDRESS})\\): ${count} round trips, p50 (\\d+) µs, p99 (\\d+) µs; first (\\d+) µs \\(remote fault on core [01] via the GlobalIdMap\\)$`);
+  const pingLine = (count: number) =>
+    new RegExp(
+      `^node (\\d+) \\((${ADDRESS})\\): ${count} round trips, p50 (\\d+) µs, p99 (\\d+) µs; first (\\d+) µs \\(remote fault on core [01] via the GlobalIdMap\\)$`,
+    );
 
   test('pingpong --nodes 2 --cores 2: one latency line per native, reps faulted in from the GlobalIdMap', async () => {
     const r = await runCli(['run', 'pingpong', '--nodes', '2', '--cores', '2']);

@@ -93,7 +93,11 @@ describe('garbage bytes', () => {
     ['random bytes', random, 'BAD_MAGIC'],
     ['an unknown protocol version', () => header({ version: 99 }), 'BAD_VERSION'],
     ['an oversize frame header', () => header({ length: 0xffffffff }), 'FRAME_TOO_LARGE'],
-    ['a call before the handshake', () => encodeFrame({ kind: FrameKind.call, flags: 0, core: 0, ebbId: 0x8000, code: 1, callId: 1 }, Buffer.from([0x90])), 'UNAUTHENTICATED'],
+    [
+      'a call before the handshake',
+      () => encodeFrame({ kind: FrameKind.call, flags: 0, core: 0, ebbId: 0x8000, code: 1, callId: 1 }, Buffer.from([0x90])),
+      'UNAUTHENTICATED',
+    ],
   ])('%s on the frontend socket: closed, counted, the frontend still serves natives', async (_name, bytes, code) => {
     const fe = await startFrontend();
     const socket = await rawSocket(fe.hosted.address);

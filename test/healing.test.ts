@@ -16,7 +16,13 @@ const TICKER = path.join(FIXTURES, 'ops-ticker');
 const joinedTicks = (view: ClusterView) => view.nodes.filter((n) => n.group === 'tick' && n.state === 'joined');
 
 /** Polls `ps --json` until `check` holds; returns that view and when, ms since `since`. */
-async function psUntil(dir: string, check: (view: ClusterView) => boolean, ms: number, what: string, since = performance.now()): Promise<{ view: ClusterView; atMs: number }> {
+async function psUntil(
+  dir: string,
+  check: (view: ClusterView) => boolean,
+  ms: number,
+  what: string,
+  since = performance.now(),
+): Promise<{ view: ClusterView; atMs: number }> {
   const deadline = since + ms;
   for (;;) {
     const view = await psJson(dir);
@@ -28,7 +34,11 @@ async function psUntil(dir: string, check: (view: ClusterView) => boolean, ms: n
 
 async function upTicker(name: string): Promise<{ dir: string; view: ClusterView }> {
   const dir = stateDirectory();
-  const file = clusterFile(dir, name, `name: ${name}\nsecret: ${name}-secret-123\ndetach: true\ngroups:\n  - name: tick\n    app: ${TICKER}\n    count: 2\n    cores: 1\n`);
+  const file = clusterFile(
+    dir,
+    name,
+    `name: ${name}\nsecret: ${name}-secret-123\ndetach: true\ngroups:\n  - name: tick\n    app: ${TICKER}\n    count: 2\n    cores: 1\n`,
+  );
   const up = await runCli(['up', file, '--state-dir', dir], { timeoutMs: 45_000 });
   expect(up.code, up.stderr).toBe(0);
   const view = await psJson(dir);
@@ -42,7 +52,12 @@ describe('ebbrt up keeps each group at its size', () => {
     const [victim, other] = joinedTicks(view);
 
     process.kill(victim.pid!, 'SIGKILL');
-    const killed = await psUntil(dir, (v) => joinedTicks(v).length === 2 && !joinedTicks(v).some((n) => n.id === victim.id), 5000, 'two joined natives after the kill');
+    const killed = await psUntil(
+      dir,
+      (v) => joinedTicks(v).length === 2 && !joinedTicks(v).some((n) => n.id === victim.id),
+      5000,
+      'two joined natives after the kill',
+    );
     const replacement = joinedTicks(killed.view).find((n) => n.id !== other.id)!;
     expect(replacement.id).toBeGreaterThan(other.id);
     expect(replacement.replaces).toBe(victim.id);
@@ -63,10 +78,20 @@ describe('ebbrt up keeps each group at its size', () => {
     await new Promise((resolve) => setTimeout(resolve, 3000));
     if (alive(stopped.pid!)) process.kill(stopped.pid!, 'SIGCONT');
     const frontend = view.frontend;
-    await psUntil(dir, (v) => joinedTicks(v).length === 2 && clusterProcesses(frontend).length === 2, 10_000, 'two joined natives and two native processes after the stall', t0);
+    await psUntil(
+      dir,
+      (v) => joinedTicks(v).length === 2 && clusterProcesses(frontend).length === 2,
+      10_000,
+      'two joined natives and two native processes after the stall',
+      t0,
+    );
     // Every native process the cluster runs is one ps lists as joined: the stalled one was reinstated or killed.
     const final = await psJson(dir);
-    expect(clusterProcesses(frontend).sort()).toEqual(joinedTicks(final).map((n) => n.pid).sort());
+    expect(clusterProcesses(frontend).sort()).toEqual(
+      joinedTicks(final)
+        .map((n) => n.pid)
+        .sort(),
+    );
 
     expect((await runCli(['down', '--state-dir', dir])).code).toBe(0);
     await until(() => clusterProcesses(frontend).length === 0, 5000, 'no native after down');

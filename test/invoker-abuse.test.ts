@@ -42,7 +42,18 @@ beforeAll(async () => {
   cluster = await launchInvoker({
     nodes: 1,
     cores: 2,
-    args: ['--namespace', `victim=${VICTIM_KEY}`, '--namespace', `attacker=${ATTACKER_KEY}`, '--max-actions', '12', '--max-code-mb', '1', '--max-concurrent', '4'],
+    args: [
+      '--namespace',
+      `victim=${VICTIM_KEY}`,
+      '--namespace',
+      `attacker=${ATTACKER_KEY}`,
+      '--max-actions',
+      '12',
+      '--max-code-mb',
+      '1',
+      '--max-concurrent',
+      '4',
+    ],
     env: { EBBRT_SECRET: 'cluster-secret-the-actions-must-not-read' },
   });
   victim = openwhisk({ apihost: cluster.apihost, api_key: VICTIM_KEY });
@@ -63,7 +74,7 @@ describe('abuse fails only its own action', () => {
     await expectVictimUnharmed();
   });
 
-  test('a synchronous loop is cut at the action\'s timeout', async () => {
+  test("a synchronous loop is cut at the action's timeout", async () => {
     await attacker.actions.create({ name: 'loop', action: 'function main() { for (;;) {} }', limits: { timeout: 300 } });
     const running = failure(attacker.actions.invoke({ name: 'loop', blocking: true }));
     await expectVictimUnharmed();
@@ -73,7 +84,11 @@ describe('abuse fails only its own action', () => {
   });
 
   test('a heap bomb exhausts only its own isolate', async () => {
-    await attacker.actions.create({ name: 'bomb', action: 'function main() { const keep = []; for (;;) keep.push(new Array(1e5).fill(1.5)) }', limits: { memory: 128, timeout: 30_000 } });
+    await attacker.actions.create({
+      name: 'bomb',
+      action: 'function main() { const keep = []; for (;;) keep.push(new Array(1e5).fill(1.5)) }',
+      limits: { memory: 128, timeout: 30_000 },
+    });
     const running = failure(attacker.actions.invoke({ name: 'bomb', blocking: true }));
     await expectVictimUnharmed();
     const record = (await running).error;
@@ -83,7 +98,11 @@ describe('abuse fails only its own action', () => {
   });
 
   test('30 MB of logs: truncated at the log limit in UTF-8 bytes; the reply fits its frame and other calls on the connection go on', async () => {
-    await attacker.actions.create({ name: 'chatty', action: 'function main() { const line = "é".repeat(512 * 1024); for (let i = 0; i < 30; i++) console.log(line); return { logged: 30 } }', limits: { logs: 2 } });
+    await attacker.actions.create({
+      name: 'chatty',
+      action: 'function main() { const line = "é".repeat(512 * 1024); for (let i = 0; i < 30; i++) console.log(line); return { logged: 30 } }',
+      limits: { logs: 2 },
+    });
     const running = attacker.actions.invoke({ name: 'chatty', blocking: true });
     await expectVictimUnharmed();
     const record = await running;
@@ -134,11 +153,23 @@ describe('abuse fails only its own action', () => {
 describe('escapes on a real native core', () => {
   const probe = `(o) => { try { return o.constructor.constructor('return typeof process + "/" + typeof require')(); } catch (e) { return 'threw'; } }`;
   test.each([
-    ['a failed dynamic import()', `async function main() { const probe = ${probe}; try { await import('node:fs') } catch (e) { return { r: probe(e) } } return { r: 'imported' } }`],
+    [
+      'a failed dynamic import()',
+      `async function main() { const probe = ${probe}; try { await import('node:fs') } catch (e) { return { r: probe(e) } } return { r: 'imported' } }`,
+    ],
     ['eval and Function', `function main() { const probe = ${probe}; return { r: probe(eval('Function')('return this')()) } }`],
-    ['Error.prepareStackTrace', `function main() { const probe = ${probe}; let r = 'undefined/undefined'; Error.prepareStackTrace = (e, sites) => { for (const s of sites) { const t = s.getThis(); if (t && probe(t) !== 'undefined/undefined') r = probe(t); } return ''; }; new Error('x').stack; return { r } }`],
-    ['prototype pollution', `Object.defineProperty(Object.prototype, 'then', { get() { return undefined } }); function main(p) { const probe = ${probe}; return { r: probe(p) } }`],
-    ['SharedArrayBuffer/Atomics', `function main() { const probe = ${probe}; const v = new Int32Array(new SharedArrayBuffer(4)); Atomics.add(v, 0, 1); return { r: probe(v.buffer) } }`],
+    [
+      'Error.prepareStackTrace',
+      `function main() { const probe = ${probe}; let r = 'undefined/undefined'; Error.prepareStackTrace = (e, sites) => { for (const s of sites) { const t = s.getThis(); if (t && probe(t) !== 'undefined/undefined') r = probe(t); } return ''; }; new Error('x').stack; return { r } }`,
+    ],
+    [
+      'prototype pollution',
+      `Object.defineProperty(Object.prototype, 'then', { get() { return undefined } }); function main(p) { const probe = ${probe}; return { r: probe(p) } }`,
+    ],
+    [
+      'SharedArrayBuffer/Atomics',
+      `function main() { const probe = ${probe}; const v = new Int32Array(new SharedArrayBuffer(4)); Atomics.add(v, 0, 1); return { r: probe(v.buffer) } }`,
+    ],
   ])('%s reaches no host object and reads no secret', async (name, code) => {
     const action = `escape-${name.replace(/[^\w]+/g, '-')}`;
     await attacker.actions.update({ name: action, action: code }).catch(async () => attacker.actions.create({ name: action, action: code }));

@@ -10,7 +10,6 @@ import openwhisk from 'openwhisk';
 import { launchInvoker, type LaunchedInvoker } from '@ebbrt/examples/invoker/launch.js';
 import { ALPHA_KEY, BETA_KEY, failure, zip } from './kit/invoker.js';
 
-
 let cluster: LaunchedInvoker;
 let alpha: openwhisk.Client;
 let beta: openwhisk.Client;
@@ -36,7 +35,11 @@ async function activations(client: openwhisk.Client, name: string, predicate: (l
   }
 }
 
-async function raw(method: string, path: string, init: { body?: string; auth?: string | null; headers?: Record<string, string> } = {}): Promise<{ status: number; headers: Headers; text: string }> {
+async function raw(
+  method: string,
+  path: string,
+  init: { body?: string; auth?: string | null; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: Headers; text: string }> {
   const headers: Record<string, string> = { ...init.headers };
   const auth = init.auth === undefined ? ALPHA_KEY : init.auth;
   if (auth) headers.authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
@@ -55,9 +58,30 @@ describe('invoker entities: packages and bindings', () => {
   });
 
   test('create, get, list a package; an action inside it gets package parameters under its own', async () => {
-    const created = await alpha.packages.create({ name: 'utils', package: { parameters: [{ key: 'greeting', value: 'Hello' }, { key: 'who', value: 'package' }] } });
-    expect(created).toMatchObject({ namespace: 'alpha', name: 'utils', version: '0.0.1', binding: {}, parameters: [{ key: 'greeting', value: 'Hello' }, { key: 'who', value: 'package' }] });
-    const action = await alpha.actions.create({ name: 'utils/greet', action: 'function main(p) { return { text: p.greeting + ", " + p.who + p.punct } }', params: { who: 'action', punct: '.' } });
+    const created = await alpha.packages.create({
+      name: 'utils',
+      package: {
+        parameters: [
+          { key: 'greeting', value: 'Hello' },
+          { key: 'who', value: 'package' },
+        ],
+      },
+    });
+    expect(created).toMatchObject({
+      namespace: 'alpha',
+      name: 'utils',
+      version: '0.0.1',
+      binding: {},
+      parameters: [
+        { key: 'greeting', value: 'Hello' },
+        { key: 'who', value: 'package' },
+      ],
+    });
+    const action = await alpha.actions.create({
+      name: 'utils/greet',
+      action: 'function main(p) { return { text: p.greeting + ", " + p.who + p.punct } }',
+      params: { who: 'action', punct: '.' },
+    });
     expect(action).toMatchObject({ namespace: 'alpha/utils', name: 'greet' });
     expect(await alpha.actions.invoke({ name: 'utils/greet', blocking: true, result: true })).toEqual({ text: 'Hello, action.' });
     expect(await alpha.actions.invoke({ name: 'utils/greet', blocking: true, result: true, params: { who: 'caller' } })).toEqual({ text: 'Hello, caller.' });
@@ -78,8 +102,11 @@ describe('invoker entities: packages and bindings', () => {
     expect((await failure(beta.actions.invoke({ name: 'utils/greet', blocking: true }))).statusCode).toBe(404);
   });
 
-  test('a binding: actions of the bound package run with the binding\'s parameters over the package\'s', async () => {
-    await alpha.packages.create({ name: 'french', package: { binding: { namespace: '_', name: 'utils' }, parameters: [{ key: 'greeting', value: 'Bonjour' }] } });
+  test("a binding: actions of the bound package run with the binding's parameters over the package's", async () => {
+    await alpha.packages.create({
+      name: 'french',
+      package: { binding: { namespace: '_', name: 'utils' }, parameters: [{ key: 'greeting', value: 'Bonjour' }] },
+    });
     const binding = await alpha.packages.get({ name: 'french' });
     expect(binding.binding).toEqual({ namespace: 'alpha', name: 'utils' });
     expect(await alpha.actions.invoke({ name: 'french/greet', blocking: true, result: true, params: { who: 'monde' } })).toEqual({ text: 'Bonjour, monde.' });
@@ -102,7 +129,7 @@ describe('invoker entities: packages and bindings', () => {
 });
 
 describe('invoker entities: sequences', () => {
-  test('each step gets the previous result; one activation per step plus the sequence\'s, which lists them', async () => {
+  test("each step gets the previous result; one activation per step plus the sequence's, which lists them", async () => {
     await alpha.actions.create({ name: 'inc', action: 'function main(p) { return { n: p.n + 1 } }' });
     await alpha.actions.create({ name: 'double', action: 'function main(p) { return { n: p.n * 2 } }' });
     await alpha.actions.create({ name: 'calc', sequence: ['/_/inc', '/alpha/double', 'inc'] });
@@ -111,7 +138,12 @@ describe('invoker entities: sequences', () => {
     const record = (await alpha.actions.invoke({ name: 'calc', blocking: true, params: { n: 3 } })) as any;
     expect(record.response).toMatchObject({ success: true, result: { n: 9 } });
     expect(record.logs).toHaveLength(3);
-    expect(record.annotations).toEqual(expect.arrayContaining([{ key: 'kind', value: 'sequence' }, { key: 'topmost', value: true }]));
+    expect(record.annotations).toEqual(
+      expect.arrayContaining([
+        { key: 'kind', value: 'sequence' },
+        { key: 'topmost', value: true },
+      ]),
+    );
     const steps = await Promise.all(record.logs.map((activationId: string) => alpha.activations.get({ activationId })));
     expect(steps.map((s: any) => [s.name, s.response.result.n, s.cause])).toEqual([
       ['inc', 4, record.activationId],
@@ -145,20 +177,38 @@ describe('invoker entities: sequences', () => {
 
 describe('invoker entities: web actions', () => {
   test('a web-exported action answers without auth at /api/v1/web/{ns}/{pkg}/{action}.{ext}, with the __ow_ fields', async () => {
-    await alpha.actions.create({ name: 'echo', action: 'function main(p) { return { method: p.__ow_method, path: p.__ow_path, agent: p.__ow_headers["x-test"], q: p.q, b: p.b, auth: p.__ow_headers.authorization === undefined } }', annotations: { 'web-export': true } });
-    const json = await raw('POST', '/api/v1/web/alpha/default/echo.json?q=1', { auth: null, body: '{"b":2}', headers: { 'content-type': 'application/json', 'x-test': 'yes' } });
+    await alpha.actions.create({
+      name: 'echo',
+      action:
+        'function main(p) { return { method: p.__ow_method, path: p.__ow_path, agent: p.__ow_headers["x-test"], q: p.q, b: p.b, auth: p.__ow_headers.authorization === undefined } }',
+      annotations: { 'web-export': true },
+    });
+    const json = await raw('POST', '/api/v1/web/alpha/default/echo.json?q=1', {
+      auth: null,
+      body: '{"b":2}',
+      headers: { 'content-type': 'application/json', 'x-test': 'yes' },
+    });
     expect(json.status).toBe(200);
     expect(json.headers.get('x-openwhisk-activation-id')).toMatch(/^[0-9a-f]{32}$/);
     expect(JSON.parse(json.text)).toEqual({ method: 'post', path: '', agent: 'yes', q: '1', b: 2, auth: true });
     // Past the extension, the path is __ow_path, and a .json result is projected on it.
     expect(JSON.parse((await raw('GET', '/api/v1/web/alpha/default/echo.json/path', { auth: null })).text)).toBe('/path');
-    await alpha.actions.create({ name: 'utils/page', action: 'function main(p) { return { html: "<h1>" + (p.title || "none") + "</h1>" } }', annotations: { 'web-export': true } });
+    await alpha.actions.create({
+      name: 'utils/page',
+      action: 'function main(p) { return { html: "<h1>" + (p.title || "none") + "</h1>" } }',
+      annotations: { 'web-export': true },
+    });
     const html = await raw('GET', '/api/v1/web/alpha/utils/page.html?title=hi', { auth: null });
     expect([html.status, html.headers.get('content-type'), html.text]).toEqual([200, 'text/html; charset=utf-8', '<h1>hi</h1>']);
   });
 
   test('.http results set status, headers and body; base64 bodies of binary types are decoded', async () => {
-    await alpha.actions.create({ name: 'http', action: 'function main(p) { return p.bin ? { headers: { "content-type": "application/octet-stream" }, body: "AAEC" } : { statusCode: 201, headers: { "x-made": "here" }, body: { ok: true } } }', annotations: { 'web-export': true } });
+    await alpha.actions.create({
+      name: 'http',
+      action:
+        'function main(p) { return p.bin ? { headers: { "content-type": "application/octet-stream" }, body: "AAEC" } : { statusCode: 201, headers: { "x-made": "here" }, body: { ok: true } } }',
+      annotations: { 'web-export': true },
+    });
     const made = await raw('GET', '/api/v1/web/alpha/default/http.http', { auth: null });
     expect([made.status, made.headers.get('x-made'), JSON.parse(made.text)]).toEqual([201, 'here', { ok: true }]);
     const binary = await fetch(`${cluster.apihost}/api/v1/web/alpha/default/http?bin=1`);
@@ -169,14 +219,23 @@ describe('invoker entities: web actions', () => {
     await alpha.actions.create({ name: 'private', action: 'function main() { return { secret: 1 } }' });
     expect((await raw('GET', '/api/v1/web/alpha/default/private.json', { auth: null })).status).toBe(404);
     expect((await raw('GET', '/api/v1/web/nobody/default/private.json', { auth: null })).status).toBe(404);
-    await alpha.actions.create({ name: 'guarded', action: 'function main() { return { guarded: 1 } }', annotations: { 'web-export': true, 'require-whisk-auth': true } });
+    await alpha.actions.create({
+      name: 'guarded',
+      action: 'function main() { return { guarded: 1 } }',
+      annotations: { 'web-export': true, 'require-whisk-auth': true },
+    });
     expect((await raw('GET', '/api/v1/web/alpha/default/guarded.json', { auth: null })).status).toBe(401);
     expect((await raw('GET', '/api/v1/web/alpha/default/guarded.json', { auth: BETA_KEY })).status).toBe(401);
     expect(JSON.parse((await raw('GET', '/api/v1/web/alpha/default/guarded.json')).text)).toEqual({ guarded: 1 });
   });
 
   test('final parameters cannot be overridden from the request', async () => {
-    await alpha.actions.create({ name: 'final', action: 'function main(p) { return { role: p.role } }', params: { role: 'reader' }, annotations: { 'web-export': true, final: true } });
+    await alpha.actions.create({
+      name: 'final',
+      action: 'function main(p) { return { role: p.role } }',
+      params: { role: 'reader' },
+      annotations: { 'web-export': true, final: true },
+    });
     expect(JSON.parse((await raw('GET', '/api/v1/web/alpha/default/final.json', { auth: null })).text)).toEqual({ role: 'reader' });
     const refused = await raw('GET', '/api/v1/web/alpha/default/final.json?role=admin', { auth: null });
     expect(refused.status).toBe(400);
@@ -185,11 +244,26 @@ describe('invoker entities: web actions', () => {
 });
 
 describe('invoker entities: triggers and rules', () => {
-  test('firing a trigger activates every active rule\'s action with the trigger\'s parameters under the payload', async () => {
+  test("firing a trigger activates every active rule's action with the trigger's parameters under the payload", async () => {
     await alpha.actions.create({ name: 'onEvent', action: 'function main(p) { return { saw: p.source + ":" + p.kind } }' });
     await alpha.actions.create({ name: 'utils/audit', action: 'function main(p) { return { audited: p.kind } }' });
-    const trigger = await alpha.triggers.create({ name: 'events', trigger: { parameters: [{ key: 'source', value: 'sensor' }, { key: 'kind', value: 'default' }] } });
-    expect(trigger).toMatchObject({ namespace: 'alpha', name: 'events', parameters: [{ key: 'source', value: 'sensor' }, { key: 'kind', value: 'default' }] });
+    const trigger = await alpha.triggers.create({
+      name: 'events',
+      trigger: {
+        parameters: [
+          { key: 'source', value: 'sensor' },
+          { key: 'kind', value: 'default' },
+        ],
+      },
+    });
+    expect(trigger).toMatchObject({
+      namespace: 'alpha',
+      name: 'events',
+      parameters: [
+        { key: 'source', value: 'sensor' },
+        { key: 'kind', value: 'default' },
+      ],
+    });
     const rule = await alpha.rules.create({ name: 'onEvents', trigger: 'events', action: 'onEvent' });
     expect(rule).toMatchObject({ name: 'onEvents', status: 'active', trigger: { path: 'alpha', name: 'events' }, action: { path: 'alpha', name: 'onEvent' } });
     await alpha.rules.create({ name: 'audit', trigger: '/_/events', action: '/_/utils/audit' });
@@ -238,7 +312,8 @@ describe('invoker entities: zip actions', () => {
   test('a zip of an entry file and its node_modules is bundled at create and runs', async () => {
     const archive = zip({
       'package.json': JSON.stringify({ name: 'zipped', main: 'lib/entry.js' }),
-      'lib/entry.js': 'const pad = require("left-pad"); const { suffix } = require("./suffix"); exports.main = (p) => ({ padded: pad(String(p.n), 5) + suffix });',
+      'lib/entry.js':
+        'const pad = require("left-pad"); const { suffix } = require("./suffix"); exports.main = (p) => ({ padded: pad(String(p.n), 5) + suffix });',
       'lib/suffix.js': 'exports.suffix = "!";',
       'node_modules/left-pad/package.json': JSON.stringify({ name: 'left-pad', main: 'index.js' }),
       'node_modules/left-pad/index.js': 'module.exports = (s, n) => "0".repeat(Math.max(0, n - s.length)) + s;',
@@ -253,12 +328,32 @@ describe('invoker entities: zip actions', () => {
 
   // Archives are built inside the test: a table holding an 80 MB buffer slows vitest's reporting down.
   const refusals: [string, () => Buffer, RegExp][] = [
-    ['a module it requires is missing', () => zip({ 'index.js': 'exports.main = () => require("not-there")()' }), /could not be bundled: Could not resolve "not-there"/],
-    ['it imports a file outside the archive', () => zip({ 'index.js': 'const t = require("/etc/hostname"); exports.main = () => ({ t })' }), /could not be bundled: .*outside the zip action/],
-    ['an entry name leaves the folder', () => zip({ 'index.js': 'exports.main = () => ({})', '../escape.js': 'x' }), /"\.\.\/escape\.js", whose name leaves the archive's folder/],
+    [
+      'a module it requires is missing',
+      () => zip({ 'index.js': 'exports.main = () => require("not-there")()' }),
+      /could not be bundled: Could not resolve "not-there"/,
+    ],
+    [
+      'it imports a file outside the archive',
+      () => zip({ 'index.js': 'const t = require("/etc/hostname"); exports.main = () => ({ t })' }),
+      /could not be bundled: .*outside the zip action/,
+    ],
+    [
+      'an entry name leaves the folder',
+      () => zip({ 'index.js': 'exports.main = () => ({})', '../escape.js': 'x' }),
+      /"\.\.\/escape\.js", whose name leaves the archive's folder/,
+    ],
     ['it has no entry file', () => zip({ 'lib.js': 'exports.main = () => ({})' }), /no entry file index\.js/],
-    ['an entry inflates past the limit (a zip bomb)', () => zip({ 'index.js': 'exports.main = () => ({})', 'bomb.bin': Buffer.alloc(65 * 1024 * 1024) }), /within the 67108864-byte limit|unpacks to more than 67108864 bytes/],
-    ['an entry inflates to more than it declares', () => zip({ 'index.js': 'exports.main = () => ({})', 'big.bin': Buffer.alloc(4096) }, { 'big.bin': 16 }), /does not inflate to its declared 16 bytes/],
+    [
+      'an entry inflates past the limit (a zip bomb)',
+      () => zip({ 'index.js': 'exports.main = () => ({})', 'bomb.bin': Buffer.alloc(65 * 1024 * 1024) }),
+      /within the 67108864-byte limit|unpacks to more than 67108864 bytes/,
+    ],
+    [
+      'an entry inflates to more than it declares',
+      () => zip({ 'index.js': 'exports.main = () => ({})', 'big.bin': Buffer.alloc(4096) }, { 'big.bin': 16 }),
+      /does not inflate to its declared 16 bytes/,
+    ],
   ];
   test.each(refusals.map(([what], i) => [what, i] as const))('refused at create with a 400 when %s', async (_, i) => {
     const [, archive, message] = refusals[i];
@@ -279,6 +374,11 @@ describe('invoker entities: refused and unsupported', () => {
     ];
     expect(cases.map((c) => c.statusCode)).toEqual([501, 501, 501, 501]);
     for (const c of cases) expect(c.error).toEqual({ error: expect.stringMatching(/^Not supported by this invoker: /), code: expect.any(String) });
-    expect(cases.map((c) => c.error.error)).toEqual([expect.stringMatching(/feeds/), expect.stringMatching(/whisk\.system/), expect.stringMatching(/API gateway routes/), expect.stringMatching(/python:3/)]);
+    expect(cases.map((c) => c.error.error)).toEqual([
+      expect.stringMatching(/feeds/),
+      expect.stringMatching(/whisk\.system/),
+      expect.stringMatching(/API gateway routes/),
+      expect.stringMatching(/python:3/),
+    ]);
   });
 });

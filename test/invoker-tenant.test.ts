@@ -45,7 +45,12 @@ async function freePort(): Promise<number> {
 
 beforeAll(async () => {
   frontendPort = await freePort();
-  cluster = await launchInvoker({ nodes: 0, runArgs: ['--port', String(frontendPort)], args: ['--isolate', 'tenant', '--namespace', `one=${ONE_KEY}`, '--namespace', `two=${TWO_KEY}`, '--namespace', `three=${THREE_KEY}`], env: { INVOKER_TEST_CANARY: CANARY, EBBRT_SECRET: SECRET } });
+  cluster = await launchInvoker({
+    nodes: 0,
+    runArgs: ['--port', String(frontendPort)],
+    args: ['--isolate', 'tenant', '--namespace', `one=${ONE_KEY}`, '--namespace', `two=${TWO_KEY}`, '--namespace', `three=${THREE_KEY}`],
+    env: { INVOKER_TEST_CANARY: CANARY, EBBRT_SECRET: SECRET },
+  });
   one = openwhisk({ apihost: cluster.apihost, api_key: ONE_KEY });
   two = openwhisk({ apihost: cluster.apihost, api_key: TWO_KEY });
 });
@@ -77,7 +82,7 @@ function nodeOf(activation: { annotations?: { key: string; value: any }[] }): nu
   return activation.annotations!.find((a) => a.key === 'invoker')!.value.node;
 }
 
-test('a namespace\'s node starts on its first invoke, holds no key and none of the frontend\'s environment, runs under the permission model', async () => {
+test("a namespace's node starts on its first invoke, holds no key and none of the frontend's environment, runs under the permission model", async () => {
   expect(tenantProcesses('one')).toEqual([]);
   await one.actions.create({ name: 'who', action: 'function main(p) { return { p } }' });
   const first = await one.actions.invoke({ name: 'who', blocking: true, params: { n: 1 } });
@@ -108,7 +113,12 @@ test('the permission flags a tenant node runs with refuse child processes, file 
     try { require('isolated-vm'); results.addon = 'loaded' } catch (e) { results.addon = e.code || e.message }
     console.log(JSON.stringify(results));`;
   const run = spawnSync(process.execPath, [...tenantExecArgv(), '-e', probe], { encoding: 'utf8', cwd: process.cwd() });
-  expect(JSON.parse(run.stdout.trim()), run.stderr).toEqual({ spawn: 'ERR_ACCESS_DENIED', write: 'ERR_ACCESS_DENIED', read: 'ERR_ACCESS_DENIED', addon: 'loaded' });
+  expect(JSON.parse(run.stdout.trim()), run.stderr).toEqual({
+    spawn: 'ERR_ACCESS_DENIED',
+    write: 'ERR_ACCESS_DENIED',
+    read: 'ERR_ACCESS_DENIED',
+    addon: 'loaded',
+  });
 });
 
 test('a crashed tenant node: in-flight activations end as whisk internal errors, a replacement serves the next invoke', async () => {
@@ -122,7 +132,11 @@ test('a crashed tenant node: in-flight activations end as whisk internal errors,
   for (const outcome of settled) {
     expect(outcome.status).toBe('rejected');
     const record = (outcome as PromiseRejectedResult).reason.error;
-    expect(record.response).toMatchObject({ status: 'whisk internal error', success: false, result: { error: 'The action did not produce a valid response and exited unexpectedly.' } });
+    expect(record.response).toMatchObject({
+      status: 'whisk internal error',
+      success: false,
+      result: { error: 'The action did not produce a valid response and exited unexpectedly.' },
+    });
   }
   const after = await one.actions.invoke({ name: 'who', blocking: true, params: { n: 2 } });
   expect(after.response?.result).toEqual({ p: { n: 2 } });
@@ -149,7 +163,18 @@ async function attack(attacker: Awaited<ReturnType<typeof startInlineNative>>): 
   try {
     // The directory and the first ids the frontend handed out: every action, package, trigger and rule so far.
     const ids = [DIRECTORY_ID, ...Array.from({ length: 64 }, (_, i) => spaceBase(HOSTED_ID_SPACE) + i)];
-    const forged = encodeValue({ type: 'InvokerAction', namespace: 'one', name: 'target', version: '9.9.9', exec: { kind: 'nodejs:20', code: 'function main() { return { pwned: true } }' }, limits: { timeout: 1000, memory: 128, logs: 1, concurrency: 1 }, parameters: [], annotations: [], publish: false, updated: Date.now() });
+    const forged = encodeValue({
+      type: 'InvokerAction',
+      namespace: 'one',
+      name: 'target',
+      version: '9.9.9',
+      exec: { kind: 'nodejs:20', code: 'function main() { return { pwned: true } }' },
+      limits: { timeout: 1000, memory: 128, logs: 1, concurrency: 1 },
+      parameters: [],
+      annotations: [],
+      publish: false,
+      updated: Date.now(),
+    });
     for (const id of ids) {
       await expect(attacker.runtime.idMap.get(id), `read of 0x${id.toString(16)}`).rejects.toThrow(/may not read GlobalIdMap id/);
       await expect(attacker.runtime.idMap.set(id, forged), `write of 0x${id.toString(16)}`).rejects.toThrow(/may not write GlobalIdMap id/);
@@ -159,7 +184,7 @@ async function attack(attacker: Awaited<ReturnType<typeof startInlineNative>>): 
   }
 }
 
-test('firing a trigger of a namespace whose node has not started yet starts it, and the rule\'s action runs there', async () => {
+test("firing a trigger of a namespace whose node has not started yet starts it, and the rule's action runs there", async () => {
   const three = openwhisk({ apihost: cluster.apihost, api_key: THREE_KEY });
   expect(tenantProcesses('three')).toEqual([]);
   await three.actions.create({ name: 'react', action: 'function main(p) { return { got: p.event } }' });
@@ -175,7 +200,7 @@ test('firing a trigger of a namespace whose node has not started yet starts it, 
       expect(ran.response?.result).toEqual({ got: 'first' });
       break;
     }
-    if (Date.now() > deadline) throw new Error('the rule\'s activation was never recorded');
+    if (Date.now() > deadline) throw new Error("the rule's activation was never recorded");
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   expect(tenantProcesses('three')).toHaveLength(1);

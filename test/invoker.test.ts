@@ -9,7 +9,6 @@ import openwhisk from 'openwhisk';
 import { launchInvoker, type LaunchedInvoker } from '@ebbrt/examples/invoker/launch.js';
 import { ALPHA_KEY, BETA_KEY, failure } from './kit/invoker.js';
 
-
 let cluster: LaunchedInvoker;
 let alpha: openwhisk.Client;
 let beta: openwhisk.Client;
@@ -55,7 +54,12 @@ async function raw(method: string, path: string, body?: string, auth: string | n
 describe('invoker: actions through the openwhisk client', () => {
   test('create, get, list, then a blocking invoke with result', async () => {
     const created = await alpha.actions.create({ name: 'hello', action: 'function main(params) { return { greeting: "Hello, " + params.name + "!" } }' });
-    expect(created).toMatchObject({ namespace: 'alpha', name: 'hello', version: '0.0.1', exec: { kind: expect.stringMatching(/^nodejs:\d+$/), binary: false } });
+    expect(created).toMatchObject({
+      namespace: 'alpha',
+      name: 'hello',
+      version: '0.0.1',
+      exec: { kind: expect.stringMatching(/^nodejs:\d+$/), binary: false },
+    });
     const got = await alpha.actions.get({ name: 'hello' });
     expect(got.exec).toMatchObject({ code: expect.stringContaining('Hello, ') });
     expect((await alpha.actions.list()).map((a) => a.name)).toContain('hello');
@@ -65,7 +69,13 @@ describe('invoker: actions through the openwhisk client', () => {
   test('a blocking invoke returns the activation record with the logs the action printed', async () => {
     await alpha.actions.create({ name: 'logger', action: 'function main(p) { console.log("got", p.n); console.error({ warn: p.n }); return { n: p.n } }' });
     const record = await alpha.actions.invoke({ name: 'logger', blocking: true, params: { n: 7 } });
-    expect(record).toMatchObject({ namespace: 'alpha', name: 'logger', version: '0.0.1', activationId: expect.stringMatching(/^[0-9a-f]{32}$/), response: { status: 'success', success: true, result: { n: 7 } } });
+    expect(record).toMatchObject({
+      namespace: 'alpha',
+      name: 'logger',
+      version: '0.0.1',
+      activationId: expect.stringMatching(/^[0-9a-f]{32}$/),
+      response: { status: 'success', success: true, result: { n: 7 } },
+    });
     expect(record.logs).toHaveLength(2);
     expect(record.logs[0]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z stdout: got 7$/);
     expect(record.logs[1]).toMatch(/ stderr: \{"warn":7\}$/);
@@ -74,7 +84,10 @@ describe('invoker: actions through the openwhisk client', () => {
   });
 
   test('a non-blocking invoke answers an activation id; the activation, its result and logs are fetched later', async () => {
-    await alpha.actions.create({ name: 'later', action: 'async function main(p) { await new Promise((r) => setTimeout(r, 1000)); console.log("done", p.x); return { twice: p.x * 2 } }' });
+    await alpha.actions.create({
+      name: 'later',
+      action: 'async function main(p) { await new Promise((r) => setTimeout(r, 1000)); console.log("done", p.x); return { twice: p.x * 2 } }',
+    });
     const { activationId } = await alpha.actions.invoke({ name: 'later', params: { x: 21 } });
     expect(activationId).toMatch(/^[0-9a-f]{32}$/);
     // Answered while the action still runs: its activation is not recorded yet.
@@ -121,7 +134,12 @@ describe('invoker: actions through the openwhisk client', () => {
     // Whatever was sent after the last update answered ran the new code: those of the load that were
     // (possibly none on a slow machine), and 8 sent after it on purpose.
     const late = done.filter(({ sentAt }) => sentAt > updatedAt).map(({ result }) => result);
-    late.push(...(await Promise.all(Array.from({ length: 8 }, (_, i) => alpha.actions.invoke({ name: 'churn', blocking: true, result: true, params: { i } })))) as { v: number; i: number }[]);
+    late.push(
+      ...((await Promise.all(Array.from({ length: 8 }, (_, i) => alpha.actions.invoke({ name: 'churn', blocking: true, result: true, params: { i } })))) as {
+        v: number;
+        i: number;
+      }[]),
+    );
     expect(late.length).toBeGreaterThanOrEqual(8);
     expect(late.map(({ v }) => v)).toEqual(Array(late.length).fill(3));
   });
@@ -130,7 +148,11 @@ describe('invoker: actions through the openwhisk client', () => {
     await alpha.actions.create({ name: 'doomed', action: 'function main() { return { alive: true } }' });
     expect(await alpha.actions.invoke({ name: 'doomed', blocking: true, result: true })).toEqual({ alive: true });
     expect((await alpha.actions.delete({ name: 'doomed' })).name).toBe('doomed');
-    for (const request of [alpha.actions.get({ name: 'doomed' }), alpha.actions.invoke({ name: 'doomed', blocking: true }), alpha.actions.delete({ name: 'doomed' })]) {
+    for (const request of [
+      alpha.actions.get({ name: 'doomed' }),
+      alpha.actions.invoke({ name: 'doomed', blocking: true }),
+      alpha.actions.delete({ name: 'doomed' }),
+    ]) {
       const error = await failure(request);
       expect(error.statusCode).toBe(404);
       expect(error.error).toEqual({ error: 'The requested resource does not exist.', code: expect.any(String) });
@@ -147,7 +169,7 @@ describe('invoker: actions through the openwhisk client', () => {
     expect(error.error).toEqual({ error: 'resource already exists', code: expect.any(String) });
   });
 
-  test('a wrong key, or none, is a 401 with OpenWhisk\'s error body', async () => {
+  test("a wrong key, or none, is a 401 with OpenWhisk's error body", async () => {
     const wrong = openwhisk({ apihost: cluster.apihost, api_key: `${ALPHA_KEY.split(':')[0]}:not-the-key` });
     for (const request of [wrong.actions.list(), wrong.actions.invoke({ name: 'hello', blocking: true }), wrong.activations.list()]) {
       const error = await failure(request);
@@ -193,19 +215,36 @@ describe('invoker: actions through the openwhisk client', () => {
     });
     await alpha.actions.create({ name: 'neighbour', action: 'globalThis.theirs = 1; function main() { return { other: typeof globalThis.mine } }' });
     expect(await alpha.actions.invoke({ name: 'neighbour', blocking: true, result: true })).toEqual({ other: 'undefined' });
-    expect(await alpha.actions.invoke({ name: 'probe', blocking: true, result: true })).toEqual({ require: 'undefined', process: 'undefined', buffer: 'undefined', escape: 'undefined', other: 'undefined', mine: 'probe' });
+    expect(await alpha.actions.invoke({ name: 'probe', blocking: true, result: true })).toEqual({
+      require: 'undefined',
+      process: 'undefined',
+      buffer: 'undefined',
+      escape: 'undefined',
+      other: 'undefined',
+      mine: 'probe',
+    });
   });
 
-  test('a timeout: a synchronous loop and a promise that never settles fail with OpenWhisk\'s message; the cores keep serving', async () => {
+  test("a timeout: a synchronous loop and a promise that never settles fail with OpenWhisk's message; the cores keep serving", async () => {
     await alpha.actions.create({ name: 'spin', action: 'function main() { for (;;) {} }', limits: { timeout: 300 } });
     await alpha.actions.create({ name: 'hang', action: 'function main() { return new Promise(() => {}) }', limits: { timeout: 300 } });
-    await alpha.actions.create({ name: 'spin-later', action: 'function main() { return new Promise(() => setTimeout(() => { for (;;) {} }, 10)) }', limits: { timeout: 300 } });
+    await alpha.actions.create({
+      name: 'spin-later',
+      action: 'function main() { return new Promise(() => setTimeout(() => { for (;;) {} }, 10)) }',
+      limits: { timeout: 300 },
+    });
     await alpha.actions.create({ name: 'quick', action: 'function main(p) { return { n: p.n } }' });
     // One runaway per core of each kind: every core is wedged in turn and must come back.
-    const runaways = await Promise.all(['spin', 'hang', 'spin-later'].flatMap((name) => Array.from({ length: 4 }, () => failure(alpha.actions.invoke({ name, blocking: true })))));
+    const runaways = await Promise.all(
+      ['spin', 'hang', 'spin-later'].flatMap((name) => Array.from({ length: 4 }, () => failure(alpha.actions.invoke({ name, blocking: true })))),
+    );
     for (const error of runaways) {
       expect(error.statusCode).toBe(502);
-      expect(error.error.response).toMatchObject({ status: 'action developer error', success: false, result: { error: 'The action exceeded its time limits of 300 milliseconds.' } });
+      expect(error.error.response).toMatchObject({
+        status: 'action developer error',
+        success: false,
+        result: { error: 'The action exceeded its time limits of 300 milliseconds.' },
+      });
       expect(error.message).toContain('The action exceeded its time limits of 300 milliseconds.');
     }
     const after = await Promise.all(Array.from({ length: 16 }, (_, n) => alpha.actions.invoke({ name: 'quick', blocking: true, params: { n } })));
@@ -217,14 +256,24 @@ describe('invoker: actions through the openwhisk client', () => {
     await alpha.actions.create({ name: 'thrower', action: 'function main() { throw new TypeError("bad input") }' });
     const error = await failure(alpha.actions.invoke({ name: 'thrower', blocking: true, result: true }));
     expect(error.statusCode).toBe(502);
-    expect(error.error.response).toMatchObject({ status: 'action developer error', statusCode: 2, success: false, result: { error: 'An error has occurred: TypeError: bad input' } });
+    expect(error.error.response).toMatchObject({
+      status: 'action developer error',
+      statusCode: 2,
+      success: false,
+      result: { error: 'An error has occurred: TypeError: bad input' },
+    });
   });
 
   test('a rejected promise and a returned {error} are application errors (502)', async () => {
     await alpha.actions.create({ name: 'rejecter', action: 'async function main() { const e = new RangeError("too far"); e.limit = 3; throw e }' });
     const rejected = await failure(alpha.actions.invoke({ name: 'rejecter', blocking: true }));
     expect(rejected.statusCode).toBe(502);
-    expect(rejected.error.response).toEqual({ status: 'application error', statusCode: 1, success: false, result: { error: { name: 'RangeError', message: 'too far', limit: 3 } } });
+    expect(rejected.error.response).toEqual({
+      status: 'application error',
+      statusCode: 1,
+      success: false,
+      result: { error: { name: 'RangeError', message: 'too far', limit: 3 } },
+    });
     await alpha.actions.create({ name: 'refuser', action: 'function main() { return Promise.reject({ reason: "no" }) }' });
     expect((await failure(alpha.actions.invoke({ name: 'refuser', blocking: true }))).error.response.result).toEqual({ error: { reason: 'no' } });
     await alpha.actions.create({ name: 'error-result', action: 'function main() { return { error: "declined" } }' });
@@ -234,7 +283,11 @@ describe('invoker: actions through the openwhisk client', () => {
   });
 
   test('past its concurrency limit an action is refused with 429', async () => {
-    await alpha.actions.create({ name: 'narrow', action: 'function main() { return new Promise((r) => setTimeout(() => r({ ok: true }), 1000)) }', limits: { concurrency: 2 } });
+    await alpha.actions.create({
+      name: 'narrow',
+      action: 'function main() { return new Promise((r) => setTimeout(() => r({ ok: true }), 1000)) }',
+      limits: { concurrency: 2 },
+    });
     const results = await Promise.allSettled(Array.from({ length: 4 }, () => alpha.actions.invoke({ name: 'narrow', blocking: true, result: true })));
     const ok = results.filter((r) => r.status === 'fulfilled');
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -265,7 +318,7 @@ describe('invoker: actions through the openwhisk client', () => {
     expect(list).toHaveLength(3);
     expect(list[0]).not.toHaveProperty('response');
     const docs = await alpha.activations.list({ name: 'counted', limit: 2, skip: 1, docs: true });
-    expect((docs as openwhisk.Activation<openwhisk.Dict>[]).map((a) => (a.response?.result as { i: number }).i)).toEqual([3, 2]);
+    expect((docs as openwhisk.Activation<openwhisk.Dict>[]).map((a) => (a.response!.result as { i: number }).i)).toEqual([3, 2]);
     expect(await alpha.activations.list({ name: 'counted', count: true } as never)).toEqual({ activations: 5 });
     expect(await alpha.actions.list({ count: true } as never)).toMatchObject({ actions: expect.any(Number) });
   });
@@ -277,9 +330,21 @@ describe('invoker: malformed requests get OpenWhisk-shaped errors', () => {
   test.each([
     ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec": {', 400, /malformed/],
     ['PUT', '/api/v1/namespaces/_/actions/broken', '', 400, /empty/],
-    ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec":{"kind":"python:3","code":"def main(a): return a"}}', 501, /Not supported by this invoker: the runtime kind 'python:3'/],
+    [
+      'PUT',
+      '/api/v1/namespaces/_/actions/broken',
+      '{"exec":{"kind":"python:3","code":"def main(a): return a"}}',
+      501,
+      /Not supported by this invoker: the runtime kind 'python:3'/,
+    ],
     ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec":{"kind":"nodejs:default"}}', 400, /exec\.code/],
-    ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec":{"kind":"nodejs:default","code":"x"},"limits":{"timeout":5}}', 400, /limits\.timeout must be an integer in 100\.\.300000/],
+    [
+      'PUT',
+      '/api/v1/namespaces/_/actions/broken',
+      '{"exec":{"kind":"nodejs:default","code":"x"},"limits":{"timeout":5}}',
+      400,
+      /limits\.timeout must be an integer in 100\.\.300000/,
+    ],
     ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec":{"kind":"nodejs:default","code":"x"},"limits":{"cpu":1}}', 400, /unknown limit "cpu"/],
     ['PUT', '/api/v1/namespaces/_/actions/broken', '{"exec":{"kind":"nodejs:default","code":"x","main":"a-b"}}', 400, /exec\.main/],
     ['PUT', '/api/v1/namespaces/_/actions/bad%21name', '{"exec":{"kind":"nodejs:default","code":"x"}}', 400, /illegal characters/],
@@ -302,10 +367,13 @@ describe('invoker: malformed requests get OpenWhisk-shaped errors', () => {
     await alpha.actions.create({ name: 'unparsable', action: 'function main( {' });
     const error = await failure(alpha.actions.invoke({ name: 'unparsable', blocking: true }));
     expect(error.statusCode).toBe(502);
-    expect(error.error.response).toMatchObject({ status: 'action developer error', result: { error: expect.stringMatching(/^Initialization has failed due to: SyntaxError/) } });
+    expect(error.error.response).toMatchObject({
+      status: 'action developer error',
+      result: { error: expect.stringMatching(/^Initialization has failed due to: SyntaxError/) },
+    });
   });
 
-  test('GET /api/v1 describes the API without a key; /namespaces lists the caller\'s own', async () => {
+  test("GET /api/v1 describes the API without a key; /namespaces lists the caller's own", async () => {
     const info = await raw('GET', '/api/v1', undefined, null);
     expect(info.status).toBe(200);
     expect(info.json.runtimes.nodejs[0].kind).toMatch(/^nodejs:\d+$/);

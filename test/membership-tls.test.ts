@@ -26,8 +26,25 @@ function selfSigned(): { cert: string; key: string; ca: string } {
   try {
     const result = spawnSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=ebbrt-test-cluster',
-        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=ebbrt-test-cluster',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
+      ],
       { encoding: 'utf8' },
     );
     if (result.status !== 0) throw new Error(`openssl failed: ${result.stderr}`);
@@ -44,7 +61,9 @@ describe.skipIf(skipTls)(`messenger over TLS${skipNote(opensslMissing)}`, () => 
     const fe = await startFrontend({ tls: credentials });
     const [a, b] = await fe.allocate(2, APP, { cores: 2 });
     const rt = fe.hosted.runtime;
-    for (const native of [a, b]) for (const core of [0, 1]) expect(await rt.remote(ClusterWorker, native.nodeId, core).whoami()).toMatchObject({ nodeId: native.nodeId, core, pid: native.pid });
+    for (const native of [a, b])
+      for (const core of [0, 1])
+        expect(await rt.remote(ClusterWorker, native.nodeId, core).whoami()).toMatchObject({ nodeId: native.nodeId, core, pid: native.pid });
     // Native → native (peer connections) and native → frontend (GlobalIdMap) over TLS too.
     expect(await rt.remote(ClusterWorker, a.nodeId).claim()).toEqual({ home: a.nodeId, sticky: a.nodeId });
     expect(await rt.remote(ClusterWorker, b.nodeId).addHome(1)).toEqual({ value: 101, nodeId: a.nodeId });
@@ -52,7 +71,9 @@ describe.skipIf(skipTls)(`messenger over TLS${skipNote(opensslMissing)}`, () => 
 
     // A plain-TCP client speaking our frames: the TLS layer drops it; the messenger never sees a frame.
     const plain = await rawSocket(fe.hosted.address);
-    plain.write(encodeFrame({ kind: FrameKind.call, flags: 0, core: 0xffff, ebbId: ClusterWorker.staticId, code: ClusterWorker.codes.bump, callId: 1 }, encodeArgs([])));
+    plain.write(
+      encodeFrame({ kind: FrameKind.call, flags: 0, core: 0xffff, ebbId: ClusterWorker.staticId, code: ClusterWorker.codes.bump, callId: 1 }, encodeArgs([])),
+    );
     await closedWithin(plain, 7000);
     // A TLS client without a client certificate is refused in the handshake.
     const anonymous = tls.connect({ host: '127.0.0.1', port: fe.hosted.port, ca: credentials.ca });

@@ -95,7 +95,9 @@ describe('missed heartbeats', () => {
     const [frozen, other] = await fe.allocate(2, APP, { cores: 1 });
     const rt = fe.hosted.runtime;
     await rt.remote(ClusterWorker, frozen.nodeId).whoami();
-    const left = new Promise<[number, string]>((resolve) => fe.hosted.on('leave', (nodeId: number, reason: string) => nodeId === frozen.nodeId && resolve([performance.now(), reason])));
+    const left = new Promise<[number, string]>((resolve) =>
+      fe.hosted.on('leave', (nodeId: number, reason: string) => nodeId === frozen.nodeId && resolve([performance.now(), reason])),
+    );
     const inFlight = settle(rt.remote(ClusterWorker, frozen.nodeId).sleep(50));
     process.kill(frozen.pid, 'SIGSTOP');
     const stoppedAt = performance.now();
@@ -145,7 +147,8 @@ describe('missed heartbeats', () => {
     await reinstated;
     expect(await rt.remote(ClusterWorker, frozen.nodeId).whoami()).toMatchObject({ nodeId: frozen.nodeId });
     let again: { ok: boolean } = { ok: false };
-    for (const deadline = performance.now() + 2000; performance.now() < deadline && !again.ok; await sleep(50)) again = await rt.remote(ClusterWorker, other.nodeId).askNode(frozen.nodeId);
+    for (const deadline = performance.now() + 2000; performance.now() < deadline && !again.ok; await sleep(50))
+      again = await rt.remote(ClusterWorker, other.nodeId).askNode(frozen.nodeId);
     expect(again).toMatchObject({ ok: true, who: { nodeId: frozen.nodeId } });
     expect(fe.hosted.stats).toMatchObject({ deaths: 0, suspicions: 1, reinstatements: 1 });
   });
@@ -252,13 +255,25 @@ describe('garbage from an unauthenticated socket', () => {
 function fuzzFrames(n: number, random: Random): Buffer[] {
   const bump = ClusterWorker.codes.bump;
   const templates: (() => Buffer)[] = [
-    () => encodeFrame({ kind: FrameKind.call, flags: 0, core: 0xffff, ebbId: ClusterWorker.staticId, code: bump, callId: 1 + random.int(1000) }, encodeArgs([])),
-    () => encodeFrame({ kind: FrameKind.message, flags: 0, core: 0, ebbId: ClusterWorker.staticId, code: ClusterWorker.messageCode, callId: 0 }, encodeArgs(['hi'])),
+    () =>
+      encodeFrame({ kind: FrameKind.call, flags: 0, core: 0xffff, ebbId: ClusterWorker.staticId, code: bump, callId: 1 + random.int(1000) }, encodeArgs([])),
+    () =>
+      encodeFrame(
+        { kind: FrameKind.message, flags: 0, core: 0, ebbId: ClusterWorker.staticId, code: ClusterWorker.messageCode, callId: 0 },
+        encodeArgs(['hi']),
+      ),
     () => encodeFrame({ kind: FrameKind.reply, flags: 0, core: 0, ebbId: ClusterWorker.staticId, code: bump, callId: 1 }, encodeArgs([1])),
     () =>
       encodeFrame(
         { kind: FrameKind.control, flags: 0, core: 0xffff, ebbId: 0, code: 2, callId: 0 },
-        encodeControl('hello', { protocolVersion: PROTOCOL_VERSION, purpose: HelloPurpose.peer, nodeId: 1, core: 0, mac: random.bytes(32), clientNonce: random.bytes(32) }),
+        encodeControl('hello', {
+          protocolVersion: PROTOCOL_VERSION,
+          purpose: HelloPurpose.peer,
+          nodeId: 1,
+          core: 0,
+          mac: random.bytes(32),
+          clientNonce: random.bytes(32),
+        }),
       ),
     () => encodeFrame({ kind: FrameKind.control, flags: 0, core: 0xffff, ebbId: 0, code: 5, callId: 7 }, encodeControl('idMapGet', { id: 0x10000 })),
     () => random.bytes(1 + random.int(200)),
@@ -281,11 +296,21 @@ function fuzzFrames(n: number, random: Random): Buffer[] {
 }
 
 describe("a node's services in its membership record", () => {
-  test('the listeners its heartbeats report become its record\'s services (at most MAX_SERVICES, malformed ones dropped); a change is one services event', async () => {
+  test("the listeners its heartbeats report become its record's services (at most MAX_SERVICES, malformed ones dropped); a change is one services event", async () => {
     const fe = await startFrontend();
     let reported: { name: string; address: string }[] = [];
     const supervisor = await Supervisor.join(
-      { frontendHost: fe.hosted.host, frontendPort: fe.hosted.port, proof: { secret: TEST_SECRET }, allocationId: '', cores: 1, host: '127.0.0.1', port: 1, backend: 'inline', connect: (host, port) => connectTcp(host, port) },
+      {
+        frontendHost: fe.hosted.host,
+        frontendPort: fe.hosted.port,
+        proof: { secret: TEST_SECRET },
+        allocationId: '',
+        cores: 1,
+        host: '127.0.0.1',
+        port: 1,
+        backend: 'inline',
+        connect: (host, port) => connectTcp(host, port),
+      },
       { membership: () => undefined, ended: () => undefined },
       { inFlight: () => 0, cores: () => [], services: () => reported },
     );

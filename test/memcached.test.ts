@@ -20,7 +20,10 @@ import { launchMemcached } from './kit/memcached.js';
 import { skipFor, toolMissing } from './kit/requirements.js';
 
 const SKIP_MEMCACHED = skipFor('the comparison with Debian memcached', toolMissing('memcached', 'memcached'));
-const SKIP_TOOLS = skipFor('the libmemcached-tools clients', ['memccp', 'memccat', 'memccapable'].map((tool) => toolMissing(tool, 'libmemcached-tools')).find((reason) => reason !== undefined));
+const SKIP_TOOLS = skipFor(
+  'the libmemcached-tools clients',
+  ['memccp', 'memccat', 'memccapable'].map((tool) => toolMissing(tool, 'libmemcached-tools')).find((reason) => reason !== undefined),
+);
 
 async function client(address: string): Promise<RawClient> {
   const c = await RawClient.connect(address);
@@ -47,7 +50,13 @@ async function startMemcached(): Promise<string> {
     child.kill('SIGKILL');
   });
   const address = `127.0.0.1:${port}`;
-  await until(() => spawnSync(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`]).status === 0, 5000, 'memcached to listen');
+  await until(
+    () =>
+      spawnSync(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`])
+        .status === 0,
+    5000,
+    'memcached to listen',
+  );
   return address;
 }
 
@@ -86,11 +95,20 @@ describe('memcached: text protocol', () => {
       ['set b 0 0 1 noreply\r\nx\r\nget a b missing\r\n', 'VALUE a 5 3\r\nabc\r\nVALUE b 0 1\r\nx\r\nEND\r\n'],
       ['add a 0 0 1\r\nx\r\nadd c 0 0 1\r\ny\r\nadd c 0 0 1 noreply\r\nz\r\n', 'NOT_STORED\r\nSTORED\r\n'],
       ['replace missing 0 0 1\r\nx\r\nreplace c 7 0 2\r\nyy\r\nget c\r\n', 'NOT_STORED\r\nSTORED\r\nVALUE c 7 2\r\nyy\r\nEND\r\n'],
-      ['append c 0 0 1\r\n>\r\nprepend c 0 0 1\r\n<\r\nappend missing 0 0 1\r\nx\r\nget c\r\n', 'STORED\r\nSTORED\r\nNOT_STORED\r\nVALUE c 7 4\r\n<yy>\r\nEND\r\n'],
+      [
+        'append c 0 0 1\r\n>\r\nprepend c 0 0 1\r\n<\r\nappend missing 0 0 1\r\nx\r\nget c\r\n',
+        'STORED\r\nSTORED\r\nNOT_STORED\r\nVALUE c 7 4\r\n<yy>\r\nEND\r\n',
+      ],
       ['delete c\r\ndelete c\r\ndelete a 0\r\ndelete b noreply\r\nget a b c\r\n', 'DELETED\r\nNOT_FOUND\r\nDELETED\r\nEND\r\n'],
-      ['set n 0 0 2\r\n10\r\nincr n 5\r\ndecr n 100\r\nget n\r\nincr n 18446744073709551615\r\nincr missing 1\r\n', 'STORED\r\n15\r\n0\r\nVALUE n 0 2\r\n0 \r\nEND\r\n18446744073709551615\r\nNOT_FOUND\r\n'],
+      [
+        'set n 0 0 2\r\n10\r\nincr n 5\r\ndecr n 100\r\nget n\r\nincr n 18446744073709551615\r\nincr missing 1\r\n',
+        'STORED\r\n15\r\n0\r\nVALUE n 0 2\r\n0 \r\nEND\r\n18446744073709551615\r\nNOT_FOUND\r\n',
+      ],
       ['incr n 1\r\nincr n 1 noreply\r\nget n\r\n', '0\r\nVALUE n 0 20\r\n1                   \r\nEND\r\n'],
-      ['set t 0 0 2\r\nab\r\nincr t 1\r\nincr t x\r\n', 'STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nCLIENT_ERROR invalid numeric delta argument\r\n'],
+      [
+        'set t 0 0 2\r\nab\r\nincr t 1\r\nincr t x\r\n',
+        'STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nCLIENT_ERROR invalid numeric delta argument\r\n',
+      ],
       ['touch t 100\r\ntouch missing 100\r\ntouch t 100 noreply\r\n', 'TOUCHED\r\nNOT_FOUND\r\n'],
       ['gat 100 t\r\ngat 100 missing\r\n', 'VALUE t 0 2\r\nab\r\nEND\r\nEND\r\n'],
       ['set x 0 -1 1\r\nx\r\nget x\r\n', 'STORED\r\nEND\r\n'],
@@ -108,10 +126,31 @@ describe('memcached: text protocol', () => {
     const gets = await text(c, 'set g 1 0 1\r\nv\r\ngets g\r\n');
     const cas = Number(/^STORED\r\nVALUE g 1 1 (\d+)\r\nv\r\nEND\r\n$/.exec(gets)?.[1]);
     expect(cas).toBeGreaterThan(0);
-    expect(await text(c, `cas g 0 0 1 ${cas + 1}\r\nw\r\ncas g 0 0 1 ${cas}\r\nw\r\ncas g 0 0 1 ${cas}\r\nz\r\ncas nope 0 0 1 1\r\nz\r\n`)).toBe('EXISTS\r\nSTORED\r\nEXISTS\r\nNOT_FOUND\r\n');
+    expect(await text(c, `cas g 0 0 1 ${cas + 1}\r\nw\r\ncas g 0 0 1 ${cas}\r\nw\r\ncas g 0 0 1 ${cas}\r\nz\r\ncas nope 0 0 1 1\r\nz\r\n`)).toBe(
+      'EXISTS\r\nSTORED\r\nEXISTS\r\nNOT_FOUND\r\n',
+    );
     expect(await text(c, 'gats 0 g\r\n')).toMatch(/^VALUE g 0 1 \d+\r\nw\r\nEND\r\n$/);
     const stats = await text(c, 'stats\r\n');
-    for (const field of ['pid', 'uptime', 'time', 'version', 'curr_connections', 'total_connections', 'cmd_get', 'cmd_set', 'get_hits', 'get_misses', 'bytes_read', 'bytes_written', 'limit_maxbytes', 'threads', 'bytes', 'curr_items', 'total_items', 'evictions']) {
+    for (const field of [
+      'pid',
+      'uptime',
+      'time',
+      'version',
+      'curr_connections',
+      'total_connections',
+      'cmd_get',
+      'cmd_set',
+      'get_hits',
+      'get_misses',
+      'bytes_read',
+      'bytes_written',
+      'limit_maxbytes',
+      'threads',
+      'bytes',
+      'curr_items',
+      'total_items',
+      'evictions',
+    ]) {
       expect(stats, field).toMatch(new RegExp(`^STAT ${field} \\S+\\r$`, 'm'));
     }
     expect(stats).toMatch(/^STAT limit_maxbytes 16777216\r$/m);
@@ -124,9 +163,13 @@ describe('memcached: text protocol', () => {
     const { addresses } = await launchMemcached(['--nodes', '1', '--cores', '1', '--', '--port', '0', '--memory', '8']);
     const c = await client(addresses[0]);
     const big = 'v'.repeat(2_000_000);
-    expect(await text(c, `set big 0 0 1\r\nx\r\nset big 0 0 ${big.length}\r\n${big}\r\nget big\r\n`)).toBe('STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\n');
+    expect(await text(c, `set big 0 0 1\r\nx\r\nset big 0 0 ${big.length}\r\n${big}\r\nget big\r\n`)).toBe(
+      'STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\n',
+    );
     const largest = 'v'.repeat(1_048_476);
-    expect(await text(c, `set big 0 0 ${largest.length}\r\n${largest}\r\nget big\r\n`, [65536])).toBe(`STORED\r\nVALUE big 0 ${largest.length}\r\n${largest}\r\nEND\r\n`);
+    expect(await text(c, `set big 0 0 ${largest.length}\r\n${largest}\r\nget big\r\n`, [65536])).toBe(
+      `STORED\r\nVALUE big 0 ${largest.length}\r\n${largest}\r\nEND\r\n`,
+    );
     expect(await text(c, `set big 0 0 1048516 noreply\r\n${'v'.repeat(1_048_516)}\r\nget big\r\n`)).toBe('END\r\n');
     // A line running on without a newline ends the connection, as memcached does.
     c.socket.write(`set ${'x'.repeat(5000)}`);
@@ -139,7 +182,12 @@ describe('memcached: text protocol', () => {
       const parts: string[] = [];
       for (let i = 0; i < 150; i++) {
         const value = `value-${i}|`.repeat(i % 9);
-        parts.push(`set ${prefix}${i} ${i} 0 ${value.length}\r\n${value}\r\n`, `get ${prefix}${i} ${prefix}${i - 1} ${prefix}nope\r\n`, `incr ${prefix}n 3\r\n`, `append ${prefix}${i} 0 0 1 noreply\r\n!\r\n`);
+        parts.push(
+          `set ${prefix}${i} ${i} 0 ${value.length}\r\n${value}\r\n`,
+          `get ${prefix}${i} ${prefix}${i - 1} ${prefix}nope\r\n`,
+          `incr ${prefix}n 3\r\n`,
+          `append ${prefix}${i} 0 0 1 noreply\r\n!\r\n`,
+        );
         if (i % 10 === 0) parts.push(`set ${prefix}n 0 0 1\r\n0\r\n`, 'bogus\r\n', `delete ${prefix}${i - 1}\r\n`);
       }
       return parts.join('');
@@ -165,9 +213,22 @@ describe('memcached: binary protocol', () => {
       const { reply, closed } = await c.exchange(Buffer.concat(requests), { protocol: 'binary' });
       return { responses: parseBinaryResponses(reply).responses, closed };
     };
-    const show = (r: ReturnType<typeof parseBinaryResponses>['responses'][number]) => ({ op: r.opcode, status: r.status, opaque: r.opaque, extras: r.extras.toString('hex'), key: r.key.toString(), value: r.value.toString('latin1') });
+    const show = (r: ReturnType<typeof parseBinaryResponses>['responses'][number]) => ({
+      op: r.opcode,
+      status: r.status,
+      opaque: r.opaque,
+      extras: r.extras.toString('hex'),
+      key: r.key.toString(),
+      value: r.value.toString('latin1'),
+    });
 
-    let { responses } = await run(binaryRequest(Op.SET, { key: 'a', extras: storeExtras(7, 0), value: 'hello', opaque: 9 }), binaryRequest(Op.GET, { key: 'a' }), binaryRequest(Op.GETK, { key: 'a' }), binaryRequest(Op.GET, { key: 'nope' }), binaryRequest(Op.GETK, { key: 'nope' }));
+    let { responses } = await run(
+      binaryRequest(Op.SET, { key: 'a', extras: storeExtras(7, 0), value: 'hello', opaque: 9 }),
+      binaryRequest(Op.GET, { key: 'a' }),
+      binaryRequest(Op.GETK, { key: 'a' }),
+      binaryRequest(Op.GET, { key: 'nope' }),
+      binaryRequest(Op.GETK, { key: 'nope' }),
+    );
     expect(responses.map(show)).toEqual([
       { op: Op.SET, status: 0, opaque: 9, extras: '', key: '', value: '' },
       { op: Op.GET, status: 0, opaque: 0, extras: '00000007', key: '', value: 'hello' },
@@ -180,44 +241,90 @@ describe('memcached: binary protocol', () => {
     expect(responses[1].cas).toBe(cas);
 
     ({ responses } = await run(
-      binaryRequest(Op.GETQ, { key: 'nope' }), binaryRequest(Op.GETKQ, { key: 'nope' }), binaryRequest(Op.GETQ, { key: 'a' }), binaryRequest(Op.GETKQ, { key: 'a' }),
-      binaryRequest(Op.SETQ, { key: 'q', extras: storeExtras(0, 0), value: 'x' }), binaryRequest(Op.ADDQ, { key: 'q', extras: storeExtras(0, 0), value: 'x' }),
-      binaryRequest(Op.REPLACEQ, { key: 'noq', extras: storeExtras(0, 0), value: 'x' }), binaryRequest(Op.ADD, { key: 'q', extras: storeExtras(0, 0), value: 'y' }),
+      binaryRequest(Op.GETQ, { key: 'nope' }),
+      binaryRequest(Op.GETKQ, { key: 'nope' }),
+      binaryRequest(Op.GETQ, { key: 'a' }),
+      binaryRequest(Op.GETKQ, { key: 'a' }),
+      binaryRequest(Op.SETQ, { key: 'q', extras: storeExtras(0, 0), value: 'x' }),
+      binaryRequest(Op.ADDQ, { key: 'q', extras: storeExtras(0, 0), value: 'x' }),
+      binaryRequest(Op.REPLACEQ, { key: 'noq', extras: storeExtras(0, 0), value: 'x' }),
+      binaryRequest(Op.ADD, { key: 'q', extras: storeExtras(0, 0), value: 'y' }),
       binaryRequest(Op.REPLACE, { key: 'noq', extras: storeExtras(0, 0), value: 'y' }),
     ));
     expect(responses.map((r) => [r.opcode, r.status, r.value.toString()])).toEqual([
-      [Op.GETQ, 0, 'hello'], [Op.GETKQ, 0, 'hello'], [Op.ADDQ, 2, 'Data exists for key.'], [Op.REPLACEQ, 1, 'Not found'], [Op.ADD, 2, 'Data exists for key.'], [Op.REPLACE, 1, 'Not found'],
+      [Op.GETQ, 0, 'hello'],
+      [Op.GETKQ, 0, 'hello'],
+      [Op.ADDQ, 2, 'Data exists for key.'],
+      [Op.REPLACEQ, 1, 'Not found'],
+      [Op.ADD, 2, 'Data exists for key.'],
+      [Op.REPLACE, 1, 'Not found'],
     ]);
 
     ({ responses } = await run(
-      binaryRequest(Op.SET, { key: 'a', extras: storeExtras(0, 0), value: 'x', cas: cas + 1000n }), binaryRequest(Op.SET, { key: 'nocas', extras: storeExtras(0, 0), value: 'x', cas: 5n }),
-      binaryRequest(Op.DELETE, { key: 'a', cas: cas + 1000n }), binaryRequest(Op.SET, { key: 'a', extras: storeExtras(0, 0), value: 'mid', cas }),
-      binaryRequest(Op.APPEND, { key: 'a', value: '>' }), binaryRequest(Op.PREPEND, { key: 'a', value: '<' }), binaryRequest(Op.APPENDQ, { key: 'noa', value: 'x' }),
-      binaryRequest(Op.PREPENDQ, { key: 'a', value: '[' }), binaryRequest(Op.GET, { key: 'a' }), binaryRequest(Op.DELETEQ, { key: 'a' }), binaryRequest(Op.DELETEQ, { key: 'a' }), binaryRequest(Op.DELETE, { key: 'a' }),
+      binaryRequest(Op.SET, { key: 'a', extras: storeExtras(0, 0), value: 'x', cas: cas + 1000n }),
+      binaryRequest(Op.SET, { key: 'nocas', extras: storeExtras(0, 0), value: 'x', cas: 5n }),
+      binaryRequest(Op.DELETE, { key: 'a', cas: cas + 1000n }),
+      binaryRequest(Op.SET, { key: 'a', extras: storeExtras(0, 0), value: 'mid', cas }),
+      binaryRequest(Op.APPEND, { key: 'a', value: '>' }),
+      binaryRequest(Op.PREPEND, { key: 'a', value: '<' }),
+      binaryRequest(Op.APPENDQ, { key: 'noa', value: 'x' }),
+      binaryRequest(Op.PREPENDQ, { key: 'a', value: '[' }),
+      binaryRequest(Op.GET, { key: 'a' }),
+      binaryRequest(Op.DELETEQ, { key: 'a' }),
+      binaryRequest(Op.DELETEQ, { key: 'a' }),
+      binaryRequest(Op.DELETE, { key: 'a' }),
     ));
     expect(responses.map((r) => [r.opcode, r.status, r.value.toString()])).toEqual([
-      [Op.SET, 2, 'Data exists for key.'], [Op.SET, 1, 'Not found'], [Op.DELETE, 2, 'Data exists for key.'], [Op.SET, 0, ''], [Op.APPEND, 0, ''], [Op.PREPEND, 0, ''],
-      [Op.APPENDQ, 5, 'Not stored.'], [Op.GET, 0, '[<mid>'], [Op.DELETEQ, 1, 'Not found'], [Op.DELETE, 1, 'Not found'],
+      [Op.SET, 2, 'Data exists for key.'],
+      [Op.SET, 1, 'Not found'],
+      [Op.DELETE, 2, 'Data exists for key.'],
+      [Op.SET, 0, ''],
+      [Op.APPEND, 0, ''],
+      [Op.PREPEND, 0, ''],
+      [Op.APPENDQ, 5, 'Not stored.'],
+      [Op.GET, 0, '[<mid>'],
+      [Op.DELETEQ, 1, 'Not found'],
+      [Op.DELETE, 1, 'Not found'],
     ]);
 
     ({ responses } = await run(
-      binaryRequest(Op.INCREMENT, { key: 'n', extras: deltaExtras(1n, 10n, 0) }), binaryRequest(Op.INCREMENT, { key: 'n', extras: deltaExtras(5n, 10n, 0) }),
-      binaryRequest(Op.DECREMENT, { key: 'n', extras: deltaExtras(100n, 0n, 0) }), binaryRequest(Op.INCREMENTQ, { key: 'n', extras: deltaExtras(18446744073709551615n, 0n, 0) }),
-      binaryRequest(Op.DECREMENTQ, { key: 'm', extras: deltaExtras(1n, 0n, 0xffffffff) }), binaryRequest(Op.INCREMENT, { key: 'm', extras: deltaExtras(1n, 0n, 0xffffffff) }),
-      binaryRequest(Op.SET, { key: 's', extras: storeExtras(0, 0), value: 'abc' }), binaryRequest(Op.INCREMENT, { key: 's', extras: deltaExtras(1n, 0n, 0) }), binaryRequest(Op.GET, { key: 'n' }),
+      binaryRequest(Op.INCREMENT, { key: 'n', extras: deltaExtras(1n, 10n, 0) }),
+      binaryRequest(Op.INCREMENT, { key: 'n', extras: deltaExtras(5n, 10n, 0) }),
+      binaryRequest(Op.DECREMENT, { key: 'n', extras: deltaExtras(100n, 0n, 0) }),
+      binaryRequest(Op.INCREMENTQ, { key: 'n', extras: deltaExtras(18446744073709551615n, 0n, 0) }),
+      binaryRequest(Op.DECREMENTQ, { key: 'm', extras: deltaExtras(1n, 0n, 0xffffffff) }),
+      binaryRequest(Op.INCREMENT, { key: 'm', extras: deltaExtras(1n, 0n, 0xffffffff) }),
+      binaryRequest(Op.SET, { key: 's', extras: storeExtras(0, 0), value: 'abc' }),
+      binaryRequest(Op.INCREMENT, { key: 's', extras: deltaExtras(1n, 0n, 0) }),
+      binaryRequest(Op.GET, { key: 'n' }),
     ));
     expect(responses.map((r) => [r.opcode, r.status, r.value.length === 8 && r.opcode !== Op.GET ? r.value.readBigUInt64BE(0) : r.value.toString()])).toEqual([
-      [Op.INCREMENT, 0, 10n], [Op.INCREMENT, 0, 15n], [Op.DECREMENT, 0, 0n], [Op.DECREMENTQ, 1, 'Not found'], [Op.INCREMENT, 1, 'Not found'], [Op.SET, 0, ''],
-      [Op.INCREMENT, 6, 'Non-numeric server-side value for incr or decr'], [Op.GET, 0, '18446744073709551615'],
+      [Op.INCREMENT, 0, 10n],
+      [Op.INCREMENT, 0, 15n],
+      [Op.DECREMENT, 0, 0n],
+      [Op.DECREMENTQ, 1, 'Not found'],
+      [Op.INCREMENT, 1, 'Not found'],
+      [Op.SET, 0, ''],
+      [Op.INCREMENT, 6, 'Non-numeric server-side value for incr or decr'],
+      [Op.GET, 0, '18446744073709551615'],
     ]);
 
     ({ responses } = await run(
-      binaryRequest(Op.SET, { key: 't', extras: storeExtras(9, 0), value: 'tv' }), binaryRequest(Op.TOUCH, { key: 't', extras: Buffer.from('00000064', 'hex') }),
-      binaryRequest(Op.GAT, { key: 't', extras: Buffer.from('00000064', 'hex') }), binaryRequest(Op.GATQ, { key: 't', extras: Buffer.from('00000064', 'hex') }),
-      binaryRequest(Op.GATK, { key: 't', extras: Buffer.from('00000064', 'hex') }), binaryRequest(Op.GATKQ, { key: 't', extras: Buffer.from('00000064', 'hex') }),
-      binaryRequest(Op.TOUCH, { key: 'nt', extras: Buffer.from('00000064', 'hex') }), binaryRequest(Op.GAT, { key: 'nt', extras: Buffer.from('00000064', 'hex') }),
-      binaryRequest(Op.GATQ, { key: 'nt', extras: Buffer.from('00000064', 'hex') }), binaryRequest(Op.GATKQ, { key: 'nt', extras: Buffer.from('00000064', 'hex') }),
-      binaryRequest(Op.VERSION), binaryRequest(0x1b, { extras: Buffer.alloc(4) }), binaryRequest(Op.FLUSHQ), binaryRequest(Op.FLUSH, { extras: Buffer.from('00000000', 'hex') }), binaryRequest(Op.GET, { key: 't' }),
+      binaryRequest(Op.SET, { key: 't', extras: storeExtras(9, 0), value: 'tv' }),
+      binaryRequest(Op.TOUCH, { key: 't', extras: Buffer.from('00000064', 'hex') }),
+      binaryRequest(Op.GAT, { key: 't', extras: Buffer.from('00000064', 'hex') }),
+      binaryRequest(Op.GATQ, { key: 't', extras: Buffer.from('00000064', 'hex') }),
+      binaryRequest(Op.GATK, { key: 't', extras: Buffer.from('00000064', 'hex') }),
+      binaryRequest(Op.GATKQ, { key: 't', extras: Buffer.from('00000064', 'hex') }),
+      binaryRequest(Op.TOUCH, { key: 'nt', extras: Buffer.from('00000064', 'hex') }),
+      binaryRequest(Op.GAT, { key: 'nt', extras: Buffer.from('00000064', 'hex') }),
+      binaryRequest(Op.GATQ, { key: 'nt', extras: Buffer.from('00000064', 'hex') }),
+      binaryRequest(Op.GATKQ, { key: 'nt', extras: Buffer.from('00000064', 'hex') }),
+      binaryRequest(Op.VERSION),
+      binaryRequest(0x1b, { extras: Buffer.alloc(4) }),
+      binaryRequest(Op.FLUSHQ),
+      binaryRequest(Op.FLUSH, { extras: Buffer.from('00000000', 'hex') }),
+      binaryRequest(Op.GET, { key: 't' }),
     ));
     expect(responses.map(show)).toEqual([
       { op: Op.SET, status: 0, opaque: 0, extras: '', key: '', value: '' },
@@ -242,8 +349,14 @@ describe('memcached: binary protocol', () => {
     ({ responses } = await run(binaryRequest(Op.STAT, { key: 'nosuch' })));
     expect(responses.map((r) => [r.status, r.value.toString()])).toEqual([[1, 'Not found']]);
 
-    const big = await run(binaryRequest(Op.SET, { key: 'big', extras: storeExtras(0, 0), value: Buffer.alloc(1 << 20) }), binaryRequest(Op.GET, { key: 'big' }));
-    expect(big.responses.map((r) => [r.opcode, r.status, r.value.toString()])).toEqual([[Op.SET, 3, 'Too large.'], [Op.GET, 1, 'Not found']]);
+    const big = await run(
+      binaryRequest(Op.SET, { key: 'big', extras: storeExtras(0, 0), value: Buffer.alloc(1 << 20) }),
+      binaryRequest(Op.GET, { key: 'big' }),
+    );
+    expect(big.responses.map((r) => [r.opcode, r.status, r.value.toString()])).toEqual([
+      [Op.SET, 3, 'Too large.'],
+      [Op.GET, 1, 'Not found'],
+    ]);
 
     const quit = await run(binaryRequest(Op.QUIT, { opaque: 3 }), binaryRequest(Op.GET, { key: 'x' }));
     expect(quit.closed).toBe(true);
@@ -267,7 +380,14 @@ describe('memcached: binary protocol', () => {
       return Buffer.concat(requests);
     };
     const normalize = (reply: Buffer, prefix: string) =>
-      parseBinaryResponses(reply).responses.map((r) => ({ op: r.opcode, status: r.status, opaque: r.opaque, key: r.key.toString().replace(prefix, '#'), value: r.value.toString('hex'), flags: r.extras.toString('hex') }));
+      parseBinaryResponses(reply).responses.map((r) => ({
+        op: r.opcode,
+        status: r.status,
+        opaque: r.opaque,
+        key: r.key.toString().replace(prefix, '#'),
+        value: r.value.toString('hex'),
+        flags: r.extras.toString('hex'),
+      }));
     const whole = normalize((await c.exchange(pipeline('w'), { protocol: 'binary' })).reply, 'w');
     expect(whole).toHaveLength(200);
     for (const [i, chunks] of [[1], [3, 7, 24, 25], [100, 1, 50]].entries()) {
@@ -285,26 +405,78 @@ describe.skipIf(SKIP_MEMCACHED)('memcached: byte for byte against Debian memcach
     // No case may contain `mn`: it is the exchange's end-of-replies sentinel, so a request carrying
     // one would end the read wherever the reply happened to be split (`mn` has its parser unit test).
     const cases = [
-      'set a 0 0 1\r\nx\r\nget a\r\n', 'set a 0 0 2\r\nxyz\r\nget a\r\n', 'set a 0 0 -1\r\nget a\r\n', 'set a 0 0 x\r\nab\r\n', 'bogus\r\n\r\nGET a\r\nget\r\n',
-      'set a 4294967296 0 1\r\nx\r\nget a\r\n', 'set a 18446744073709551615 0 1\r\nx\r\nget a\r\n', 'set a -1 0 1\r\nx\r\n', 'set a 0 4294967295 1\r\nx\r\nget a\r\n',
-      'set a 0 99999999999999999999 1\r\nx\r\n', 'set e 0 0 2147483647\r\n', 'set v 00 0 +1\r\nx\r\nget v\r\n', 'delete a 0\r\ndelete a 5\r\ndelete a noreply\r\ndelete a\r\n',
-      'set n 0 0 2\r\n10\r\ndecr n 1\r\nget n\r\nincr n 18446744073709551615\r\nincr n x\r\nincr n -1\r\n', 'set w 0 0 3\r\n 12\r\nincr w 1\r\nset w 0 0 2\r\n-1\r\nincr w 1\r\n',
-      'touch a 10\r\nset a 0 0 1\r\nx\r\ntouch a 10\r\ntouch a\r\ntouch a x\r\n', 'flush_all\r\nflush_all 10\r\nflush_all noreply\r\nflush_all x\r\nflush_all 0 noreply\r\nget a\r\n',
-      'verbosity\r\nverbosity 1\r\nverbosity 1 noreply\r\nverbosity x\r\n', 'stats foo\r\nstats reset\r\nstats detail\r\n', 'cas a 0 0 1\r\nx\r\ncas a 0 0 1 x\r\nx\r\n',
-      'set c 0 0 1\r\nx\r\ngets c\r\ncas c 0 0 1 999\r\ny\r\ngat 10 c\r\ngats 10 c\r\ngat c\r\ngat x c\r\n', 'append nx 0 0 1\r\nx\r\nprepend nx 0 0 1\r\nx\r\nadd c 0 0 1\r\nx\r\nreplace nx 0 0 1\r\nx\r\n',
-      'set f 0 0 1  \r\nx\r\nget  f  \r\nset f 0 0 1\nx\r\nget f\n', 'set f 0 0 1 bogus\r\nx\r\nset f 0 0 1 noreply extra\r\nx\r\n', 'set a 0 0 1 noreply\r\nxy\r\nget a\r\n',
-      'set a 0 0 5\r\nhello\r\nappend a 0 0 3\r\n!!!\r\nprepend a 0 0 2\r\n<<\r\nget a\r\n', 'shutdown\r\nget a\u0000b\r\n', `set ${K('b', 251)} 0 0 1 noreply\r\nx\r\n`,
-      `get ${Array.from({ length: 600 }, (_, i) => `key${i}`).join(' ')}\r\n`, `set big 0 0 1048576\r\n${K('v', 1_048_576)}\r\nget big\r\nset big 0 0 1048476\r\n${K('v', 1_048_476)}\r\nget big\r\n`,
-      `set a 0 0 1\r\nx\r\nappend a 0 0 1048540\r\n${K('v', 1_048_540)}\r\nget a\r\n`, 'set q 0 0 1\r\n1\r\ndecr q 18446744073709551615\r\nincr q 18446744073709551615\r\nget q\r\n',
+      'set a 0 0 1\r\nx\r\nget a\r\n',
+      'set a 0 0 2\r\nxyz\r\nget a\r\n',
+      'set a 0 0 -1\r\nget a\r\n',
+      'set a 0 0 x\r\nab\r\n',
+      'bogus\r\n\r\nGET a\r\nget\r\n',
+      'set a 4294967296 0 1\r\nx\r\nget a\r\n',
+      'set a 18446744073709551615 0 1\r\nx\r\nget a\r\n',
+      'set a -1 0 1\r\nx\r\n',
+      'set a 0 4294967295 1\r\nx\r\nget a\r\n',
+      'set a 0 99999999999999999999 1\r\nx\r\n',
+      'set e 0 0 2147483647\r\n',
+      'set v 00 0 +1\r\nx\r\nget v\r\n',
+      'delete a 0\r\ndelete a 5\r\ndelete a noreply\r\ndelete a\r\n',
+      'set n 0 0 2\r\n10\r\ndecr n 1\r\nget n\r\nincr n 18446744073709551615\r\nincr n x\r\nincr n -1\r\n',
+      'set w 0 0 3\r\n 12\r\nincr w 1\r\nset w 0 0 2\r\n-1\r\nincr w 1\r\n',
+      'touch a 10\r\nset a 0 0 1\r\nx\r\ntouch a 10\r\ntouch a\r\ntouch a x\r\n',
+      'flush_all\r\nflush_all 10\r\nflush_all noreply\r\nflush_all x\r\nflush_all 0 noreply\r\nget a\r\n',
+      'verbosity\r\nverbosity 1\r\nverbosity 1 noreply\r\nverbosity x\r\n',
+      'stats foo\r\nstats reset\r\nstats detail\r\n',
+      'cas a 0 0 1\r\nx\r\ncas a 0 0 1 x\r\nx\r\n',
+      'set c 0 0 1\r\nx\r\ngets c\r\ncas c 0 0 1 999\r\ny\r\ngat 10 c\r\ngats 10 c\r\ngat c\r\ngat x c\r\n',
+      'append nx 0 0 1\r\nx\r\nprepend nx 0 0 1\r\nx\r\nadd c 0 0 1\r\nx\r\nreplace nx 0 0 1\r\nx\r\n',
+      'set f 0 0 1  \r\nx\r\nget  f  \r\nset f 0 0 1\nx\r\nget f\n',
+      'set f 0 0 1 bogus\r\nx\r\nset f 0 0 1 noreply extra\r\nx\r\n',
+      'set a 0 0 1 noreply\r\nxy\r\nget a\r\n',
+      'set a 0 0 5\r\nhello\r\nappend a 0 0 3\r\n!!!\r\nprepend a 0 0 2\r\n<<\r\nget a\r\n',
+      'shutdown\r\nget a\u0000b\r\n',
+      `set ${K('b', 251)} 0 0 1 noreply\r\nx\r\n`,
+      `get ${Array.from({ length: 600 }, (_, i) => `key${i}`).join(' ')}\r\n`,
+      `set big 0 0 1048576\r\n${K('v', 1_048_576)}\r\nget big\r\nset big 0 0 1048476\r\n${K('v', 1_048_476)}\r\nget big\r\n`,
+      `set a 0 0 1\r\nx\r\nappend a 0 0 1048540\r\n${K('v', 1_048_540)}\r\nget a\r\n`,
+      'set q 0 0 1\r\n1\r\ndecr q 18446744073709551615\r\nincr q 18446744073709551615\r\nget q\r\n',
       'quit\r\nget a\r\n',
     ];
     const binaryCases = [
-      Buffer.concat([binaryRequest(Op.SET, { key: 'a', extras: storeExtras(7, 0), value: 'hello', opaque: 5 }), binaryRequest(Op.GET, { key: 'a' }), binaryRequest(Op.GETK, { key: 'a' }), binaryRequest(Op.GETK, { key: 'zz' })]),
-      Buffer.concat([binaryRequest(Op.ADD, { key: 'a', extras: storeExtras(0, 0), value: 'y' }), binaryRequest(Op.REPLACE, { key: 'nob', extras: storeExtras(0, 0), value: 'y' }), binaryRequest(Op.SET, { key: 'a', extras: storeExtras(0, 0), value: 'y', cas: 12345n })]),
-      Buffer.concat([binaryRequest(Op.INCREMENT, { key: 'n', extras: deltaExtras(1n, 10n, 0) }), binaryRequest(Op.DECREMENT, { key: 'n', extras: deltaExtras(100n, 10n, 0) }), binaryRequest(Op.GET, { key: 'n' }), binaryRequest(Op.INCREMENT, { key: 'm', extras: deltaExtras(1n, 0n, 0xffffffff) })]),
-      Buffer.concat([binaryRequest(Op.APPEND, { key: 'a', value: '>' }), binaryRequest(Op.PREPENDQ, { key: 'a', value: '<' }), binaryRequest(Op.APPENDQ, { key: 'none', value: '<' }), binaryRequest(Op.GETQ, { key: 'a' }), binaryRequest(Op.GETKQ, { key: 'none' })]),
-      Buffer.concat([binaryRequest(Op.TOUCH, { key: 'a', extras: Buffer.alloc(4) }), binaryRequest(Op.GATK, { key: 'a', extras: Buffer.alloc(4) }), binaryRequest(Op.GATQ, { key: 'none', extras: Buffer.alloc(4) }), binaryRequest(Op.STAT, { key: 'nosuch' })]),
-      Buffer.concat([binaryRequest(Op.DELETEQ, { key: 'a' }), binaryRequest(Op.DELETE, { key: 'a' }), binaryRequest(Op.FLUSHQ), binaryRequest(0x40, { value: 'abcd' }), binaryRequest(Op.VERSION)]),
+      Buffer.concat([
+        binaryRequest(Op.SET, { key: 'a', extras: storeExtras(7, 0), value: 'hello', opaque: 5 }),
+        binaryRequest(Op.GET, { key: 'a' }),
+        binaryRequest(Op.GETK, { key: 'a' }),
+        binaryRequest(Op.GETK, { key: 'zz' }),
+      ]),
+      Buffer.concat([
+        binaryRequest(Op.ADD, { key: 'a', extras: storeExtras(0, 0), value: 'y' }),
+        binaryRequest(Op.REPLACE, { key: 'nob', extras: storeExtras(0, 0), value: 'y' }),
+        binaryRequest(Op.SET, { key: 'a', extras: storeExtras(0, 0), value: 'y', cas: 12345n }),
+      ]),
+      Buffer.concat([
+        binaryRequest(Op.INCREMENT, { key: 'n', extras: deltaExtras(1n, 10n, 0) }),
+        binaryRequest(Op.DECREMENT, { key: 'n', extras: deltaExtras(100n, 10n, 0) }),
+        binaryRequest(Op.GET, { key: 'n' }),
+        binaryRequest(Op.INCREMENT, { key: 'm', extras: deltaExtras(1n, 0n, 0xffffffff) }),
+      ]),
+      Buffer.concat([
+        binaryRequest(Op.APPEND, { key: 'a', value: '>' }),
+        binaryRequest(Op.PREPENDQ, { key: 'a', value: '<' }),
+        binaryRequest(Op.APPENDQ, { key: 'none', value: '<' }),
+        binaryRequest(Op.GETQ, { key: 'a' }),
+        binaryRequest(Op.GETKQ, { key: 'none' }),
+      ]),
+      Buffer.concat([
+        binaryRequest(Op.TOUCH, { key: 'a', extras: Buffer.alloc(4) }),
+        binaryRequest(Op.GATK, { key: 'a', extras: Buffer.alloc(4) }),
+        binaryRequest(Op.GATQ, { key: 'none', extras: Buffer.alloc(4) }),
+        binaryRequest(Op.STAT, { key: 'nosuch' }),
+      ]),
+      Buffer.concat([
+        binaryRequest(Op.DELETEQ, { key: 'a' }),
+        binaryRequest(Op.DELETE, { key: 'a' }),
+        binaryRequest(Op.FLUSHQ),
+        binaryRequest(0x40, { value: 'abcd' }),
+        binaryRequest(Op.VERSION),
+      ]),
       Buffer.concat([binaryRequest(Op.SET, { key: 'big', extras: storeExtras(0, 0), value: Buffer.alloc(1 << 20) }), binaryRequest(Op.GET, { key: 'big' })]),
       binaryRequest(Op.GET, { key: 'k'.repeat(251) }),
       binaryRequest(Op.SET, { key: 'a', value: 'x' }),
@@ -316,8 +488,10 @@ describe.skipIf(SKIP_MEMCACHED)('memcached: byte for byte against Debian memcach
       c.close();
       return { reply: reply.toString('latin1'), closed };
     };
-    for (const request of cases) expect(await ask(addresses[0], request, 'text'), JSON.stringify(request.slice(0, 80))).toEqual(await ask(reference, request, 'text'));
-    for (const request of binaryCases) expect(await ask(addresses[0], request, 'binary'), request.subarray(0, 32).toString('hex')).toEqual(await ask(reference, request, 'binary'));
+    for (const request of cases)
+      expect(await ask(addresses[0], request, 'text'), JSON.stringify(request.slice(0, 80))).toEqual(await ask(reference, request, 'text'));
+    for (const request of binaryCases)
+      expect(await ask(addresses[0], request, 'binary'), request.subarray(0, 32).toString('hex')).toEqual(await ask(reference, request, 'binary'));
   });
 });
 
@@ -333,7 +507,11 @@ describe.skipIf(SKIP_TOOLS)('memcached: stock clients from libmemcached-tools', 
     const files = { 'small.txt': Buffer.from('hello from memccp\n'), 'binary.bin': Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 31) & 0xff)) };
     for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content);
     for (const binary of [false, true]) {
-      const copy = spawnSync('memccp', [`--servers=${addresses[0]}`, ...(binary ? ['--binary'] : []), ...Object.keys(files)], { cwd: dir, encoding: 'utf8', timeout: 15_000 });
+      const copy = spawnSync('memccp', [`--servers=${addresses[0]}`, ...(binary ? ['--binary'] : []), ...Object.keys(files)], {
+        cwd: dir,
+        encoding: 'utf8',
+        timeout: 15_000,
+      });
       expect(copy.status, copy.stderr).toBe(0);
       for (const [name, content] of Object.entries(files)) {
         const cat = spawnSync('memccat', [`--servers=${addresses[0]}`, ...(binary ? ['--binary'] : []), name], { timeout: 15_000 });
@@ -394,7 +572,12 @@ describe('memcached: several nodes', () => {
     // Every key through the other node, one by one and in multi-gets mixing owners.
     for (const [i, k] of keys.entries()) if (i % 10 === 0) expect(await text(b, `get ${k}\r\n`)).toBe(`VALUE ${k} ${i} ${k.length}\r\n${k}\r\nEND\r\n`);
     const multi = await text(b, `get ${keys.slice(0, 40).join(' ')} nope\r\n`);
-    expect(multi).toBe(keys.slice(0, 40).map((k, i) => `VALUE ${k} ${i} ${k.length}\r\n${k}\r\n`).join('') + 'END\r\n');
+    expect(multi).toBe(
+      `${keys
+        .slice(0, 40)
+        .map((k, i) => `VALUE ${k} ${i} ${k.length}\r\n${k}\r\n`)
+        .join('')}END\r\n`,
+    );
     // The keys really are split between the nodes.
     const items = async (c: RawClient) => Number(/^STAT curr_items (\d+)\r$/m.exec(await text(c, 'stats\r\n'))![1]);
     const [itemsA, itemsB] = [await items(a), await items(b)];
@@ -402,14 +585,26 @@ describe('memcached: several nodes', () => {
     expect(Math.min(itemsA, itemsB)).toBeGreaterThan(60);
     expect(await text(a, 'stats\r\n')).toMatch(/^STAT ebbrt_ring_nodes \d+,\d+\r$/m);
     // Every other command through the non-owner, in both protocols.
-    expect(await text(b, 'set n 0 0 1\r\n5\r\nincr n 10\r\ndecr n 3\r\nappend n 0 0 1\r\n0\r\nget n\r\ntouch n 100\r\ndelete n\r\nget n\r\n')).toBe('STORED\r\n15\r\n12\r\nSTORED\r\nVALUE n 0 3\r\n120\r\nEND\r\nTOUCHED\r\nDELETED\r\nEND\r\n');
+    expect(await text(b, 'set n 0 0 1\r\n5\r\nincr n 10\r\ndecr n 3\r\nappend n 0 0 1\r\n0\r\nget n\r\ntouch n 100\r\ndelete n\r\nget n\r\n')).toBe(
+      'STORED\r\n15\r\n12\r\nSTORED\r\nVALUE n 0 3\r\n120\r\nEND\r\nTOUCHED\r\nDELETED\r\nEND\r\n',
+    );
     const cas = Number(/^VALUE user:7 7 6 (\d+)\r$/m.exec(await text(b, 'gets user:7\r\n'))![1]);
     expect(await text(a, `cas user:7 0 0 1 ${cas}\r\nx\r\ncas user:7 0 0 1 ${cas}\r\ny\r\n`)).toBe('STORED\r\nEXISTS\r\n');
-    const binary = await (await client(addresses[1])).exchange(Buffer.concat(keys.slice(0, 20).map((k) => binaryRequest(Op.GETKQ, { key: k }))), { protocol: 'binary' });
+    const binary = await (await client(addresses[1])).exchange(Buffer.concat(keys.slice(0, 20).map((k) => binaryRequest(Op.GETKQ, { key: k }))), {
+      protocol: 'binary',
+    });
     expect(parseBinaryResponses(binary.reply).responses.map((r) => r.key.toString())).toEqual(keys.slice(0, 20));
     // Pipelined replies stay in request order when some are forwarded.
-    const pipeline = keys.slice(100, 160).map((k) => `get ${k}\r\nset local${k} 0 0 1\r\nx\r\n`).join('');
-    expect(await text(b, pipeline, [17, 300, 5])).toBe(keys.slice(100, 160).map((k, i) => `VALUE ${k} ${100 + i} ${k.length}\r\n${k}\r\nEND\r\nSTORED\r\n`).join(''));
+    const pipeline = keys
+      .slice(100, 160)
+      .map((k) => `get ${k}\r\nset local${k} 0 0 1\r\nx\r\n`)
+      .join('');
+    expect(await text(b, pipeline, [17, 300, 5])).toBe(
+      keys
+        .slice(100, 160)
+        .map((k, i) => `VALUE ${k} ${100 + i} ${k.length}\r\n${k}\r\nEND\r\nSTORED\r\n`)
+        .join(''),
+    );
     // flush_all through one node empties both.
     expect(await text(a, 'flush_all\r\n')).toBe('OK\r\n');
     expect(await text(b, `get ${keys.slice(0, 50).join(' ')}\r\n`)).toBe('END\r\n');
@@ -446,8 +641,10 @@ describe('memcached: several nodes', () => {
     const after = await text(a, `get ${keys.join(' ')}\r\n`);
     expect(after).not.toMatch(/SERVER_ERROR/);
     expect(after.match(/^VALUE /gm)?.length ?? 0).toBeLessThanOrEqual(kept);
-    expect(await text(a, keys.map((k) => `set ${k} 0 0 1 noreply\r\nw\r\n`).join('') + `get ${keys.join(' ')}\r\n`)).toBe(keys.map((k) => `VALUE ${k} 0 1\r\nw\r\n`).join('') + 'END\r\n');
-    expect(await text(c, `get ${keys.join(' ')}\r\n`)).toBe(keys.map((k) => `VALUE ${k} 0 1\r\nw\r\n`).join('') + 'END\r\n');
+    expect(await text(a, `${keys.map((k) => `set ${k} 0 0 1 noreply\r\nw\r\n`).join('')}get ${keys.join(' ')}\r\n`)).toBe(
+      `${keys.map((k) => `VALUE ${k} 0 1\r\nw\r\n`).join('')}END\r\n`,
+    );
+    expect(await text(c, `get ${keys.join(' ')}\r\n`)).toBe(`${keys.map((k) => `VALUE ${k} 0 1\r\nw\r\n`).join('')}END\r\n`);
     const items = Number(await stat(c, 'curr_items'));
     expect(items).toBeGreaterThan(0);
     expect(items).toBeLessThan(100);

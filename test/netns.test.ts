@@ -1,15 +1,3 @@
-/**
- * Fault tests across real network boundaries: every native (and Redis) runs
- * in a Linux network namespace of its own, joined by veth pairs to a bridge
- * that the test process (the frontend) reaches through one more veth pair
- * (test/kit/netns.ts); in the frontend-restart test the frontend too runs in
- * a namespace of its own. Latency, jitter and loss come from the kit's
- * user-space proxy on every path; partitions are a bridge port set down.
- *
- * Skips with the reason where namespaces cannot be made, except under
- * CI=true, where that is a failure.
- */
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -61,7 +49,9 @@ describe.skipIf(skipNs)(`across network namespaces${skip}`, () => {
     const lost = lab.proxies.reduce((sum, p) => sum + p.stats.lost, 0);
     const chunks = lab.proxies.reduce((sum, p) => sum + p.stats.chunks, 0);
     expect(lost).toBeGreaterThan(0);
-    console.log(`[figures] netns 2±1 ms, 1% loss: ${bumps.length} bumps, ${homeValues.length} home adds acknowledged; ${lost} of ${chunks} chunks lost and retransmitted`);
+    console.log(
+      `[figures] netns 2±1 ms, 1% loss: ${bumps.length} bumps, ${homeValues.length} home adds acknowledged; ${lost} of ${chunks} chunks lost and retransmitted`,
+    );
     expect(bumps.length).toBeGreaterThan(100);
     // Each acknowledged bump returned a distinct count and the rep counted exactly those: none ran twice, none is missing.
     expect(new Set(bumps).size).toBe(bumps.length);
@@ -95,7 +85,9 @@ describe.skipIf(skipNs)(`across network namespaces${skip}`, () => {
     expect(call.error).toBeInstanceOf(NodeUnavailableError);
     expect((await settle(rt.remote(ClusterWorker, a.nodeId).whoami())).error).toBeInstanceOf(NodeUnavailableError);
     const replacement = await replaced;
-    console.log(`[figures] netns partition: declared gone after ${detectedMs.toFixed(0)} ms, replacement node ${replacement.nodeId} joined ${(performance.now() - partitionedAt).toFixed(0)} ms after the cut`);
+    console.log(
+      `[figures] netns partition: declared gone after ${detectedMs.toFixed(0)} ms, replacement node ${replacement.nodeId} joined ${(performance.now() - partitionedAt).toFixed(0)} ms after the cut`,
+    );
     // The home Ebb moves to whoever touches it next (rehome: true); the sticky one names its dead owner.
     expect((await rt.remote(ClusterWorker, b.nodeId).addHome(1)).nodeId).toBe(b.nodeId);
     expect((await settle(rt.ref(StickyCounter).add(1))).error).toBeInstanceOf(NodeUnavailableError);
@@ -116,79 +108,112 @@ describe.skipIf(skipNs)(`across network namespaces${skip}`, () => {
     await group.stop(500);
   });
 
-  test.skipIf(skipRedis)(`frontend ↔ Redis partitioned: store operations fail with StoreUnavailableError, calls go on, then everything recovers${skipNote(redisMissing)}`, async () => {
-    const lab = await Lab.create();
-    const redisHost = await redisIn(lab);
-    const fe = await startFrontend({ host: lab.hostAddress, store: `redis://${redisHost.address}:6379/0`, cluster: `np${process.pid}` });
-    fe.allocator.registerBackend(lab.backend());
-    const [a] = await fe.allocate(1, APP, { backend: 'lab', cores: 1 });
-    const rt = fe.hosted.runtime;
-    const statuses: string[] = [];
-    fe.hosted.on('store', (status: string) => statuses.push(status));
-    await rt.createEbb(HomeCounter);
+  test.skipIf(skipRedis)(
+    `frontend ↔ Redis partitioned: store operations fail with StoreUnavailableError, calls go on, then everything recovers${skipNote(redisMissing)}`,
+    async () => {
+      const lab = await Lab.create();
+      const redisHost = await redisIn(lab);
+      const fe = await startFrontend({ host: lab.hostAddress, store: `redis://${redisHost.address}:6379/0`, cluster: `np${process.pid}` });
+      fe.allocator.registerBackend(lab.backend());
+      const [a] = await fe.allocate(1, APP, { backend: 'lab', cores: 1 });
+      const rt = fe.hosted.runtime;
+      const statuses: string[] = [];
+      fe.hosted.on('store', (status: string) => statuses.push(status));
+      await rt.createEbb(HomeCounter);
 
-    await redisHost.partition();
-    const t0 = performance.now();
-    const create = await settle(rt.createEbb(HomeCounter));
-    expect(create.error).toBeInstanceOf(StoreUnavailableError);
-    expect(create.at - t0).toBeLessThan(5000);
-    // Calls that need no store go on.
-    expect(await rt.remote(ClusterWorker, a.nodeId).whoami()).toMatchObject({ nodeId: a.nodeId });
+      await redisHost.partition();
+      const t0 = performance.now();
+      const create = await settle(rt.createEbb(HomeCounter));
+      expect(create.error).toBeInstanceOf(StoreUnavailableError);
+      expect(create.at - t0).toBeLessThan(5000);
+      // Calls that need no store go on.
+      expect(await rt.remote(ClusterWorker, a.nodeId).whoami()).toMatchObject({ nodeId: a.nodeId });
 
-    await redisHost.heal();
-    let created: unknown;
-    for (let i = 0; i < 75 && created === undefined; i++) {
-      created = await rt.createEbb(HomeCounter).catch(() => undefined);
-      if (created === undefined) await sleep(200);
-    }
-    expect(created).toBeDefined();
-  });
+      await redisHost.heal();
+      let created: unknown;
+      for (let i = 0; i < 75 && created === undefined; i++) {
+        created = await rt.createEbb(HomeCounter).catch(() => undefined);
+        if (created === undefined) await sleep(200);
+      }
+      expect(created).toBeDefined();
+    },
+  );
 
-  test.skipIf(skipRedis)(`the frontend killed and restarted with a Redis store, frontend, natives and Redis each in a namespace of their own: natives re-register under their ids and keep their reps${skipNote(redisMissing)}`, async () => {
-    const lab = await Lab.create();
-    const [redisHost, frontendHost] = await Promise.all([redisIn(lab), lab.host('frontend')]);
-    const store = `redis://${redisHost.address}:6379/0`;
-    const cluster = `nr${process.pid}`;
-    const port = 7100;
-    const first = frontendIn(frontendHost, [frontendHost.address, String(port), store, cluster, TEST_SECRET, '2', 'first']);
-    await until(() => first.stdout().includes('"listening":true') || first.child.exitCode !== null, 20_000, 'the first frontend listening').catch((error: Error) => {
-      throw new Error(`${error.message}; frontend: ${first.stderr()}`);
-    });
-    // Natives started by hand (as on other machines): each in its own namespace, allowed 30 s to re-register.
-    const natives = await Promise.all(
-      ['m1', 'm2'].map(async (name) => {
-        const host = await lab.host(name);
-        const child = host.spawn(process.execPath, [NATIVE_BOOT], {
-          stdio: 'pipe',
-          env: { PATH: process.env.PATH, EBBRT_FRONTEND: `${frontendHost.address}:${port}`, EBBRT_SECRET: TEST_SECRET, EBBRT_APP: APP, EBBRT_CORES: '1', EBBRT_LISTEN_HOST: host.address, EBBRT_RECONNECT_MS: '30000' },
-        });
-        let output = '';
-        child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-        return { child, output: () => output };
-      }),
-    );
-    await until(() => first.stdout().includes('"ready":true') || first.child.exitCode !== null, 30_000, 'the first frontend ready').catch((error: Error) => {
-      throw new Error(`${error.message}; frontend: ${first.stderr()}; natives: ${natives.map((n) => n.output()).join(' | ')}`);
-    });
-    const ready = JSON.parse(first.stdout().split('\n').find((l) => l.includes('"ready":true'))!) as { nodes: { nodeId: number; bumps: number }[] };
-    expect(ready.nodes.map((n) => n.bumps)).toEqual([5, 5]);
+  test.skipIf(skipRedis)(
+    `the frontend killed and restarted with a Redis store, frontend, natives and Redis each in a namespace of their own: natives re-register under their ids and keep their reps${skipNote(redisMissing)}`,
+    async () => {
+      const lab = await Lab.create();
+      const [redisHost, frontendHost] = await Promise.all([redisIn(lab), lab.host('frontend')]);
+      const store = `redis://${redisHost.address}:6379/0`;
+      const cluster = `nr${process.pid}`;
+      const port = 7100;
+      const first = frontendIn(frontendHost, [frontendHost.address, String(port), store, cluster, TEST_SECRET, '2', 'first']);
+      await until(() => first.stdout().includes('"listening":true') || first.child.exitCode !== null, 20_000, 'the first frontend listening').catch(
+        (error: Error) => {
+          throw new Error(`${error.message}; frontend: ${first.stderr()}`);
+        },
+      );
+      // Natives started by hand (as on other machines): each in its own namespace, allowed 30 s to re-register.
+      const natives = await Promise.all(
+        ['m1', 'm2'].map(async (name) => {
+          const host = await lab.host(name);
+          const child = host.spawn(process.execPath, [NATIVE_BOOT], {
+            stdio: 'pipe',
+            env: {
+              PATH: process.env.PATH,
+              EBBRT_FRONTEND: `${frontendHost.address}:${port}`,
+              EBBRT_SECRET: TEST_SECRET,
+              EBBRT_APP: APP,
+              EBBRT_CORES: '1',
+              EBBRT_LISTEN_HOST: host.address,
+              EBBRT_RECONNECT_MS: '30000',
+            },
+          });
+          let output = '';
+          child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+          return { child, output: () => output };
+        }),
+      );
+      await until(() => first.stdout().includes('"ready":true') || first.child.exitCode !== null, 30_000, 'the first frontend ready').catch((error: Error) => {
+        throw new Error(`${error.message}; frontend: ${first.stderr()}; natives: ${natives.map((n) => n.output()).join(' | ')}`);
+      });
+      const ready = JSON.parse(
+        first
+          .stdout()
+          .split('\n')
+          .find((l) => l.includes('"ready":true'))!,
+      ) as { nodes: { nodeId: number; bumps: number }[] };
+      expect(ready.nodes.map((n) => n.bumps)).toEqual([5, 5]);
 
-    first.child.kill('SIGKILL');
-    await once(first.child, 'exit');
-    const restarted = frontendIn(frontendHost, [frontendHost.address, String(port), store, cluster, TEST_SECRET, '2', 'restarted']);
-    await until(() => restarted.stdout().includes('"rejoined":true') || restarted.child.exitCode !== null, 30_000, 'both natives re-registered').catch((error: Error) => {
-      throw new Error(`${error.message}; frontend: ${restarted.stderr()}; natives: ${natives.map((n) => n.output()).join(' | ')}`);
-    });
-    const rejoined = JSON.parse(restarted.stdout().split('\n').find((l) => l.includes('"rejoined":true'))!) as { rejoins: number; nodes: { nodeId: number; bumps: number }[] };
-    expect(rejoined.rejoins).toBe(2);
-    // The reps kept their state across the restart: the sixth bump.
-    expect(rejoined.nodes.map((n) => n.nodeId).sort()).toEqual(ready.nodes.map((n) => n.nodeId).sort());
-    expect(rejoined.nodes.map((n) => n.bumps)).toEqual([6, 6]);
-    // The restarted frontend said goodbye and exited: the natives exit cleanly.
-    await until(() => natives.every((n) => n.child.exitCode !== null), 10_000, 'natives exit on goodbye');
-    expect(natives.map((n) => n.child.exitCode)).toEqual([0, 0]);
-    expect(restarted.child.exitCode).toBe(0);
-  });
+      first.child.kill('SIGKILL');
+      await once(first.child, 'exit');
+      const restarted = frontendIn(frontendHost, [frontendHost.address, String(port), store, cluster, TEST_SECRET, '2', 'restarted']);
+      await until(() => restarted.stdout().includes('"rejoined":true') || restarted.child.exitCode !== null, 30_000, 'both natives re-registered').catch(
+        (error: Error) => {
+          throw new Error(`${error.message}; frontend: ${restarted.stderr()}; natives: ${natives.map((n) => n.output()).join(' | ')}`);
+        },
+      );
+      const rejoined = JSON.parse(
+        restarted
+          .stdout()
+          .split('\n')
+          .find((l) => l.includes('"rejoined":true'))!,
+      ) as { rejoins: number; nodes: { nodeId: number; bumps: number }[] };
+      expect(rejoined.rejoins).toBe(2);
+      // The reps kept their state across the restart: the sixth bump.
+      expect(rejoined.nodes.map((n) => n.nodeId).sort()).toEqual(ready.nodes.map((n) => n.nodeId).sort());
+      expect(rejoined.nodes.map((n) => n.bumps)).toEqual([6, 6]);
+      // The restarted frontend said goodbye and exited: the natives exit cleanly.
+      // The natives may exit before the frontend has finished closing: wait for both.
+      await until(
+        () => natives.every((n) => n.child.exitCode !== null) && restarted.child.exitCode !== null,
+        10_000,
+        'natives exit on goodbye, then the frontend',
+      );
+      expect(natives.map((n) => n.child.exitCode)).toEqual([0, 0]);
+      expect(restarted.child.exitCode).toBe(0);
+    },
+  );
 });
 
 /** The frontend fixture (test/fixtures/netns-frontend) run in `host`'s namespace, its output kept. */

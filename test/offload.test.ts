@@ -161,7 +161,8 @@ describe('offload: a native killed under load', () => {
       const slices = [0, 1, 2, 3, 4].map((k) => okBetween(from + k * 500, from + (k + 1) * 500) * 2).sort((a, b) => a - b);
       return slices[2];
     };
-    const callsOn = (status: { cores: { nodeId: number; calls: number }[] }, nodeId: number) => status.cores.filter((c) => c.nodeId === nodeId).reduce((sum, c) => sum + c.calls, 0);
+    const callsOn = (status: { cores: { nodeId: number; calls: number }[] }, nodeId: number) =>
+      status.cores.filter((c) => c.nodeId === nodeId).reduce((sum, c) => sum + c.calls, 0);
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
     await sleep(1000);

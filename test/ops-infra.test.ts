@@ -16,18 +16,22 @@ const CONTAINERS = path.join(ROOT, 'infra/containers');
 const K8S = path.join(ROOT, 'infra/k8s');
 
 type Doc = Record<string, any>;
-const docs = (file: string): Doc[] => YAML.parseAllDocuments(readFileSync(file, 'utf8')).map((d) => {
-  expect(d.errors, `${file}: ${d.errors.join('; ')}`).toEqual([]);
-  return d.toJS() as Doc;
-});
+const docs = (file: string): Doc[] =>
+  YAML.parseAllDocuments(readFileSync(file, 'utf8')).map((d) => {
+    expect(d.errors, `${file}: ${d.errors.join('; ')}`).toEqual([]);
+    return d.toJS() as Doc;
+  });
 
 /** Instructions of a Containerfile: [instruction, arguments] per line, continuations joined. */
 function instructions(file: string): [string, string][] {
   const text = readFileSync(file, 'utf8').replace(/\\\n\s*/g, ' ');
-  return text.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#')).map((l) => {
-    const [word, ...rest] = l.trim().split(/\s+/);
-    return [word.toUpperCase(), rest.join(' ')];
-  });
+  return text
+    .split('\n')
+    .filter((l) => l.trim() && !l.trim().startsWith('#'))
+    .map((l) => {
+      const [word, ...rest] = l.trim().split(/\s+/);
+      return [word.toUpperCase(), rest.join(' ')];
+    });
 }
 
 const envOf = (container: Doc) => Object.fromEntries((container.env as Doc[]).map((e) => [e.name, e.value ?? e.valueFrom]));
@@ -56,9 +60,18 @@ describe('container images', () => {
     for (const file of used) expect(existsSync(path.join(ROOT, file)), file).toBe(true);
   });
 
-  test('the containerised frontend\'s cluster file is valid with the variables the entrypoint sets', () => {
-    const spec = validateCluster(YAML.parse(readFileSync(path.join(CONTAINERS, 'cluster.yaml'), 'utf8')), path.join(CONTAINERS, 'cluster.yaml'), { POD_IP: '172.18.0.3', EBBRT_SECRET: 'a-secret-from-the-env', EBBRT_STORE: 'redis://redis:6379/0' });
-    expect(spec).toMatchObject({ listen: { host: '172.18.0.3', port: 7400 }, admin: { host: '0.0.0.0', port: 7401 }, secretSource: 'env', store: 'redis://redis:6379/0' });
+  test("the containerised frontend's cluster file is valid with the variables the entrypoint sets", () => {
+    const spec = validateCluster(YAML.parse(readFileSync(path.join(CONTAINERS, 'cluster.yaml'), 'utf8')), path.join(CONTAINERS, 'cluster.yaml'), {
+      POD_IP: '172.18.0.3',
+      EBBRT_SECRET: 'a-secret-from-the-env',
+      EBBRT_STORE: 'redis://redis:6379/0',
+    });
+    expect(spec).toMatchObject({
+      listen: { host: '172.18.0.3', port: 7400 },
+      admin: { host: '0.0.0.0', port: 7401 },
+      secretSource: 'env',
+      store: 'redis://redis:6379/0',
+    });
     expect(spec.groups.map((g) => g.count)).toEqual([0]);
   });
 
@@ -92,12 +105,25 @@ describe('Kubernetes manifests', () => {
     expect(readFileSync(path.join(K8S, '.gitignore'), 'utf8')).toContain('cluster-secret');
     for (const d of all.filter((x) => x.kind !== 'Namespace')) expect(d.metadata.namespace, `${d.kind}/${d.metadata.name}`).toBe('ebbrt');
     expect(all.map((d) => `${d.kind}/${d.metadata.name}`).sort()).toEqual(
-      ['ConfigMap/ebbrt-cluster', 'Deployment/ebbrt-frontend', 'Deployment/ebbrt-redis', 'Namespace/ebbrt', 'Service/ebbrt-frontend', 'Service/ebbrt-native', 'Service/ebbrt-redis', 'StatefulSet/ebbrt-native'].sort(),
+      [
+        'ConfigMap/ebbrt-cluster',
+        'Deployment/ebbrt-frontend',
+        'Deployment/ebbrt-redis',
+        'Namespace/ebbrt',
+        'Service/ebbrt-frontend',
+        'Service/ebbrt-native',
+        'Service/ebbrt-redis',
+        'StatefulSet/ebbrt-native',
+      ].sort(),
     );
   });
 
   test('services select the pods of their workloads', () => {
-    for (const [service, workload] of [['ebbrt-frontend', find('Deployment', 'ebbrt-frontend')], ['ebbrt-redis', find('Deployment', 'ebbrt-redis')], ['ebbrt-native', find('StatefulSet', 'ebbrt-native')]] as const) {
+    for (const [service, workload] of [
+      ['ebbrt-frontend', find('Deployment', 'ebbrt-frontend')],
+      ['ebbrt-redis', find('Deployment', 'ebbrt-redis')],
+      ['ebbrt-native', find('StatefulSet', 'ebbrt-native')],
+    ] as const) {
       expect(workload.spec.template.metadata.labels).toMatchObject(find('Service', service).spec.selector);
       expect(workload.spec.selector.matchLabels).toEqual(find('Service', service).spec.selector);
     }
@@ -117,9 +143,16 @@ describe('Kubernetes manifests', () => {
     const cluster = find('ConfigMap', 'ebbrt-cluster').data['cluster.yaml'] as string;
     const dir = mkdtempSync(path.join(tmpdir(), 'ebbrt-k8s-'));
     writeFileSync(path.join(dir, 'secret'), 'from-the-secret-0123');
-    const spec = validateCluster(YAML.parse(cluster.replace('/run/ebbrt/secret/secret', path.join(dir, 'secret'))), '/etc/ebbrt/cluster.yaml', { POD_IP: '10.244.1.7' });
+    const spec = validateCluster(YAML.parse(cluster.replace('/run/ebbrt/secret/secret', path.join(dir, 'secret'))), '/etc/ebbrt/cluster.yaml', {
+      POD_IP: '10.244.1.7',
+    });
     rmSync(dir, { recursive: true });
-    expect(spec).toMatchObject({ listen: { host: '10.244.1.7', port: 7400 }, admin: { host: '127.0.0.1', port: 7401 }, secretSource: 'file', store: `redis://${find('Service', 'ebbrt-redis').metadata.name}:6379/0` });
+    expect(spec).toMatchObject({
+      listen: { host: '10.244.1.7', port: 7400 },
+      admin: { host: '127.0.0.1', port: 7401 },
+      secretSource: 'file',
+      store: `redis://${find('Service', 'ebbrt-redis').metadata.name}:6379/0`,
+    });
     const ports = Object.fromEntries((container.ports as Doc[]).map((p) => [p.name, p.containerPort]));
     expect(ports).toEqual({ messenger: spec.listen.port });
     expect(find('Service', 'ebbrt-frontend').spec.ports.map((p: Doc) => p.targetPort)).toEqual(['messenger']);

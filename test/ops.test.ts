@@ -61,8 +61,16 @@ describe('ebbrt up examples/cluster.yaml (acceptance)', () => {
     const workerIds = natives.map((n) => n.id);
     expect(new Set([...workerIds, ...view.nodes.filter((n) => n.group === 'load').map((n) => n.id)])).toEqual(new Set([2, 3, 4]));
     expect(view.nodes.find((n) => n.group === 'frontend')).toMatchObject({ id: 1, backend: 'hosted', state: 'joined' });
-    expect(view.groups).toEqual([expect.objectContaining({ name: 'workers', joined: 2, booting: 0, failed: 0 }), expect.objectContaining({ name: 'load', app: 'counter', joined: 1, main: { state: 'running' } })]);
-    expect(clusterProcesses(view.frontend).sort()).toEqual(view.nodes.filter((n) => n.group !== 'frontend').map((n) => n.pid).sort());
+    expect(view.groups).toEqual([
+      expect.objectContaining({ name: 'workers', joined: 2, booting: 0, failed: 0 }),
+      expect.objectContaining({ name: 'load', app: 'counter', joined: 1, main: { state: 'running' } }),
+    ]);
+    expect(clusterProcesses(view.frontend).sort()).toEqual(
+      view.nodes
+        .filter((n) => n.group !== 'frontend')
+        .map((n) => n.pid)
+        .sort(),
+    );
 
     // The natives greeted through the Printer, whose one rep is on the frontend: a home Ebb owned by node 1.
     let printer: ClusterView['ebbs'][number] | undefined;
@@ -110,10 +118,14 @@ describe('ebbrt up examples/cluster.yaml (acceptance)', () => {
   });
 });
 
-describe('where a node\'s services are reachable', () => {
-  test('memcached under up: each native\'s membership record lists its listener at the address clients use; ps shows it; the ring tells a client which node and address own a key', async () => {
+describe("where a node's services are reachable", () => {
+  test("memcached under up: each native's membership record lists its listener at the address clients use; ps shows it; the ring tells a client which node and address own a key", async () => {
     const dir = stateDirectory();
-    const file = clusterFile(dir, 'cache', 'name: cache\nsecret: cache-secret-123\ndetach: true\ngroups:\n  - name: cache\n    app: memcached\n    count: 2\n    cores: 1\n    args: [--port, \'0\', --memory, \'8\']\n');
+    const file = clusterFile(
+      dir,
+      'cache',
+      "name: cache\nsecret: cache-secret-123\ndetach: true\ngroups:\n  - name: cache\n    app: memcached\n    count: 2\n    cores: 1\n    args: [--port, '0', --memory, '8']\n",
+    );
     const up = await runCli(['up', file, '--state-dir', dir], { timeoutMs: 45_000 });
     expect(up.code, up.stderr).toBe(0);
     let view = await psJson(dir);
@@ -124,7 +136,8 @@ describe('where a node\'s services are reachable', () => {
     }
     const natives = view.nodes.filter((n) => n.group === 'cache');
     expect(natives).toHaveLength(2);
-    for (const node of natives) expect(node.services).toEqual([{ name: expect.stringMatching(/^memcached:\d+$/), address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) }]);
+    for (const node of natives)
+      expect(node.services).toEqual([{ name: expect.stringMatching(/^memcached:\d+$/), address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) }]);
     const [a, b] = natives.map((n) => n.services![0].address);
     expect(a).not.toBe(b);
     const table = await runCli(['ps', '--state-dir', dir]);
@@ -140,7 +153,9 @@ describe('where a node\'s services are reachable', () => {
       }
     };
     for (let i = 0; i < 50 && !(await ask(a, 'stats\r\n')).includes(`=${b}`); i++) await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(await ask(a, 'stats\r\n')).toMatch(new RegExp(`^STAT ebbrt_ring_addresses (${natives[0].id}=${a},${natives[1].id}=${b}|${natives[1].id}=${b},${natives[0].id}=${a})\r$`, 'm'));
+    expect(await ask(a, 'stats\r\n')).toMatch(
+      new RegExp(`^STAT ebbrt_ring_addresses (${natives[0].id}=${a},${natives[1].id}=${b}|${natives[1].id}=${b},${natives[0].id}=${a})\r$`, 'm'),
+    );
     const owners = new Map<string, number>();
     for (let k = 0; k < 20; k++) {
       const answer = await ask(k % 2 ? a : b, `set key${k} 0 0 1\r\nv\r\nstats ebbrt_owner key${k}\r\n`);
@@ -160,7 +175,11 @@ describe('where a node\'s services are reachable', () => {
 describe('ebbrt up in the foreground, with load', () => {
   test('top shows calls/s, errors and p50/p99 per Ebb and node, resolved remote vs node; down stops the foreground up', async () => {
     const dir = stateDirectory();
-    const file = clusterFile(dir, 'ticker', `name: ticker\nsecret: ticker-secret-123\ngroups:\n  - name: tick\n    app: ${TICKER}\n    count: 2\n    cores: 2\n`);
+    const file = clusterFile(
+      dir,
+      'ticker',
+      `name: ticker\nsecret: ticker-secret-123\ngroups:\n  - name: tick\n    app: ${TICKER}\n    count: 2\n    cores: 2\n`,
+    );
     const up = spawnNode(CLI, ['up', file, '--state-dir', dir], { timeoutMs: 55_000 });
     await until(() => /is up/.test(up.stdout()) || up.child.exitCode !== null, 30_000, 'cluster up');
     expect(up.stdout(), up.stderr()).toMatch(/^cluster ticker is up: 2 native node\(s\) joined$/m);
@@ -219,7 +238,11 @@ describe('ebbrt up failures and cleanup', () => {
 
   test('a node that does not join in time fails the up: exit 1, every node stopped, no state file', async () => {
     const dir = stateDirectory();
-    const file = clusterFile(dir, 'slow', `name: slow\nsecret: slow-secret-123\ndetach: true\ngroups:\n  - name: ok\n    app: ${TICKER}\n    count: 1\n  - name: late\n    app: ${TICKER}\n    count: 1\n    joinTimeoutMs: 100\n`);
+    const file = clusterFile(
+      dir,
+      'slow',
+      `name: slow\nsecret: slow-secret-123\ndetach: true\ngroups:\n  - name: ok\n    app: ${TICKER}\n    count: 1\n  - name: late\n    app: ${TICKER}\n    count: 1\n    joinTimeoutMs: 100\n`,
+    );
     const r = await runCli(['up', file, '--state-dir', dir], { timeoutMs: 45_000 });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/the cluster did not come up, so everything was stopped:\n +late: allocation \S+ did not join within 100 ms/);
@@ -247,7 +270,12 @@ describe('ebbrt up failures and cleanup', () => {
     expect(up.code, up.stderr).toBe(0);
     const view = await psJson(dir);
     const recorded = state(dir);
-    expect(recorded.nodes.map((n) => n.pid).sort()).toEqual(view.nodes.filter((n) => n.group === 'tick').map((n) => n.pid).sort());
+    expect(recorded.nodes.map((n) => n.pid).sort()).toEqual(
+      view.nodes
+        .filter((n) => n.group === 'tick')
+        .map((n) => n.pid)
+        .sort(),
+    );
     process.kill(recorded.frontendProcess.pid, 'SIGKILL');
     const ps = await runCli(['ps', '--state-dir', dir]);
     expect(ps.code).toBe(1);
@@ -264,7 +292,11 @@ describe('ebbrt up with a Redis store', () => {
     const server = await startRedis();
     onTestFinished(() => server.close());
     const dir = stateDirectory();
-    const file = clusterFile(dir, 'redis', `name: onredis\nsecret: redis-secret-123\nstore: ${server.url}\ndetach: true\ngroups:\n  - name: w\n    app: helloworld\n    count: 1\n`);
+    const file = clusterFile(
+      dir,
+      'redis',
+      `name: onredis\nsecret: redis-secret-123\nstore: ${server.url}\ndetach: true\ngroups:\n  - name: w\n    app: helloworld\n    count: 1\n`,
+    );
     const up = await runCli(['up', file, '--state-dir', dir], { timeoutMs: 45_000 });
     expect(up.code, up.stderr).toBe(0);
     const view = await psJson(dir);

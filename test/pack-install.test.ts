@@ -40,15 +40,24 @@ describe('packed packages', () => {
     const packs = path.join(work, 'packs');
     const project = path.join(work, 'hash-service');
     execFileSync('mkdir', ['-p', packs, project]);
-    const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', packs, ...PACKAGES.flatMap((p) => ['-w', p])], { cwd: ROOT, encoding: 'utf8' })) as { name: string; filename: string; files: { path: string }[] }[];
+    const packed = JSON.parse(
+      execFileSync('npm', ['pack', '--json', '--pack-destination', packs, ...PACKAGES.flatMap((p) => ['-w', p])], { cwd: ROOT, encoding: 'utf8' }),
+    ) as { name: string; filename: string; files: { path: string }[] }[];
     for (const pkg of packed) {
       const files = pkg.files.map((f) => f.path);
       expect(files, pkg.name).toContain('dist/index.js');
-      expect(files.some((f) => f.startsWith('test/')), `${pkg.name} ships its tests`).toBe(false);
+      expect(
+        files.some((f) => f.startsWith('test/')),
+        `${pkg.name} ships its tests`,
+      ).toBe(false);
     }
 
     writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'hash-service', private: true, type: 'module' }));
-    const install = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...packed.map((p) => path.join(packs, p.filename))], { cwd: project, encoding: 'utf8', timeout: 120_000 });
+    const install = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...packed.map((p) => path.join(packs, p.filename))], {
+      cwd: project,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(install.status, install.stderr).toBe(0);
     const version = spawnSync('npx', ['--no-install', 'ebbrt', '--version'], { cwd: project, encoding: 'utf8' });
     expect(version.status, version.stderr).toBe(0);

@@ -60,7 +60,19 @@ describe.skipIf(skip)('qemu user-mode forwards on request', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'ebbrt-fwd-'));
-    qemu = spawnQemu('qemu-system-x86_64', ['-M', 'none', '-nodefaults', '-no-user-config', '-display', 'none', '-S', '-netdev', 'user,id=net0', '-qmp', `unix:${path.join(dir, 'qmp.sock')},server=on,wait=off`]);
+    qemu = spawnQemu('qemu-system-x86_64', [
+      '-M',
+      'none',
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-S',
+      '-netdev',
+      'user,id=net0',
+      '-qmp',
+      `unix:${path.join(dir, 'qmp.sock')},server=on,wait=off`,
+    ]);
     const exited = exitOf(qemu);
     const connected = await Qmp.connect(path.join(dir, 'qmp.sock'), exited, 10_000);
     if (!connected) throw new Error(`QEMU did not offer QMP: exit ${await Promise.race([exited, 'still running'])}`);

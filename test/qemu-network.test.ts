@@ -42,7 +42,11 @@ for (const mode of ['user', 'tap'] as const) {
     test(`ebbrt run memcached --backend qemu --network ${mode} --nodes 1 --cores 2: the printed address passes memccapable`, async () => {
       const port = await freePort();
       const netnsBefore = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-      const spawned = spawnNode(CLI, ['run', 'memcached', '--backend', 'qemu', '--network', mode, '--nodes', '1', '--cores', '2', '--', '--port', String(port), '--memory', '64'], { timeoutMs: 240_000 });
+      const spawned = spawnNode(
+        CLI,
+        ['run', 'memcached', '--backend', 'qemu', '--network', mode, '--nodes', '1', '--cores', '2', '--', '--port', String(port), '--memory', '64'],
+        { timeoutMs: 240_000 },
+      );
       onTestFinished(() => {
         if (spawned.child.exitCode === null && spawned.child.signalCode === null) process.kill(-spawned.child.pid!, 'SIGKILL');
       });
@@ -68,7 +72,11 @@ for (const mode of ['user', 'tap'] as const) {
       expect(result.code, result.stderr).toBe(130);
       if (mode === 'tap') {
         // The bridge's namespace the backend made is gone with its last VM.
-        expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(`ebbrt-${spawned.child.pid}-`))).toEqual([]);
+        expect(
+          execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+            .split('\n')
+            .filter((l) => l.startsWith(`ebbrt-${spawned.child.pid}-`)),
+        ).toEqual([]);
         expect(netnsBefore).toBeDefined();
       }
     }, 300_000);
@@ -86,7 +94,16 @@ describe.skipIf(MIXED_SKIP)('a mixed memcached ring: a process native and a VM n
     const { main } = (await import('@ebbrt/examples/memcached/hosted.js')) as { main: (app: unknown) => Promise<number> };
     const abort = new AbortController();
     let printed = '';
-    const running = main({ runtime: fe.hosted.runtime, node: fe.hosted, allocator: fe.allocator, natives: [proc, vm], nativeEntry, args, print: (line: string) => (printed = line), signal: abort.signal });
+    const running = main({
+      runtime: fe.hosted.runtime,
+      node: fe.hosted,
+      allocator: fe.allocator,
+      natives: [proc, vm],
+      nativeEntry,
+      args,
+      print: (line: string) => (printed = line),
+      signal: abort.signal,
+    });
     onTestFinished(async () => {
       abort.abort();
       await running;
@@ -94,7 +111,10 @@ describe.skipIf(MIXED_SKIP)('a mixed memcached ring: a process native and a VM n
     await until(() => printed !== '', 120_000, 'memcached to listen on both nodes');
     const [first, second] = /^memcached listening on (\S+) (\S+) /.exec(printed)!.slice(1);
     // Node order is node id order: the process native joined first.
-    const addressOf = new Map([[proc.nodeId, first], [vm.nodeId, second]]);
+    const addressOf = new Map([
+      [proc.nodeId, first],
+      [vm.nodeId, second],
+    ]);
     expect(second).toMatch(/^127\.0\.0\.1:\d+$/);
     const ask = async (address: string, command: string) => {
       const c = await RawClient.connect(address);
@@ -105,10 +125,26 @@ describe.skipIf(MIXED_SKIP)('a mixed memcached ring: a process native and a VM n
       }
     };
     const keys = Array.from({ length: 200 }, (_, i) => `mixed:${i}`);
-    expect(await ask(first, keys.slice(0, 100).map((k, i) => `set ${k} ${i} 0 ${k.length}\r\n${k}\r\n`).join(''))).toBe('STORED\r\n'.repeat(100));
-    expect(await ask(second, keys.slice(100).map((k, i) => `set ${k} ${100 + i} 0 ${k.length}\r\n${k}\r\n`).join(''))).toBe('STORED\r\n'.repeat(100));
+    expect(
+      await ask(
+        first,
+        keys
+          .slice(0, 100)
+          .map((k, i) => `set ${k} ${i} 0 ${k.length}\r\n${k}\r\n`)
+          .join(''),
+      ),
+    ).toBe('STORED\r\n'.repeat(100));
+    expect(
+      await ask(
+        second,
+        keys
+          .slice(100)
+          .map((k, i) => `set ${k} ${100 + i} 0 ${k.length}\r\n${k}\r\n`)
+          .join(''),
+      ),
+    ).toBe('STORED\r\n'.repeat(100));
     // Every key through the node that did not store it, in one multi-get per node.
-    const all = keys.map((k, i) => `VALUE ${k} ${i} ${k.length}\r\n${k}\r\n`).join('') + 'END\r\n';
+    const all = `${keys.map((k, i) => `VALUE ${k} ${i} ${k.length}\r\n${k}\r\n`).join('')}END\r\n`;
     expect(await ask(second, `get ${keys.join(' ')}\r\n`)).toBe(all);
     expect(await ask(first, `get ${keys.join(' ')}\r\n`)).toBe(all);
     // The keys are split between host and VM.

@@ -65,7 +65,16 @@ describe.skipIf(SKIP)('qemu backend (natives as VMs)', () => {
   });
 
   test('a missing QEMU binary is QEMU_NOT_FOUND, from the KVM probe and from the launch', async () => {
-    const spec = { app: VM_APP, cores: 1, frontend: '127.0.0.1:1', joinToken: 'ab'.repeat(32), allocationId: 'no-qemu', env: {}, args: [], stdio: 'pipe' as const };
+    const spec = {
+      app: VM_APP,
+      cores: 1,
+      frontend: '127.0.0.1:1',
+      joinToken: 'ab'.repeat(32),
+      allocationId: 'no-qemu',
+      env: {},
+      args: [],
+      stdio: 'pipe' as const,
+    };
     for (const accel of ['auto', 'tcg'] as const) {
       const error = await new QemuBackend({ qemu: '/nonexistent/qemu-system-x86_64', imageDir: vmImage.dir, accel }).launch(spec).catch((e: unknown) => e);
       expect(error, accel).toMatchObject({ code: 'QEMU_NOT_FOUND' });
@@ -100,7 +109,7 @@ describe.skipIf(SKIP)('qemu backend (natives as VMs)', () => {
     expect(summary.exec(changed.stdout.trim())?.[3]).toMatch(/^built/);
   }, 90_000);
 
-  test('ebbrt run helloworld --backend qemu --nodes 1: the greeting from the VM\'s forwarded address, exit 0 within 60 s', async () => {
+  test("ebbrt run helloworld --backend qemu --nodes 1: the greeting from the VM's forwarded address, exit 0 within 60 s", async () => {
     const r = await runCli(['run', 'helloworld', '--backend', 'qemu', '--nodes', '1'], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
     const out = lines(r.stdout);
@@ -114,11 +123,16 @@ describe.skipIf(SKIP)('qemu backend (natives as VMs)', () => {
   test('ebbrt run counter --backend qemu --nodes 1 --cores 2: the exact total from a 2-core VM', async () => {
     const r = await runCli(['run', 'counter', '--backend', 'qemu', '--nodes', '1', '--cores', '2'], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
-    expect(lines(r.stdout)).toEqual([expect.stringMatching(new RegExp(`^node 2 \\(${ADDRESS}\\): 20000 = 2 cores × 10000$`)), 'total 20000 = 1 nodes × 2 cores × 10000']);
+    expect(lines(r.stdout)).toEqual([
+      expect.stringMatching(new RegExp(`^node 2 \\(${ADDRESS}\\): 20000 = 2 cores × 10000$`)),
+      'total 20000 = 1 nodes × 2 cores × 10000',
+    ]);
   }, 70_000);
 
-  test('offload --mode native on a 2-core VM native: every render equals the local renderer\'s, both cores render', async () => {
-    const proc = spawnNode(CLI, ['run', 'offload', '--backend', 'qemu', '--nodes', '1', '--cores', '2', '--', '--mode', 'native', '--port', '0'], { timeoutMs: 240_000 });
+  test("offload --mode native on a 2-core VM native: every render equals the local renderer's, both cores render", async () => {
+    const proc = spawnNode(CLI, ['run', 'offload', '--backend', 'qemu', '--nodes', '1', '--cores', '2', '--', '--mode', 'native', '--port', '0'], {
+      timeoutMs: 240_000,
+    });
     onTestFinished(() => {
       if (proc.child.exitCode === null && proc.child.signalCode === null) process.kill(-proc.child.pid!, 'SIGKILL');
     });
@@ -127,10 +141,12 @@ describe.skipIf(SKIP)('qemu backend (natives as VMs)', () => {
     const url = serving()?.[1];
     expect(url, `${proc.stdout()}\n${proc.stderr()}`).toBeDefined();
     const docs = Array.from({ length: 16 }, (_, i) => new TextEncoder().encode(sampleDocument(2 + (i % 4), i + 1)));
-    const replies = await Promise.all(docs.map(async (doc) => {
-      const response = await fetch(`${url}/render`, { method: 'POST', body: doc, headers: { 'content-type': 'text/markdown' } });
-      return { status: response.status, body: Buffer.from(await response.arrayBuffer()) };
-    }));
+    const replies = await Promise.all(
+      docs.map(async (doc) => {
+        const response = await fetch(`${url}/render`, { method: 'POST', body: doc, headers: { 'content-type': 'text/markdown' } });
+        return { status: response.status, body: Buffer.from(await response.arrayBuffer()) };
+      }),
+    );
     replies.forEach((reply, i) => {
       expect(reply.status).toBe(200);
       expect(reply.body.equals(Buffer.from(renderDocument(docs[i])))).toBe(true);
@@ -144,7 +160,7 @@ describe.skipIf(SKIP)('qemu backend (natives as VMs)', () => {
     expect((await proc.result).code).toBe(130);
   }, 300_000);
 
-  test('mixed cluster: a process native and a VM native call each other; the VM joined with a join token from fw_cfg, none on QEMU\'s command line; it stops with a clean power-off', async () => {
+  test("mixed cluster: a process native and a VM native call each other; the VM joined with a join token from fw_cfg, none on QEMU's command line; it stops with a clean power-off", async () => {
     const fe = await startFrontend({ failureTimeoutMs: VM_FAILURE_TIMEOUT_MS });
     const [proc] = await fe.allocate(1, VM_APP, { backend: 'process' });
     const [vm] = await fe.allocate(1, VM_APP, { backend: 'qemu', cores: 2 });
@@ -189,7 +205,7 @@ describe.skipIf(SKIP)('qemu backend (natives as VMs)', () => {
     expect(performance.now() - killedAt).toBeLessThan(2000);
   }, 90_000);
 
-  test('a VM that does not join in time fails with the console\'s last lines, and is killed', async () => {
+  test("a VM that does not join in time fails with the console's last lines, and is killed", async () => {
     const fe = await startFrontend({ failureTimeoutMs: VM_FAILURE_TIMEOUT_MS });
     const error = await fe.allocate(1, VM_APP, { backend: 'qemu', joinTimeoutMs: 4000 }).then(
       () => undefined,

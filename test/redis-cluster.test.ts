@@ -33,9 +33,33 @@ interface Ready {
 
 /** `ebbrt run` of the cluster fixture in its own process group; resolves with its ready line. */
 async function runFrontendProcess(port: number, store: string, cluster: string): Promise<{ cli: Spawned; ready: Ready }> {
-  const cli = spawnNode(CLI, ['run', APP_DIR, '--nodes', '2', '--cores', '1', '--port', String(port), '--secret', SECRET, '--store', store, '--cluster', cluster, '--reconnect-ms', '30000'], { timeoutMs: 55_000 });
+  const cli = spawnNode(
+    CLI,
+    [
+      'run',
+      APP_DIR,
+      '--nodes',
+      '2',
+      '--cores',
+      '1',
+      '--port',
+      String(port),
+      '--secret',
+      SECRET,
+      '--store',
+      store,
+      '--cluster',
+      cluster,
+      '--reconnect-ms',
+      '30000',
+    ],
+    { timeoutMs: 55_000 },
+  );
   await until(() => cli.stdout().includes('"ready":true') || cli.child.exitCode !== null, 20_000, 'the CLI frontend to be ready');
-  const line = cli.stdout().split('\n').find((l) => l.includes('"ready":true'));
+  const line = cli
+    .stdout()
+    .split('\n')
+    .find((l) => l.includes('"ready":true'));
   if (!line) throw new Error(`the CLI frontend did not start:\n${cli.stderr()}`);
   return { cli, ready: JSON.parse(line) as Ready };
 }

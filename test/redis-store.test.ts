@@ -128,7 +128,18 @@ describe.each(kinds)('%s store conformance%s', (_kind, _skip, make, enabled) => 
 
   test.skipIf(!enabled)('node records: put, get, list, tombstone', async () => {
     const store = await make();
-    const record = { nodeId: 2, idSpace: 2, allocationId: 'a-1', host: '127.0.0.1', port: 4000, cores: 2, backend: 'process', pid: 42, joinedAt: 1, state: 'live' as const };
+    const record = {
+      nodeId: 2,
+      idSpace: 2,
+      allocationId: 'a-1',
+      host: '127.0.0.1',
+      port: 4000,
+      cores: 2,
+      backend: 'process',
+      pid: 42,
+      joinedAt: 1,
+      state: 'live' as const,
+    };
     await store.putNode(record);
     await store.putNode({ ...record, nodeId: 3, idSpace: 3, allocationId: 'a-2' });
     expect(await store.getNode(2)).toEqual(record);
@@ -148,7 +159,18 @@ describe.skipIf(skipRedis)(`redis store${skipReason}`, () => {
     await before.set(ID, Buffer.from('kept'));
     const grant = await before.grant();
     const id = await before.allocateId(1);
-    await before.putNode({ nodeId: grant.nodeId, idSpace: grant.idSpace, allocationId: 'x', host: 'h', port: 1, cores: 1, backend: 'process', pid: 1, joinedAt: 1, state: 'live' });
+    await before.putNode({
+      nodeId: grant.nodeId,
+      idSpace: grant.idSpace,
+      allocationId: 'x',
+      host: 'h',
+      port: 1,
+      cores: 1,
+      backend: 'process',
+      pid: 1,
+      joinedAt: 1,
+      state: 'live',
+    });
     await before.close();
 
     const after = await redisStore(cluster);
@@ -169,7 +191,7 @@ describe.skipIf(skipRedis)(`redis store${skipReason}`, () => {
     expect((await b.grant()).nodeId).toBe(2);
   });
 
-  test('two stores at once: a write through one reaches the other\'s watchers and replaces its cached entry', async () => {
+  test("two stores at once: a write through one reaches the other's watchers and replaces its cached entry", async () => {
     const cluster = `pair-${randomUUID().slice(0, 8)}`;
     const a = await redisStore(cluster);
     const b = await redisStore(cluster);
@@ -178,7 +200,7 @@ describe.skipIf(skipRedis)(`redis store${skipReason}`, () => {
     const heard: string[] = [];
     b.watch(ID, (_id, entry) => heard.push(text(entry)!));
     await a.set(ID, Buffer.from('v2'));
-    await until(() => heard.includes('v2'), 2000, 'b hears a\'s write');
+    await until(() => heard.includes('v2'), 2000, "b hears a's write");
     expect(text(b.peek(ID))).toBe('v2');
     expect(text(await b.get(ID))).toBe('v2');
   });
@@ -224,6 +246,8 @@ describe.skipIf(skipRedis)(`redis store${skipReason}`, () => {
   });
 
   test('startHosted with a Redis nobody answers fails with STORE_UNAVAILABLE', async () => {
-    await expect(startHosted({ secret: 'store-test-secret', logger: silentLogger, store: 'redis://127.0.0.1:1/0' })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await expect(startHosted({ secret: 'store-test-secret', logger: silentLogger, store: 'redis://127.0.0.1:1/0' })).rejects.toMatchObject({
+      code: 'STORE_UNAVAILABLE',
+    });
   });
 });

@@ -20,12 +20,18 @@ const [, S, B] = benchArgs();
  * few ms is often preempted, and wall time would count the other processes.
  */
 function loop(body) {
-  return new Function('targets', 'n', 's', 'b', `
+  return new Function(
+    'targets',
+    'n',
+    's',
+    'b',
+    `
     let sink = 0;
     const t0 = process.cpuUsage();
     for (let i = 0; i < n; i++) sink += ${body};
     const t = process.cpuUsage(t0);
-    return [((t.user + t.system) * 1000) / n, sink];`);
+    return [((t.user + t.system) * 1000) / n, sink];`,
+  );
 }
 
 /** A rep class whose `echo` is far over V8's inlining budget (460 bytes of bytecode): called, never inlined. */

@@ -9,7 +9,15 @@ import { createOffloadServer } from '@ebbrt/examples/offload/service.js';
 const native = new URL('native.js', import.meta.resolve('@ebbrt/examples/offload/offload.js'));
 const cluster = await startCluster({ native, nodes: 1, cores: 2 });
 const markdown = cluster.balanced(MarkdownEbb);
-const { server, stats } = createOffloadServer({ markdown, status: () => ({ mode: 'balanced', ...stats, natives: cluster.nodes.map((n) => ({ nodeId: n.nodeId, pid: n.pid, cores: n.cores })), cores: markdown.$cores() }) });
+const { server, stats } = createOffloadServer({
+  markdown,
+  status: () => ({
+    mode: 'balanced',
+    ...stats,
+    natives: cluster.nodes.map((n) => ({ nodeId: n.nodeId, pid: n.pid, cores: n.cores })),
+    cores: markdown.$cores(),
+  }),
+});
 server.listen(0, '127.0.0.1', () => console.log(`offload: serving http://127.0.0.1:${server.address().port}`));
 process.once('SIGINT', async () => {
   server.close();

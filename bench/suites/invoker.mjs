@@ -72,11 +72,20 @@ function startPeer(kind) {
  */
 function options(args, quick) {
   // A --quick smoke run: one 1 s round, 2 cold starts, 2 tenants.
-  const o = { nodes: 1, cores: 1, connections: 8, duration: quick ? 1 : 3, rounds: quick ? 1 : ROUNDS, coldStarts: quick ? 2 : COLD_STARTS, tenants: quick ? 2 : TENANTS };
+  const o = {
+    nodes: 1,
+    cores: 1,
+    connections: 8,
+    duration: quick ? 1 : 3,
+    rounds: quick ? 1 : ROUNDS,
+    coldStarts: quick ? 2 : COLD_STARTS,
+    tenants: quick ? 2 : TENANTS,
+  };
   for (let i = 0; i < args.length; i += 2) {
     const key = args[i].replace(/^--/, '');
     const value = Number(args[i + 1]);
-    if (!['nodes', 'cores', 'connections', 'duration'].includes(key) || !Number.isInteger(value) || value < 1) throw new TypeError(`invoker suite: unknown or bad option ${args[i]} ${args[i + 1] ?? ''}; it takes --nodes N --cores C --connections K --duration S`);
+    if (!['nodes', 'cores', 'connections', 'duration'].includes(key) || !Number.isInteger(value) || value < 1)
+      throw new TypeError(`invoker suite: unknown or bad option ${args[i]} ${args[i + 1] ?? ''}; it takes --nodes N --cores C --connections K --duration S`);
     o[key] = value;
   }
   return o;
@@ -85,7 +94,10 @@ function options(args, quick) {
 /** A wrk Lua script: a blocking invoke with result, basic auth, the parameters as JSON. */
 function script(dir) {
   const file = path.join(dir, 'invoke.lua');
-  writeFileSync(file, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(JSON.stringify(PARAMS))}\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Basic ${Buffer.from(GUEST_KEY).toString('base64')}"\n`);
+  writeFileSync(
+    file,
+    `wrk.method = "POST"\nwrk.body = ${JSON.stringify(JSON.stringify(PARAMS))}\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Basic ${Buffer.from(GUEST_KEY).toString('base64')}"\n`,
+  );
   return file;
 }
 
@@ -158,7 +170,11 @@ export async function run(ctx) {
         isolated_http: `${peers.isolated.url}/api/v1/namespaces/_/actions/isolated?blocking=true&result=true`,
       };
       for (const [name, url] of Object.entries(urls)) {
-        const answer = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(GUEST_KEY).toString('base64')}` }, body: JSON.stringify(PARAMS) });
+        const answer = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from(GUEST_KEY).toString('base64')}` },
+          body: JSON.stringify(PARAMS),
+        });
         const result = await answer.json();
         if (result.sum !== 42) throw new Error(`${name} answered ${JSON.stringify(result)}`);
       }
@@ -172,9 +188,24 @@ export async function run(ctx) {
         }
       }
       for (const [name, results] of Object.entries(runs)) {
-        set(`${name}_per_s`, median(results.map((x) => x.rps)), 'invocations/s', results.map((x) => x.rps));
-        set(`${name}_p50_ms`, median(results.map((x) => x.p50Ms)), 'ms', results.map((x) => x.p50Ms));
-        set(`${name}_p99_ms`, median(results.map((x) => x.p99Ms)), 'ms', results.map((x) => x.p99Ms));
+        set(
+          `${name}_per_s`,
+          median(results.map((x) => x.rps)),
+          'invocations/s',
+          results.map((x) => x.rps),
+        );
+        set(
+          `${name}_p50_ms`,
+          median(results.map((x) => x.p50Ms)),
+          'ms',
+          results.map((x) => x.p50Ms),
+        );
+        set(
+          `${name}_p99_ms`,
+          median(results.map((x) => x.p99Ms)),
+          'ms',
+          results.map((x) => x.p99Ms),
+        );
       }
       // Throughput ratios (a fixed number of connections: latency is their inverse), as medians of per-round ratios.
       const per = (a, b) => Number(median(runs[a].map((x, i) => runs[b][i].rps / x.rps)).toFixed(3));

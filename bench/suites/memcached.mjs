@@ -30,11 +30,19 @@ const USER_HZ = 100;
 /** memcaslap's load and the rounds, from the suite's arguments over `defaults`; a --quick smoke run is one short round per server. */
 export function options(args, quick = false, defaults = {}) {
   const o = { ops: 300_000, rounds: 5, concurrency: 32, valueSize: 64, threads: 2, verify: 100, ...defaults, ...(quick ? { ops: 5000, rounds: 1 } : {}) };
-  const names = { '--ops': 'ops', '--rounds': 'rounds', '--concurrency': 'concurrency', '--value-size': 'valueSize', '--threads': 'threads', '--verify': 'verify' };
+  const names = {
+    '--ops': 'ops',
+    '--rounds': 'rounds',
+    '--concurrency': 'concurrency',
+    '--value-size': 'valueSize',
+    '--threads': 'threads',
+    '--verify': 'verify',
+  };
   for (let i = 0; i < args.length; i += 2) {
     const key = names[args[i]];
     const n = Number(args[i + 1]);
-    if (!key || !Number.isInteger(n) || n < 1) throw new TypeError(`bad option ${args[i]} ${args[i + 1] ?? ''}; known: ${Object.keys(names).join(', ')} (positive integers)`);
+    if (!key || !Number.isInteger(n) || n < 1)
+      throw new TypeError(`bad option ${args[i]} ${args[i + 1] ?? ''}; known: ${Object.keys(names).join(', ')} (positive integers)`);
     o[key] = n;
   }
   if (o.rounds < 5 && !quick) throw new TypeError('--rounds must be at least 5: a min–max of fewer rounds says little on a shared machine');
@@ -92,7 +100,22 @@ function cpuMicros(pid) {
 export function memcaslap(address, o, ops = o.ops) {
   return new Promise((resolve, reject) => {
     // -S past the run's end: one "Total Statistics" block at the end, none in between.
-    const args = ['-s', address, '-T', String(o.threads), '-c', String(o.concurrency), '-x', String(ops), '-X', String(o.valueSize), '-v', String(o.verify / 100), '-S', '3600s'];
+    const args = [
+      '-s',
+      address,
+      '-T',
+      String(o.threads),
+      '-c',
+      String(o.concurrency),
+      '-x',
+      String(ops),
+      '-X',
+      String(o.valueSize),
+      '-v',
+      String(o.verify / 100),
+      '-S',
+      '3600s',
+    ];
     const child = spawn('memcaslap', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -101,7 +124,14 @@ export function memcaslap(address, o, ops = o.ops) {
     child.on('close', () => {
       const tps = Number(/TPS: (\d+)/.exec(out)?.[1]);
       const counted = (name) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(out)?.[1]);
-      const result = { tps, p99: log2P99(out), gets: counted('cmd_get'), misses: counted('get_misses'), verifyMisses: counted('verify_misses'), verifyFailed: counted('verify_failed') };
+      const result = {
+        tps,
+        p99: log2P99(out),
+        gets: counted('cmd_get'),
+        misses: counted('get_misses'),
+        verifyMisses: counted('verify_misses'),
+        verifyFailed: counted('verify_failed'),
+      };
       if (!Number.isFinite(tps) || tps <= 0 || !Object.values(result).every(Number.isFinite)) {
         reject(new Error(`memcaslap against ${address} reported no throughput or no counts:\n${out.slice(-1000)}`));
         return;
@@ -133,7 +163,8 @@ async function hitCounts(address) {
   const out = await ask(address, ['stats']);
   const stat = (name) => Number(new RegExp(`^STAT ${name} (\\d+)\r$`, 'm').exec(out)?.[1]);
   const counts = { hits: stat('get_hits'), misses: stat('get_misses') };
-  if (!Number.isFinite(counts.hits) || !Number.isFinite(counts.misses)) throw new Error(`${address} answered stats without get_hits/get_misses:\n${out.slice(0, 500)}`);
+  if (!Number.isFinite(counts.hits) || !Number.isFinite(counts.misses))
+    throw new Error(`${address} answered stats without get_hits/get_misses:\n${out.slice(0, 500)}`);
   return counts;
 }
 
@@ -168,7 +199,10 @@ function log2P99(out) {
   for (const line of block.slice(block.findIndex((l) => l.includes('Log2 Dist')) + 1)) {
     const m = /^\s+(\d+):\s+([\d\s]+)$/.exec(line);
     if (!m) break;
-    m[2].trim().split(/\s+/).forEach((n, i) => (counts[Number(m[1]) + i] = Number(n)));
+    m[2]
+      .trim()
+      .split(/\s+/)
+      .forEach((n, i) => (counts[Number(m[1]) + i] = Number(n)));
   }
   const sum = counts.reduce((a, n) => a + (n ?? 0), 0);
   let seen = 0;
@@ -181,7 +215,19 @@ function log2P99(out) {
 
 async function startMemcached() {
   const port = await freePort();
-  const args = ['-p', String(port), '-l', '127.0.0.1', '-U', '0', '-t', String(SERVER_THREADS), '-m', String(MEMORY_MIB), ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : [])];
+  const args = [
+    '-p',
+    String(port),
+    '-l',
+    '127.0.0.1',
+    '-U',
+    '0',
+    '-t',
+    String(SERVER_THREADS),
+    '-m',
+    String(MEMORY_MIB),
+    ...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []),
+  ];
   const child = spawn('memcached', args, { stdio: 'ignore' });
   await waitConnectable(port);
   return { name: 'memcached', address: `127.0.0.1:${port}`, pid: child.pid, stop: () => child.kill('SIGKILL') };
@@ -218,7 +264,16 @@ export async function serveMemcached(name, hosted, allocator, allocate = {}) {
   const abort = new AbortController();
   let listening;
   const started = new Promise((resolve) => (listening = resolve));
-  const running = main({ runtime: hosted.runtime, node: hosted, allocator, natives, nativeEntry, args, print: (line) => listening(line), signal: abort.signal });
+  const running = main({
+    runtime: hosted.runtime,
+    node: hosted,
+    allocator,
+    natives,
+    nativeEntry,
+    args,
+    print: (line) => listening(line),
+    signal: abort.signal,
+  });
   const line = await Promise.race([started, running.then((status) => Promise.reject(new Error(`memcached app exited with ${status} before listening`)))]);
   const address = /listening on (\S+)/.exec(line)[1];
   return {
@@ -238,7 +293,9 @@ export async function run(ctx) {
   need('memcached');
   need('memcaslap');
   const o = options(ctx.args, ctx.quick);
-  ctx.log(`memcaslap -T ${o.threads} -c ${o.concurrency} -X ${o.valueSize} -v ${o.verify / 100}, ${o.rounds} rounds of ${o.ops} operations per server; servers: memcached -t ${SERVER_THREADS} -m ${MEMORY_MIB} vs one native node × ${SERVER_THREADS} cores, --memory ${MEMORY_MIB}`);
+  ctx.log(
+    `memcaslap -T ${o.threads} -c ${o.concurrency} -X ${o.valueSize} -v ${o.verify / 100}, ${o.rounds} rounds of ${o.ops} operations per server; servers: memcached -t ${SERVER_THREADS} -m ${MEMORY_MIB} vs one native node × ${SERVER_THREADS} cores, --memory ${MEMORY_MIB}`,
+  );
   const servers = { memcached: await startMemcached(), ours: await startOurs() };
   const samples = { memcached: [], ours: [] };
   let rss;
@@ -249,7 +306,9 @@ export async function run(ctx) {
       for (const name of i % 2 === 0 ? ['memcached', 'ours'] : ['ours', 'memcached']) {
         const r = await round(servers[name], o);
         samples[name].push(r);
-        ctx.log(`round ${i + 1} ${name}: ${r.tps} ops/s, p99 ≤ ${r.p99} µs, ${r.hits} hits / ${r.misses} misses, CPU ${r.userUsPerOp.toFixed(2)} user + ${r.systemUsPerOp.toFixed(2)} system µs/op`);
+        ctx.log(
+          `round ${i + 1} ${name}: ${r.tps} ops/s, p99 ≤ ${r.p99} µs, ${r.hits} hits / ${r.misses} misses, CPU ${r.userUsPerOp.toFixed(2)} user + ${r.systemUsPerOp.toFixed(2)} system µs/op`,
+        );
       }
       const [m, ours] = [samples.memcached[i], samples.ours[i]];
       // memcaslap's request stream is the same every run (fixed seed) and it gets only keys it set, so both servers must count alike.
@@ -278,8 +337,14 @@ export async function run(ctx) {
   }
   cases.ours_peak_rss_mib = { value: value(rss.ours), unit: 'MiB (native process)' };
   cases.memcached_peak_rss_mib = { value: value(rss.memcached), unit: 'MiB' };
-  cases.ours_cpu_us_per_op = { value: value(cases.ours_user_us_per_op.value + cases.ours_system_us_per_op.value), unit: 'µs CPU per operation (medians of user + system)' };
-  cases.memcached_cpu_us_per_op = { value: value(cases.memcached_user_us_per_op.value + cases.memcached_system_us_per_op.value), unit: 'µs CPU per operation (medians of user + system)' };
+  cases.ours_cpu_us_per_op = {
+    value: value(cases.ours_user_us_per_op.value + cases.ours_system_us_per_op.value),
+    unit: 'µs CPU per operation (medians of user + system)',
+  };
+  cases.memcached_cpu_us_per_op = {
+    value: value(cases.memcached_user_us_per_op.value + cases.memcached_system_us_per_op.value),
+    unit: 'µs CPU per operation (medians of user + system)',
+  };
   return {
     cases,
     ratios: {

@@ -35,7 +35,10 @@ function options(args, quick) {
   for (let i = 0; i < args.length; i += 2) {
     const key = args[i]?.replace(/^--/, '');
     const value = Number(args[i + 1]);
-    if (!(key in values) || !Number.isInteger(value) || value < 1) throw new TypeError(`offload suite options: --duration S, --connections C, --rounds R, --sections N (positive integers); got "${args[i]} ${args[i + 1] ?? ''}"`);
+    if (!(key in values) || !Number.isInteger(value) || value < 1)
+      throw new TypeError(
+        `offload suite options: --duration S, --connections C, --rounds R, --sections N (positive integers); got "${args[i]} ${args[i + 1] ?? ''}"`,
+      );
     values[key] = value;
   }
   return values;
@@ -99,7 +102,10 @@ export async function run(ctx) {
   const docFile = path.join(dir, 'doc.md');
   const script = path.join(dir, 'post.lua');
   writeFileSync(docFile, doc);
-  writeFileSync(script, `local f = io.open(${JSON.stringify(docFile)}, "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\nwrk.headers["Content-Type"] = "text/markdown; charset=utf-8"\n`);
+  writeFileSync(
+    script,
+    `local f = io.open(${JSON.stringify(docFile)}, "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\nwrk.headers["Content-Type"] = "text/markdown; charset=utf-8"\n`,
+  );
   const expected = Buffer.from(renderDocument(doc));
 
   // The work itself, on one thread of this process, for scale.
@@ -120,7 +126,8 @@ export async function run(ctx) {
     for (const service of services) {
       const response = await fetch(`${service.url}/render`, { method: 'POST', body: doc });
       const body = Buffer.from(await response.arrayBuffer());
-      if (response.status !== 200 || !body.equals(expected)) throw new Error(`--mode ${service.mode} answered ${response.status} with a body that differs from renderDocument()`);
+      if (response.status !== 200 || !body.equals(expected))
+        throw new Error(`--mode ${service.mode} answered ${response.status} with a body that differs from renderDocument()`);
       const status = await (await fetch(`${service.url}/status`)).json();
       service.pids = [service.child.pid, ...(status.natives ?? []).map((n) => n.pid)];
       ctx.log(`warming up --mode ${service.mode}`);

@@ -49,7 +49,7 @@ function jsonSide(deliver) {
     for (let i = 0; i < BATCH; i++) {
       callId = (callId + 1) >>> 0 || 1;
       const args = [callId, TEXT, BLOB];
-      out += JSON.stringify({ kind: FrameKind.call, ebbId: EBB_ID, core: ANY_CORE, code: CODE, callId, args: args.map(toWire) }) + '\n';
+      out += `${JSON.stringify({ kind: FrameKind.call, ebbId: EBB_ID, core: ANY_CORE, code: CODE, callId, args: args.map(toWire) })}\n`;
     }
     const chunk = Buffer.from(out, 'utf8');
     const lines = (pending + chunk.toString('utf8')).split('\n');
@@ -77,7 +77,9 @@ function verify(ctx) {
     if (!Buffer.isBuffer(args[2])) throw new Error('the Buffer argument did not arrive as a Buffer');
   }
   const frameBytes = encodeFrame({ kind: FrameKind.call, flags: 0, core: ANY_CORE, ebbId: EBB_ID, code: CODE, callId: 1 }, encodeArgs([1, TEXT, BLOB])).length;
-  const jsonBytes = Buffer.byteLength(JSON.stringify({ kind: FrameKind.call, ebbId: EBB_ID, core: ANY_CORE, code: CODE, callId: 1, args: [1, TEXT, { $b64: BLOB.toString('base64') }] }) + '\n');
+  const jsonBytes = Buffer.byteLength(
+    `${JSON.stringify({ kind: FrameKind.call, ebbId: EBB_ID, core: ANY_CORE, code: CODE, callId: 1, args: [1, TEXT, { $b64: BLOB.toString('base64') }] })}\n`,
+  );
   ctx.log(`verified: both sides deliver equal frames; bytes per frame: ours ${frameBytes}, json ${jsonBytes}`);
 }
 

@@ -26,7 +26,13 @@ function options(args, quick) {
     return n;
   };
   // --quick (the runner's ctx.quick): every case once, briefly; its figures are not for comparing.
-  return { quick, rounds: positive('rounds', quick ? 1 : 5), joins: positive('joins', quick ? 3 : 20), roundMs: quick ? 200 : 1000, rttCalls: quick ? 200 : 2000 };
+  return {
+    quick,
+    rounds: positive('rounds', quick ? 1 : 5),
+    joins: positive('joins', quick ? 3 : 20),
+    roundMs: quick ? 200 : 1000,
+    rttCalls: quick ? 200 : 2000,
+  };
 }
 
 /** Runs a bench app in a child process; resolves with the child and the first line it prints. */
@@ -115,7 +121,11 @@ function messagePortPair() {
       driver.once('error', reject);
       driver.postMessage(request);
     });
-  return { rtt: (n) => ask({ what: 'rtt', n }), pipelined: (window, ms) => ask({ what: 'pipelined', window, ms }), close: () => Promise.all([echo.terminate(), driver.terminate()]) };
+  return {
+    rtt: (n) => ask({ what: 'rtt', n }),
+    pipelined: (window, ms) => ask({ what: 'pipelined', window, ms }),
+    close: () => Promise.all([echo.terminate(), driver.terminate()]),
+  };
 }
 
 /** Spawn of `node -e 0` until it exited, ms. */
@@ -174,7 +184,10 @@ export async function run(ctx) {
     }
     ctx.log(`join p50 ${median(samples.join_ms).toFixed(1)} ms, node -e 0 p50 ${median(samples.node_start_ms).toFixed(1)} ms`);
 
-    const [native, native2] = await Promise.all([allocator.allocateNode(nativeModule, { cores: 1, waitForApp: true }), allocator.allocateNode(nativeModule, { cores: 2, waitForApp: true })]);
+    const [native, native2] = await Promise.all([
+      allocator.allocateNode(nativeModule, { cores: 1, waitForApp: true }),
+      allocator.allocateNode(nativeModule, { cores: 2, waitForApp: true }),
+    ]);
     const args = benchArgs();
     const remote = hosted.runtime.remote(EchoEbb, native.nodeId);
     const callRemote = () => remote.echo(...args);

@@ -16,7 +16,17 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildNativeImage, NodeAllocator, QemuBackend, resolveApp, silentLogger, startHosted, VM_CONNECTION_LIMITS, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS } from '@ebbrt/hosted';
+import {
+  buildNativeImage,
+  NodeAllocator,
+  QemuBackend,
+  resolveApp,
+  silentLogger,
+  startHosted,
+  VM_CONNECTION_LIMITS,
+  VM_FAILURE_TIMEOUT_MS,
+  VM_SUSPECT_AFTER_MS,
+} from '@ebbrt/hosted';
 import { median } from '../lib.mjs';
 import { memcaslap, need, options, peakRssMiB, round, serveMemcached, SERVER_THREADS } from './memcached.mjs';
 
@@ -27,7 +37,11 @@ const rssMiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/
 export async function run(ctx) {
   need('memcaslap');
   const memcachedOnly = ctx.args.includes('--memcached-only');
-  const o = options(ctx.args.filter((a) => a !== '--memcached-only'), ctx.quick, { ops: 20_000 });
+  const o = options(
+    ctx.args.filter((a) => a !== '--memcached-only'),
+    ctx.quick,
+    { ops: 20_000 },
+  );
   const boots = memcachedOnly ? { cases: {}, ratios: {} } : await bootFigures(ctx);
   const served = await memcachedFigures(ctx, o);
   return { cases: { ...boots.cases, ...served.cases }, ratios: { ...boots.ratios, ...served.ratios } };
@@ -49,7 +63,12 @@ async function bootFigures(ctx) {
     allocator.registerBackend(backend);
     const results = {};
     try {
-      for (const [backendName, cores] of [['process', 1], ['qemu', 1], ['process', 2], ['qemu', 2]]) {
+      for (const [backendName, cores] of [
+        ['process', 1],
+        ['qemu', 1],
+        ['process', 2],
+        ['qemu', 2],
+      ]) {
         const joins = [];
         const rss = [];
         const stops = [];
@@ -101,7 +120,13 @@ async function memcachedFigures(ctx, o) {
   const backend = new QemuBackend({ imageDir: dir, warn: (m) => ctx.log(m) });
   const image = await buildNativeImage(app, dir, { force: true });
   const accel = await backend.accel(image.kernel);
-  const hosted = await startHosted({ secret: 'bench-vm-memcached-secret', failureTimeoutMs: VM_FAILURE_TIMEOUT_MS, suspectAfterMs: VM_SUSPECT_AFTER_MS, limits: VM_CONNECTION_LIMITS, logger: silentLogger });
+  const hosted = await startHosted({
+    secret: 'bench-vm-memcached-secret',
+    failureTimeoutMs: VM_FAILURE_TIMEOUT_MS,
+    suspectAfterMs: VM_SUSPECT_AFTER_MS,
+    limits: VM_CONNECTION_LIMITS,
+    logger: silentLogger,
+  });
   const allocator = new NodeAllocator(hosted);
   allocator.registerBackend(backend);
   const vms = modes(ctx).map((mode) => `vm_${mode}`);
@@ -109,7 +134,9 @@ async function memcachedFigures(ctx, o) {
   /** Per VM: its rounds and the process native's rounds interleaved with them. */
   const samples = Object.fromEntries(vms.map((name) => [name, { vm: [], process: [] }]));
   const rss = {};
-  ctx.log(`memcaslap -T ${o.threads} -c ${o.concurrency} -X ${o.valueSize} -v ${o.verify / 100}, ${o.rounds} rounds of ${o.ops} operations per server; each one native × ${SERVER_THREADS} cores`);
+  ctx.log(
+    `memcaslap -T ${o.threads} -c ${o.concurrency} -X ${o.valueSize} -v ${o.verify / 100}, ${o.rounds} rounds of ${o.ops} operations per server; each one native × ${SERVER_THREADS} cores`,
+  );
   try {
     servers.process = await serveMemcached('process', hosted, allocator);
     await memcaslap(servers.process.address, o, Math.ceil(o.ops / 4));
@@ -124,10 +151,13 @@ async function memcachedFigures(ctx, o) {
         for (const which of i % 2 === 0 ? ['process', 'vm'] : ['vm', 'process']) {
           const r = await round(which === 'vm' ? vm : servers.process, o);
           samples[name][which].push(r);
-          ctx.log(`${name} round ${i + 1} ${which === 'vm' ? name : 'process'}: ${r.tps} ops/s, p99 ≤ ${r.p99} µs, ${r.hits} hits / ${r.misses} misses, CPU ${(r.userUsPerOp + r.systemUsPerOp).toFixed(2)} µs/op`);
+          ctx.log(
+            `${name} round ${i + 1} ${which === 'vm' ? name : 'process'}: ${r.tps} ops/s, p99 ≤ ${r.p99} µs, ${r.hits} hits / ${r.misses} misses, CPU ${(r.userUsPerOp + r.systemUsPerOp).toFixed(2)} µs/op`,
+          );
         }
         const [p, v] = [samples[name].process[i], samples[name].vm[i]];
-        if (p.hits !== v.hits || p.misses !== v.misses) throw new Error(`${name} round ${i + 1}: hit counts differ: process ${p.hits}/${p.misses}, VM ${v.hits}/${v.misses}`);
+        if (p.hits !== v.hits || p.misses !== v.misses)
+          throw new Error(`${name} round ${i + 1}: hit counts differ: process ${p.hits}/${p.misses}, VM ${v.hits}/${v.misses}`);
       }
       rss[name] = peakRssMiB(vm.pid);
       await vm.stop();

@@ -14,7 +14,16 @@ const TOKEN = 'admin-token-for-the-attack-suite';
 
 async function admin(allowedHosts?: string[]) {
   let stops = 0;
-  const view = { cluster: 'attack', status: 'up', startedAt: new Date(0).toISOString(), frontend: '127.0.0.1:1', admin: '', store: 'memory', groups: [], nodes: [] } as unknown as ClusterView;
+  const view = {
+    cluster: 'attack',
+    status: 'up',
+    startedAt: new Date(0).toISOString(),
+    frontend: '127.0.0.1:1',
+    admin: '',
+    store: 'memory',
+    groups: [],
+    nodes: [],
+  } as unknown as ClusterView;
   const top = { cluster: 'attack', at: 0, rateWindowMs: 1000, latencyWindowMs: 1000, ebbs: [], nodes: [] } as unknown as TopView;
   const source: AdminSource = {
     token: TOKEN,

@@ -16,7 +16,13 @@ import { startInlineNative } from '@ebbrt/native';
 import { FIXTURES } from '../kit/index.js';
 
 /** The Ebb the attacked frontend counts calls of (the same definition as the fixture's). */
-export const TallyEbb = defineEbb<{ add(n: number): Promise<number> }>({ name: 'AttackTally', policy: 'home', home: 'hosted', methods: ['add'], create: () => ({ add: async (n: number) => n }) });
+export const TallyEbb = defineEbb<{ add(n: number): Promise<number> }>({
+  name: 'AttackTally',
+  policy: 'home',
+  home: 'hosted',
+  methods: ['add'],
+  create: () => ({ add: async (n: number) => n }),
+});
 
 export interface FrontendStats {
   rssBytes: number;
@@ -42,7 +48,10 @@ export async function attackedFrontend(): Promise<AttackedFrontend> {
   const secret = `attack-suite-secret-${process.pid}-${Date.now()}`;
   const secretFile = path.join(dir, 'secret');
   writeFileSync(secretFile, secret, { mode: 0o600 });
-  const child = spawn(process.execPath, ['--expose-gc', path.join(FIXTURES, 'attack-frontend.mjs')], { env: { ...process.env, EBBRT_SECRET_FILE: secretFile }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--expose-gc', path.join(FIXTURES, 'attack-frontend.mjs')], {
+    env: { ...process.env, EBBRT_SECRET_FILE: secretFile },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   onTestFinished(() => {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

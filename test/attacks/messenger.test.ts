@@ -10,8 +10,26 @@ import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { describe, expect, test } from 'vitest';
 import {
-  ANY_CORE, CONTROL_CODES, decodeControl, decodeFrame, methodCode, encodeArgs, encodeControl, encodeFrame, FIRST_INCARNATION, FrameKind, HANDSHAKE_VERSION, HelloKey, HelloPurpose, helloMac,
-  PROTOCOL_VERSION, secretKey, transcriptOf, type ControlBodies, type ControlType, type Hello,
+  ANY_CORE,
+  CONTROL_CODES,
+  decodeControl,
+  decodeFrame,
+  methodCode,
+  encodeArgs,
+  encodeControl,
+  encodeFrame,
+  FIRST_INCARNATION,
+  FrameKind,
+  HANDSHAKE_VERSION,
+  HelloKey,
+  HelloPurpose,
+  helloMac,
+  PROTOCOL_VERSION,
+  secretKey,
+  transcriptOf,
+  type ControlBodies,
+  type ControlType,
+  type Hello,
 } from '@ebbrt/ebb-protocol/internal';
 import { ForbiddenError, HOSTED_NODE_ID } from '@ebbrt/hosted';
 import { Connection, RemoteGlobalIdMap, SecretKeyring, connectTcp } from '@ebbrt/ebb-protocol/internal';
@@ -24,7 +42,8 @@ const RSS_BOUND_MIB = 40;
 
 const control = <K extends ControlType>(type: K, body: Partial<ControlBodies[K]>) =>
   encodeFrame({ kind: FrameKind.control, flags: 0, core: ANY_CORE, ebbId: 0, code: CONTROL_CODES[type], callId: 0 }, encodeControl(type, body));
-const tallyCall = (callId: number) => encodeFrame({ kind: FrameKind.call, flags: 0, core: ANY_CORE, ebbId: TallyEbb.staticId, code: methodCode('AttackTally', 'add'), callId }, encodeArgs([1]));
+const tallyCall = (callId: number) =>
+  encodeFrame({ kind: FrameKind.call, flags: 0, core: ANY_CORE, ebbId: TallyEbb.staticId, code: methodCode('AttackTally', 'add'), callId }, encodeArgs([1]));
 
 /** The nonce of the Challenge the server sent first on `socket`. */
 async function challengeNonce(socket: net.Socket): Promise<Buffer> {
@@ -37,8 +56,21 @@ async function challengeNonce(socket: net.Socket): Promise<Buffer> {
 /** A JOIN hello answering `nonce`, MACed with `key` (the cluster secret unless given). */
 function joinHello(secret: string, nonce: Buffer, overrides: Partial<Hello> = {}, key: Uint8Array = secretKey(secret)): Hello {
   const hello: Hello = {
-    protocolVersion: PROTOCOL_VERSION, handshakeVersion: HANDSHAKE_VERSION, purpose: HelloPurpose.join, key: HelloKey.clusterSecret, mac: Buffer.alloc(0), clientNonce: randomBytes(32),
-    allocationId: 'attacker', nodeId: 0, incarnation: 0, core: 0, cores: 1, host: '127.0.0.1', port: 9, backend: 'process', pid: 1,
+    protocolVersion: PROTOCOL_VERSION,
+    handshakeVersion: HANDSHAKE_VERSION,
+    purpose: HelloPurpose.join,
+    key: HelloKey.clusterSecret,
+    mac: Buffer.alloc(0),
+    clientNonce: randomBytes(32),
+    allocationId: 'attacker',
+    nodeId: 0,
+    incarnation: 0,
+    core: 0,
+    cores: 1,
+    host: '127.0.0.1',
+    port: 9,
+    backend: 'process',
+    pid: 1,
   };
   hello.mac = helloMac(key, transcriptOf(hello, nonce, HOSTED_NODE_ID));
   return { ...hello, ...overrides };
@@ -140,7 +172,11 @@ describe('attacks on the messenger before authentication', () => {
     const sockets = await Promise.all(Array.from({ length: 200 }, () => rawSocket(target)));
     // The attacked process accepts them at its own pace (a loaded machine: seconds).
     let refused = 0;
-    for (const deadline = performance.now() + 10_000; performance.now() < deadline && refused < 200 - 64; await new Promise((resolve) => setTimeout(resolve, 100))) {
+    for (
+      const deadline = performance.now() + 10_000;
+      performance.now() < deadline && refused < 200 - 64;
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    ) {
       refused = (await target.stats()).messenger.refusedHandshakes;
     }
     expect(refused).toBeGreaterThanOrEqual(200 - 64);
@@ -153,12 +189,18 @@ describe('attacks by an authenticated node', () => {
   /** Node `nodeId`'s own PEER connection to the frontend, with the pair key it legitimately holds. */
   async function peerAs(target: AttackedFrontend, nodeId: number): Promise<Connection> {
     const transport = await connectTcp(target.host, target.port);
-    const { conn } = await Connection.connect(transport, new SecretKeyring(target.secret, { nodeId, incarnation: FIRST_INCARNATION }), { purpose: HelloPurpose.peer, nodeId, incarnation: FIRST_INCARNATION, core: 0 }, {}, HOSTED_NODE_ID);
+    const { conn } = await Connection.connect(
+      transport,
+      new SecretKeyring(target.secret, { nodeId, incarnation: FIRST_INCARNATION }),
+      { purpose: HelloPurpose.peer, nodeId, incarnation: FIRST_INCARNATION, core: 0 },
+      {},
+      HOSTED_NODE_ID,
+    );
     conn.attach({ onCall: () => undefined, onMessage: () => undefined, onControl: () => undefined, onClose: () => undefined });
     return conn;
   }
 
-  test('a goodbye or heartbeat about another node, off that node\'s JOIN connection, is ignored and counted', async () => {
+  test("a goodbye or heartbeat about another node, off that node's JOIN connection, is ignored and counted", async () => {
     const target = await attackedFrontend();
     const rss = rssMiB(target.pid);
     await honestCall(target); // node 2 joins and stays
@@ -175,7 +217,7 @@ describe('attacks by an authenticated node', () => {
     attacker.close();
   });
 
-  test('GlobalIdMap writes outside the node\'s grants are refused FORBIDDEN and change nothing', async () => {
+  test("GlobalIdMap writes outside the node's grants are refused FORBIDDEN and change nothing", async () => {
     const target = await attackedFrontend();
     const rss = rssMiB(target.pid);
     await honestCall(target);

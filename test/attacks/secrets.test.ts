@@ -30,7 +30,10 @@ test('the invoker takes namespace keys from a file (--namespace-file), so they n
   const dir = mkdtempSync(path.join(tmpdir(), 'ebbrt-ns-'));
   const file = path.join(dir, 'namespaces');
   writeFileSync(file, '# tenants\nred=u1:k1\n\nblue=u2:k2\n', { mode: 0o600 });
-  expect([...parseArgs(['--namespace-file', file]).namespaces]).toEqual([['red', 'u1:k1'], ['blue', 'u2:k2']]);
+  expect([...parseArgs(['--namespace-file', file]).namespaces]).toEqual([
+    ['red', 'u1:k1'],
+    ['blue', 'u2:k2'],
+  ]);
   writeFileSync(file, 'red=u1:secret-key\nbad line with secret-key\n');
   const error = (() => {
     try {

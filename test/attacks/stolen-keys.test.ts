@@ -7,7 +7,17 @@
  */
 import { describe, expect, test } from 'vitest';
 import {
-  FIRST_INCARNATION, HelloKey, HelloPurpose, HOSTED_INCARNATION, HOSTED_NODE_ID, JoinRejectedError, joinTokenKey, seal, type ClientKey, type Hello, type Welcome,
+  FIRST_INCARNATION,
+  HelloKey,
+  HelloPurpose,
+  HOSTED_INCARNATION,
+  HOSTED_NODE_ID,
+  JoinRejectedError,
+  joinTokenKey,
+  seal,
+  type ClientKey,
+  type Hello,
+  type Welcome,
 } from '@ebbrt/ebb-protocol/internal';
 import { Connection, connectTcp } from '@ebbrt/ebb-protocol/internal';
 import { startFrontend, type Frontend } from '../kit/index.js';
@@ -15,7 +25,13 @@ import { startFrontend, type Frontend } from '../kit/index.js';
 /** A JOIN (or, with `hello.purpose`, a PEER hello) to the frontend proving `key`. */
 async function hello(fe: Frontend, key: ClientKey, fields: Partial<Hello>): Promise<{ conn: Connection; welcome: Welcome }> {
   const transport = await connectTcp(fe.hosted.host, fe.hosted.port);
-  const opened = await Connection.connect(transport, key, { purpose: HelloPurpose.join, cores: 1, host: '127.0.0.1', port: 9, backend: 'process', ...fields }, {}, HOSTED_NODE_ID);
+  const opened = await Connection.connect(
+    transport,
+    key,
+    { purpose: HelloPurpose.join, cores: 1, host: '127.0.0.1', port: 9, backend: 'process', ...fields },
+    {},
+    HOSTED_NODE_ID,
+  );
   opened.conn.attach({ onCall: () => undefined, onMessage: () => undefined, onControl: () => undefined, onClose: () => undefined });
   return opened;
 }
@@ -61,7 +77,7 @@ describe('stolen keys', () => {
     expect(fe.hosted.members.size).toBe(1);
   });
 
-  test("a node credential cannot re-register another node or another incarnation; a pair key cannot speak for another node or incarnation", async () => {
+  test('a node credential cannot re-register another node or another incarnation; a pair key cannot speak for another node or incarnation', async () => {
     const fe = await startFrontend();
     const a = await launchedNode(fe, 'alloc-a');
     const b = await launchedNode(fe, 'alloc-b');

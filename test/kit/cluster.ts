@@ -60,11 +60,11 @@ export function running(pid: number): boolean {
   }
 }
 
-export const state = (dir: string): ClusterState => JSON.parse(readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith('.json'))!), 'utf8')) as ClusterState;
+export const state = (dir: string): ClusterState =>
+  JSON.parse(readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith('.json'))!), 'utf8')) as ClusterState;
 
 export async function psJson(dir: string): Promise<ClusterView> {
   const r = await runCli(['ps', '--json', '--state-dir', dir]);
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as ClusterView;
 }
-

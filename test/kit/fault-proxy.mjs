@@ -85,7 +85,8 @@ export class FaultProxy {
     for (const key of ['latencyMs', 'jitterMs', 'lossRate', 'rtoMs']) {
       const value = settings[key];
       if (value === undefined) continue;
-      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (key === 'lossRate' && value > 1)) throw new TypeError(`FaultProxy: ${key} must be a non-negative number${key === 'lossRate' ? ' ≤ 1' : ''}`);
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (key === 'lossRate' && value > 1))
+        throw new TypeError(`FaultProxy: ${key} must be a non-negative number${key === 'lossRate' ? ' ≤ 1' : ''}`);
       this.#settings[key] = value;
     }
   }

@@ -13,7 +13,16 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { onTestFinished } from 'vitest';
-import { NodeAllocator, startHosted, type AllocateOptions, type HostedNode, type HostedOptions, type Logger, type LogLevel, type LaunchHandle } from '@ebbrt/hosted';
+import {
+  NodeAllocator,
+  startHosted,
+  type AllocateOptions,
+  type HostedNode,
+  type HostedOptions,
+  type Logger,
+  type LogLevel,
+  type LaunchHandle,
+} from '@ebbrt/hosted';
 
 /** Repository root. */
 export const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -83,7 +92,12 @@ function killGroup(pid: number | undefined): void {
  */
 export function spawnNode(script: string, args: readonly string[] = [], options: RunOptions = {}): Spawned {
   const started = performance.now();
-  const child = spawn(process.execPath, [script, ...args], { cwd: options.cwd ?? ROOT, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [script, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: cleanEnv(options.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -152,7 +166,10 @@ export interface RecordingLogger extends Logger {
 
 export function recordingLogger(): RecordingLogger {
   const entries: LogEntry[] = [];
-  const at = (level: LogLevel) => (message: string, fields: Record<string, unknown> = {}) => void entries.push({ level, message, fields });
+  const at =
+    (level: LogLevel) =>
+    (message: string, fields: Record<string, unknown> = {}) =>
+      void entries.push({ level, message, fields });
   return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 

@@ -9,7 +9,8 @@ export async function launchMemcached(args: readonly string[]): Promise<{ addres
   const spawned = spawnNode(CLI, ['run', 'memcached', ...args], { timeoutMs: 90_000 });
   await until(() => /^memcached listening on /m.test(spawned.stdout()) || spawned.child.exitCode !== null, 30_000, 'memcached to listen');
   const line = lines(spawned.stdout()).find((l) => l.startsWith('memcached listening on '));
-  if (!line) throw new Error(`memcached did not start (exit ${spawned.child.exitCode}, signal ${spawned.child.signalCode}):\n${spawned.stdout()}\n${spawned.stderr()}`);
+  if (!line)
+    throw new Error(`memcached did not start (exit ${spawned.child.exitCode}, signal ${spawned.child.signalCode}):\n${spawned.stdout()}\n${spawned.stderr()}`);
   const addresses = line.slice('memcached listening on '.length).split(' (')[0].split(' ');
   return { addresses, spawned };
 }

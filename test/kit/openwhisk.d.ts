@@ -18,7 +18,15 @@ declare module 'openwhisk' {
   }
 
   interface Actions {
-    create(options: { name: string; namespace?: string; sequence: string[]; overwrite?: boolean; params?: Dict; annotations?: Dict; limits?: Limits }): Promise<Action>;
+    create(options: {
+      name: string;
+      namespace?: string;
+      sequence: string[];
+      overwrite?: boolean;
+      params?: Dict;
+      annotations?: Dict;
+      limits?: Limits;
+    }): Promise<Action>;
     update(options: { name: string; namespace?: string; sequence: string[]; params?: Dict; annotations?: Dict; limits?: Limits }): Promise<Action>;
   }
 }

@@ -210,7 +210,26 @@ export async function startRedisCluster(): Promise<RedisClusterServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ebbrt-redis-cluster-'));
   const ports = [await freePort(), await freePort(), await freePort()];
   const children = ports.map((port) => {
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        `nodes-${port}.conf`,
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+      ],
+      { stdio: 'ignore' },
+    );
     process.once('exit', () => child.kill('SIGKILL'));
     return child;
   });
@@ -220,7 +239,10 @@ export async function startRedisCluster(): Promise<RedisClusterServer> {
   };
   try {
     await Promise.all(ports.map((port) => waitForPing(port)));
-    const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 });
+    const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
     const deadline = Date.now() + 10_000;
     while (!(await command(ports[0], ['CLUSTER', 'INFO'])).includes('cluster_state:ok')) {

@@ -16,8 +16,21 @@ export { fnv1a32 } from './wire/hash.js';
 export { encodeValue, decodeValue } from './wire/codec.js';
 export { DEFAULT_MAX_FRAME_SIZE } from './wire/frame.js';
 export {
-  EbbError, ForbiddenError, IdConflictError, IdSpaceExhaustedError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, RemoteError,
-  StoreUnavailableError, TimeoutError, UnencodableError, UnknownEbbError, UnknownMethodError, registerErrorCode,
+  EbbError,
+  ForbiddenError,
+  IdConflictError,
+  IdSpaceExhaustedError,
+  JoinRejectedError,
+  NodeUnavailableError,
+  OverloadedError,
+  ProtocolError,
+  RemoteError,
+  StoreUnavailableError,
+  TimeoutError,
+  UnencodableError,
+  UnknownEbbError,
+  UnknownMethodError,
+  registerErrorCode,
 } from './wire/errors.js';
 
 // Types

@@ -29,13 +29,6 @@ function sourceFiles(dir: string): string[] {
 
 const CODE = /^[A-Z][A-Z0-9_]+$/;
 
-interface ClassInfo {
-  name: string;
-  base: string | undefined;
-  /** Codes the constructor passes to super, or undefined when it passes none it names. */
-  codes: string[];
-}
-
 /** Scans sources; returns code → the classes that carry it. */
 function scanCodes(files: string[]): Map<string, Set<string>> {
   const aliases = new Map<string, ts.TypeNode>();
@@ -52,7 +45,8 @@ function scanCodes(files: string[]): Map<string, Set<string>> {
     if (ts.isTypeOperatorNode(type) && type.operator === ts.SyntaxKind.KeyOfKeyword && ts.isTypeQueryNode(type.type) && ts.isIdentifier(type.type.exprName)) {
       let init = objects.get(type.type.exprName.text);
       while (init && (ts.isAsExpression(init) || ts.isSatisfiesExpression(init))) init = init.expression;
-      if (init && ts.isObjectLiteralExpression(init)) return init.properties.flatMap((p) => (p.name && (ts.isIdentifier(p.name) || ts.isStringLiteral(p.name)) ? [p.name.text] : []));
+      if (init && ts.isObjectLiteralExpression(init))
+        return init.properties.flatMap((p) => (p.name && (ts.isIdentifier(p.name) || ts.isStringLiteral(p.name)) ? [p.name.text] : []));
     }
     return [];
   };

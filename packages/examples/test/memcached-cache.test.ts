@@ -118,7 +118,7 @@ describe('SharedCache: counters', () => {
     const h = harness();
     h.set('n', '18446744073709551615');
     expect(h.incr('n', 2n)).toMatchObject({ status: Status.STORED, value: 1n });
-    expect(h.get('n')!.value).toBe('1' + ' '.repeat(19));
+    expect(h.get('n')!.value).toBe(`1${' '.repeat(19)}`);
     h.set('m', '10');
     expect(h.decr('m', 1n).value).toBe(9n);
     expect(h.get('m')!.value).toBe('9 ');
@@ -131,7 +131,12 @@ describe('SharedCache: counters', () => {
 
   test('values are read like strtoull: whitespace around, no junk, at most 2^64 - 1', () => {
     const h = harness();
-    for (const [value, result] of [[' 12', 13n], ['12 ', 13n], ['+5', 6n], ['-0', 1n]] as const) {
+    for (const [value, result] of [
+      [' 12', 13n],
+      ['12 ', 13n],
+      ['+5', 6n],
+      ['-0', 1n],
+    ] as const) {
       h.set('n', value);
       expect(h.incr('n', 1n)).toMatchObject({ status: Status.STORED, value: result });
     }
@@ -230,7 +235,12 @@ describe('SharedCache: memory bound and eviction', () => {
     for (let i = 0; i < 50; i++) expect(h.set(`large${i}`, Buffer.alloc(20_000))).toBe(Status.STORED);
     expect(h.get('large49')).toBeDefined();
     expect(h.cache.counters().slabs_moved).toBeGreaterThan(0);
-    expect(h.cache.slabs().map((s) => s.pages).reduce((x, y) => x + y)).toBe(2);
+    expect(
+      h.cache
+        .slabs()
+        .map((s) => s.pages)
+        .reduce((x, y) => x + y),
+    ).toBe(2);
   });
 
   test('append that would outgrow an item is refused, the old value kept', () => {
@@ -367,7 +377,15 @@ describe('SharedCache: cores share it through worker threads', () => {
       });
     await Promise.all([run(0), run(1)]);
     const values: string[] = [];
-    main.fetch(counter, 0, counter.length, hashKey(counter, 0, counter.length), { hit: (mem, v, n) => values.push(mem.subarray(v, v + n).toString().trim()) });
+    main.fetch(counter, 0, counter.length, hashKey(counter, 0, counter.length), {
+      hit: (mem, v, n) =>
+        values.push(
+          mem
+            .subarray(v, v + n)
+            .toString()
+            .trim(),
+        ),
+    });
     expect(values).toEqual(['40000']);
     for (const key of ['core0-19999', 'core1-19999', 'core0-0', 'core1-0']) {
       const k = b(key);

@@ -44,9 +44,12 @@ describe('HashRing', () => {
     expect(keys.every((h) => ring.owner(h) === 7)).toBe(true);
   });
 
-  test.each([[{ nodes: [], vnodes: 10 }], [{ nodes: [2, 2], vnodes: 10 }], [{ nodes: [0], vnodes: 10 }], [{ nodes: [2], vnodes: 0 }]])('bad spec %j is a MemcachedUsageError', (spec) => {
-    expect(() => new HashRing(spec)).toThrow(MemcachedUsageError);
-  });
+  test.each([[{ nodes: [], vnodes: 10 }], [{ nodes: [2, 2], vnodes: 10 }], [{ nodes: [0], vnodes: 10 }], [{ nodes: [2], vnodes: 0 }]])(
+    'bad spec %j is a MemcachedUsageError',
+    (spec) => {
+      expect(() => new HashRing(spec)).toThrow(MemcachedUsageError);
+    },
+  );
 });
 
 describe('numbers as memcached reads them', () => {

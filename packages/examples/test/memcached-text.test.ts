@@ -59,7 +59,11 @@ function snapshot(r: TextRequest): Record<string, unknown> {
 function parse(chunks: Uint8Array[], options?: { maxGetLine?: number }): { requests: Record<string, unknown>[]; faults: MemcachedProtocolError[] } {
   const requests: Record<string, unknown>[] = [];
   const faults: MemcachedProtocolError[] = [];
-  const parser = new TextParser((r) => requests.push(snapshot(r)), (e) => faults.push(e), options);
+  const parser = new TextParser(
+    (r) => requests.push(snapshot(r)),
+    (e) => faults.push(e),
+    options,
+  );
   for (const chunk of chunks) parser.write(chunk);
   return { requests, faults };
 }
@@ -96,37 +100,65 @@ describe('TextParser: commands', () => {
     ['cas k 0 0 1 42\r\ny\r\n', [{ command: 'CAS', key: 'k', flags: 0, exptime: 0, cas: 42, noreply: false, data: 'y' }]],
     ['cas k 0 0 1 0 noreply\r\ny\r\n', [{ command: 'CAS', key: 'k', flags: 0, exptime: 0, cas: 0, noreply: true, data: 'y' }]],
     ['cas k 0 0 1 18446744073709551615\r\ny\r\n', [{ command: 'CAS', key: 'k', flags: 0, exptime: 0, cas: -1, noreply: false, data: 'y' }]],
-    ['delete k\r\ndelete k 0\r\ndelete k noreply\r\ndelete k 0 noreply\r\n', [
-      { command: 'DELETE', key: 'k', noreply: false },
-      { command: 'DELETE', key: 'k', noreply: false },
-      { command: 'DELETE', key: 'k', noreply: true },
-      { command: 'DELETE', key: 'k', noreply: true },
-    ]],
-    ['incr n 5\r\ndecr n 18446744073709551615 noreply\r\n', [
-      { command: 'INCR', key: 'n', delta: '5', noreply: false },
-      { command: 'DECR', key: 'n', delta: '18446744073709551615', noreply: true },
-    ]],
-    ['touch k 30\r\ntouch k -1 noreply\r\n', [
-      { command: 'TOUCH', key: 'k', exptime: 30, noreply: false },
-      { command: 'TOUCH', key: 'k', exptime: -1, noreply: true },
-    ]],
-    ['flush_all\r\nflush_all 10\r\nflush_all noreply\r\nflush_all 5 noreply\r\nflush_all 1 2\r\n', [
-      { command: 'FLUSH_ALL', value: 0, noreply: false },
-      { command: 'FLUSH_ALL', value: 10, noreply: false },
-      { command: 'FLUSH_ALL', value: 0, noreply: true },
-      { command: 'FLUSH_ALL', value: 5, noreply: true },
-      { command: 'FLUSH_ALL', value: 1, noreply: false },
-    ]],
+    [
+      'delete k\r\ndelete k 0\r\ndelete k noreply\r\ndelete k 0 noreply\r\n',
+      [
+        { command: 'DELETE', key: 'k', noreply: false },
+        { command: 'DELETE', key: 'k', noreply: false },
+        { command: 'DELETE', key: 'k', noreply: true },
+        { command: 'DELETE', key: 'k', noreply: true },
+      ],
+    ],
+    [
+      'incr n 5\r\ndecr n 18446744073709551615 noreply\r\n',
+      [
+        { command: 'INCR', key: 'n', delta: '5', noreply: false },
+        { command: 'DECR', key: 'n', delta: '18446744073709551615', noreply: true },
+      ],
+    ],
+    [
+      'touch k 30\r\ntouch k -1 noreply\r\n',
+      [
+        { command: 'TOUCH', key: 'k', exptime: 30, noreply: false },
+        { command: 'TOUCH', key: 'k', exptime: -1, noreply: true },
+      ],
+    ],
+    [
+      'flush_all\r\nflush_all 10\r\nflush_all noreply\r\nflush_all 5 noreply\r\nflush_all 1 2\r\n',
+      [
+        { command: 'FLUSH_ALL', value: 0, noreply: false },
+        { command: 'FLUSH_ALL', value: 10, noreply: false },
+        { command: 'FLUSH_ALL', value: 0, noreply: true },
+        { command: 'FLUSH_ALL', value: 5, noreply: true },
+        { command: 'FLUSH_ALL', value: 1, noreply: false },
+      ],
+    ],
     ['version\r\nversion extra\r\n', [{ command: 'VERSION' }, { command: 'VERSION' }]],
-    ['verbosity 1\r\nverbosity 2 noreply\r\n', [
-      { command: 'VERBOSITY', value: 1, noreply: false },
-      { command: 'VERBOSITY', value: 2, noreply: true },
-    ]],
-    ['stats\r\nstats settings\r\nstats detail on\r\n', [{ command: 'STATS', args: [] }, { command: 'STATS', args: ['settings'] }, { command: 'STATS', args: ['detail', 'on'] }]],
+    [
+      'verbosity 1\r\nverbosity 2 noreply\r\n',
+      [
+        { command: 'VERBOSITY', value: 1, noreply: false },
+        { command: 'VERBOSITY', value: 2, noreply: true },
+      ],
+    ],
+    [
+      'stats\r\nstats settings\r\nstats detail on\r\n',
+      [
+        { command: 'STATS', args: [] },
+        { command: 'STATS', args: ['settings'] },
+        { command: 'STATS', args: ['detail', 'on'] },
+      ],
+    ],
     ['quit\r\n', [{ command: 'QUIT' }]],
     ['mn\r\n', [reply('MN')]],
     // Bare "\n" line ends, and extra spaces between tokens, are accepted as memcached accepts them.
-    ['get a\nset  k  0  0  1 \nx\r\n', [{ command: 'GET', keys: ['a'] }, { command: 'SET', key: 'k', flags: 0, exptime: 0, cas: 0, noreply: false, data: 'x' }]],
+    [
+      'get a\nset  k  0  0  1 \nx\r\n',
+      [
+        { command: 'GET', keys: ['a'] },
+        { command: 'SET', key: 'k', flags: 0, exptime: 0, cas: 0, noreply: false, data: 'x' },
+      ],
+    ],
   ])('%j', (input, expected) => {
     expect(threeWays(input)).toEqual(expected);
   });
@@ -195,7 +227,10 @@ describe('TextParser: values, limits, faults', () => {
   test('a value too large for an item is answered at once and skipped, unbuffered, before the next command', () => {
     const value = 'v'.repeat(1_048_576);
     const input = bytes(`set big 0 0 ${value.length}\r\n${value}\r\nget big\r\n`);
-    const expected = [{ command: 'SET', key: 'big', flags: 0, exptime: 0, cas: 0, noreply: false, tooLarge: true }, { command: 'GET', keys: ['big'] }];
+    const expected = [
+      { command: 'SET', key: 'big', flags: 0, exptime: 0, cas: 0, noreply: false, tooLarge: true },
+      { command: 'GET', keys: ['big'] },
+    ];
     expect(parse([input]).requests).toEqual(expected);
     const chunks: Buffer[] = [];
     for (let i = 0; i < input.length; i += 4093) chunks.push(input.subarray(i, i + 4093));
@@ -218,7 +253,12 @@ describe('TextParser: values, limits, faults', () => {
     const parts: string[] = [];
     for (let i = 0; i < 200; i++) {
       const value = `value-${i}-`.repeat(i % 7);
-      parts.push(`set key${i} ${i} 0 ${value.length}\r\n${value}\r\n`, `get key${i} key${i + 1}\r\n`, `incr n${i} ${i}\r\n`, i % 13 === 0 ? 'bogus line\r\n' : `delete key${i - 1} noreply\r\n`);
+      parts.push(
+        `set key${i} ${i} 0 ${value.length}\r\n${value}\r\n`,
+        `get key${i} key${i + 1}\r\n`,
+        `incr n${i} ${i}\r\n`,
+        i % 13 === 0 ? 'bogus line\r\n' : `delete key${i - 1} noreply\r\n`,
+      );
     }
     const input = bytes(parts.join(''));
     const whole = parse([input]);
@@ -267,7 +307,7 @@ describe('TextParser: values, limits, faults', () => {
   });
 
   test('pause() ends write() after the command; the rest parses on from where it stopped', () => {
-    const input = bytes('get a b\r\nset k 1 0 3\r\nabc\r\nbogus\r\nset big 0 0 2000000\r\n' + 'x'.repeat(100) + '\r\nversion\r\n');
+    const input = bytes(`get a b\r\nset k 1 0 3\r\nabc\r\nbogus\r\nset big 0 0 2000000\r\n${'x'.repeat(100)}\r\nversion\r\n`);
     const { requests: paused, consumed } = parsePaused((onRequest) => new TextParser(onRequest, () => undefined), snapshot, input);
     // One command per write, until the too-large value is being skipped (it ends the input).
     expect(consumed.slice(0, 4)).toEqual([9, 18, 7, 21]);
@@ -277,6 +317,13 @@ describe('TextParser: values, limits, faults', () => {
 
   test('options are validated', () => {
     expect(() => new TextParser(undefined as never, () => undefined)).toThrow(TypeError);
-    expect(() => new TextParser(() => undefined, () => undefined, { maxGetLine: 100 })).toThrow(/maxGetLine/);
+    expect(
+      () =>
+        new TextParser(
+          () => undefined,
+          () => undefined,
+          { maxGetLine: 100 },
+        ),
+    ).toThrow(/maxGetLine/);
   });
 });

@@ -36,13 +36,25 @@ const cases: [string, string, string][] = [
   ['code spans bind tighter than links', '[a `b](c)` d](e)', '<p><a href="e">a <code>b](c)</code> d</a></p>\n'],
   ['nested images give their alt text', '![a ![b *c*](x) d](y)', '<p><img src="y" alt="a b c d" /></p>\n'],
   ['entities decode, other HTML is escaped', '<b>x</b> & &amp; &#35; &copy; "q"', '<p>&lt;b&gt;x&lt;/b&gt; &amp; &amp; # © &quot;q&quot;</p>\n'],
-  ['blockquotes with lazy continuation', '> quote\n> more\nlazy\n\n> - a\n> - b', '<blockquote>\n<p>quote\nmore\nlazy</p>\n</blockquote>\n<blockquote>\n<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n</blockquote>\n'],
+  [
+    'blockquotes with lazy continuation',
+    '> quote\n> more\nlazy\n\n> - a\n> - b',
+    '<blockquote>\n<p>quote\nmore\nlazy</p>\n</blockquote>\n<blockquote>\n<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n</blockquote>\n',
+  ],
   ['tight nested lists', '- a\n- b\n  - c\n  - d\n- e', '<ul>\n<li>a</li>\n<li>b\n<ul>\n<li>c</li>\n<li>d</li>\n</ul>\n</li>\n<li>e</li>\n</ul>\n'],
-  ['a blank line between items makes the list loose', '1. a\n2. b\n\n3. c', '<ol>\n<li>\n<p>a</p>\n</li>\n<li>\n<p>b</p>\n</li>\n<li>\n<p>c</p>\n</li>\n</ol>\n'],
+  [
+    'a blank line between items makes the list loose',
+    '1. a\n2. b\n\n3. c',
+    '<ol>\n<li>\n<p>a</p>\n</li>\n<li>\n<p>b</p>\n</li>\n<li>\n<p>c</p>\n</li>\n</ol>\n',
+  ],
   ['a blank line inside an item makes the list loose', '- a\n\n  para\n- b', '<ul>\n<li>\n<p>a</p>\n<p>para</p>\n</li>\n<li>\n<p>b</p>\n</li>\n</ul>\n'],
   ['ordered lists keep their start', '3) x\n4) y', '<ol start="3">\n<li>x</li>\n<li>y</li>\n</ol>\n'],
   ['a block inside a tight item', '- ```\n  code\n  ```\n- x', '<ul>\n<li>\n<pre><code>code\n</code></pre>\n</li>\n<li>x</li>\n</ul>\n'],
-  ['fenced code keeps its content verbatim, escaped', '```js\nlet a = 1 < 2;\n\n*no*\n```\nafter', '<pre><code class="language-js">let a = 1 &lt; 2;\n\n*no*\n</code></pre>\n<p>after</p>\n'],
+  [
+    'fenced code keeps its content verbatim, escaped',
+    '```js\nlet a = 1 < 2;\n\n*no*\n```\nafter',
+    '<pre><code class="language-js">let a = 1 &lt; 2;\n\n*no*\n</code></pre>\n<p>after</p>\n',
+  ],
   ['tilde fences and indented code', '~~~\nx\n~~~\n\n    indented\n    code', '<pre><code>x\n</code></pre>\n<pre><code>indented\ncode\n</code></pre>\n'],
   [
     'tables with alignment, escaped pipes, short rows',
@@ -60,7 +72,9 @@ describe('renderMarkdown', () => {
   });
 
   it('never emits script-capable URLs or raw HTML', () => {
-    const html = renderMarkdown('[x](javascript:alert(1)) [y](JaVaScRiPt:alert(1)) ![z](data:text/html,<b>) [w](vbscript:x) <script>alert(1)</script> <img src=x onerror=alert(1)>');
+    const html = renderMarkdown(
+      '[x](javascript:alert(1)) [y](JaVaScRiPt:alert(1)) ![z](data:text/html,<b>) [w](vbscript:x) <script>alert(1)</script> <img src=x onerror=alert(1)>',
+    );
     // Links to such URLs stay unlinked text; HTML is escaped.
     expect(html).not.toMatch(/<a |<img|<script/i);
     expect(html).toContain('[x](javascript:alert(1))');
@@ -76,7 +90,25 @@ describe('renderMarkdown', () => {
     const doc = sampleDocument(12, 7);
     const html = renderMarkdown(doc);
     expect(renderMarkdown(doc)).toBe(html);
-    for (const tag of ['<h1>', '<h2>', '<h3>', '<em>', '<strong>', '<s>', '<code>', '<a href=', '<ul>', '<ol>', '<li>', '<pre><code class="language-js">', '<blockquote>', '<table>', '<th style="text-align:center">', '<hr />', '<br />']) {
+    for (const tag of [
+      '<h1>',
+      '<h2>',
+      '<h3>',
+      '<em>',
+      '<strong>',
+      '<s>',
+      '<code>',
+      '<a href=',
+      '<ul>',
+      '<ol>',
+      '<li>',
+      '<pre><code class="language-js">',
+      '<blockquote>',
+      '<table>',
+      '<th style="text-align:center">',
+      '<hr />',
+      '<br />',
+    ]) {
       expect(html, tag).toContain(tag);
     }
     expect(sampleDocument(12, 7)).toBe(doc);
@@ -116,14 +148,14 @@ describe('hostile documents stay linear', () => {
     'nested links': `${'['.repeat(N / 5)}x${'](u)'.repeat(N / 5)}`,
     'nested images': `${'!['.repeat(N / 6)}x${'](u)'.repeat(N / 6)}`,
     'backtick runs of every length': Array.from({ length: 600 }, (_, i) => '`'.repeat(i + 1)).join(' a '),
-    'backslashes': '\\'.repeat(N),
+    backslashes: '\\'.repeat(N),
     'deep blockquote': `${'>'.repeat(N)} x`,
     'deep list': `${'- '.repeat(N / 2)}x`,
     'heading with spaces': `#${' '.repeat(N)}x`,
     'fence line with a backtick': `\`\`\`${'a'.repeat(N)}\``,
     'table delimiter with spaces': `|a|\n|---${' '.repeat(N)}x`,
     'angle brackets': '<a:'.repeat(N / 3),
-    'ampersands': '&'.repeat(N),
+    ampersands: '&'.repeat(N),
     'many lines': 'a\n'.repeat(N / 2),
   };
   it.each(Object.entries(hostile))('%s (200 kB) renders in linear time', (_name, text) => {

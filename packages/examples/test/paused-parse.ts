@@ -10,7 +10,11 @@ interface PausingParser {
  * `snapshot(request)` and pauses, then feeds it `input`, each write starting
  * where the last one stopped. Returns the snapshots and the bytes each write consumed.
  */
-export function parsePaused<R>(make: (onRequest: (request: R) => void) => PausingParser, snapshot: (request: R) => Record<string, unknown>, input: Uint8Array): { requests: Record<string, unknown>[]; consumed: number[] } {
+export function parsePaused<R>(
+  make: (onRequest: (request: R) => void) => PausingParser,
+  snapshot: (request: R) => Record<string, unknown>,
+  input: Uint8Array,
+): { requests: Record<string, unknown>[]; consumed: number[] } {
   const requests: Record<string, unknown>[] = [];
   const parser = make((r) => {
     requests.push(snapshot(r));

@@ -64,7 +64,10 @@ export function nativeModulePath(app: string | URL): string {
     try {
       return fileURLToPath(app);
     } catch (error) {
-      throw new AppLoadError(`native module ${String(app)} is not a file URL a native can load: ${(error as Error).message}`, { cause: error, data: { module: String(app) } });
+      throw new AppLoadError(`native module ${String(app)} is not a file URL a native can load: ${(error as Error).message}`, {
+        cause: error,
+        data: { module: String(app) },
+      });
     }
   }
   return path.resolve(app);
@@ -123,29 +126,32 @@ export class NodeAllocator {
   async allocateNode(app: string | URL, options: AllocateOptions = {}): Promise<LaunchHandle> {
     this.#validate(app, options);
     const module = nativeModulePath(app);
-    if (!existsSync(module) || !statSync(module).isFile()) throw new AppLoadError(`native module ${module} does not exist (give the path or file URL of the app's built native entry)`, { data: { module } });
+    if (!existsSync(module) || !statSync(module).isFile())
+      throw new AppLoadError(`native module ${module} does not exist (give the path or file URL of the app's built native entry)`, { data: { module } });
     const backend = this.#backends.get(options.backend ?? 'process')!;
     const allocationId = randomUUID();
     this.#allocations.add(allocationId);
-    const launched = await backend.launch({
-      app: module,
-      cores: options.cores ?? 1,
-      memoryMiB: options.memoryMiB,
-      network: options.network,
-      frontend: this.#hosted.address,
-      joinToken: this.#hosted.mintJoinToken(allocationId),
-      allocationId,
-      // The frontend's TLS settings first: a node that cannot speak TLS to the cluster could never join.
-      env: { ...this.#hosted.nativeEnv, ...bootEnv({ reconnectMs: options.reconnectMs ?? DEFAULT_RECONNECT_MS }), ...(options.env ?? {}) },
-      args: options.args ?? [],
-      stdio: options.stdio ?? 'inherit',
-      execArgv: options.execArgv,
-      cleanEnv: options.cleanEnv,
-    }).catch((error: unknown) => {
-      this.#allocations.delete(allocationId);
-      this.#hosted.revokeJoinToken(allocationId);
-      throw error;
-    });
+    const launched = await backend
+      .launch({
+        app: module,
+        cores: options.cores ?? 1,
+        memoryMiB: options.memoryMiB,
+        network: options.network,
+        frontend: this.#hosted.address,
+        joinToken: this.#hosted.mintJoinToken(allocationId),
+        allocationId,
+        // The frontend's TLS settings first: a node that cannot speak TLS to the cluster could never join.
+        env: { ...this.#hosted.nativeEnv, ...bootEnv({ reconnectMs: options.reconnectMs ?? DEFAULT_RECONNECT_MS }), ...(options.env ?? {}) },
+        args: options.args ?? [],
+        stdio: options.stdio ?? 'inherit',
+        execArgv: options.execArgv,
+        cleanEnv: options.cleanEnv,
+      })
+      .catch((error: unknown) => {
+        this.#allocations.delete(allocationId);
+        this.#hosted.revokeJoinToken(allocationId);
+        throw error;
+      });
     this.#launched.add(launched);
     let ended = false;
     void launched.exited.then(() => {
@@ -156,7 +162,9 @@ export class NodeAllocator {
     });
     const died = launched.exited.then((status) => {
       const output = launched.output();
-      return new NodeUnavailableError(`native (${backend.name}) exited (${status}) before it joined${output ? `; its last output:\n${output.slice(-2000)}` : ''}`);
+      return new NodeUnavailableError(
+        `native (${backend.name}) exited (${status}) before it joined${output ? `; its last output:\n${output.slice(-2000)}` : ''}`,
+      );
     });
     let member: Member;
     try {
@@ -202,7 +210,8 @@ export class NodeAllocator {
       // Heartbeats are not events on HostedNode; a 20 ms poll costs nothing next to a 250 ms heartbeat.
       const poll = setInterval(() => {
         if (loaded()) finish();
-        else if (!this.#hosted.members.has(member.nodeId) || Date.now() - started > timeoutMs) finish(`node ${member.nodeId} ${this.#hosted.members.has(member.nodeId) ? `did not load it within ${timeoutMs} ms` : 'left before loading it'}`);
+        else if (!this.#hosted.members.has(member.nodeId) || Date.now() - started > timeoutMs)
+          finish(`node ${member.nodeId} ${this.#hosted.members.has(member.nodeId) ? `did not load it within ${timeoutMs} ms` : 'left before loading it'}`);
       }, 20);
       let done = false;
       const finish = (failure?: string) => {
@@ -211,7 +220,12 @@ export class NodeAllocator {
         clearInterval(poll);
         if (failure === undefined) return resolve();
         const output = launched.output();
-        reject(new AppLoadError(`native module ${module} did not load: ${failure}${output ? `; its last output:\n${output.slice(-2000)}` : ' (see its output above)'}`, { data: { module, nodeId: member.nodeId } }));
+        reject(
+          new AppLoadError(
+            `native module ${module} did not load: ${failure}${output ? `; its last output:\n${output.slice(-2000)}` : ' (see its output above)'}`,
+            { data: { module, nodeId: member.nodeId } },
+          ),
+        );
       };
       void launched.exited.then((status) => finish(`node ${member.nodeId} exited (${status}) while loading it (does it import cleanly with node?)`));
     });
@@ -250,14 +264,20 @@ export class NodeAllocator {
   }
 
   #validate(app: string | URL, options: AllocateOptions): void {
-    if (!(app instanceof URL) && (typeof app !== 'string' || app.length === 0)) throw new TypeError("allocateNode(app): app must be the path or file URL of the app's native module");
-    if (options.cores !== undefined && (!Number.isInteger(options.cores) || options.cores < 1 || options.cores > 256)) throw new TypeError('options.cores must be an integer in 1..256');
+    if (!(app instanceof URL) && (typeof app !== 'string' || app.length === 0))
+      throw new TypeError("allocateNode(app): app must be the path or file URL of the app's native module");
+    if (options.cores !== undefined && (!Number.isInteger(options.cores) || options.cores < 1 || options.cores > 256))
+      throw new TypeError('options.cores must be an integer in 1..256');
     if (options.backend !== undefined && !this.#backends.has(options.backend)) {
       throw new TypeError(`options.backend must be one of ${this.backends.map((b) => `'${b}'`).join(', ')} (got ${JSON.stringify(options.backend)})`);
     }
-    if (options.memoryMiB !== undefined && (!Number.isInteger(options.memoryMiB) || options.memoryMiB < 64)) throw new TypeError('options.memoryMiB must be an integer of at least 64');
-    if (options.network !== undefined && options.network !== 'user' && options.network !== 'tap') throw new TypeError(`options.network must be 'user' or 'tap' (got ${JSON.stringify(options.network)})`);
-    if (options.reconnectMs !== undefined && (!Number.isInteger(options.reconnectMs) || options.reconnectMs < 0)) throw new TypeError('options.reconnectMs must be a non-negative integer (milliseconds)');
-    if (options.joinTimeoutMs !== undefined && (!Number.isInteger(options.joinTimeoutMs) || options.joinTimeoutMs <= 0)) throw new TypeError('options.joinTimeoutMs must be a positive integer');
+    if (options.memoryMiB !== undefined && (!Number.isInteger(options.memoryMiB) || options.memoryMiB < 64))
+      throw new TypeError('options.memoryMiB must be an integer of at least 64');
+    if (options.network !== undefined && options.network !== 'user' && options.network !== 'tap')
+      throw new TypeError(`options.network must be 'user' or 'tap' (got ${JSON.stringify(options.network)})`);
+    if (options.reconnectMs !== undefined && (!Number.isInteger(options.reconnectMs) || options.reconnectMs < 0))
+      throw new TypeError('options.reconnectMs must be a non-negative integer (milliseconds)');
+    if (options.joinTimeoutMs !== undefined && (!Number.isInteger(options.joinTimeoutMs) || options.joinTimeoutMs <= 0))
+      throw new TypeError('options.joinTimeoutMs must be a positive integer');
   }
 }

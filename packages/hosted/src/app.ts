@@ -179,7 +179,16 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
   const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const hostedModule = (await import(pathToFileURL(app.hosted).href)) as { main?: (app: HostedApp) => unknown };
   if (typeof hostedModule.main !== 'function') throw new AppNotFoundError(`${app.hosted} does not export main(app)`);
-  const node = await startHosted({ secret: options.secret, host: options.host, port: options.port, store: options.store, cluster: options.cluster, tls: options.tls, logger: options.logger, ...(options.backend === 'qemu' ? { failureTimeoutMs: VM_FAILURE_TIMEOUT_MS, suspectAfterMs: VM_SUSPECT_AFTER_MS, limits: VM_CONNECTION_LIMITS } : {}) });
+  const node = await startHosted({
+    secret: options.secret,
+    host: options.host,
+    port: options.port,
+    store: options.store,
+    cluster: options.cluster,
+    tls: options.tls,
+    logger: options.logger,
+    ...(options.backend === 'qemu' ? { failureTimeoutMs: VM_FAILURE_TIMEOUT_MS, suspectAfterMs: VM_SUSPECT_AFTER_MS, limits: VM_CONNECTION_LIMITS } : {}),
+  });
   const allocator = new NodeAllocator(node);
   if (options.accel) allocator.registerBackend(new QemuBackend({ accel: options.accel }));
   progress(`ebbrt: frontend listening on ${node.address}; starting ${options.nodes} native node(s) × ${options.cores} core(s)`);
@@ -197,14 +206,35 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
     const run = async () => {
       let natives: LaunchHandle[] = [];
       if (options.nodes > 0) {
-        group = allocator.maintain(app.native, { count: options.nodes, cores: options.cores, args: options.args, backend: options.backend, memoryMiB: options.memoryMiB, network: options.network, reconnectMs: options.reconnectMs, waitForApp: true });
-        group.on('replace', (r) => progress(`ebbrt: replacing node ${r.nodeId}${r.delayMs ? ` in ${r.delayMs} ms (${r.failuresInARow} failed in a row)` : ''}`));
+        group = allocator.maintain(app.native, {
+          count: options.nodes,
+          cores: options.cores,
+          args: options.args,
+          backend: options.backend,
+          memoryMiB: options.memoryMiB,
+          network: options.network,
+          reconnectMs: options.reconnectMs,
+          waitForApp: true,
+        });
+        group.on('replace', (r) =>
+          progress(`ebbrt: replacing node ${r.nodeId}${r.delayMs ? ` in ${r.delayMs} ms (${r.failuresInARow} failed in a row)` : ''}`),
+        );
         group.on('replaced', (old, native) => progress(`ebbrt: node ${native.nodeId} replaced node ${old}`));
         const started = await group.start();
         if (started.failures.length) throw started.failures[0];
         natives = started.nodes;
       }
-      const status = await hostedModule.main!({ runtime: node.runtime, node, allocator, natives, group, nativeEntry: app.native, args: options.args, print, signal: options.signal ?? new AbortController().signal });
+      const status = await hostedModule.main!({
+        runtime: node.runtime,
+        node,
+        allocator,
+        natives,
+        group,
+        nativeEntry: app.native,
+        args: options.args,
+        print,
+        signal: options.signal ?? new AbortController().signal,
+      });
       return typeof status === 'number' ? status : 0;
     };
     return await Promise.race([run(), aborted]);

@@ -5,7 +5,15 @@
  * @ebbrt/ebb-protocol's `InFlightBalancer` (least outstanding, ties rotate);
  * this module follows membership and retries idempotent calls.
  */
-import { InFlightBalancer, NodeUnavailableError, OverloadedError, type CountedCandidate, type EbbDefinition, type MethodName, type RemoteRef } from '@ebbrt/ebb-protocol/internal';
+import {
+  InFlightBalancer,
+  NodeUnavailableError,
+  OverloadedError,
+  type CountedCandidate,
+  type EbbDefinition,
+  type MethodName,
+  type RemoteRef,
+} from '@ebbrt/ebb-protocol/internal';
 import type { HostedNode, Member } from './node.js';
 
 /** Options of {@link balanced}. */
@@ -53,8 +61,9 @@ interface Candidate extends CountedCandidate {
  * idempotent method is retried once on another core). With no native in
  * rotation a call fails with `NodeUnavailableError`.
  */
-export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<T, any>, options: BalancedOptions = {}): BalancedRef<T> {
-  if (Ebb === null || typeof Ebb !== 'object' || !Array.isArray(Ebb.methods) || typeof Ebb.staticId !== 'number') throw new TypeError('balanced(Ebb): Ebb must be a definition returned by defineEbb');
+export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<T>, options: BalancedOptions = {}): BalancedRef<T> {
+  if (Ebb === null || typeof Ebb !== 'object' || !Array.isArray(Ebb.methods) || typeof Ebb.staticId !== 'number')
+    throw new TypeError('balanced(Ebb): Ebb must be a definition returned by defineEbb');
   if (options === null || typeof options !== 'object') throw new TypeError('balanced(Ebb, options): options must be an object');
   const maxOutstanding = options.maxOutstanding ?? 64;
   if (!Number.isInteger(maxOutstanding) || maxOutstanding < 1) throw new TypeError('options.maxOutstanding must be a positive integer');
@@ -94,7 +103,10 @@ export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<
     return result.catch((error: unknown) => {
       if (!(error instanceof NodeUnavailableError)) throw error;
       if (retry && cores.some((c) => c.nodeId !== target.nodeId)) return call(method, args, false, target.nodeId);
-      throw new NodeUnavailableError(`${Ebb.name}.${method} on native node ${target.nodeId} core ${target.core} failed: ${error.message}`, { cause: error, data: { nodeId: target.nodeId, core: target.core } });
+      throw new NodeUnavailableError(`${Ebb.name}.${method} on native node ${target.nodeId} core ${target.core} failed: ${error.message}`, {
+        cause: error,
+        data: { nodeId: target.nodeId, core: target.core },
+      });
     });
   };
 

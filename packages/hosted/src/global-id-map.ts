@@ -2,7 +2,18 @@
  * The server side of the GlobalIdMap control messages natives send (the
  * authority itself is a store: MemoryIdMapStore from ebb-protocol, or Redis).
  */
-import { decodeValue, ForbiddenError, idSpaceOf, isStaticId, type CasResult, type Connection, type ControlMessage, type EbbId, type GlobalIdMap, type IdMapEntry } from '@ebbrt/ebb-protocol/internal';
+import {
+  decodeValue,
+  ForbiddenError,
+  idSpaceOf,
+  isStaticId,
+  type CasResult,
+  type Connection,
+  type ControlMessage,
+  type EbbId,
+  type GlobalIdMap,
+  type IdMapEntry,
+} from '@ebbrt/ebb-protocol/internal';
 
 /** What the authority must know about the nodes asking: their grants and who is still a member. */
 export interface IdMapAccess {
@@ -106,9 +117,16 @@ export class IdMapServer {
   }
 
   #checkRead(nodeId: number, id: EbbId): ForbiddenError | undefined {
-    if (this.#access.idSpaceOf(nodeId) === undefined) return this.#refuse(nodeId, 'read', `node ${nodeId} is not a member; join before using the GlobalIdMap`, id);
+    if (this.#access.idSpaceOf(nodeId) === undefined)
+      return this.#refuse(nodeId, 'read', `node ${nodeId} is not a member; join before using the GlobalIdMap`, id);
     const scope = this.#readScopes.get(nodeId);
-    if (scope && !scope(id)) return this.#refuse(nodeId, 'read', `node ${nodeId} may not read GlobalIdMap id 0x${id.toString(16)}: it is outside the scope the frontend gave this node`, id);
+    if (scope && !scope(id))
+      return this.#refuse(
+        nodeId,
+        'read',
+        `node ${nodeId} may not read GlobalIdMap id 0x${id.toString(16)}: it is outside the scope the frontend gave this node`,
+        id,
+      );
     return undefined;
   }
 
@@ -120,7 +138,12 @@ export class IdMapServer {
 
   #checkWrite(nodeId: number, id: EbbId): ForbiddenError | undefined {
     if (this.#writable(nodeId, id)) return undefined;
-    return this.#refuse(nodeId, 'write', `node ${nodeId} may not write GlobalIdMap id 0x${id.toString(16)}: a node writes only ids of its own id space and ids the frontend assigned to it`, id);
+    return this.#refuse(
+      nodeId,
+      'write',
+      `node ${nodeId} may not write GlobalIdMap id 0x${id.toString(16)}: a node writes only ids of its own id space and ids the frontend assigned to it`,
+      id,
+    );
   }
 
   async #cas(nodeId: number, id: EbbId, expectedVersion: number, value: Buffer): Promise<CasResult> {
@@ -162,7 +185,8 @@ export class IdMapServer {
 
   #answer(conn: Connection, callId: number, id: EbbId, result: Promise<{ entry?: IdMapEntry; ok: boolean }>): void {
     result.then(
-      ({ entry, ok }) => conn.sendControl('idMapValue', { id, ok, found: entry !== undefined, value: entry?.value ?? Buffer.alloc(0), version: entry?.version ?? 0 }, callId),
+      ({ entry, ok }) =>
+        conn.sendControl('idMapValue', { id, ok, found: entry !== undefined, value: entry?.value ?? Buffer.alloc(0), version: entry?.version ?? 0 }, callId),
       (error: Error) => conn.sendControl('idMapValue', { id, ok: false, error: error.message || 'store error', errorCode: wireCode(error) }, callId),
     );
   }

@@ -13,7 +13,19 @@ export { NodeAllocator, AppLoadError, nativeModulePath } from './allocator.js';
 export { FailureDetector } from './membership.js';
 export { NodeGroup } from './node-group.js';
 export { ProcessBackend, resolveNativeBoot } from './backends/process.js';
-export { QemuBackend, QemuError, VM_CONNECTION_LIMITS, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS, probeKvm, buildNativeImage, imageCacheDir, pruneImageCache, readVmImage, resolveImageBuilder } from './backends/qemu/index.js';
+export {
+  QemuBackend,
+  QemuError,
+  VM_CONNECTION_LIMITS,
+  VM_FAILURE_TIMEOUT_MS,
+  VM_SUSPECT_AFTER_MS,
+  probeKvm,
+  buildNativeImage,
+  imageCacheDir,
+  pruneImageCache,
+  readVmImage,
+  resolveImageBuilder,
+} from './backends/qemu/index.js';
 export { IdMapServer } from './global-id-map.js';
 export { MemoryIdMapStore } from '@ebbrt/ebb-protocol/internal';
 export { MemoryStore, RedisStore, parseRedisUrl, resolveStore, isClusterStore } from './store/index.js';

@@ -33,7 +33,8 @@ export class FailureDetector {
   readonly #members = new Map<number, Entry>();
 
   constructor(options: DetectorOptions) {
-    if (!(options.deadAfterMs > options.suspectAfterMs && options.suspectAfterMs > 0)) throw new TypeError('deadAfterMs must be larger than suspectAfterMs, and both positive');
+    if (!(options.deadAfterMs > options.suspectAfterMs && options.suspectAfterMs > 0))
+      throw new TypeError('deadAfterMs must be larger than suspectAfterMs, and both positive');
     this.suspectAfterMs = options.suspectAfterMs;
     this.deadAfterMs = options.deadAfterMs;
   }

@@ -137,7 +137,12 @@ export class NodeGroup extends EventEmitter {
       if (replaces !== undefined) {
         this.stats.failedReplacements++;
         this.#failuresInARow++;
-        this.#hosted.log.warn('replacement native failed to join', { group: this.name, replaces, failuresInARow: this.#failuresInARow, reason: (error as Error).message });
+        this.#hosted.log.warn('replacement native failed to join', {
+          group: this.name,
+          replaces,
+          failuresInARow: this.#failuresInARow,
+          reason: (error as Error).message,
+        });
         this.#schedule(replaces, `replacement failed: ${(error as Error).message}`, lostAt);
       }
       return error as Error;

@@ -4,9 +4,39 @@
  */
 import { EventEmitter } from 'node:events';
 import {
-  EbbRuntime, FIRST_INCARNATION, HelloKey, HOSTED_ID_SPACE, HOSTED_INCARNATION, JoinRejectedError, joinTokenKey, MemoryLocalIdMap, HOSTED_NODE_ID, listenTcp, connectTcp, Messenger, newJoinToken, NodeUnavailableError, RejectReason, seal, SecretKeyring,
+  EbbRuntime,
+  FIRST_INCARNATION,
+  HelloKey,
+  HOSTED_ID_SPACE,
+  HOSTED_INCARNATION,
+  JoinRejectedError,
+  joinTokenKey,
+  MemoryLocalIdMap,
+  HOSTED_NODE_ID,
+  listenTcp,
+  connectTcp,
+  Messenger,
+  newJoinToken,
+  NodeUnavailableError,
+  RejectReason,
+  seal,
+  SecretKeyring,
   type SecretKeyringLookups,
-  type Connection, type ConnectionLimits, type MessengerTls, type ControlMessage, type CoreLinks, type GlobalIdMap, type Heartbeat, type Hello, type ServiceAddress, type HelloDecision, type MembershipUpdate, type Peer, type Transport, type TransportConnector, type TransportServer,
+  type Connection,
+  type ConnectionLimits,
+  type MessengerTls,
+  type ControlMessage,
+  type CoreLinks,
+  type GlobalIdMap,
+  type Heartbeat,
+  type Hello,
+  type ServiceAddress,
+  type HelloDecision,
+  type MembershipUpdate,
+  type Peer,
+  type Transport,
+  type TransportConnector,
+  type TransportServer,
 } from '@ebbrt/ebb-protocol/internal';
 import { bootEnv } from '@ebbrt/ebb-protocol/node';
 import { IdMapServer } from './global-id-map.js';
@@ -148,12 +178,22 @@ export class HostedNode extends EventEmitter {
   #closed = false;
 
   /** @internal use {@link startHosted} */
-  constructor(options: Required<Pick<HostedOptions, 'secret' | 'cluster' | 'heartbeatMs' | 'suspectAfterMs' | 'failureTimeoutMs' | 'callTimeoutMs'>> & HostedOptions, messenger: Messenger, server: TransportServer, logger: Logger, store: { store: ClusterStore; owned: boolean } = resolveStore(undefined, options.cluster), keys: { keyring: SecretKeyring; lookups: SecretKeyringLookups } = frontendKeys(options.secret)) {
+  constructor(
+    options: Required<Pick<HostedOptions, 'secret' | 'cluster' | 'heartbeatMs' | 'suspectAfterMs' | 'failureTimeoutMs' | 'callTimeoutMs'>> & HostedOptions,
+    messenger: Messenger,
+    server: TransportServer,
+    logger: Logger,
+    store: { store: ClusterStore; owned: boolean } = resolveStore(undefined, options.cluster),
+    keys: { keyring: SecretKeyring; lookups: SecretKeyringLookups } = frontendKeys(options.secret),
+  ) {
     super();
     this.secret = options.secret;
     this.#keys = keys.keyring;
     keys.lookups.joinToken = (allocationId) => this.#joinTokens.get(allocationId)?.key;
-    keys.lookups.incarnationOf = (nodeId) => (nodeId === this.nodeId ? HOSTED_INCARNATION : (this.members.get(nodeId)?.incarnation ?? this.#granted.get(nodeId)?.incarnation ?? incarnationOf(this.#awaiting.get(nodeId))));
+    keys.lookups.incarnationOf = (nodeId) =>
+      nodeId === this.nodeId
+        ? HOSTED_INCARNATION
+        : (this.members.get(nodeId)?.incarnation ?? this.#granted.get(nodeId)?.incarnation ?? incarnationOf(this.#awaiting.get(nodeId)));
     this.cluster = options.cluster;
     this.messenger = messenger;
     this.#server = server;
@@ -182,7 +222,13 @@ export class HostedNode extends EventEmitter {
       localIdMap: new MemoryLocalIdMap(),
     };
     this.runtime = new EbbRuntime({
-      nodeId: this.nodeId, core: 0, address: `${this.host}:${this.port}`, messenger, idMap: this.idMap, links, callTimeoutMs: options.callTimeoutMs,
+      nodeId: this.nodeId,
+      core: 0,
+      address: `${this.host}:${this.port}`,
+      messenger,
+      idMap: this.idMap,
+      links,
+      callTimeoutMs: options.callTimeoutMs,
       onMessageError: (error, ebbId) => this.log.warn('message delivery failed', { ebbId, error: String(error) }),
     });
     messenger.addPeer(this.#selfPeer());
@@ -205,7 +251,10 @@ export class HostedNode extends EventEmitter {
         }
       },
     });
-    this.#detectorTimer = setInterval(() => this.#detectFailures(), Math.max(25, Math.floor(this.#heartbeatMs / 2)));
+    // The verdicts wait for the check phase: after a stall of this process (GC, a busy loop), timers run
+    // before the poll phase reads the heartbeats already waiting in the sockets, and the silence measured
+    // would be our own.
+    this.#detectorTimer = setInterval(() => setImmediate(() => this.#detectFailures()), Math.max(25, Math.floor(this.#heartbeatMs / 2)));
     this.#detectorTimer.unref();
   }
 
@@ -267,7 +316,13 @@ export class HostedNode extends EventEmitter {
         // node, from the same allocation, lets it back under its id. A node declared dead never comes back.
         const record = this.#awaiting.get(hello.nodeId) ?? (await this.store.getNode(hello.nodeId));
         const stale = record !== undefined && hello.key === HelloKey.nodeCredential && incarnationOf(record) !== hello.incarnation;
-        if (!record || record.state !== 'live' || stale || record.allocationId !== hello.allocationId || this.members.has(hello.nodeId) || this.#granted.has(hello.nodeId)) {
+        if (
+          record?.state !== 'live' ||
+          stale ||
+          record.allocationId !== hello.allocationId ||
+          this.members.has(hello.nodeId) ||
+          this.#granted.has(hello.nodeId)
+        ) {
           const why = !record
             ? `the cluster store (${this.store.location}) has no record of node ${hello.nodeId}${this.store.kind === 'memory' ? ' (the memory store does not survive a frontend restart; use a redis:// store)' : ''}`
             : record.state !== 'live'
@@ -275,7 +330,13 @@ export class HostedNode extends EventEmitter {
               : stale
                 ? `node ${hello.nodeId} is at incarnation ${incarnationOf(record)}, not ${hello.incarnation}`
                 : `node ${hello.nodeId} is registered to another allocation or already connected`;
-          if (record?.state === 'dead') return { reject: { reason: RejectReason.declaredDead, message: `cannot re-register: ${why} while it was unreachable; its node group (if any) replaces it` } };
+          if (record?.state === 'dead')
+            return {
+              reject: {
+                reason: RejectReason.declaredDead,
+                message: `cannot re-register: ${why} while it was unreachable; its node group (if any) replaces it`,
+              },
+            };
           return { reject: { reason: RejectReason.unknownAllocation, message: `cannot re-register: ${why}; start a new node instead` } };
         }
         ({ nodeId, idSpace, joinedAt } = record);
@@ -283,7 +344,19 @@ export class HostedNode extends EventEmitter {
       } else {
         ({ nodeId, idSpace } = await this.store.grant());
       }
-      await this.store.putNode({ nodeId, idSpace, incarnation, allocationId: hello.allocationId, host: hello.host, port: hello.port, cores: hello.cores, backend: hello.backend || 'process', pid: hello.pid, joinedAt, state: 'live' });
+      await this.store.putNode({
+        nodeId,
+        idSpace,
+        incarnation,
+        allocationId: hello.allocationId,
+        host: hello.host,
+        port: hello.port,
+        cores: hello.cores,
+        backend: hello.backend || 'process',
+        pid: hello.pid,
+        joinedAt,
+        state: 'live',
+      });
     } catch (error) {
       this.log.warn('join refused: the cluster store failed', { store: this.store.location, reason: (error as Error).message });
       return { reject: { reason: RejectReason.unspecified, message: `the frontend cannot reach its cluster store: ${(error as Error).message}` } };
@@ -327,7 +400,13 @@ export class HostedNode extends EventEmitter {
     this.#broadcast({ joined: [toPeer(member)] }, member.nodeId);
     const suspected = [...this.members.values()].filter((m) => m.suspected).map((m) => m.nodeId);
     if (suspected.length > 0) conn.sendControl('membershipUpdate', { suspected });
-    this.log.info('node joined', { nodeId: member.nodeId, address: `${member.host}:${member.port}`, cores: member.cores, allocationId: member.allocationId, backend: member.backend });
+    this.log.info('node joined', {
+      nodeId: member.nodeId,
+      address: `${member.host}:${member.port}`,
+      cores: member.cores,
+      allocationId: member.allocationId,
+      backend: member.backend,
+    });
     this.emit('join', member);
   }
 
@@ -344,7 +423,9 @@ export class HostedNode extends EventEmitter {
       const services = reportedServices(message.body.services);
       if (!sameServices(services, member.services)) {
         member.services = services;
-        this.store.putNode(toRecord(member)).catch((e: Error) => this.log.warn('could not record a node\'s services in the cluster store', { nodeId: member.nodeId, reason: e.message }));
+        this.store
+          .putNode(toRecord(member))
+          .catch((e: Error) => this.log.warn("could not record a node's services in the cluster store", { nodeId: member.nodeId, reason: e.message }));
         this.emit('services', member);
       }
       const verdict = this.#detector.heard(member.nodeId, member.lastHeartbeat);
@@ -361,6 +442,7 @@ export class HostedNode extends EventEmitter {
   }
 
   #detectFailures(): void {
+    if (this.#closed) return;
     for (const verdict of this.#detector.check(Date.now())) this.#verdict(verdict);
   }
 
@@ -408,7 +490,9 @@ export class HostedNode extends EventEmitter {
     const error = new NodeUnavailableError(`node ${nodeId} (${member.host}:${member.port}) is unavailable: ${reason}`);
     // A tombstone, so the node cannot come back under its id; if the store is down the record stays live and a
     // later frontend retires it after its re-registration grace period.
-    this.store.putNode({ ...toRecord(member), state: 'dead' }).catch((e: Error) => this.log.warn('could not record a departure in the cluster store', { nodeId, reason: e.message }));
+    this.store
+      .putNode({ ...toRecord(member), state: 'dead' })
+      .catch((e: Error) => this.log.warn('could not record a departure in the cluster store', { nodeId, reason: e.message }));
     this.runtime.nodeLeft(nodeId, error);
     member.conn.fail(error);
     this.#broadcast({ left: [nodeId] });
@@ -507,7 +591,20 @@ function frontendKeys(secret: string): { keyring: SecretKeyring; lookups: Secret
 }
 
 function toRecord(member: Member): NodeRecord {
-  return { nodeId: member.nodeId, idSpace: member.idSpace, incarnation: member.incarnation, allocationId: member.allocationId, host: member.host, port: member.port, cores: member.cores, backend: member.backend, pid: member.pid, joinedAt: member.joinedAt, state: 'live', services: member.services };
+  return {
+    nodeId: member.nodeId,
+    idSpace: member.idSpace,
+    incarnation: member.incarnation,
+    allocationId: member.allocationId,
+    host: member.host,
+    port: member.port,
+    cores: member.cores,
+    backend: member.backend,
+    pid: member.pid,
+    joinedAt: member.joinedAt,
+    state: 'live',
+    services: member.services,
+  };
 }
 
 /** Most services a member's record keeps; a node reporting more is keeping listeners open by the hundred, and the rest are dropped. */
@@ -528,35 +625,57 @@ function sameServices(a: readonly ServiceAddress[], b: readonly ServiceAddress[]
 }
 
 function toPeer(member: Member): Peer {
-  return { nodeId: member.nodeId, host: member.host, port: member.port, cores: member.cores, idSpace: member.idSpace, backend: member.backend, incarnation: member.incarnation };
+  return {
+    nodeId: member.nodeId,
+    host: member.host,
+    port: member.port,
+    cores: member.cores,
+    idSpace: member.idSpace,
+    backend: member.backend,
+    incarnation: member.incarnation,
+  };
 }
 
 /** Starts the frontend: validates options, binds the messenger, and serves joins. */
 export async function startHosted(options: HostedOptions): Promise<HostedNode> {
   if (options === null || typeof options !== 'object') throw new TypeError('startHosted(options): options must be an object');
-  if (typeof options.secret !== 'string' || options.secret.length < 8) throw new TypeError('options.secret must be a string of at least 8 characters (the cluster secret natives must present)');
-  if (options.host !== undefined && (typeof options.host !== 'string' || options.host.length === 0)) throw new TypeError('options.host must be a non-empty string');
-  if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) throw new TypeError('options.port must be an integer in 0..65535');
+  if (typeof options.secret !== 'string' || options.secret.length < 8)
+    throw new TypeError('options.secret must be a string of at least 8 characters (the cluster secret natives must present)');
+  if (options.host !== undefined && (typeof options.host !== 'string' || options.host.length === 0))
+    throw new TypeError('options.host must be a non-empty string');
+  if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535))
+    throw new TypeError('options.port must be an integer in 0..65535');
   for (const key of ['heartbeatMs', 'suspectAfterMs', 'failureTimeoutMs', 'callTimeoutMs'] as const) {
     const value = options[key];
     if (value !== undefined && (!Number.isInteger(value) || value <= 0)) throw new TypeError(`options.${key} must be a positive integer (milliseconds)`);
   }
-  if (options.rejoinGraceMs !== undefined && (!Number.isInteger(options.rejoinGraceMs) || options.rejoinGraceMs < 0)) throw new TypeError('options.rejoinGraceMs must be a non-negative integer (milliseconds)');
+  if (options.rejoinGraceMs !== undefined && (!Number.isInteger(options.rejoinGraceMs) || options.rejoinGraceMs < 0))
+    throw new TypeError('options.rejoinGraceMs must be a non-negative integer (milliseconds)');
   const cluster = validateClusterName(options.cluster ?? 'ebbrt');
   const store = resolveStore(options.store, cluster);
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   const failureTimeoutMs = options.failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS;
   if (failureTimeoutMs <= heartbeatMs) throw new TypeError('options.failureTimeoutMs must be larger than options.heartbeatMs');
   const suspectAfterMs = options.suspectAfterMs ?? Math.min(Math.round(4.5 * heartbeatMs), failureTimeoutMs - heartbeatMs);
-  if (suspectAfterMs <= heartbeatMs || suspectAfterMs >= failureTimeoutMs) throw new TypeError('options.suspectAfterMs must be larger than options.heartbeatMs and smaller than options.failureTimeoutMs');
+  if (suspectAfterMs <= heartbeatMs || suspectAfterMs >= failureTimeoutMs)
+    throw new TypeError('options.suspectAfterMs must be larger than options.heartbeatMs and smaller than options.failureTimeoutMs');
   const logger = options.logger ?? pinoLogger({ base: { nodeId: HOSTED_NODE_ID } });
-  if (options.tls !== undefined && (typeof options.tls !== 'object' || options.tls === null || !['cert', 'key', 'ca'].every((k) => typeof (options.tls as unknown as Record<string, unknown>)[k] === 'string' || Buffer.isBuffer((options.tls as unknown as Record<string, unknown>)[k])))) {
+  if (
+    options.tls !== undefined &&
+    (typeof options.tls !== 'object' ||
+      options.tls === null ||
+      !['cert', 'key', 'ca'].every(
+        (k) =>
+          typeof (options.tls as unknown as Record<string, unknown>)[k] === 'string' || Buffer.isBuffer((options.tls as unknown as Record<string, unknown>)[k]),
+      ))
+  ) {
     throw new TypeError('options.tls must be { cert, key, ca } with PEM text (string or Buffer) for each');
   }
   const connect = options.transport?.connect ?? ((host: string, port: number) => connectTcp(host, port, undefined, options.tls));
   const keys = frontendKeys(options.secret);
   const messenger = new Messenger({ nodeId: HOSTED_NODE_ID, core: 0, keys: keys.keyring, connect, limits: options.limits });
-  const listen = options.transport?.listen ?? ((onTransport) => listenTcp({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, tls: options.tls }, onTransport));
+  const listen =
+    options.transport?.listen ?? ((onTransport) => listenTcp({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, tls: options.tls }, onTransport));
   // The store first: a frontend that cannot reach it must not accept joins it cannot record.
   await store.store.open();
   let server: TransportServer;
@@ -566,7 +685,14 @@ export async function startHosted(options: HostedOptions): Promise<HostedNode> {
     if (store.owned) await store.store.close();
     throw error;
   }
-  const node = new HostedNode({ ...options, cluster, heartbeatMs, suspectAfterMs, failureTimeoutMs, callTimeoutMs: options.callTimeoutMs ?? 30_000 }, messenger, server, logger, store, keys);
+  const node = new HostedNode(
+    { ...options, cluster, heartbeatMs, suspectAfterMs, failureTimeoutMs, callTimeoutMs: options.callTimeoutMs ?? 30_000 },
+    messenger,
+    server,
+    logger,
+    store,
+    keys,
+  );
   try {
     await node.awaitRejoins(options.rejoinGraceMs ?? 5000);
   } catch (error) {
@@ -575,4 +701,3 @@ export async function startHosted(options: HostedOptions): Promise<HostedNode> {
   }
   return node;
 }
-

@@ -60,9 +60,9 @@ export interface EmbeddedCluster {
   /** `http://host:port` of the admin server, or '' without one. */
   readonly adminUrl: string;
   /** A ref whose calls go to the native core with the fewest calls in flight, following joins and leaves. */
-  balanced<T extends object>(Ebb: EbbDefinition<T, any>, options?: BalancedOptions): BalancedRef<T>;
+  balanced<T extends object>(Ebb: EbbDefinition<T>, options?: BalancedOptions): BalancedRef<T>;
   /** A ref to one node (and core; default: the node picks). */
-  remote<T extends object>(Ebb: EbbDefinition<T, any>, nodeId: number, core?: number): RemoteRef<T>;
+  remote<T extends object>(Ebb: EbbDefinition<T>, nodeId: number, core?: number): RemoteRef<T>;
   /** Stops the natives, the frontend and the admin server. Idempotent. */
   stop(): Promise<void>;
 }
@@ -79,11 +79,14 @@ const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export async function startCluster(options: StartClusterOptions): Promise<EmbeddedCluster> {
   if (options === null || typeof options !== 'object') throw new TypeError('startCluster(options): options must be an object ({ native, nodes, cores })');
   const { nodes, cores = 1, backend = 'process', store = 'memory', name = 'ebbrt', args = [] } = options;
-  if (!(options.native instanceof URL) && (typeof options.native !== 'string' || options.native.length === 0)) throw new TypeError("options.native must be the path or file URL of the app's native module (e.g. new URL('./native.js', import.meta.url))");
+  if (!(options.native instanceof URL) && (typeof options.native !== 'string' || options.native.length === 0))
+    throw new TypeError("options.native must be the path or file URL of the app's native module (e.g. new URL('./native.js', import.meta.url))");
   if (!Number.isInteger(nodes) || nodes < 0 || nodes > 1024) throw new TypeError(`options.nodes must be an integer in 0..1024, got ${String(nodes)}`);
   if (!Number.isInteger(cores) || cores < 1 || cores > 256) throw new TypeError(`options.cores must be an integer in 1..256, got ${String(cores)}`);
-  if (!(GROUP_BACKENDS as readonly string[]).includes(backend)) throw new TypeError(`options.backend must be one of ${GROUP_BACKENDS.map((b) => `'${b}'`).join(', ')}, got ${JSON.stringify(backend)}`);
-  if (options.secret !== undefined && (typeof options.secret !== 'string' || options.secret.length < 8)) throw new TypeError('options.secret must be a string of at least 8 characters');
+  if (!(GROUP_BACKENDS as readonly string[]).includes(backend))
+    throw new TypeError(`options.backend must be one of ${GROUP_BACKENDS.map((b) => `'${b}'`).join(', ')}, got ${JSON.stringify(backend)}`);
+  if (options.secret !== undefined && (typeof options.secret !== 'string' || options.secret.length < 8))
+    throw new TypeError('options.secret must be a string of at least 8 characters');
   if (typeof name !== 'string' || !NAME.test(name)) throw new TypeError('options.name must be a lower-case name of letters, digits and dashes');
   if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new TypeError('options.args must be an array of strings');
   const module = nativeModulePath(options.native);
@@ -99,14 +102,33 @@ export async function startCluster(options: StartClusterOptions): Promise<Embedd
     admin: admin ?? { host: '127.0.0.1', port: 0 },
     detach: false,
     // The group keeps its size: a native that dies is replaced (NodeGroup), and balanced refs follow.
-    groups: nodes === 0 ? [] : [{ name: 'natives', app: module, paths: { dir: path.dirname(module), hosted: '', native: module }, backend, count: nodes, cores, args, joinTimeoutMs: options.joinTimeoutMs ?? (backend === 'qemu' ? 120_000 : 20_000) }],
+    groups:
+      nodes === 0
+        ? []
+        : [
+            {
+              name: 'natives',
+              app: module,
+              paths: { dir: path.dirname(module), hosted: '', native: module },
+              backend,
+              count: nodes,
+              cores,
+              args,
+              joinTimeoutMs: options.joinTimeoutMs ?? (backend === 'qemu' ? 120_000 : 20_000),
+            },
+          ],
   };
   const cluster = await Cluster.start({ spec, logger: options.logger ?? silentLogger, stdio: options.stdio, admin: admin === undefined ? false : undefined });
   const { errors } = await cluster.boot();
   if (errors.length > 0) {
     await cluster.stop();
     const first = errors.find((e) => e instanceof AppLoadError) ?? errors[0];
-    throw first instanceof AppLoadError ? first : new AppLoadError(`native module ${module} did not start on ${errors.length} of ${nodes} native(s): ${first.message}`, { cause: first, data: { module } });
+    throw first instanceof AppLoadError
+      ? first
+      : new AppLoadError(`native module ${module} did not start on ${errors.length} of ${nodes} native(s): ${first.message}`, {
+          cause: first,
+          data: { module },
+        });
   }
 
   const { hosted } = cluster;

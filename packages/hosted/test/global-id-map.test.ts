@@ -1,5 +1,17 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { EbbError, encodeValue, ForbiddenError, IdMapServer, MemoryIdMapStore, type CasResult, type EbbId, type GlobalIdMap, type IdMapAccess, type IdMapEntry, type IdMapWatcher } from '@ebbrt/hosted';
+import {
+  EbbError,
+  encodeValue,
+  ForbiddenError,
+  IdMapServer,
+  MemoryIdMapStore,
+  type CasResult,
+  type EbbId,
+  type GlobalIdMap,
+  type IdMapAccess,
+  type IdMapEntry,
+  type IdMapWatcher,
+} from '@ebbrt/hosted';
 import { Connection, encodeError, HelloPurpose, memoryTransportPair, RemoteGlobalIdMap, type ControlType } from '@ebbrt/ebb-protocol/internal';
 
 /**
@@ -302,12 +314,22 @@ describe('RemoteGlobalIdMap against IdMapServer', () => {
 
 describe('IdMapServer authority: who may write and read what', () => {
   // Node 2 owns id space 2, node 3 id space 3; node 9 is gone.
-  const members = new Map([[2, 2], [3, 3]]);
+  const members = new Map([
+    [2, 2],
+    [3, 3],
+  ]);
   const refused: { nodeId: number; code: string }[] = [];
-  const access: IdMapAccess = { idSpaceOf: (n) => members.get(n), isLive: (n) => members.has(n), refused: (nodeId, error) => refused.push({ nodeId, code: error.code }) };
+  const access: IdMapAccess = {
+    idSpaceOf: (n) => members.get(n),
+    isLive: (n) => members.has(n),
+    refused: (nodeId, error) => refused.push({ nodeId, code: error.code }),
+  };
   const record = (type: string, home?: number) => encodeValue(home === undefined ? { type } : { type, home });
   const forbidden = async (p: Promise<unknown>) => {
-    const error = await p.then(() => undefined, (e: unknown) => e);
+    const error = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(ForbiddenError);
     expect((error as ForbiddenError).code).toBe('FORBIDDEN');
   };
@@ -319,7 +341,7 @@ describe('IdMapServer authority: who may write and read what', () => {
     await a.map.set(0x00020005, Buffer.from('mine'));
     await forbidden(b.map.set(0x00020005, Buffer.from('theirs')));
     await forbidden(b.map.cas(0x00020005, 1, Buffer.from('theirs')));
-    await forbidden(b.map.set(0x00010001, Buffer.from('the frontend\'s')));
+    await forbidden(b.map.set(0x00010001, Buffer.from("the frontend's")));
     expect(text(await auth.store.get(0x00020005))).toBe('mine');
     expect(await auth.store.get(0x00010001)).toBeUndefined();
     expect(auth.server.refusals.write).toBe(3);

@@ -29,7 +29,10 @@ describe('image cache', () => {
     const foreign = cachedImage(cache, 'not-an-image', undefined);
 
     const planned = pruneImageCache(cache, { dryRun: true });
-    expect(planned.map((p) => [path.basename(p.dir), p.reason])).toEqual([['half-0123456789ad', 'incomplete'], ['old-0123456789ac', 'app gone']]);
+    expect(planned.map((p) => [path.basename(p.dir), p.reason])).toEqual([
+      ['half-0123456789ad', 'incomplete'],
+      ['old-0123456789ac', 'app gone'],
+    ]);
     expect(planned.every((p) => p.bytes >= 2048)).toBe(true);
     expect([kept, gone, broken, foreign].every((dir) => existsSync(dir))).toBe(true);
 

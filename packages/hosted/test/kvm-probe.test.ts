@@ -65,15 +65,24 @@ describe('probeKvm with stand-in qemu binaries', () => {
   });
 
   test('qemu that exits (KVM refused): not working, the reason carries its exit code and last lines', async () => {
-    const q = standIn('exits', `echo 'Could not access KVM kernel module: Permission denied' >&2\necho 'qemu-system-x86_64: failed to initialize kvm: Permission denied' >&2\nexit 1`);
+    const q = standIn(
+      'exits',
+      `echo 'Could not access KVM kernel module: Permission denied' >&2\necho 'qemu-system-x86_64: failed to initialize kvm: Permission denied' >&2\nexit 1`,
+    );
     const probe = await probeKvm(KERNEL, { qemu: q.qemu, device: DEVICE, timeoutMs: 10_000 });
     expect(probe.works).toBe(false);
-    expect(probe.reason).toBe('the KVM probe VM exited (1): Could not access KVM kernel module: Permission denied / qemu-system-x86_64: failed to initialize kvm: Permission denied');
+    expect(probe.reason).toBe(
+      'the KVM probe VM exited (1): Could not access KVM kernel module: Permission denied / qemu-system-x86_64: failed to initialize kvm: Permission denied',
+    );
   });
 
   test('no qemu binary: QemuError QEMU_NOT_FOUND naming it', async () => {
     const missing = path.join(dir, 'no-such-qemu');
-    await expect(probeKvm(KERNEL, { qemu: missing, device: DEVICE })).rejects.toMatchObject({ name: 'QemuError', code: 'QEMU_NOT_FOUND', message: expect.stringContaining(missing) });
+    await expect(probeKvm(KERNEL, { qemu: missing, device: DEVICE })).rejects.toMatchObject({
+      name: 'QemuError',
+      code: 'QEMU_NOT_FOUND',
+      message: expect.stringContaining(missing),
+    });
   });
 
   test('no KVM device: not working, and qemu is never run', async () => {

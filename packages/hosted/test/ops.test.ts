@@ -8,7 +8,29 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClusterFileError, ClusterMetrics, OpsError, ebbViews, findCluster, plotPoint, isRunning, loadClusterFile, locateClusterFile, processRef, psText, readState, removeState, stateDir, topText, validateCluster, writeState, type ClusterState, type ClusterView, type CoreSnapshot, type EbbSnapshot } from '@ebbrt/hosted';
+import {
+  ClusterFileError,
+  ClusterMetrics,
+  OpsError,
+  ebbViews,
+  findCluster,
+  plotPoint,
+  isRunning,
+  loadClusterFile,
+  locateClusterFile,
+  processRef,
+  psText,
+  readState,
+  removeState,
+  stateDir,
+  topText,
+  validateCluster,
+  writeState,
+  type ClusterState,
+  type ClusterView,
+  type CoreSnapshot,
+  type EbbSnapshot,
+} from '@ebbrt/hosted';
 import { LatencyHistogram, latencyBucket, bucketLowerUs, LATENCY_BUCKETS, RepKind } from '@ebbrt/ebb-protocol/internal';
 
 const FILE = '/clusters/test.yaml';
@@ -28,7 +50,14 @@ function badField(raw: unknown, env: NodeJS.ProcessEnv = {}): ClusterFileError {
 describe('cluster file', () => {
   it('accepts a minimal file and fills in the defaults', () => {
     const spec = validateCluster(base, FILE, {});
-    expect(spec).toMatchObject({ name: 'demo', secretSource: 'inline', store: 'memory', listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, detach: false });
+    expect(spec).toMatchObject({
+      name: 'demo',
+      secretSource: 'inline',
+      store: 'memory',
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+      detach: false,
+    });
     expect(spec.groups).toHaveLength(1);
     expect(spec.groups[0]).toMatchObject({ name: 'workers', backend: 'process', count: 2, cores: 2, args: [], joinTimeoutMs: 20_000 });
     expect(spec.groups[0].paths.native).toMatch(/helloworld\/native\.js$/);
@@ -39,7 +68,10 @@ describe('cluster file', () => {
     expect(file).toMatch(/packages\/examples\/cluster\.yaml$/);
     const spec = loadClusterFile(file);
     expect(spec.detach).toBe(true);
-    expect(spec.groups.map((g) => [g.backend, g.count, g.app, g.args])).toEqual([['process', 2, 'helloworld', []], ['process', 1, 'counter', ['--every', '200', '--increments', '1000']]]);
+    expect(spec.groups.map((g) => [g.backend, g.count, g.app, g.args])).toEqual([
+      ['process', 2, 'helloworld', []],
+      ['process', 1, 'counter', ['--every', '200', '--increments', '1000']],
+    ]);
   });
 
   it('a missing file says where it looked', () => {
@@ -75,7 +107,18 @@ describe('cluster file', () => {
     ['tls part missing', { ...base, tls: { cert: 'c.pem', key: 'k.pem' } }, 'tls.cert', /cannot be read \(\/clusters\/c\.pem\)/],
     ['tls key', { ...base, tls: { cert: 'c.pem', key: 'k.pem', ca: 'a.pem', crt: 'x' } }, 'tls.crt', /not a known field; known fields here: cert, key, ca/],
     ['secret key', { ...base, secret: { path: 'x' } }, 'secret.path', /not a known field; known fields here: file, env/],
-    ['duplicate group', { ...base, groups: [{ name: 'a', app: 'helloworld' }, { name: 'a', app: 'counter' }] }, 'groups[1].name', /used by two groups/],
+    [
+      'duplicate group',
+      {
+        ...base,
+        groups: [
+          { name: 'a', app: 'helloworld' },
+          { name: 'a', app: 'counter' },
+        ],
+      },
+      'groups[1].name',
+      /used by two groups/,
+    ],
   ])('%s: the message names %s', (_what, raw, field, message) => {
     const error = badField(raw);
     expect(error.field).toBe(field);
@@ -87,11 +130,17 @@ describe('cluster file', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'ebbrt-ops-'));
     try {
       writeFileSync(path.join(dir, 'secret'), 'secret-from-a-file\n');
-      expect(validateCluster({ ...base, secret: { file: 'secret' } }, path.join(dir, 'c.yaml'), {})).toMatchObject({ secret: 'secret-from-a-file', secretSource: 'file' });
+      expect(validateCluster({ ...base, secret: { file: 'secret' } }, path.join(dir, 'c.yaml'), {})).toMatchObject({
+        secret: 'secret-from-a-file',
+        secretSource: 'file',
+      });
     } finally {
       rmSync(dir, { recursive: true });
     }
-    expect(validateCluster({ ...base, secret: { env: 'S' } }, FILE, { S: 'secret-from-env' })).toMatchObject({ secret: 'secret-from-env', secretSource: 'env' });
+    expect(validateCluster({ ...base, secret: { env: 'S' } }, FILE, { S: 'secret-from-env' })).toMatchObject({
+      secret: 'secret-from-env',
+      secretSource: 'env',
+    });
     const { secret: _omit, ...noSecret } = base;
     const generated = validateCluster(noSecret, FILE, {});
     expect(generated.secretSource).toBe('generated');
@@ -106,9 +155,23 @@ describe('cluster file', () => {
   });
 
   it('qemu groups, memory sizes and Redis stores pass validation (their availability is checked at up)', () => {
-    const spec = validateCluster({ ...base, store: 'redis://127.0.0.1:6379/2', groups: [{ name: 'vms', app: 'helloworld', backend: 'qemu', memory: '1G' }, { name: 'p', app: 'counter', memory: 256 }] }, FILE, {});
+    const spec = validateCluster(
+      {
+        ...base,
+        store: 'redis://127.0.0.1:6379/2',
+        groups: [
+          { name: 'vms', app: 'helloworld', backend: 'qemu', memory: '1G' },
+          { name: 'p', app: 'counter', memory: 256 },
+        ],
+      },
+      FILE,
+      {},
+    );
     expect(spec.store).toBe('redis://127.0.0.1:6379/2');
-    expect(spec.groups.map((g) => [g.backend, g.memoryMiB, g.joinTimeoutMs])).toEqual([['qemu', 1024, 120_000], ['process', 256, 20_000]]);
+    expect(spec.groups.map((g) => [g.backend, g.memoryMiB, g.joinTimeoutMs])).toEqual([
+      ['qemu', 1024, 120_000],
+      ['process', 256, 20_000],
+    ]);
   });
 
   it('YAML syntax errors and JSON files', () => {
@@ -168,10 +231,32 @@ describe('LatencyHistogram', () => {
 });
 
 const ebb = (id: number, over: Partial<EbbSnapshot>): EbbSnapshot => ({
-  id, name: 'Tally', policy: 'home', rep: RepKind.remoteProxy, repNode: 1, crossCoreCalls: 0, crossCoreErrors: 0, remoteCalls: 0, remoteErrors: 0, servedCalls: 0, servedErrors: 0,
-  latency: { bucket: [], count: [] }, servedLatency: { bucket: [], count: [] }, ...over,
+  id,
+  name: 'Tally',
+  policy: 'home',
+  rep: RepKind.remoteProxy,
+  repNode: 1,
+  crossCoreCalls: 0,
+  crossCoreErrors: 0,
+  remoteCalls: 0,
+  remoteErrors: 0,
+  servedCalls: 0,
+  servedErrors: 0,
+  latency: { bucket: [], count: [] },
+  servedLatency: { bucket: [], count: [] },
+  ...over,
 });
-const core = (index: number, ebbs: EbbSnapshot[], over: Partial<CoreSnapshot> = {}): CoreSnapshot => ({ core: index, faults: 0, remoteCalls: 0, crossCoreCalls: 0, servedCalls: 0, servedErrors: 0, messages: 0, ebbs, ...over });
+const core = (index: number, ebbs: EbbSnapshot[], over: Partial<CoreSnapshot> = {}): CoreSnapshot => ({
+  core: index,
+  faults: 0,
+  remoteCalls: 0,
+  crossCoreCalls: 0,
+  servedCalls: 0,
+  servedErrors: 0,
+  messages: 0,
+  ebbs,
+  ...over,
+});
 const hist = (ms: number, n: number) => {
   const h = new LatencyHistogram();
   for (let i = 0; i < n; i++) h.record(ms);
@@ -179,7 +264,17 @@ const hist = (ms: number, n: number) => {
 };
 
 function emptyView(): ClusterView {
-  return { cluster: 't', status: 'up', startedAt: new Date().toISOString(), frontend: '127.0.0.1:1', admin: '127.0.0.1:2', store: 'memory', groups: [], nodes: [], ebbs: [] };
+  return {
+    cluster: 't',
+    status: 'up',
+    startedAt: new Date().toISOString(),
+    frontend: '127.0.0.1:1',
+    admin: '127.0.0.1:2',
+    store: 'memory',
+    groups: [],
+    nodes: [],
+    ebbs: [],
+  };
 }
 
 describe('ClusterMetrics', () => {
@@ -199,7 +294,16 @@ describe('ClusterMetrics', () => {
     }
     // One second later: 200 more remote calls (20 failed), 50 cross-core ones, served calls on node 1.
     samples = new Map([
-      [2, [core(0, [ebb(0x8001, { remoteCalls: 300, remoteErrors: 20, crossCoreCalls: 50, latency: hist(0.1, 280) })], { remoteCalls: 300, crossCoreCalls: 50, faults: 1 })]],
+      [
+        2,
+        [
+          core(0, [ebb(0x8001, { remoteCalls: 300, remoteErrors: 20, crossCoreCalls: 50, latency: hist(0.1, 280) })], {
+            remoteCalls: 300,
+            crossCoreCalls: 50,
+            faults: 1,
+          }),
+        ],
+      ],
       [1, [core(0, [ebb(0x8001, { rep: RepKind.local, repNode: 1, servedCalls: 280, servedLatency: hist(0.02, 280) })], { servedCalls: 280 })]],
     ]);
     Date.now = () => start + 1000;
@@ -226,7 +330,13 @@ describe('ClusterMetrics', () => {
 
   it('exports Prometheus text: counters per node and Ebb, a histogram with cumulative buckets', async () => {
     const samples = new Map<number, CoreSnapshot[]>([[2, [core(0, [ebb(0x8001, { remoteCalls: 7, remoteErrors: 1, latency: hist(0.1, 6) })], { faults: 3 })]]]);
-    metrics = new ClusterMetrics({ cluster: 'promtest', collect: () => samples, view: emptyView, frontendStats: () => ({ joins: 2, deaths: 1 }), intervalMs: 60_000 });
+    metrics = new ClusterMetrics({
+      cluster: 'promtest',
+      collect: () => samples,
+      view: emptyView,
+      frontendStats: () => ({ joins: 2, deaths: 1 }),
+      intervalMs: 60_000,
+    });
     const text = await metrics.metrics();
     expect(text).toContain('# TYPE ebbrt_ebb_calls_total counter');
     expect(text).toMatch(/ebbrt_ebb_calls_total\{node="2",ebb="0x8001",name="Tally",resolved="remote",cluster="promtest"\} 7/);
@@ -243,21 +353,64 @@ describe('ClusterMetrics', () => {
 });
 
 describe('ps and top tables', () => {
-  it('reps per core: L real, r remote proxy, c core proxy; the home Ebb\'s owner is where the real rep is', () => {
+  it("reps per core: L real, r remote proxy, c core proxy; the home Ebb's owner is where the real rep is", () => {
     const samples = new Map<number, CoreSnapshot[]>([
       [1, [core(0, [ebb(0x8001, { rep: RepKind.local })])]],
-      [2, [core(0, [ebb(0x8001, { rep: RepKind.remoteProxy, repNode: 1 })]), core(1, [ebb(0x8001, { rep: RepKind.remoteProxy, repNode: 1 }), ebb(0x8002, { name: 'Echo', policy: 'multicore', rep: RepKind.local })])]],
+      [
+        2,
+        [
+          core(0, [ebb(0x8001, { rep: RepKind.remoteProxy, repNode: 1 })]),
+          core(1, [ebb(0x8001, { rep: RepKind.remoteProxy, repNode: 1 }), ebb(0x8002, { name: 'Echo', policy: 'multicore', rep: RepKind.local })]),
+        ],
+      ],
     ]);
     const views = ebbViews(samples, (node) => (node === 2 ? 2 : 1));
     expect(views).toEqual([
-      { id: 0x8001, hex: '0x8001', name: 'Tally', policy: 'home', owner: 1, reps: [{ node: 1, cores: 'L' }, { node: 2, cores: 'rr' }] },
+      {
+        id: 0x8001,
+        hex: '0x8001',
+        name: 'Tally',
+        policy: 'home',
+        owner: 1,
+        reps: [
+          { node: 1, cores: 'L' },
+          { node: 2, cores: 'rr' },
+        ],
+      },
       { id: 0x8002, hex: '0x8002', name: 'Echo', policy: 'multicore', owner: null, reps: [{ node: 2, cores: '.L' }] },
     ]);
     const view: ClusterView = {
       ...emptyView(),
       nodes: [
-        { id: 2, group: 'workers', backend: 'process', address: '127.0.0.1:9', services: [{ name: 'memcached:5', address: '127.0.0.1:11211' }], cores: 2, state: 'joined', startedAt: '', uptimeMs: 65_000, rssBytes: 80 * 1024 * 1024, pid: 42 },
-        { id: 3, group: 'vms', backend: 'qemu', address: '10.128.0.2:7000', services: [{ name: 'memcached:5', address: '10.128.0.2:11212' }, { name: 'admin', address: '10.128.0.2:80' }], cores: 2, state: 'joined', startedAt: '', uptimeMs: 5_000, rssBytes: 80 * 1024 * 1024, pid: 43 },
+        {
+          id: 2,
+          group: 'workers',
+          backend: 'process',
+          address: '127.0.0.1:9',
+          services: [{ name: 'memcached:5', address: '127.0.0.1:11211' }],
+          cores: 2,
+          state: 'joined',
+          startedAt: '',
+          uptimeMs: 65_000,
+          rssBytes: 80 * 1024 * 1024,
+          pid: 42,
+        },
+        {
+          id: 3,
+          group: 'vms',
+          backend: 'qemu',
+          address: '10.128.0.2:7000',
+          services: [
+            { name: 'memcached:5', address: '10.128.0.2:11212' },
+            { name: 'admin', address: '10.128.0.2:80' },
+          ],
+          cores: 2,
+          state: 'joined',
+          startedAt: '',
+          uptimeMs: 5_000,
+          rssBytes: 80 * 1024 * 1024,
+          pid: 43,
+        },
       ],
       ebbs: views,
     };
@@ -265,14 +418,72 @@ describe('ps and top tables', () => {
     expect(text).toMatch(/ 2 +workers +process +127\.0\.0\.1:9 +127\.0\.0\.1:11211 +2 +joined +1m05s +80\.0M +42/);
     expect(text).toMatch(/ 3 +vms +qemu +10\.128\.0\.2:7000 +10\.128\.0\.2:11212 10\.128\.0\.2:80 +2 +joined/);
     expect(text).toMatch(/0x8001 +Tally +home +1 +1:L 2:rr/);
-    const top = topText({ cluster: 't', at: Date.now(), rateWindowMs: 1000, latencyWindowMs: 10_000, ebbs: [], nodes: [{ nodeId: 2, callsPerSec: 12.5, errorsPerSec: 0, servedPerSec: 0, servedErrorsPerSec: 0, faultsPerSec: 0, messagesPerSec: 0, p50Us: 150, p99Us: 2500, cores: [{ core: 0, callsPerSec: 12.5, servedPerSec: 0 }] }] }, view);
+    const top = topText(
+      {
+        cluster: 't',
+        at: Date.now(),
+        rateWindowMs: 1000,
+        latencyWindowMs: 10_000,
+        ebbs: [],
+        nodes: [
+          {
+            nodeId: 2,
+            callsPerSec: 12.5,
+            errorsPerSec: 0,
+            servedPerSec: 0,
+            servedErrorsPerSec: 0,
+            faultsPerSec: 0,
+            messagesPerSec: 0,
+            p50Us: 150,
+            p99Us: 2500,
+            cores: [{ core: 0, callsPerSec: 12.5, servedPerSec: 0 }],
+          },
+        ],
+      },
+      view,
+    );
     expect(top).toMatch(/ 2 +workers +process +12\.5 +0 +0 +150µs +2\.50ms/);
   });
 
   it('a dashboard plot point: the same rates and p50/p99 as top, sent + served per node and core, RSS of joined nodes only, the busiest Ebbs first', () => {
-    const rate = (id: number, name: string, callsPerSec: number) => ({ id, hex: `0x${id.toString(16)}`, name, policy: 'home', callsPerSec, errorsPerSec: 1, servedPerSec: 0, servedErrorsPerSec: 0, p50Us: 100 + id, p99Us: 900, servedP50Us: null, servedP99Us: null, resolved: { coreReps: 1, nodePerSec: 0, remotePerSec: callsPerSec } });
-    const node = (nodeId: number) => ({ nodeId, callsPerSec: 10, errorsPerSec: 1, servedPerSec: 5, servedErrorsPerSec: 2, faultsPerSec: 0, messagesPerSec: 0, p50Us: 120, p99Us: 800, cores: [{ core: 0, callsPerSec: 4, servedPerSec: 1 }, { core: 1, callsPerSec: 6, servedPerSec: 4 }] });
-    const top = { cluster: 't', at: 1234, rateWindowMs: 1000, latencyWindowMs: 10_000, ebbs: [rate(0x8001, 'Slow', 1), ...Array.from({ length: 20 }, (_, i) => rate(0x9000 + i, `E${i}`, 10 + i))], nodes: [node(2), node(3)] };
+    const rate = (id: number, name: string, callsPerSec: number) => ({
+      id,
+      hex: `0x${id.toString(16)}`,
+      name,
+      policy: 'home',
+      callsPerSec,
+      errorsPerSec: 1,
+      servedPerSec: 0,
+      servedErrorsPerSec: 0,
+      p50Us: 100 + id,
+      p99Us: 900,
+      servedP50Us: null,
+      servedP99Us: null,
+      resolved: { coreReps: 1, nodePerSec: 0, remotePerSec: callsPerSec },
+    });
+    const node = (nodeId: number) => ({
+      nodeId,
+      callsPerSec: 10,
+      errorsPerSec: 1,
+      servedPerSec: 5,
+      servedErrorsPerSec: 2,
+      faultsPerSec: 0,
+      messagesPerSec: 0,
+      p50Us: 120,
+      p99Us: 800,
+      cores: [
+        { core: 0, callsPerSec: 4, servedPerSec: 1 },
+        { core: 1, callsPerSec: 6, servedPerSec: 4 },
+      ],
+    });
+    const top = {
+      cluster: 't',
+      at: 1234,
+      rateWindowMs: 1000,
+      latencyWindowMs: 10_000,
+      ebbs: [rate(0x8001, 'Slow', 1), ...Array.from({ length: 20 }, (_, i) => rate(0x9000 + i, `E${i}`, 10 + i))],
+      nodes: [node(2), node(3)],
+    };
     const view: ClusterView = {
       ...emptyView(),
       nodes: [
@@ -292,7 +503,20 @@ describe('ps and top tables', () => {
 describe('state file', () => {
   it('is written 0600, found by name or as the only one, removed with its log and folder', () => {
     const dir = path.join(mkdtempSync(path.join(tmpdir(), 'ebbrt-ops-')), 'state');
-    const state: ClusterState = { version: 1, cluster: 'one', file: FILE, status: 'up', frontendProcess: processRef(process.pid), detached: false, frontend: 'a:1', admin: 'a:2', token: 't', startedAt: '', log: path.join(dir, 'one.log'), nodes: [] };
+    const state: ClusterState = {
+      version: 1,
+      cluster: 'one',
+      file: FILE,
+      status: 'up',
+      frontendProcess: processRef(process.pid),
+      detached: false,
+      frontend: 'a:1',
+      admin: 'a:2',
+      token: 't',
+      startedAt: '',
+      log: path.join(dir, 'one.log'),
+      nodes: [],
+    };
     expect(() => findCluster(dir)).toThrow(OpsError);
     writeState(dir, state);
     expect(statSync(path.join(dir, 'one.json')).mode & 0o777).toBe(0o600);

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { AppLoadError, NodeAllocator, silentLogger, startHosted, type HostedNode, type HostedOptions, type LaunchSpec } from '@ebbrt/hosted';
-import { type TransportServer } from '@ebbrt/ebb-protocol/internal';
+import type { TransportServer } from '@ebbrt/ebb-protocol/internal';
 
 /**
  * Option validation at construction: one test per
@@ -127,7 +127,12 @@ describe('startHosted validation', () => {
 describe('NodeAllocator.allocateNode validation', () => {
   /** An allocator whose `process` backend is a spy: a launch would be recorded, never spawned. */
   function allocator() {
-    const hosted = { address: 'frontend:1', secret: SECRET, mintJoinToken: (allocationId: string) => `token-of-${allocationId}`, revokeJoinToken: () => undefined } as unknown as HostedNode;
+    const hosted = {
+      address: 'frontend:1',
+      secret: SECRET,
+      mintJoinToken: (allocationId: string) => `token-of-${allocationId}`,
+      revokeJoinToken: () => undefined,
+    } as unknown as HostedNode;
     const alloc = new NodeAllocator(hosted, '/nonexistent/boot.js');
     const launch = vi.fn(async (_spec: LaunchSpec) => {
       throw new Error('launch reached');

@@ -28,7 +28,16 @@ describe('QemuBackend options', () => {
 });
 
 describe('launches a kernel command line cannot carry fail with VM_CONFIG before anything starts', () => {
-  const spec: LaunchSpec = { app: '/nonexistent/native.js', cores: 1, frontend: '127.0.0.1:4000', joinToken: 'ab'.repeat(32), allocationId: 'a', env: {}, args: [], stdio: 'pipe' };
+  const spec: LaunchSpec = {
+    app: '/nonexistent/native.js',
+    cores: 1,
+    frontend: '127.0.0.1:4000',
+    joinToken: 'ab'.repeat(32),
+    allocationId: 'a',
+    env: {},
+    args: [],
+    stdio: 'pipe',
+  };
 
   test.each<[Partial<LaunchSpec>, RegExp]>([
     [{ memoryMiB: 300 }, /at least 320 MiB/],

@@ -12,8 +12,23 @@ describe('parseRedisUrl', () => {
   it.each([
     ['redis://127.0.0.1:6380/2', { cluster: false, tls: false, nodes: [{ host: '127.0.0.1', port: 6380 }], db: 2, location: 'redis://127.0.0.1:6380/2' }],
     ['redis://localhost', { cluster: false, nodes: [{ host: 'localhost', port: 6379 }], db: 0, location: 'redis://localhost/0' }],
-    ['rediss://:pw@cache.example:6390/0', { tls: true, password: 'pw', nodes: [{ host: 'cache.example', port: 6390 }], location: 'rediss://cache.example:6390/0' }],
-    ['redis+cluster://user:s%40cret@10.0.0.1:7000,10.0.0.2:7001', { cluster: true, username: 'user', password: 's@cret', nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }], db: 0 }],
+    [
+      'rediss://:pw@cache.example:6390/0',
+      { tls: true, password: 'pw', nodes: [{ host: 'cache.example', port: 6390 }], location: 'rediss://cache.example:6390/0' },
+    ],
+    [
+      'redis+cluster://user:s%40cret@10.0.0.1:7000,10.0.0.2:7001',
+      {
+        cluster: true,
+        username: 'user',
+        password: 's@cret',
+        nodes: [
+          { host: '10.0.0.1', port: 7000 },
+          { host: '10.0.0.2', port: 7001 },
+        ],
+        db: 0,
+      },
+    ],
     ['redis://[::1]:6379/1', { nodes: [{ host: '::1', port: 6379 }], db: 1 }],
   ])('%s', (url, expected) => {
     expect(parseRedisUrl(url)).toMatchObject(expected);
@@ -62,7 +77,7 @@ describe('MemoryStore', () => {
     ]);
   });
 
-  it('allocates the frontend\'s ids in order from its space base, per space', async () => {
+  it("allocates the frontend's ids in order from its space base, per space", async () => {
     const store = new MemoryStore();
     expect([await store.allocateId(1), await store.allocateId(1), await store.allocateId(2)]).toEqual([0x10000, 0x10001, 0x20000]);
   });
@@ -127,7 +142,10 @@ describe('resolveStore', () => {
 describe('startHosted store options', () => {
   const SECRET = 'store-test-secret';
   // No sockets in the unit tier: a transport hook stands in for TCP.
-  const transport = { listen: async () => ({ address: { host: 'probe', port: 1 }, close: async () => undefined }), connect: () => Promise.reject(new Error('unused')) };
+  const transport = {
+    listen: async () => ({ address: { host: 'probe', port: 1 }, close: async () => undefined }),
+    connect: () => Promise.reject(new Error('unused')),
+  };
   const start = (options: Partial<HostedOptions>) => startHosted({ secret: SECRET, logger: silentLogger, transport, ...options });
 
   it.each([
@@ -139,12 +157,12 @@ describe('startHosted store options', () => {
     await expect(start(options as Partial<HostedOptions>)).rejects.toThrow(message);
   });
 
-  it('a memory store instance is the frontend\'s idMap, and survives the frontend (not owned)', async () => {
+  it("a memory store instance is the frontend's idMap, and survives the frontend (not owned)", async () => {
     const store = new MemoryStore();
     const hosted = await start({ store });
     expect(hosted.store).toBe(store);
     expect(hosted.idMap).toBe(store);
-    const id = await (hosted.runtime.links.allocateId());
+    const id = await hosted.runtime.links.allocateId();
     expect(id).toBe(0x10000);
     await hosted.close();
     expect(await store.allocateId(1)).toBe(0x10001);

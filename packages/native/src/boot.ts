@@ -45,7 +45,9 @@ if (config.parentFd !== undefined) {
       return;
     }
     orphanTimer = setTimeout(() => {
-      console.error(`${prefix()} the frontend process that launched this node is gone and no frontend took it back within ${config.reconnectMs} ms; shutting down`);
+      console.error(
+        `${prefix()} the frontend process that launched this node is gone and no frontend took it back within ${config.reconnectMs} ms; shutting down`,
+      );
       shutdown(1);
     }, config.reconnectMs);
   });
@@ -61,8 +63,23 @@ for (let i = 0; i < config.cores; i++) {
 }
 
 function startCore(core: number, fd?: number): Promise<{ worker: Worker; port: number; fd: number }> {
-  const coreData: CoreData = { core, cores: config.cores, listenHost: config.listenHost, listenPort: config.listenPort, hostAlias: config.hostAlias, tls: config.tls, fd, ports: ports[core], app: config.app, args: config.args };
-  const worker = new Worker(new URL('./core.js', import.meta.url), { workerData: coreData, transferList: ports[core].filter((p): p is MessagePort => p !== undefined), resourceLimits: config.coreHeapMb ? { maxOldGenerationSizeMb: config.coreHeapMb } : undefined });
+  const coreData: CoreData = {
+    core,
+    cores: config.cores,
+    listenHost: config.listenHost,
+    listenPort: config.listenPort,
+    hostAlias: config.hostAlias,
+    tls: config.tls,
+    fd,
+    ports: ports[core],
+    app: config.app,
+    args: config.args,
+  };
+  const worker = new Worker(new URL('./core.js', import.meta.url), {
+    workerData: coreData,
+    transferList: ports[core].filter((p): p is MessagePort => p !== undefined),
+    resourceLimits: config.coreHeapMb ? { maxOldGenerationSizeMb: config.coreHeapMb } : undefined,
+  });
   workers[core] = worker;
   worker.on('error', (error) => {
     // A core failing while the node stops (its socket already closed, its module load cut short) is part of stopping, not a crash.
@@ -141,7 +158,13 @@ try {
     },
   );
   nodeId = supervisor.nodeId;
-  toAll({ t: 'welcome', nodeId, incarnation: supervisor.incarnation, peers: supervisor.welcome.peers, address: config.advertise ? `${config.advertise.host}:${config.advertise.port}` : `${config.listenHost}:${first.port}` });
+  toAll({
+    t: 'welcome',
+    nodeId,
+    incarnation: supervisor.incarnation,
+    peers: supervisor.welcome.peers,
+    address: config.advertise ? `${config.advertise.host}:${config.advertise.port}` : `${config.listenHost}:${first.port}`,
+  });
 } catch (error) {
   console.error(`ebbrt-native: could not join the frontend at ${config.frontendHost}:${config.frontendPort}: ${(error as Error).message}`);
   await stopCores();

@@ -5,8 +5,22 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import {
-  connectTcp, errorFromWire, TimeoutError, RemoteLocalIdMap, EbbRuntime, listenTcp, Matcher, Messenger, nativeCoreRuntime, NodeUnavailableError, PairKeyring,
-  type CoreChannel, type CoreLinks, type WireError, type MessageSource, type Transport,
+  connectTcp,
+  errorFromWire,
+  TimeoutError,
+  RemoteLocalIdMap,
+  type EbbRuntime,
+  listenTcp,
+  Matcher,
+  Messenger,
+  nativeCoreRuntime,
+  NodeUnavailableError,
+  PairKeyring,
+  type CoreChannel,
+  type CoreLinks,
+  type WireError,
+  type MessageSource,
+  type Transport,
 } from '@ebbrt/ebb-protocol/internal';
 import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
 import { CoreServices, type ServiceReply } from './shared.js';
@@ -48,11 +62,14 @@ function askSupervisor<T>(message: (req: number) => FromCore): Promise<T> {
  * may call it before its cores know their node id or the app's Ebb types.
  */
 let early: Transport[] | undefined = [];
-const server = await listenTcp(data.fd === undefined ? { host: data.listenHost, port: data.listenPort, tls: data.tls } : { fd: data.fd, host: data.listenHost, tls: data.tls }, (transport) => {
-  if (early) early.push(transport);
-  else if (messenger) messenger.accept(transport);
-  else transport.close();
-});
+const server = await listenTcp(
+  data.fd === undefined ? { host: data.listenHost, port: data.listenPort, tls: data.tls } : { fd: data.fd, host: data.listenHost, tls: data.tls },
+  (transport) => {
+    if (early) early.push(transport);
+    else if (messenger) messenger.accept(transport);
+    else transport.close();
+  },
+);
 post({ t: 'listening', port: server.address.port, fd: server.fd });
 
 /** Cross-core calls in flight from this core (their deadline is each call's own). */
@@ -134,10 +151,20 @@ function onCoreMessage(link: MessagePort, _core: number, message: CoreToCore): v
 port.on('message', async (message: ToCore) => {
   switch (message.t) {
     case 'welcome': {
-      messenger = new Messenger({ nodeId: message.nodeId, core: data.core, keys: new PairKeyring(message.incarnation), connect: (h, p) => connectTcp(data.hostAlias[h] ?? h, p, undefined, data.tls), cores: channel });
+      messenger = new Messenger({
+        nodeId: message.nodeId,
+        core: data.core,
+        keys: new PairKeyring(message.incarnation),
+        connect: (h, p) => connectTcp(data.hostAlias[h] ?? h, p, undefined, data.tls),
+        cores: channel,
+      });
       runtime = nativeCoreRuntime(messenger, message.peers, {
-        nodeId: message.nodeId, core: data.core, address: message.address, links,
-        onMessageError: (error, ebbId) => console.error(`[node ${message.nodeId} core ${data.core}] message to Ebb 0x${ebbId.toString(16)} failed: ${String(error)}`),
+        nodeId: message.nodeId,
+        core: data.core,
+        address: message.address,
+        links,
+        onMessageError: (error, ebbId) =>
+          console.error(`[node ${message.nodeId} core ${data.core}] message to Ebb 0x${ebbId.toString(16)} failed: ${String(error)}`),
       });
       services = new CoreServices(runtime, (request) => askSupervisor<ServiceReply>((req) => ({ t: 'service', req, request })));
       appModule = await import(data.app.startsWith('file:') ? data.app : pathToFileURL(data.app).href);

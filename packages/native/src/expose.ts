@@ -21,14 +21,17 @@ import tty from 'node:tty';
 import { BootConfigError, isThisMachine } from '@ebbrt/ebb-protocol/node';
 import { localExposure, NodeServiceError, type ServiceExposure } from './shared.js';
 
-
 /** The exposure a `--services` value names (`local`, `forward:<device>`, `address:<ip>`). */
 export function parseExposure(value: string | undefined): ServiceExposure {
   if (value === undefined || value === 'local') return localExposure;
   const colon = value.indexOf(':');
   const kind = colon < 0 ? value : value.slice(0, colon);
   const rest = colon < 0 ? '' : value.slice(colon + 1);
-  if (kind === 'address' && /^[0-9a-fA-F.:]+$/.test(rest)) return vmExposure(async (port) => `${rest}:${port}`, async () => undefined);
+  if (kind === 'address' && /^[0-9a-fA-F.:]+$/.test(rest))
+    return vmExposure(
+      async (port) => `${rest}:${port}`,
+      async () => undefined,
+    );
   if (kind === 'forward' && rest.startsWith('/dev/')) {
     const channel = new ForwardChannel(rest);
     return vmExposure(

@@ -3,7 +3,20 @@
  * messenger and runtime as a process native, without worker threads. Used by
  * the cluster-in-one-process tests (over a MemoryNetwork) and for embedding.
  */
-import { connectTcp, EbbRuntime, listenTcp, MemoryLocalIdMap, Messenger, nativeCoreRuntime, NodeUnavailableError, PairKeyring, type CoreLinks, type Transport, type TransportConnector, type TransportServer } from '@ebbrt/ebb-protocol/internal';
+import {
+  connectTcp,
+  type EbbRuntime,
+  listenTcp,
+  MemoryLocalIdMap,
+  Messenger,
+  nativeCoreRuntime,
+  NodeUnavailableError,
+  PairKeyring,
+  type CoreLinks,
+  type Transport,
+  type TransportConnector,
+  type TransportServer,
+} from '@ebbrt/ebb-protocol/internal';
 import { CoreServices, ServiceBroker } from './shared.js';
 import { Supervisor } from './supervisor.js';
 
@@ -39,14 +52,26 @@ export async function startInlineNative(options: InlineNativeOptions): Promise<I
   if (typeof options.secret !== 'string' || options.secret.length === 0) throw new TypeError('options.secret must be the cluster secret');
   const connect = options.transport?.connect ?? ((h: string, p: number) => connectTcp(h, p));
   let messenger: Messenger | undefined;
-  const server = await (options.transport?.listen ?? ((on) => listenTcp({ host: options.host ?? '127.0.0.1' }, on)))((t) => (messenger ? messenger.accept(t) : t.close()));
+  const server = await (options.transport?.listen ?? ((on) => listenTcp({ host: options.host ?? '127.0.0.1' }, on)))((t) =>
+    messenger ? messenger.accept(t) : t.close(),
+  );
   let runtime: EbbRuntime | undefined;
   // One core: the node services' broker runs on this thread and is asked directly.
   const broker = new ServiceBroker();
   let supervisor: Supervisor;
   try {
     supervisor = await Supervisor.join(
-      { frontendHost: match[1], frontendPort: Number(match[2]), proof: { secret: options.secret }, allocationId: options.allocationId ?? '', cores: 1, host: server.address.host, port: server.address.port, backend: 'inline', connect },
+      {
+        frontendHost: match[1],
+        frontendPort: Number(match[2]),
+        proof: { secret: options.secret },
+        allocationId: options.allocationId ?? '',
+        cores: 1,
+        host: server.address.host,
+        port: server.address.port,
+        backend: 'inline',
+        connect,
+      },
       {
         membership: (update) => runtime?.membership(update),
         ended: (reason, how) => {

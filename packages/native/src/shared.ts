@@ -94,7 +94,11 @@ const registry = new WeakMap<object, NodeServices>();
 /** The node services of the core `rt` runs on (a native core, or an inline native). */
 export function nodeServices(rt: EbbRuntime): NodeServices {
   const services = registry.get(rt);
-  if (!services) throw new NodeServiceError('NO_NODE_SERVICES', `node ${rt.nodeId} core ${rt.core} offers no node services: only native cores do (process or inline natives), not the frontend`);
+  if (!services)
+    throw new NodeServiceError(
+      'NO_NODE_SERVICES',
+      `node ${rt.nodeId} core ${rt.core} offers no node services: only native cores do (process or inline natives), not the frontend`,
+    );
   return services;
 }
 
@@ -114,7 +118,6 @@ export const localExposure: ServiceExposure = {
   publish: async (host, port) => `${host}:${port}`,
   withdraw: async () => undefined,
 };
-
 
 // ---- between a core and its supervisor (internal) ----
 
@@ -163,7 +166,10 @@ export class ServiceBroker {
         const existing = this.#memory.get(request.name);
         if (existing) {
           if (existing.byteLength === request.bytes) return { memory: existing };
-          return fail('SHARED_MEMORY_MISMATCH', `shared memory "${request.name}" exists with ${existing.byteLength} bytes, not ${request.bytes}; ask for it with the size it was created with`);
+          return fail(
+            'SHARED_MEMORY_MISMATCH',
+            `shared memory "${request.name}" exists with ${existing.byteLength} bytes, not ${request.bytes}; ask for it with the size it was created with`,
+          );
         }
         const memory = new SharedArrayBuffer(request.bytes);
         this.#memory.set(request.name, memory);
@@ -186,7 +192,9 @@ export class ServiceBroker {
         if (entry?.state === 'bound' && --entry.cores === 0) {
           this.#listeners.delete(request.name);
           // The core need not wait for the host: its socket is closed already.
-          this.#exposure.withdraw(entry.port).catch((error: Error) => console.error(`node services: could not withdraw ${entry.address} (${request.name}): ${error.message}`));
+          this.#exposure
+            .withdraw(entry.port)
+            .catch((error: Error) => console.error(`node services: could not withdraw ${entry.address} (${request.name}): ${error.message}`));
         }
         return { ok: true };
       }
@@ -251,18 +259,24 @@ export class CoreServices implements NodeServices {
   }
 
   async sharedMemory(name: string, bytes: number): Promise<SharedArrayBuffer> {
-    if (typeof name !== 'string' || name.length === 0) throw new NodeServiceError('BAD_SERVICE_REQUEST', 'sharedMemory(name, bytes): name must be a non-empty string');
-    if (!Number.isSafeInteger(bytes) || bytes < 1) throw new NodeServiceError('BAD_SERVICE_REQUEST', `sharedMemory(name, bytes): bytes must be a positive integer, got ${bytes}`);
+    if (typeof name !== 'string' || name.length === 0)
+      throw new NodeServiceError('BAD_SERVICE_REQUEST', 'sharedMemory(name, bytes): name must be a non-empty string');
+    if (!Number.isSafeInteger(bytes) || bytes < 1)
+      throw new NodeServiceError('BAD_SERVICE_REQUEST', `sharedMemory(name, bytes): bytes must be a positive integer, got ${bytes}`);
     const reply = unwrap(await this.#ask({ op: 'memory', name, bytes }));
     return (reply as { memory: SharedArrayBuffer }).memory;
   }
 
   async listenShared(options: SharedListenOptions, onConnection: (socket: net.Socket) => void): Promise<SharedListener> {
     if (options === null || typeof options !== 'object') throw new NodeServiceError('BAD_SERVICE_REQUEST', 'listenShared(options): options must be an object');
-    if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) throw new NodeServiceError('BAD_SERVICE_REQUEST', `options.port must be an integer in 0..65535, got ${options.port}`);
-    if (options.host !== undefined && (typeof options.host !== 'string' || options.host.length === 0)) throw new NodeServiceError('BAD_SERVICE_REQUEST', 'options.host must be a non-empty string');
-    if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0)) throw new NodeServiceError('BAD_SERVICE_REQUEST', 'options.name must be a non-empty string');
-    if (typeof onConnection !== 'function') throw new NodeServiceError('BAD_SERVICE_REQUEST', 'listenShared(options, onConnection): onConnection must be a function');
+    if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)
+      throw new NodeServiceError('BAD_SERVICE_REQUEST', `options.port must be an integer in 0..65535, got ${options.port}`);
+    if (options.host !== undefined && (typeof options.host !== 'string' || options.host.length === 0))
+      throw new NodeServiceError('BAD_SERVICE_REQUEST', 'options.host must be a non-empty string');
+    if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0))
+      throw new NodeServiceError('BAD_SERVICE_REQUEST', 'options.name must be a non-empty string');
+    if (typeof onConnection !== 'function')
+      throw new NodeServiceError('BAD_SERVICE_REQUEST', 'listenShared(options, onConnection): onConnection must be a function');
     if (this.#stopped) throw new NodeServiceError('BAD_SERVICE_REQUEST', `core ${this.core} is stopping; it accepts no new listeners`);
     const asked = options.host ?? '127.0.0.1';
     const name = options.name ?? `${asked}:${options.port}`;
@@ -361,6 +375,13 @@ function listen(server: net.Server, options: net.ListenOptions | { fd: number })
 /** Translates a bind failure at the edge: raw Node errors never reach the app. */
 function listenError(error: unknown, host: string, port: number): NodeServiceError {
   const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') return new NodeServiceError('ADDRESS_IN_USE', `${host}:${port} is already in use; stop what listens there or pick another port (0 = any free port)`, { cause: error });
-  return new NodeServiceError('LISTEN_FAILED', `cannot listen on ${host}:${port} (${code ?? (error as Error).message}); check the host is a local address and the port is allowed`, { cause: error });
+  if (code === 'EADDRINUSE')
+    return new NodeServiceError('ADDRESS_IN_USE', `${host}:${port} is already in use; stop what listens there or pick another port (0 = any free port)`, {
+      cause: error,
+    });
+  return new NodeServiceError(
+    'LISTEN_FAILED',
+    `cannot listen on ${host}:${port} (${code ?? (error as Error).message}); check the host is a local address and the port is allowed`,
+    { cause: error },
+  );
 }

@@ -4,7 +4,28 @@
  * Shared by the process boot entry (cores in worker threads) and by in-process
  * natives (one inline core, for tests and embedding).
  */
-import { Connection, encodeError, HelloKey, HelloPurpose, IdAllocator, JoinRejectedError, joinTokenKey, RejectReason, seal, secretKey, UnknownEbbError, type ClientKey, type ConnectionHandler, type CoreSnapshot, type MembershipUpdate, type Peer, type ServiceAddress, type Transport, type TransportConnector, type Welcome } from '@ebbrt/ebb-protocol/internal';
+import {
+  Connection,
+  encodeError,
+  HelloKey,
+  HelloPurpose,
+  IdAllocator,
+  JoinRejectedError,
+  joinTokenKey,
+  RejectReason,
+  seal,
+  secretKey,
+  UnknownEbbError,
+  type ClientKey,
+  type ConnectionHandler,
+  type CoreSnapshot,
+  type MembershipUpdate,
+  type Peer,
+  type ServiceAddress,
+  type Transport,
+  type TransportConnector,
+  type Welcome,
+} from '@ebbrt/ebb-protocol/internal';
 
 /** What the supervisor tells its cores about. */
 export interface SupervisorEvents {
@@ -110,14 +131,23 @@ export class Supervisor {
     this.ids = IdAllocator.global(welcome.idSpace);
     this.#peers = new Set(welcome.peers.map((p) => p.nodeId));
     this.#attach(conn);
-    this.#beat = () => this.#conn.sendControl('heartbeat', { nodeId: this.nodeId, sentAtMs: Date.now(), inFlight: report.inFlight(), rssBytes: process.memoryUsage.rss(), cores: report.cores(), services: report.services() });
+    this.#beat = () =>
+      this.#conn.sendControl('heartbeat', {
+        nodeId: this.nodeId,
+        sentAtMs: Date.now(),
+        inFlight: report.inFlight(),
+        rssBytes: process.memoryUsage.rss(),
+        cores: report.cores(),
+        services: report.services(),
+      });
     this.#heartbeat = setInterval(this.#beat, welcome.heartbeatMs || 250);
   }
 
   #attach(conn: Connection): void {
     this.#conn = conn;
     const handler: ConnectionHandler = {
-      onCall: (c, frame) => c.reply(frame, false, encodeError(new UnknownEbbError('the supervisor connection carries no calls; call the node on its messenger address'))),
+      onCall: (c, frame) =>
+        c.reply(frame, false, encodeError(new UnknownEbbError('the supervisor connection carries no calls; call the node on its messenger address'))),
       onMessage: () => undefined,
       onControl: (c, message) => {
         if (message.type === 'membershipUpdate') {
@@ -136,13 +166,18 @@ export class Supervisor {
 
   /** Joins the frontend: challenge → HMAC hello → welcome (node id, id space, peers); `report` gives what each heartbeat carries. */
   static async join(options: JoinOptions, events: SupervisorEvents, report: HeartbeatSource = NOTHING_TO_REPORT): Promise<Supervisor> {
-    if (options.reconnectMs !== undefined && (!Number.isInteger(options.reconnectMs) || options.reconnectMs < 0)) throw new TypeError('options.reconnectMs must be a non-negative integer (milliseconds)');
+    if (options.reconnectMs !== undefined && (!Number.isInteger(options.reconnectMs) || options.reconnectMs < 0))
+      throw new TypeError('options.reconnectMs must be a non-negative integer (milliseconds)');
     const { conn, welcome } = await Supervisor.#hello(options, joinKey(options.proof));
     return new Supervisor(options, conn, welcome, events, report);
   }
 
   /** One JOIN handshake; `self` (with the node credential) re-registers under that node id and incarnation. */
-  static async #hello(options: JoinOptions, key: ClientKey, self: { nodeId: number; incarnation: number } = { nodeId: 0, incarnation: 0 }): Promise<{ conn: Connection; welcome: Welcome }> {
+  static async #hello(
+    options: JoinOptions,
+    key: ClientKey,
+    self: { nodeId: number; incarnation: number } = { nodeId: 0, incarnation: 0 },
+  ): Promise<{ conn: Connection; welcome: Welcome }> {
     const transport: Transport = await options.connect(options.frontendHost, options.frontendPort);
     return Connection.connect(transport, key, {
       purpose: HelloPurpose.join,
@@ -180,14 +215,22 @@ export class Supervisor {
       await new Promise((resolve) => setTimeout(resolve, delay * (0.75 + Math.random() / 2)));
       if (this.#ended) return;
       try {
-        const { conn, welcome } = await Supervisor.#hello(this.#options, { kind: HelloKey.nodeCredential, key: this.#credential }, { nodeId: this.nodeId, incarnation: this.incarnation });
+        const { conn, welcome } = await Supervisor.#hello(
+          this.#options,
+          { kind: HelloKey.nodeCredential, key: this.#credential },
+          { nodeId: this.nodeId, incarnation: this.incarnation },
+        );
         if (this.#ended) {
           conn.close();
           return;
         }
         if (welcome.nodeId !== this.nodeId || welcome.idSpace !== this.welcome.idSpace || welcome.incarnation !== this.incarnation) {
           conn.close();
-          this.#end(this.#events, `the frontend re-registered this node as node ${welcome.nodeId} with id space ${welcome.idSpace} (was ${this.nodeId}, ${this.welcome.idSpace})`, 'lost');
+          this.#end(
+            this.#events,
+            `the frontend re-registered this node as node ${welcome.nodeId} with id space ${welcome.idSpace} (was ${this.nodeId}, ${this.welcome.idSpace})`,
+            'lost',
+          );
           return;
         }
         this.#attach(conn);
@@ -208,7 +251,8 @@ export class Supervisor {
           this.#end(this.#events, `${reason}; the frontend declared this node dead meanwhile and will not take it back (${last})`, 'replaced');
           return;
         }
-        const refused = error instanceof JoinRejectedError && (code === 'BAD_SECRET' || code === 'UNSUPPORTED_VERSION' || rejectReason === RejectReason.unknownAllocation);
+        const refused =
+          error instanceof JoinRejectedError && (code === 'BAD_SECRET' || code === 'UNSUPPORTED_VERSION' || rejectReason === RejectReason.unknownAllocation);
         if (refused) {
           this.#end(this.#events, `${reason}; the frontend refused to take this node back: ${last}`, 'lost');
           return;

@@ -117,7 +117,17 @@ describe('kernel modules', () => {
   test('load order: every dependency before its user, each module once', () => {
     const plan = moduleLoadOrder(parseModulesDep(MODULES_DEP), ['virtio_pci', 'virtio-net', 'button']);
     const names = plan.load.map(moduleName);
-    expect(names).toEqual(['virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_ring', 'virtio', 'virtio_pci', 'failover', 'net_failover', 'virtio_net', 'button']);
+    expect(names).toEqual([
+      'virtio_pci_legacy_dev',
+      'virtio_pci_modern_dev',
+      'virtio_ring',
+      'virtio',
+      'virtio_pci',
+      'failover',
+      'net_failover',
+      'virtio_net',
+      'button',
+    ]);
     expect(plan.builtin).toEqual([]);
   });
 

@@ -5,7 +5,7 @@
  * socket is covered end to end by test/memcached.test.ts.
  */
 import { describe, expect, test } from 'vitest';
-import { EbbRuntime } from '@ebbrt/ebb-protocol';
+import type { EbbRuntime } from '@ebbrt/ebb-protocol';
 import { CoreServices, nodeServices, NodeServiceError, ServiceBroker, type ServiceReply } from '../src/shared.js';
 
 describe('ServiceBroker', () => {
@@ -16,7 +16,9 @@ describe('ServiceBroker', () => {
     expect(a.memory).toBe(b.memory);
     const other = (await broker.handle({ op: 'memory', name: 'other', bytes: 64 })) as { memory: SharedArrayBuffer };
     expect(other.memory).not.toBe(a.memory);
-    expect(await broker.handle({ op: 'memory', name: 'cache', bytes: 128 })).toEqual({ error: { code: 'SHARED_MEMORY_MISMATCH', message: expect.stringMatching(/64 bytes, not 128/) } });
+    expect(await broker.handle({ op: 'memory', name: 'cache', bytes: 128 })).toEqual({
+      error: { code: 'SHARED_MEMORY_MISMATCH', message: expect.stringMatching(/64 bytes, not 128/) },
+    });
   });
 
   test('the first core to ask binds; the others wait for its descriptor', async () => {
@@ -25,7 +27,12 @@ describe('ServiceBroker', () => {
     const waiting = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 0 }));
     expect(await broker.handle({ op: 'bound', name: 'svc', host: '127.0.0.1', port: 4321, asked: 0, fd: 17 })).toEqual({ address: '127.0.0.1:4321' });
     expect(await waiting).toEqual({ fd: 17, host: '127.0.0.1', port: 4321, address: '127.0.0.1:4321' });
-    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 0 })).toEqual({ fd: 17, host: '127.0.0.1', port: 4321, address: '127.0.0.1:4321' });
+    expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 0 })).toEqual({
+      fd: 17,
+      host: '127.0.0.1',
+      port: 4321,
+      address: '127.0.0.1:4321',
+    });
   });
 
   test('a VM native binds its interfaces for a loopback request and hands out the address its exposure publishes', async () => {
@@ -46,17 +53,27 @@ describe('ServiceBroker', () => {
   });
 
   test('a listener the exposure cannot publish fails its binder and waiters with NOT_EXPOSED, and the name is free again', async () => {
-    const broker = new ServiceBroker({ bindHost: (host) => host, publish: () => Promise.reject(new Error('no free host port')), withdraw: async () => undefined });
+    const broker = new ServiceBroker({
+      bindHost: (host) => host,
+      publish: () => Promise.reject(new Error('no free host port')),
+      withdraw: async () => undefined,
+    });
     await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 });
     const waiting = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 }));
-    expect(await broker.handle({ op: 'bound', name: 'svc', host: '127.0.0.1', port: 80, asked: 80, fd: 9 })).toEqual({ error: { code: 'NOT_EXPOSED', message: expect.stringMatching(/no free host port/) } });
+    expect(await broker.handle({ op: 'bound', name: 'svc', host: '127.0.0.1', port: 80, asked: 80, fd: 9 })).toEqual({
+      error: { code: 'NOT_EXPOSED', message: expect.stringMatching(/no free host port/) },
+    });
     expect(await waiting).toMatchObject({ error: { code: 'NOT_EXPOSED' } });
     expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 })).toEqual({ bind: true, host: '127.0.0.1' });
   });
 
   test('services() lists the bound listeners; the last core to close one withdraws it, and its name is free again', async () => {
     const withdrawn: number[] = [];
-    const broker = new ServiceBroker({ bindHost: (host) => host, publish: async (_host, port) => `127.0.0.1:${port + 1000}`, withdraw: async (port) => void withdrawn.push(port) });
+    const broker = new ServiceBroker({
+      bindHost: (host) => host,
+      publish: async (_host, port) => `127.0.0.1:${port + 1000}`,
+      withdraw: async (port) => void withdrawn.push(port),
+    });
     await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 });
     const second = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 }));
     await broker.handle({ op: 'bound', name: 'svc', host: '127.0.0.1', port: 80, asked: 80, fd: 9 });
@@ -75,7 +92,7 @@ describe('ServiceBroker', () => {
     expect(await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 })).toEqual({ bind: true, host: '127.0.0.1' });
   });
 
-  test('a failed bind fails the waiting cores with the binder\'s error, and the next asker binds again', async () => {
+  test("a failed bind fails the waiting cores with the binder's error, and the next asker binds again", async () => {
     const broker = new ServiceBroker();
     await broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 });
     const waiting = Promise.resolve(broker.handle({ op: 'listen', name: 'svc', host: '127.0.0.1', port: 80 }));
@@ -88,7 +105,7 @@ describe('ServiceBroker', () => {
 describe('CoreServices', () => {
   const runtime = () => ({ nodeId: 2, core: 0, cores: 2 }) as unknown as EbbRuntime;
 
-  test('nodeServices(rt) finds a core\'s services, and refuses a runtime that has none', async () => {
+  test("nodeServices(rt) finds a core's services, and refuses a runtime that has none", async () => {
     const rt = runtime();
     expect(() => nodeServices(rt)).toThrow(NodeServiceError);
     const broker = new ServiceBroker();

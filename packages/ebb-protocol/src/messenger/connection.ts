@@ -4,10 +4,36 @@
  * It moves payload bytes and never encodes or decodes them (the messenger
  * does); the messenger owns connections, applications never see them.
  */
-import { decodeControl, encodeControl, isControlResponse, CONTROL_CODES, HelloKey, HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Welcome, type Reject } from '../wire/control.js';
-import { EbbError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, TimeoutError, UnknownEbbError } from '../wire/errors.js';
+import {
+  decodeControl,
+  encodeControl,
+  isControlResponse,
+  CONTROL_CODES,
+  HelloKey,
+  HelloPurpose,
+  RejectReason,
+  type ControlBodies,
+  type ControlMessage,
+  type ControlType,
+  type Hello,
+  type Welcome,
+  type Reject,
+} from '../wire/control.js';
+import { type EbbError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, TimeoutError, UnknownEbbError } from '../wire/errors.js';
 import { ANY_CORE, FrameBatch, FrameDecoder, FrameKind, kindName, PROTOCOL_VERSION, type Frame, type FrameHeader } from '../wire/frame.js';
-import { HANDSHAKE_VERSION, helloMac, macEquals, newNonce, SecretKeyring, secretKey, sessionKey, transcriptOf, welcomeMac, type ClientKey, type Keyring } from '../wire/handshake.js';
+import {
+  HANDSHAKE_VERSION,
+  helloMac,
+  macEquals,
+  newNonce,
+  SecretKeyring,
+  secretKey,
+  sessionKey,
+  transcriptOf,
+  welcomeMac,
+  type ClientKey,
+  type Keyring,
+} from '../wire/handshake.js';
 import { Matcher, type CallMeter, type ReplyDecoder } from './matcher.js';
 import type { Transport } from './transport.js';
 
@@ -112,7 +138,10 @@ export class Connection {
         return new TimeoutError(`call to ${describe(tag.ebbId, tag.code)} on node ${this.peerNodeId} did not settle within ${timeoutMs} ms`);
       },
       // The callee knows only the id; the caller knows the name.
-      (error, tag) => (error instanceof UnknownEbbError && tag.kind === FrameKind.call ? new UnknownEbbError(`${describe(tag.ebbId, tag.code)}: ${error.message}`, { data: error.data }) : error),
+      (error, tag) =>
+        error instanceof UnknownEbbError && tag.kind === FrameKind.call
+          ? new UnknownEbbError(`${describe(tag.ebbId, tag.code)}: ${error.message}`, { data: error.data })
+          : error,
     );
     this.#decoder = new FrameDecoder({
       maxFrameSize: preAuth ? Math.min(limits.preAuthMaxFrameSize ?? PRE_AUTH_MAX_FRAME_SIZE, this.#maxFrameSize) : this.#maxFrameSize,
@@ -148,7 +177,13 @@ export class Connection {
    * node answering is refused. Rejects with {@link JoinRejectedError} on Reject
    * or a bad server MAC.
    */
-  static connect(transport: Transport, key: ClientKey | Keyring | string, hello: Partial<Hello>, limits: ConnectionLimits = {}, expectNodeId?: number): Promise<{ conn: Connection; welcome: Welcome }> {
+  static connect(
+    transport: Transport,
+    key: ClientKey | Keyring | string,
+    hello: Partial<Hello>,
+    limits: ConnectionLimits = {},
+    expectNodeId?: number,
+  ): Promise<{ conn: Connection; welcome: Welcome }> {
     const conn = new Connection(transport, limits, false);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -171,11 +206,18 @@ export class Connection {
           nonce = message.body.nonce;
           conn.peerNodeId = message.body.nodeId;
           if (message.body.protocolVersion !== PROTOCOL_VERSION || message.body.handshakeVersion !== HANDSHAKE_VERSION) {
-            fail(new JoinRejectedError('UNSUPPORTED_VERSION', `server speaks protocol version ${message.body.protocolVersion} (handshake ${message.body.handshakeVersion}), this node speaks ${PROTOCOL_VERSION} (handshake ${HANDSHAKE_VERSION}); run matching runtime versions`));
+            fail(
+              new JoinRejectedError(
+                'UNSUPPORTED_VERSION',
+                `server speaks protocol version ${message.body.protocolVersion} (handshake ${message.body.handshakeVersion}), this node speaks ${PROTOCOL_VERSION} (handshake ${HANDSHAKE_VERSION}); run matching runtime versions`,
+              ),
+            );
             return;
           }
           if (expectNodeId !== undefined && message.body.nodeId !== expectNodeId) {
-            fail(new NodeUnavailableError(`${transport.remoteAddress} is node ${message.body.nodeId}, not node ${expectNodeId}; the member list is out of date`));
+            fail(
+              new NodeUnavailableError(`${transport.remoteAddress} is node ${message.body.nodeId}, not node ${expectNodeId}; the member list is out of date`),
+            );
             return;
           }
           const full: Hello = {
@@ -199,7 +241,12 @@ export class Connection {
           const target = { nodeId: message.body.nodeId, incarnation: message.body.incarnation };
           const proof = clientKeyFor(key, full, target);
           if (!proof) {
-            fail(new JoinRejectedError('BAD_SECRET', `this node holds no key for node ${target.nodeId} (incarnation ${target.incarnation}); it was not introduced to that node by the frontend`));
+            fail(
+              new JoinRejectedError(
+                'BAD_SECRET',
+                `this node holds no key for node ${target.nodeId} (incarnation ${target.incarnation}); it was not introduced to that node by the frontend`,
+              ),
+            );
             return;
           }
           full.key = proof.kind;
@@ -209,7 +256,12 @@ export class Connection {
           conn.sendControl('hello', full);
         } else if (message.type === 'welcome' && session !== undefined) {
           if (!macEquals(message.body.mac, welcomeMac(session, message.body))) {
-            fail(new JoinRejectedError('BAD_SECRET', `${transport.remoteAddress} could not prove it knows this node's key; check that it is the cluster's frontend (the same \`secret\`) or a member`));
+            fail(
+              new JoinRejectedError(
+                'BAD_SECRET',
+                `${transport.remoteAddress} could not prove it knows this node's key; check that it is the cluster's frontend (the same \`secret\`) or a member`,
+              ),
+            );
             return;
           }
           clearTimeout(timer);
@@ -235,12 +287,21 @@ export class Connection {
    * {@link ConnectionLimits.preAuthMaxFrameSize}. Resolves with the open
    * connection; rejects (and closes) otherwise.
    */
-  static accept(transport: Transport, keys: Keyring | string, selfNodeId: number, decide: (hello: Hello, session: Uint8Array) => HelloDecision | Promise<HelloDecision>, limits: ConnectionLimits = {}): Promise<Connection> {
+  static accept(
+    transport: Transport,
+    keys: Keyring | string,
+    selfNodeId: number,
+    decide: (hello: Hello, session: Uint8Array) => HelloDecision | Promise<HelloDecision>,
+    limits: ConnectionLimits = {},
+  ): Promise<Connection> {
     const keyring = typeof keys === 'string' ? new SecretKeyring(keys, { nodeId: selfNodeId, incarnation: 0 }) : keys;
     const conn = new Connection(transport, limits, true);
     const nonce = newNonce();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => fail(new ProtocolError('UNAUTHENTICATED', `no hello from ${transport.remoteAddress} within the handshake timeout`)), limits.handshakeTimeoutMs ?? 5000);
+      const timer = setTimeout(
+        () => fail(new ProtocolError('UNAUTHENTICATED', `no hello from ${transport.remoteAddress} within the handshake timeout`)),
+        limits.handshakeTimeoutMs ?? 5000,
+      );
       const fail = (error: Error) => {
         clearTimeout(timer);
         reject(error);
@@ -262,13 +323,27 @@ export class Connection {
         conn.#handshakeFrame = () => conn.#protocolError(new ProtocolError('UNAUTHENTICATED', 'frame before welcome'));
         const hello = message.body;
         if (hello.protocolVersion !== PROTOCOL_VERSION || hello.handshakeVersion !== HANDSHAKE_VERSION) {
-          refuse(RejectReason.unsupportedVersion, `protocol version ${hello.protocolVersion} (handshake ${hello.handshakeVersion}) is not supported; this node speaks ${PROTOCOL_VERSION} (handshake ${HANDSHAKE_VERSION})`, new JoinRejectedError('UNSUPPORTED_VERSION', `${transport.remoteAddress} speaks protocol version ${hello.protocolVersion} (handshake ${hello.handshakeVersion})`));
+          refuse(
+            RejectReason.unsupportedVersion,
+            `protocol version ${hello.protocolVersion} (handshake ${hello.handshakeVersion}) is not supported; this node speaks ${PROTOCOL_VERSION} (handshake ${HANDSHAKE_VERSION})`,
+            new JoinRejectedError(
+              'UNSUPPORTED_VERSION',
+              `${transport.remoteAddress} speaks protocol version ${hello.protocolVersion} (handshake ${hello.handshakeVersion})`,
+            ),
+          );
           return;
         }
         const key = keyring.acceptKey(hello);
         const transcript = transcriptOf(hello, nonce, selfNodeId);
         if (!key || !macEquals(hello.mac, helloMac(key, transcript))) {
-          refuse(RejectReason.badSecret, 'the hello is not signed with a key this node accepts; start the node with the frontend\'s secret or a fresh join token', new JoinRejectedError('BAD_SECRET', `${transport.remoteAddress} presented no valid key (purpose ${hello.purpose}, key kind ${hello.key}, node ${hello.nodeId})`));
+          refuse(
+            RejectReason.badSecret,
+            "the hello is not signed with a key this node accepts; start the node with the frontend's secret or a fresh join token",
+            new JoinRejectedError(
+              'BAD_SECRET',
+              `${transport.remoteAddress} presented no valid key (purpose ${hello.purpose}, key kind ${hello.key}, node ${hello.nodeId})`,
+            ),
+          );
           return;
         }
         conn.sessionKey = sessionKey(key, transcript);
@@ -295,7 +370,13 @@ export class Connection {
         conn.#decoder.maxFrameSize = conn.#maxFrameSize;
         resolve(conn);
       };
-      conn.sendControl('challenge', { nonce, protocolVersion: PROTOCOL_VERSION, handshakeVersion: HANDSHAKE_VERSION, nodeId: selfNodeId, incarnation: keyring.incarnation });
+      conn.sendControl('challenge', {
+        nonce,
+        protocolVersion: PROTOCOL_VERSION,
+        handshakeVersion: HANDSHAKE_VERSION,
+        nodeId: selfNodeId,
+        incarnation: keyring.incarnation,
+      });
     });
   }
 
@@ -313,17 +394,38 @@ export class Connection {
 
   /** Sends a control request (GlobalIdMap) and resolves with the response. */
   request<K extends ControlType>(type: K, body: Partial<ControlBodies[K]>, timeoutMs: number): Promise<ControlMessage> {
-    return this.#request(FrameKind.control, 0, ANY_CORE, CONTROL_CODES[type], encodeControl(type, body), timeoutMs, decodeControlReply) as Promise<ControlMessage>;
+    return this.#request(
+      FrameKind.control,
+      0,
+      ANY_CORE,
+      CONTROL_CODES[type],
+      encodeControl(type, body),
+      timeoutMs,
+      decodeControlReply,
+    ) as Promise<ControlMessage>;
   }
 
-  #request(kind: FrameKind, ebbId: number, core: number, code: number, payload: Uint8Array, timeoutMs: number, decode: ReplyDecoder, meter?: CallMeter): Promise<unknown> {
+  #request(
+    kind: FrameKind,
+    ebbId: number,
+    core: number,
+    code: number,
+    payload: Uint8Array,
+    timeoutMs: number,
+    decode: ReplyDecoder,
+    meter?: CallMeter,
+  ): Promise<unknown> {
     if (this.#state !== 'open') {
       meter?.settled(0, false);
       return Promise.reject(this.#closeError ?? new NodeUnavailableError(`connection to node ${this.peerNodeId} (${this.remoteAddress}) is closed`));
     }
     if (this.#blocked && this.#queue.bytes + payload.length > this.#maxQueuedBytes) {
       meter?.settled(0, false);
-      return Promise.reject(new OverloadedError(`send queue to node ${this.peerNodeId} is full (${this.#queue.bytes} bytes waiting on a slow socket); retry later or lower the call rate`));
+      return Promise.reject(
+        new OverloadedError(
+          `send queue to node ${this.peerNodeId} is full (${this.#queue.bytes} bytes waiting on a slow socket); retry later or lower the call rate`,
+        ),
+      );
     }
     const callId = this.#calls.nextId();
     const header: FrameHeader = { kind, flags: 0, core, ebbId, code, callId };
@@ -343,7 +445,10 @@ export class Connection {
 
   /** Answers a call received on this connection: a `reply` (`ok`) or an `error` frame with `payload`. */
   reply(call: Frame, ok: boolean, payload: Uint8Array): void {
-    this.#enqueue({ kind: ok ? FrameKind.reply : FrameKind.error, flags: 0, core: call.core, ebbId: call.ebbId, code: call.code, callId: call.callId }, payload);
+    this.#enqueue(
+      { kind: ok ? FrameKind.reply : FrameKind.error, flags: 0, core: call.core, ebbId: call.ebbId, code: call.code, callId: call.callId },
+      payload,
+    );
   }
 
   /** Sends a control message (a response when `callId` is the request's). */
@@ -467,7 +572,12 @@ export class Connection {
     this.#decoder.end();
     const cause = error ?? this.#closeError;
     const failure =
-      cause instanceof NodeUnavailableError ? cause : new NodeUnavailableError(`connection to node ${this.peerNodeId} (${this.remoteAddress}) closed${cause ? `: ${cause.message}` : ''}`, cause ? { cause } : undefined);
+      cause instanceof NodeUnavailableError
+        ? cause
+        : new NodeUnavailableError(
+            `connection to node ${this.peerNodeId} (${this.remoteAddress}) closed${cause ? `: ${cause.message}` : ''}`,
+            cause ? { cause } : undefined,
+          );
     this.#closeError = failure;
     this.#calls.failAll(failure);
     this.#queue.clear();
@@ -497,4 +607,3 @@ function rejectToError(reject: Reject): Error {
   // The reason travels as data: a re-registering node gives up on UNKNOWN_ALLOCATION and retries on the others.
   return new JoinRejectedError('JOIN_REJECTED', `join refused: ${reject.message}`, { data: { reason: reject.reason } });
 }
-

@@ -57,7 +57,10 @@ export class Matcher<T = undefined, P = Uint8Array> {
   #armedFor = Infinity;
 
   /** `onError` may replace the error a reply decoded to (to name what was called); it runs only on failures. */
-  constructor(onExpiry: ExpiryHandler<T> = (_id, _tag, ms) => new TimeoutError(`request did not settle within ${ms} ms`), onError?: (error: Error, tag: T) => Error) {
+  constructor(
+    onExpiry: ExpiryHandler<T> = (_id, _tag, ms) => new TimeoutError(`request did not settle within ${ms} ms`),
+    onError?: (error: Error, tag: T) => Error,
+  ) {
     this.#onExpiry = onExpiry;
     this.#onError = onError;
   }

@@ -14,7 +14,7 @@ import { decodeArgs, decodeReply, decodeValue, encodeArgs, encodeError, encodeRe
 import { Connection, type ConnectionHandler, type ConnectionLimits, type HelloDecision } from './connection.js';
 import { SecretKeyring, type Keyring } from '../wire/handshake.js';
 import { HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Peer } from '../wire/control.js';
-import { NodeUnavailableError, ProtocolError, UnencodableError, type EbbError } from '../wire/errors.js';
+import { NodeUnavailableError, type ProtocolError, UnencodableError, type EbbError } from '../wire/errors.js';
 import { ANY_CORE, type Frame } from '../wire/frame.js';
 import type { MessageSource } from '../runtime/ebb.js';
 import type { CallMeter, ReplyDecoder } from './matcher.js';
@@ -227,9 +227,12 @@ export class Messenger implements ConnectionHandler {
   reinstate(nodeId: number): void {
     if (!this.#suspected.delete(nodeId)) return;
     const pending = this.#outbound.get(nodeId);
-    pending?.then((conn) => {
-      if (conn.open && this.#outbound.get(nodeId) === pending && !this.#suspected.has(nodeId)) this.#ready.set(nodeId, conn);
-    }, () => undefined);
+    pending?.then(
+      (conn) => {
+        if (conn.open && this.#outbound.get(nodeId) === pending && !this.#suspected.has(nodeId)) this.#ready.set(nodeId, conn);
+      },
+      () => undefined,
+    );
   }
 
   /** True while the frontend suspects `nodeId`. */
@@ -249,14 +252,21 @@ export class Messenger implements ConnectionHandler {
     this.#ready.delete(nodeId);
     const pending = this.#outbound.get(nodeId);
     this.#outbound.delete(nodeId);
-    pending?.then((conn) => conn.fail(error), () => undefined);
+    pending?.then(
+      (conn) => conn.fail(error),
+      () => undefined,
+    );
     for (const conn of this.#accepted) if (conn.peerNodeId === nodeId) conn.fail(error);
   }
 
   /** The connection from this core to `nodeId`, opened on first use. */
   connection(nodeId: number): Promise<Connection> {
     if (this.#suspected.has(nodeId)) {
-      return Promise.reject(new NodeUnavailableError(`node ${nodeId} is suspected: the frontend has not heard from it within its suspicion threshold; calls to it fail at once until it is heard from again or replaced`));
+      return Promise.reject(
+        new NodeUnavailableError(
+          `node ${nodeId} is suspected: the frontend has not heard from it within its suspicion threshold; calls to it fail at once until it is heard from again or replaced`,
+        ),
+      );
     }
     const existing = this.#outbound.get(nodeId);
     if (existing) return existing;
@@ -302,7 +312,12 @@ export class Messenger implements ConnectionHandler {
       throw new NodeUnavailableError('this node is shutting down');
     }
     this.#dialing.add(transport);
-    const { conn } = await Connection.connect(transport, this.#keys, { purpose: HelloPurpose.peer, nodeId: this.nodeId, incarnation: this.#keys.incarnation, core: this.core }, this.#limits).finally(() => this.#dialing.delete(transport));
+    const { conn } = await Connection.connect(
+      transport,
+      this.#keys,
+      { purpose: HelloPurpose.peer, nodeId: this.nodeId, incarnation: this.#keys.incarnation, core: this.core },
+      this.#limits,
+    ).finally(() => this.#dialing.delete(transport));
     conn.peerNodeId = peer.nodeId;
     conn.attach(this);
     this.stats.connectionsOpened++;
@@ -382,7 +397,12 @@ export class Messenger implements ConnectionHandler {
   #decide(hello: Hello, session: Uint8Array): HelloDecision | Promise<HelloDecision> {
     if (hello.purpose === HelloPurpose.peer) return { welcome: { nodeId: this.nodeId, incarnation: this.#keys.incarnation } };
     if (hello.purpose === HelloPurpose.join && this.#admission) return this.#admission.decide(hello, session);
-    return { reject: { reason: RejectReason.badRequest, message: hello.purpose === HelloPurpose.join ? 'this node is not the frontend; join the frontend\'s address instead' : 'hello has no purpose' } };
+    return {
+      reject: {
+        reason: RejectReason.badRequest,
+        message: hello.purpose === HelloPurpose.join ? "this node is not the frontend; join the frontend's address instead" : 'hello has no purpose',
+      },
+    };
   }
 
   /**
@@ -394,7 +414,7 @@ export class Messenger implements ConnectionHandler {
     if (payload instanceof Promise) return payload;
     // Fast path: no extra promise hop once the connection is open (bench rpc: remote_rtt_p50_us).
     const open = this.#ready.get(nodeId);
-    if (open !== undefined && open.open) return open.call(ebbId, core, code, payload, timeoutMs, decodeReply, meter);
+    if (open?.open) return open.call(ebbId, core, code, payload, timeoutMs, decodeReply, meter);
     return this.connection(nodeId).then(
       (conn) => conn.call(ebbId, core, code, payload, timeoutMs, decodeReply, meter),
       (error: unknown) => {
@@ -520,9 +540,12 @@ export class Messenger implements ConnectionHandler {
     if (this.#ready.get(conn.peerNodeId) === conn) this.#ready.delete(conn.peerNodeId);
     const pending = this.#outbound.get(conn.peerNodeId);
     if (pending) {
-      pending.then((open) => {
-        if (open === conn && this.#outbound.get(conn.peerNodeId) === pending) this.#outbound.delete(conn.peerNodeId);
-      }, () => undefined);
+      pending.then(
+        (open) => {
+          if (open === conn && this.#outbound.get(conn.peerNodeId) === pending) this.#outbound.delete(conn.peerNodeId);
+        },
+        () => undefined,
+      );
     }
     for (const observer of this.#observers) observer.closed?.(conn, error);
   }
@@ -546,14 +569,17 @@ export class Messenger implements ConnectionHandler {
     this.#awaitingPeer.clear();
     for (const transport of this.#dialing) transport.close(reason);
     this.#dialing.clear();
-    for (const pending of this.#outbound.values()) pending.then((conn) => conn.fail(reason), () => undefined);
+    for (const pending of this.#outbound.values())
+      pending.then(
+        (conn) => conn.fail(reason),
+        () => undefined,
+      );
     this.#outbound.clear();
     this.#ready.clear();
     for (const conn of this.#accepted) conn.fail(reason);
     this.#accepted.clear();
   }
 }
-
 
 /** The host part of a transport's `host:port` remote address (IPv6 hosts keep their colons). */
 function sourceAddress(remote: string): string {

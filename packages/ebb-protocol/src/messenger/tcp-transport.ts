@@ -97,7 +97,11 @@ export function connectTcp(host: string, port: number, timeoutMs = 5000, tlsOpti
     });
     socket.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new NodeUnavailableError(`cannot connect to ${host}:${port} (${error.code ?? error.message}); is the node running and listening there?`, { cause: error }));
+      reject(
+        new NodeUnavailableError(`cannot connect to ${host}:${port} (${error.code ?? error.message}); is the node running and listening there?`, {
+          cause: error,
+        }),
+      );
     });
   });
 }
@@ -118,7 +122,18 @@ export interface ListenTcpOptions {
 export function listenTcp(options: ListenTcpOptions, onTransport: (t: Transport) => void): Promise<TransportServer & { server: net.Server; fd: number }> {
   return new Promise((resolve, reject) => {
     const server = options.tls
-      ? tls.createServer({ noDelay: true, cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca, requestCert: true, rejectUnauthorized: true, handshakeTimeout: 5000 }, (socket) => onTransport(new TcpTransport(socket)))
+      ? tls.createServer(
+          {
+            noDelay: true,
+            cert: options.tls.cert,
+            key: options.tls.key,
+            ca: options.tls.ca,
+            requestCert: true,
+            rejectUnauthorized: true,
+            handshakeTimeout: 5000,
+          },
+          (socket) => onTransport(new TcpTransport(socket)),
+        )
       : net.createServer({ noDelay: true }, (socket) => onTransport(new TcpTransport(socket)));
     // A client that fails the TLS handshake (no certificate, a foreign CA, plain bytes) is dropped by node:tls; nothing reaches the messenger.
     server.on('tlsClientError', () => undefined);

@@ -43,7 +43,13 @@ export interface FlagSpec {
 }
 
 /** The value type of one flag. */
-type FlagValue<S extends FlagSpec> = S['type'] extends 'int' ? number : S['type'] extends 'boolean' ? true : S extends { readonly choices: readonly (infer C)[] } ? C : string;
+type FlagValue<S extends FlagSpec> = S['type'] extends 'int'
+  ? number
+  : S['type'] extends 'boolean'
+    ? true
+    : S extends { readonly choices: readonly (infer C)[] }
+      ? C
+      : string;
 
 /** The flags given, by name, typed by their specs (declared `as const`); flags not given are absent. */
 export type Flags<F extends readonly FlagSpec[]> = string extends F[number]['name']

@@ -113,13 +113,16 @@ export function bootEnv(settings: BootSettings): Record<string, string> {
  */
 export function bootKernelParams(settings: BootSettings, args: readonly string[] = []): string[] {
   const params: string[] = [];
-  for (const [setting, value] of Object.entries(settings)) if (value !== undefined) params.push(`ebbrt.${BOOT_SETTINGS[setting as keyof BootSettings]}=${encodeURIComponent(String(value))}`);
+  for (const [setting, value] of Object.entries(settings))
+    if (value !== undefined) params.push(`ebbrt.${BOOT_SETTINGS[setting as keyof BootSettings]}=${encodeURIComponent(String(value))}`);
   if (args.length > 0) params.push(`ebbrt.args=${encodeURIComponent(JSON.stringify(args))}`);
   return params;
 }
 
 /** Flag → environment variable, for every boot setting. */
-const FLAGS: Record<string, string> = Object.fromEntries(Object.entries(BOOT_SETTINGS).map(([setting, name]) => [`--${name}`, bootVariable(setting as keyof BootSettings)]));
+const FLAGS: Record<string, string> = Object.fromEntries(
+  Object.entries(BOOT_SETTINGS).map(([setting, name]) => [`--${name}`, bootVariable(setting as keyof BootSettings)]),
+);
 const FLAG_SPECS: FlagSpec[] = Object.values(BOOT_SETTINGS).map((name) => ({ name, type: 'string', help: '' }));
 
 /**
@@ -152,12 +155,19 @@ export function parseKernelCmdline(text: string): { values: Record<string, strin
           return undefined;
         }
       })();
-      if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === 'string')) throw new BootConfigError('kernel command line parameter ebbrt.args must be a percent-encoded JSON array of strings');
+      if (!Array.isArray(parsed) || !parsed.every((a) => typeof a === 'string'))
+        throw new BootConfigError('kernel command line parameter ebbrt.args must be a percent-encoded JSON array of strings');
       args = parsed;
       continue;
     }
     const variable = FLAGS[`--${key}`];
-    if (!variable || variable === 'EBBRT_KERNEL_CMDLINE') throw new BootConfigError(`unknown kernel command line parameter ebbrt.${key}; known: ${Object.keys(FLAGS).filter((f) => f !== '--kernel-cmdline').map((f) => `ebbrt.${f.slice(2)}`).join(', ')}, ebbrt.args`);
+    if (!variable || variable === 'EBBRT_KERNEL_CMDLINE')
+      throw new BootConfigError(
+        `unknown kernel command line parameter ebbrt.${key}; known: ${Object.keys(FLAGS)
+          .filter((f) => f !== '--kernel-cmdline')
+          .map((f) => `ebbrt.${f.slice(2)}`)
+          .join(', ')}, ebbrt.args`,
+      );
     values[variable] = value;
   }
   return { values, args };
@@ -197,26 +207,39 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   if (delivered.tlsKey) values.EBBRT_TLS_KEY ??= delivered.tlsKey;
   const secret = delivered.secret ?? (values.EBBRT_SECRET_FILE ? readSecretFile(values.EBBRT_SECRET_FILE) : values.EBBRT_SECRET);
   const proof = delivered.joinToken !== undefined ? { joinToken: delivered.joinToken } : secret ? { secret } : undefined;
-  if (!proof) throw new BootConfigError('the cluster secret is missing: pass --secret-file <file holding it> (or set EBBRT_SECRET_FILE; --secret / EBBRT_SECRET work too but show it to every user of the host)');
+  if (!proof)
+    throw new BootConfigError(
+      'the cluster secret is missing: pass --secret-file <file holding it> (or set EBBRT_SECRET_FILE; --secret / EBBRT_SECRET work too but show it to every user of the host)',
+    );
   const cores = Number(values.EBBRT_CORES ?? '1');
   if (!Number.isInteger(cores) || cores < 1 || cores > 256) throw new BootConfigError(`cores must be an integer in 1..256, got ${values.EBBRT_CORES}`);
   const tlsParts = [values.EBBRT_TLS_CERT, values.EBBRT_TLS_KEY, values.EBBRT_TLS_CA];
-  if (tlsParts.some(Boolean) && !tlsParts.every(Boolean)) throw new BootConfigError('TLS needs all three of --tls-cert, --tls-key and --tls-ca (or EBBRT_TLS_CERT, EBBRT_TLS_KEY, EBBRT_TLS_CA)');
-  const tls = tlsParts.every(Boolean) ? { cert: pem('certificate', values.EBBRT_TLS_CERT!), key: pem('key', values.EBBRT_TLS_KEY!), ca: pem('CA certificate', values.EBBRT_TLS_CA!) } : undefined;
+  if (tlsParts.some(Boolean) && !tlsParts.every(Boolean))
+    throw new BootConfigError('TLS needs all three of --tls-cert, --tls-key and --tls-ca (or EBBRT_TLS_CERT, EBBRT_TLS_KEY, EBBRT_TLS_CA)');
+  const tls = tlsParts.every(Boolean)
+    ? { cert: pem('certificate', values.EBBRT_TLS_CERT!), key: pem('key', values.EBBRT_TLS_KEY!), ca: pem('CA certificate', values.EBBRT_TLS_CA!) }
+    : undefined;
   const reconnectMs = Number(values.EBBRT_RECONNECT_MS ?? '60000');
-  if (!Number.isInteger(reconnectMs) || reconnectMs < 0) throw new BootConfigError(`reconnect-ms must be a non-negative integer (milliseconds; 0 = exit when the frontend is lost), got ${values.EBBRT_RECONNECT_MS}`);
+  if (!Number.isInteger(reconnectMs) || reconnectMs < 0)
+    throw new BootConfigError(
+      `reconnect-ms must be a non-negative integer (milliseconds; 0 = exit when the frontend is lost), got ${values.EBBRT_RECONNECT_MS}`,
+    );
   const parentFd = values.EBBRT_PARENT_FD === undefined ? undefined : Number(values.EBBRT_PARENT_FD);
-  if (parentFd !== undefined && (!Number.isInteger(parentFd) || parentFd < 3)) throw new BootConfigError(`parent-fd must be the number (3 or more) of a pipe inherited from the launching frontend, got ${values.EBBRT_PARENT_FD}`);
+  if (parentFd !== undefined && (!Number.isInteger(parentFd) || parentFd < 3))
+    throw new BootConfigError(`parent-fd must be the number (3 or more) of a pipe inherited from the launching frontend, got ${values.EBBRT_PARENT_FD}`);
   const coreHeapMb = values.EBBRT_CORE_HEAP_MB === undefined ? undefined : Number(values.EBBRT_CORE_HEAP_MB);
-  if (coreHeapMb !== undefined && (!Number.isInteger(coreHeapMb) || coreHeapMb < 16)) throw new BootConfigError(`core-heap-mb must be an integer of 16 or more (MB of heap per core), got ${values.EBBRT_CORE_HEAP_MB}`);
+  if (coreHeapMb !== undefined && (!Number.isInteger(coreHeapMb) || coreHeapMb < 16))
+    throw new BootConfigError(`core-heap-mb must be an integer of 16 or more (MB of heap per core), got ${values.EBBRT_CORE_HEAP_MB}`);
   const app = values.EBBRT_APP;
-  if (!app) throw new BootConfigError('no app: pass --app <path of the app\'s native module> or set EBBRT_APP');
+  if (!app) throw new BootConfigError("no app: pass --app <path of the app's native module> or set EBBRT_APP");
   const listenPort = Number(values.EBBRT_LISTEN_PORT ?? '0');
-  if (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65535) throw new BootConfigError(`listen port must be an integer in 0..65535, got ${values.EBBRT_LISTEN_PORT}`);
+  if (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65535)
+    throw new BootConfigError(`listen port must be an integer in 0..65535, got ${values.EBBRT_LISTEN_PORT}`);
   const hostAlias: Record<string, string> = {};
   for (const pair of (values.EBBRT_HOST_ALIAS ?? '').split(',').filter(Boolean)) {
     const [from, to, extra] = pair.split('=');
-    if (!from || !to || extra !== undefined) throw new BootConfigError(`host alias must be a comma-separated list of from=to (e.g. 127.0.0.1=10.0.2.2), got "${pair}"`);
+    if (!from || !to || extra !== undefined)
+      throw new BootConfigError(`host alias must be a comma-separated list of from=to (e.g. 127.0.0.1=10.0.2.2), got "${pair}"`);
     hostAlias[from] = to;
   }
   return {
@@ -268,7 +291,9 @@ function readSecretsFd(fdText: string): BootSecrets {
   try {
     text = readFileSync(fd, 'utf8');
   } catch (error) {
-    throw new BootConfigError(`cannot read the secrets from file descriptor ${fd}: ${(error as Error).message}; the launcher must pass it open`, { cause: error });
+    throw new BootConfigError(`cannot read the secrets from file descriptor ${fd}: ${(error as Error).message}; the launcher must pass it open`, {
+      cause: error,
+    });
   } finally {
     try {
       closeSync(fd);
@@ -287,7 +312,8 @@ export function parseBootSecrets(text: string, where: string): BootSecrets {
   } catch {
     parsed = undefined;
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BootConfigError(`the secrets on ${where} are not a JSON object such as {"secret":"…"}`);
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new BootConfigError(`the secrets on ${where} are not a JSON object such as {"secret":"…"}`);
   const record = parsed as Record<string, unknown>;
   const out: BootSecrets = {};
   for (const key of ['secret', 'joinToken', 'tlsKey'] as const) {
@@ -296,7 +322,8 @@ export function parseBootSecrets(text: string, where: string): BootSecrets {
     if (typeof value !== 'string' || value.length === 0) throw new BootConfigError(`the secrets on ${where}: ${key} must be a non-empty string`);
     out[key] = value;
   }
-  if (out.joinToken !== undefined && !/^[0-9a-f]{64}$/i.test(out.joinToken)) throw new BootConfigError(`the secrets on ${where}: joinToken must be the 64 hex digits the frontend minted`);
+  if (out.joinToken !== undefined && !/^[0-9a-f]{64}$/i.test(out.joinToken))
+    throw new BootConfigError(`the secrets on ${where}: joinToken must be the 64 hex digits the frontend minted`);
   return out;
 }
 

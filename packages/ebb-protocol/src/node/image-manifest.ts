@@ -42,10 +42,12 @@ export interface ImageManifest {
 export function checkImageManifest(value: unknown): ImageManifest {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${IMAGE_MANIFEST_FILE} must hold a JSON object`);
   const m = value as Record<string, unknown>;
-  if (m.format !== IMAGE_FORMAT) throw new TypeError(`${IMAGE_MANIFEST_FILE} has format ${JSON.stringify(m.format)}, this runtime reads format ${IMAGE_FORMAT}: rebuild the image`);
+  if (m.format !== IMAGE_FORMAT)
+    throw new TypeError(`${IMAGE_MANIFEST_FILE} has format ${JSON.stringify(m.format)}, this runtime reads format ${IMAGE_FORMAT}: rebuild the image`);
   for (const key of ['kernel', 'initrd'] as const) {
     const name = m[key];
-    if (typeof name !== 'string' || name.length === 0 || name !== path.basename(name)) throw new TypeError(`${IMAGE_MANIFEST_FILE}: ${key} must be a file name inside the image directory, got ${JSON.stringify(name)}`);
+    if (typeof name !== 'string' || name.length === 0 || name !== path.basename(name))
+      throw new TypeError(`${IMAGE_MANIFEST_FILE}: ${key} must be a file name inside the image directory, got ${JSON.stringify(name)}`);
   }
   if (typeof m.hash !== 'string' || m.hash.length === 0) throw new TypeError(`${IMAGE_MANIFEST_FILE}: hash must be a non-empty string`);
   const bytes = m.bytes as Record<string, unknown> | null | undefined;

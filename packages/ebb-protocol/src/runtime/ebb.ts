@@ -100,12 +100,19 @@ export function defineEbb<T extends object, M = never>(options: EbbDefinitionOpt
   const codeToName = new Map<number, string>();
   for (const method of options.methods) {
     const code = methodCode(options.name, method);
-    if (codeToName.has(code)) throw new IdConflictError(`methods "${codeToName.get(code)}" and "${method}" of ${options.name} hash to the same code; rename one`);
+    if (codeToName.has(code))
+      throw new IdConflictError(`methods "${codeToName.get(code)}" and "${method}" of ${options.name} hash to the same code; rename one`);
     codes[method] = code;
     codeToName.set(code, method);
   }
   const staticId = staticIds.claim(options.name);
-  const definition: EbbDefinition<T, M> = Object.freeze({ ...options, staticId, codes, byCode: codeToName, messageCode: methodCode(options.name, 'onMessage') });
+  const definition: EbbDefinition<T, M> = Object.freeze({
+    ...options,
+    staticId,
+    codes,
+    byCode: codeToName,
+    messageCode: methodCode(options.name, 'onMessage'),
+  });
   byName.set(options.name, definition as unknown as EbbDefinition);
   byStaticId.set(staticId, definition as unknown as EbbDefinition);
   return definition;
@@ -126,7 +133,8 @@ function validate(options: EbbDefinitionOptions<object, unknown> & { methods: re
   if (!Array.isArray(options.methods) || (options.methods as unknown[]).some((m) => typeof m !== 'string' || m.length === 0)) {
     throw new TypeError('options.methods must be an array of method names');
   }
-  if ((options.methods as readonly string[]).includes('onMessage')) throw new TypeError('options.methods must not list onMessage; messages are delivered to the rep\'s onMessage automatically');
+  if ((options.methods as readonly string[]).includes('onMessage'))
+    throw new TypeError("options.methods must not list onMessage; messages are delivered to the rep's onMessage automatically");
   if (options.policy === 'custom' ? typeof options.fault !== 'function' : typeof options.create !== 'function') {
     throw new TypeError(options.policy === 'custom' ? 'a custom Ebb needs options.fault(ctx)' : `a ${options.policy} Ebb needs options.create(ctx)`);
   }

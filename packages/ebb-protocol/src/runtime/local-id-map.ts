@@ -16,7 +16,11 @@ export interface LocalIdMap {
 }
 
 /** The operations, as sent between threads. */
-export type LocalIdMapOp = { op: 'get'; id: EbbId } | { op: 'set'; id: EbbId; value: unknown } | { op: 'setIfAbsent'; id: EbbId; value: unknown } | { op: 'delete'; id: EbbId };
+export type LocalIdMapOp =
+  | { op: 'get'; id: EbbId }
+  | { op: 'set'; id: EbbId; value: unknown }
+  | { op: 'setIfAbsent'; id: EbbId; value: unknown }
+  | { op: 'delete'; id: EbbId };
 
 /** The store itself (one per node). */
 export class MemoryLocalIdMap implements LocalIdMap {

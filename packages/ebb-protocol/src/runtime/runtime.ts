@@ -13,7 +13,17 @@ import { CallLedger } from './call-ledger.js';
 import { decodeValue, encodeValue } from '../wire/codec.js';
 import type { MembershipUpdate, Peer } from '../wire/control.js';
 import { RuntimeDispatcher } from './dispatch.js';
-import { definitionByName, definitionByStaticId, type CallOptions, type EbbDefinition, type EbbRef, type MessageSource, type MethodName, type RemoteRef, type RepContext } from './ebb.js';
+import {
+  definitionByName,
+  definitionByStaticId,
+  type CallOptions,
+  type EbbDefinition,
+  type EbbRef,
+  type MessageSource,
+  type MethodName,
+  type RemoteRef,
+  type RepContext,
+} from './ebb.js';
 import { NodeUnavailableError, UnknownEbbError, UnknownMethodError } from '../wire/errors.js';
 import { ANY_CORE } from '../wire/frame.js';
 import type { GlobalIdMap, IdMapEntry } from './global-id-map.js';
@@ -113,7 +123,7 @@ export class EbbRuntime {
    * Method calls resolve through this core's translation table; the first call
    * faults the rep in according to the definition's policy.
    */
-  ref<T extends object>(definition: EbbDefinition<T, any>, id: EbbId = definition.staticId): EbbRef<T> {
+  ref<T extends object>(definition: EbbDefinition<T>, id: EbbId = definition.staticId): EbbRef<T> {
     const cached = this.#refs.get(id);
     // A cached ref of another type falls through to #bind, which refuses the mismatch.
     if (cached && this.#defs.get(id) === (definition as unknown as EbbDefinition)) return cached as EbbRef<T>;
@@ -130,19 +140,29 @@ export class EbbRuntime {
    * A ref whose calls all go to node `nodeId` (and `core`, default any), returning Promises.
    * `options.timeoutMs` is the deadline of each call (default: the runtime's `callTimeoutMs`).
    */
-  remote<T extends object>(target: EbbDefinition<T, any> | EbbRef<T>, nodeId: number, core: number = ANY_CORE, options: CallOptions = {}): RemoteRef<T> {
+  remote<T extends object>(target: EbbDefinition<T> | EbbRef<T>, nodeId: number, core: number = ANY_CORE, options: CallOptions = {}): RemoteRef<T> {
     const [definition, id] = this.#resolveTarget(target);
     const timeoutMs = this.#timeoutOf(options);
-    const ref = this.#forwarding(definition, (_method, code) => (...args) => this.callNode(nodeId, core, id, code, args, timeoutMs));
+    const ref = this.#forwarding(
+      definition,
+      (_method, code) =>
+        (...args) =>
+          this.callNode(nodeId, core, id, code, args, timeoutMs),
+    );
     return Object.freeze(Object.assign(ref, { $id: id })) as unknown as RemoteRef<T>;
   }
 
   /** A ref whose calls run on `core` of this node (EbbRT's SpawnRemote, as "call this method there"); `options` as for {@link remote}. */
-  onCore<T extends object>(target: EbbDefinition<T, any> | EbbRef<T>, core: number, options: CallOptions = {}): RemoteRef<T> {
+  onCore<T extends object>(target: EbbDefinition<T> | EbbRef<T>, core: number, options: CallOptions = {}): RemoteRef<T> {
     const [definition, id] = this.#resolveTarget(target);
     this.#checkCore(core);
     const timeoutMs = this.#timeoutOf(options);
-    const ref = this.#forwarding(definition, (_method, code) => (...args) => this.#callCore(core, id, code, args, timeoutMs));
+    const ref = this.#forwarding(
+      definition,
+      (_method, code) =>
+        (...args) =>
+          this.#callCore(core, id, code, args, timeoutMs),
+    );
     return Object.freeze(Object.assign(ref, { $id: id })) as unknown as RemoteRef<T>;
   }
 
@@ -150,12 +170,18 @@ export class EbbRuntime {
     if (options === null || typeof options !== 'object') throw new TypeError('call options must be an object like { timeoutMs: 5000 }');
     const { timeoutMs } = options;
     if (timeoutMs === undefined) return this.callTimeoutMs;
-    if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new TypeError(`options.timeoutMs must be a positive integer (milliseconds), got ${String(timeoutMs)}`);
+    if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs <= 0)
+      throw new TypeError(`options.timeoutMs must be a positive integer (milliseconds), got ${String(timeoutMs)}`);
     return timeoutMs;
   }
 
   /** Calls `method` of the Ebb's rep on `core` of this node (EbbRT's SpawnRemote, as a method call: closures cannot cross threads). */
-  spawnOn<T extends object, K extends MethodName<T>>(core: number, target: EbbDefinition<T, any> | EbbRef<T>, method: K, ...args: Parameters<Extract<T[K], (...a: never[]) => unknown>>): Promise<Awaited<ReturnType<Extract<T[K], (...a: never[]) => unknown>>>> {
+  spawnOn<T extends object, K extends MethodName<T>>(
+    core: number,
+    target: EbbDefinition<T> | EbbRef<T>,
+    method: K,
+    ...args: Parameters<Extract<T[K], (...a: never[]) => unknown>>
+  ): Promise<Awaited<ReturnType<Extract<T[K], (...a: never[]) => unknown>>>> {
     const [definition, id] = this.#resolveTarget(target);
     this.#checkCore(core);
     const code = definition.codes[method];
@@ -164,7 +190,7 @@ export class EbbRuntime {
   }
 
   /** Runs `method` of the Ebb's rep on every core of this node; results in core order (multicore roots use this to enumerate reps). */
-  eachCore<T extends object, R = unknown>(target: EbbDefinition<T, any> | EbbRef<T>, method: string, ...args: unknown[]): Promise<R[]> {
+  eachCore<T extends object, R = unknown>(target: EbbDefinition<T> | EbbRef<T>, method: string, ...args: unknown[]): Promise<R[]> {
     const [definition, id] = this.#resolveTarget(target);
     const code = definition.codes[method];
     if (code === undefined) return Promise.reject(noSuchMethod(definition, method));
@@ -174,6 +200,7 @@ export class EbbRuntime {
   }
 
   /** Sends a one-way message to the Ebb's rep on node `nodeId`; it arrives at `rep.onMessage(msg, from)`. */
+  // biome-ignore lint/suspicious/noExplicitAny: any Ebb type: its method names (a keyof of T) vary invariantly, so `object` would refuse them.
   async send<M>(target: EbbDefinition<any, M> | EbbRef<object>, nodeId: number, message: NoInfer<M>, core: number = ANY_CORE): Promise<void> {
     const [definition, id] = this.#resolveTarget(target);
     if (nodeId === this.nodeId) {
@@ -188,7 +215,7 @@ export class EbbRuntime {
    * in the GlobalIdMap with its type (and owner, for `home` Ebbs: default this node),
    * so any node can fault it in by id.
    */
-  async createEbb<T extends object>(definition: EbbDefinition<T, any>, options: { home?: number } = {}): Promise<EbbRef<T>> {
+  async createEbb<T extends object>(definition: EbbDefinition<T>, options: { home?: number } = {}): Promise<EbbRef<T>> {
     const id = await this.links.allocateId();
     const record: EbbRecord = { type: definition.name };
     if (definition.policy === 'home') record.home = options.home ?? this.nodeId;
@@ -265,7 +292,7 @@ export class EbbRuntime {
     }
   }
 
-  #resolveTarget<T extends object>(target: EbbDefinition<T, any> | EbbRef<T>): [EbbDefinition, EbbId] {
+  #resolveTarget<T extends object>(target: EbbDefinition<T> | EbbRef<T>): [EbbDefinition, EbbId] {
     if ('$id' in target) {
       const definition = this.#defs.get(target.$id);
       if (!definition) throw new UnknownEbbError(`no definition bound to Ebb 0x${target.$id.toString(16)} on this core`);
@@ -328,7 +355,10 @@ export class EbbRuntime {
   /** Translation-table miss: ask the Ebb's policy for this core's rep. */
   #fault(id: EbbId): Rep {
     const definition = this.#defs.get(id);
-    if (!definition) throw new UnknownEbbError(`Ebb 0x${id.toString(16)} has no definition on node ${this.nodeId}; does its app module import the module that defines the Ebb?`);
+    if (!definition)
+      throw new UnknownEbbError(
+        `Ebb 0x${id.toString(16)} has no definition on node ${this.nodeId}; does its app module import the module that defines the Ebb?`,
+      );
     this.stats.faults++;
     const ctx: RepContext = { id, runtime: this };
     switch (definition.policy) {
@@ -339,7 +369,14 @@ export class EbbRuntime {
       case 'home': {
         const owner = this.#knownOwner(definition, id);
         if (owner !== undefined) return this.#install(id, this.#homeRep(definition, id, owner, ctx));
-        return this.#install(id, this.#pendingProxy(definition, id, this.#findOwner(definition, id).then((o) => this.#homeRep(definition, id, o, ctx))));
+        return this.#install(
+          id,
+          this.#pendingProxy(
+            definition,
+            id,
+            this.#findOwner(definition, id).then((o) => this.#homeRep(definition, id, o, ctx)),
+          ),
+        );
       }
       case 'custom': {
         const rep = definition.fault!(ctx);
@@ -424,14 +461,24 @@ export class EbbRuntime {
   }
 
   #remoteProxy(definition: EbbDefinition, id: EbbId, nodeId: number): Rep {
-    const proxy = this.#forwarding(definition, (_method, code) => (...args) => this.callNode(nodeId, ANY_CORE, id, code, args));
+    const proxy = this.#forwarding(
+      definition,
+      (_method, code) =>
+        (...args) =>
+          this.callNode(nodeId, ANY_CORE, id, code, args),
+    );
     this.#proxyKinds.set(proxy, { kind: RepKind.remoteProxy, node: nodeId });
     proxy.onMessage = (message: unknown) => this.messenger.send(nodeId, ANY_CORE, id, definition.messageCode, message);
     return proxy;
   }
 
   #coreProxy(definition: EbbDefinition, id: EbbId, core: number): Rep {
-    const proxy = this.#forwarding(definition, (_method, code) => (...args) => this.#callCore(core, id, code, args, this.callTimeoutMs));
+    const proxy = this.#forwarding(
+      definition,
+      (_method, code) =>
+        (...args) =>
+          this.#callCore(core, id, code, args, this.callTimeoutMs),
+    );
     this.#proxyKinds.set(proxy, { kind: RepKind.coreProxy, node: this.nodeId });
     proxy.onMessage = (message: unknown, from: unknown) => this.messenger.sendCore(core, id, message, from as MessageSource);
     return proxy;
@@ -461,7 +508,9 @@ export class EbbRuntime {
   #apply(definition: EbbDefinition, rep: Rep, ebbId: EbbId, code: number, args: readonly unknown[]): unknown {
     const method = definition.byCode.get(code);
     if (method === undefined || typeof rep[method] !== 'function') {
-      throw new UnknownMethodError(`${this.describe(ebbId)} has no method with code 0x${code.toString(16)} on node ${this.nodeId}; are both sides running the same app version?`);
+      throw new UnknownMethodError(
+        `${this.describe(ebbId)} has no method with code 0x${code.toString(16)} on node ${this.nodeId}; are both sides running the same app version?`,
+      );
     }
     return rep[method](...args);
   }
@@ -475,9 +524,16 @@ export class EbbRuntime {
       const entry = await this.idMap.get(ebbId);
       const record = entry ? (decodeValue(entry.value) as EbbRecord) : undefined;
       if (record?.type) definition = definitionByName(record.type);
-      if (record && !definition) throw new UnknownEbbError(`Ebb 0x${ebbId.toString(16)} is a ${record.type}, which node ${this.nodeId} does not define; load the app module that defines it`);
+      if (record && !definition)
+        throw new UnknownEbbError(
+          `Ebb 0x${ebbId.toString(16)} is a ${record.type}, which node ${this.nodeId} does not define; load the app module that defines it`,
+        );
     }
-    if (!definition) throw new UnknownEbbError(`node ${this.nodeId} knows no Ebb 0x${ebbId.toString(16)}: no module loaded there defines it; does the app module that node runs (native.js on a native) import the module that defines the Ebb?`, { data: { ebbId, nodeId: this.nodeId } });
+    if (!definition)
+      throw new UnknownEbbError(
+        `node ${this.nodeId} knows no Ebb 0x${ebbId.toString(16)}: no module loaded there defines it; does the app module that node runs (native.js on a native) import the module that defines the Ebb?`,
+        { data: { ebbId, nodeId: this.nodeId } },
+      );
     this.#bind(ebbId, definition);
     return definition;
   }
@@ -555,10 +611,17 @@ function localRefClass(definition: EbbDefinition): new (id: EbbId, fault: () => 
     return `[${name}](...args) { const rep = this[REP]; if (rep !== undefined) return rep[${name}](...args); return this[FAULT]()[${name}](...args); }`;
   });
   const className = `${definition.name.replace(/[^\w$]/g, '_')}Ref`;
-  LocalRef = new Function('REP', 'FAULT', `return class ${className} {
+  LocalRef = new Function(
+    'REP',
+    'FAULT',
+    `return class ${className} {
     constructor(id, fault) { Object.defineProperty(this, '$id', { value: id, enumerable: true }); this[FAULT] = fault; }
     ${methods.join('\n    ')}
-  };`)(REP, FAULT) as new (id: EbbId, fault: () => Rep) => LocalRef;
+  };`,
+  )(REP, FAULT) as new (
+    id: EbbId,
+    fault: () => Rep,
+  ) => LocalRef;
   localRefClasses.set(definition, LocalRef);
   return LocalRef;
 }

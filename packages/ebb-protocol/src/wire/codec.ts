@@ -10,7 +10,7 @@
  * sent, a result is an empty payload) and is `nil` elsewhere. Pure: no I/O.
  */
 import { Packr } from 'msgpackr';
-import { errorFromWire, errorToWire, EbbError, ProtocolError, UnencodableError, type WireError } from './errors.js';
+import { errorFromWire, errorToWire, type EbbError, ProtocolError, UnencodableError, type WireError } from './errors.js';
 import { packFlat } from './flat-pack.js';
 
 const OPTIONS = { useRecords: false, moreTypes: false, encodeUndefinedAsNil: true, mapsAsObjects: true, int64AsType: 'number' } as const;
@@ -77,14 +77,24 @@ function scan(value: unknown, depth: number): Scan {
     return result;
   }
   if (object instanceof Uint8Array || object instanceof Date) return undefined;
-  const constructor = (object as { constructor?: { name?: string } }).constructor;
+  const maker = (object as { constructor?: { name?: string } }).constructor;
   if (object instanceof Map) return { path: '', type: 'a Map', hint: 'send a plain object (Object.fromEntries(map)) or an array of [key, value] pairs' };
   if (object instanceof Set) return { path: '', type: 'a Set', hint: 'send an array ([...set])' };
-  if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) return { path: '', type: `a ${constructor?.name ?? 'binary view'}`, hint: 'only Uint8Array and Buffer travel (as bytes): send Buffer.from(view.buffer, view.byteOffset, view.byteLength)' };
-  if (object instanceof Error) return { path: '', type: `an ${constructor?.name ?? 'Error'}`, hint: 'throw it instead (errors travel as error replies), or send its message' };
+  if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer)
+    return {
+      path: '',
+      type: `a ${maker?.name ?? 'binary view'}`,
+      hint: 'only Uint8Array and Buffer travel (as bytes): send Buffer.from(view.buffer, view.byteOffset, view.byteLength)',
+    };
+  if (object instanceof Error)
+    return { path: '', type: `an ${maker?.name ?? 'Error'}`, hint: 'throw it instead (errors travel as error replies), or send its message' };
   // msgpackr sends what toJSON returns, as JSON.stringify would.
   if (typeof (object as { toJSON?: unknown }).toJSON === 'function') return undefined;
-  return { path: '', type: `an instance of ${constructor?.name || 'a class'}`, hint: 'its class and methods would be lost; send a plain object ({ ...value }) and rebuild it on the other side' };
+  return {
+    path: '',
+    type: `an instance of ${maker?.name || 'a class'}`,
+    hint: 'its class and methods would be lost; send a plain object ({ ...value }) and rebuild it on the other side',
+  };
 }
 
 /** Packs `value`, refusing what the wire would lose; `where` names it in the error (`argument 0`, `result`). */

@@ -7,7 +7,13 @@ import { CONTROL_PROTO } from './control-proto.generated.js';
 import type { CoreSnapshot } from './call-stats.js';
 import { ProtocolError } from './errors.js';
 
-export interface Challenge { nonce: Uint8Array; protocolVersion: number; nodeId: number; handshakeVersion: number; incarnation: number }
+export interface Challenge {
+  nonce: Uint8Array;
+  protocolVersion: number;
+  nodeId: number;
+  handshakeVersion: number;
+  incarnation: number;
+}
 export const HelloPurpose = { unspecified: 0, join: 1, peer: 2 } as const;
 export type HelloPurpose = (typeof HelloPurpose)[keyof typeof HelloPurpose];
 /** Which key made a Hello's MAC (PROTOCOL.md §5.1). */
@@ -30,22 +36,95 @@ export interface Hello {
   key: HelloKey;
   incarnation: number;
 }
-export interface Peer { nodeId: number; host: string; port: number; cores: number; idSpace: number; backend: string; /** Default 0. */ incarnation?: number; /** Sealed for the recipient; default empty. */ pairKey?: Uint8Array }
-export interface Welcome { nodeId: number; idSpace: number; peers: Peer[]; mac: Uint8Array; heartbeatMs: number; cluster: string; incarnation: number; credential: Uint8Array }
-export const RejectReason = { unspecified: 0, badSecret: 1, unsupportedVersion: 2, badRequest: 3, unknownAllocation: 4, shuttingDown: 5, busy: 6, declaredDead: 7 } as const;
+export interface Peer {
+  nodeId: number;
+  host: string;
+  port: number;
+  cores: number;
+  idSpace: number;
+  backend: string /** Default 0. */;
+  incarnation?: number /** Sealed for the recipient; default empty. */;
+  pairKey?: Uint8Array;
+}
+export interface Welcome {
+  nodeId: number;
+  idSpace: number;
+  peers: Peer[];
+  mac: Uint8Array;
+  heartbeatMs: number;
+  cluster: string;
+  incarnation: number;
+  credential: Uint8Array;
+}
+export const RejectReason = {
+  unspecified: 0,
+  badSecret: 1,
+  unsupportedVersion: 2,
+  badRequest: 3,
+  unknownAllocation: 4,
+  shuttingDown: 5,
+  busy: 6,
+  declaredDead: 7,
+} as const;
 export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason];
-export interface Reject { reason: RejectReason; message: string; supportedVersion: number }
-export interface IdMapGet { id: number }
-export interface IdMapSet { id: number; value: Uint8Array }
-export interface IdMapCas { id: number; expectedVersion: number; value: Uint8Array }
-export interface IdMapWatch { id: number; cancel: boolean }
-export interface IdMapValue { id: number; found: boolean; value: Uint8Array; version: number; ok: boolean; error: string; errorCode: string }
-export interface IdMapChanged { id: number; found: boolean; value: Uint8Array; version: number }
-export interface Heartbeat { nodeId: number; sentAtMs: number; inFlight: number; rssBytes: number; cores: CoreSnapshot[]; services: ServiceAddress[] }
+export interface Reject {
+  reason: RejectReason;
+  message: string;
+  supportedVersion: number;
+}
+export interface IdMapGet {
+  id: number;
+}
+export interface IdMapSet {
+  id: number;
+  value: Uint8Array;
+}
+export interface IdMapCas {
+  id: number;
+  expectedVersion: number;
+  value: Uint8Array;
+}
+export interface IdMapWatch {
+  id: number;
+  cancel: boolean;
+}
+export interface IdMapValue {
+  id: number;
+  found: boolean;
+  value: Uint8Array;
+  version: number;
+  ok: boolean;
+  error: string;
+  errorCode: string;
+}
+export interface IdMapChanged {
+  id: number;
+  found: boolean;
+  value: Uint8Array;
+  version: number;
+}
+export interface Heartbeat {
+  nodeId: number;
+  sentAtMs: number;
+  inFlight: number;
+  rssBytes: number;
+  cores: CoreSnapshot[];
+  services: ServiceAddress[];
+}
 /** A listener a node's apps opened and the `host:port` where clients reach it (PROTOCOL.md §5.4). */
-export interface ServiceAddress { name: string; address: string }
-export interface MembershipUpdate { joined: Peer[]; left: number[]; /** Default empty. */ suspected?: number[]; /** Default empty. */ reinstated?: number[] }
-export interface Goodbye { reason: string }
+export interface ServiceAddress {
+  name: string;
+  address: string;
+}
+export interface MembershipUpdate {
+  joined: Peer[];
+  left: number[] /** Default empty. */;
+  suspected?: number[] /** Default empty. */;
+  reinstated?: number[];
+}
+export interface Goodbye {
+  reason: string;
+}
 
 /** Every control message body, keyed by its `Control.body` field name. */
 export interface ControlBodies {

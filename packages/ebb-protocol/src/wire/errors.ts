@@ -38,15 +38,7 @@ export class ProtocolError extends EbbError {
 }
 
 /** Stable codes a {@link ProtocolError} can carry. */
-export type ProtocolErrorCode =
-  | 'BAD_MAGIC'
-  | 'BAD_VERSION'
-  | 'BAD_KIND'
-  | 'FRAME_TOO_LARGE'
-  | 'TRUNCATED'
-  | 'BAD_PAYLOAD'
-  | 'BAD_CONTROL'
-  | 'UNAUTHENTICATED';
+export type ProtocolErrorCode = 'BAD_MAGIC' | 'BAD_VERSION' | 'BAD_KIND' | 'FRAME_TOO_LARGE' | 'TRUNCATED' | 'BAD_PAYLOAD' | 'BAD_CONTROL' | 'UNAUTHENTICATED';
 
 /** The peer node is gone (socket closed, heartbeats missed, node killed). */
 export class NodeUnavailableError extends EbbError {

@@ -76,13 +76,15 @@ export function writeHeader(target: Buffer, offset: number, header: FrameHeader,
 // of range is a caller's bug, and must not wrap silently on the wire), but
 // without their argument checks and calls: two frames per call pass here.
 function writeU16(target: Buffer, at: number, value: number): void {
-  if (!(value >= 0 && value <= 0xffff && value === Math.floor(value))) throw new RangeError(`frame header field out of range: ${value} is not a 16-bit unsigned integer`);
+  if (!(value >= 0 && value <= 0xffff && value === Math.floor(value)))
+    throw new RangeError(`frame header field out of range: ${value} is not a 16-bit unsigned integer`);
   target[at] = value;
   target[at + 1] = value >>> 8;
 }
 
 function writeU32(target: Buffer, at: number, value: number): void {
-  if (!(value >= 0 && value <= 0xffffffff && value === Math.floor(value))) throw new RangeError(`frame header field out of range: ${value} is not a 32-bit unsigned integer`);
+  if (!(value >= 0 && value <= 0xffffffff && value === Math.floor(value)))
+    throw new RangeError(`frame header field out of range: ${value} is not a 32-bit unsigned integer`);
   target[at] = value;
   target[at + 1] = value >>> 8;
   target[at + 2] = value >>> 16;
@@ -323,11 +325,18 @@ export class FrameDecoder {
   /** Validates the header at `offset`; returns the payload length, or -1 after reporting a fault. */
   #checkHeader(buf: Buffer, offset: number): number {
     if (buf[offset] !== MAGIC0 || buf[offset + 1] !== MAGIC1) {
-      return this.#fail(new ProtocolError('BAD_MAGIC', `bad magic 0x${hex2(buf[offset])}${hex2(buf[offset + 1])}: the peer is not speaking the Ebb wire protocol (expected 0x4542 "EB")`));
+      return this.#fail(
+        new ProtocolError(
+          'BAD_MAGIC',
+          `bad magic 0x${hex2(buf[offset])}${hex2(buf[offset + 1])}: the peer is not speaking the Ebb wire protocol (expected 0x4542 "EB")`,
+        ),
+      );
     }
     const version = buf[offset + 2];
     if (version !== PROTOCOL_VERSION) {
-      return this.#fail(new ProtocolError('BAD_VERSION', `unsupported protocol version ${version}; this node speaks version ${PROTOCOL_VERSION}`, { data: { version } }));
+      return this.#fail(
+        new ProtocolError('BAD_VERSION', `unsupported protocol version ${version}; this node speaks version ${PROTOCOL_VERSION}`, { data: { version } }),
+      );
     }
     const kind = buf[offset + 3];
     if (kind < FrameKind.control || kind > FrameKind.cancel) {
@@ -335,7 +344,13 @@ export class FrameDecoder {
     }
     const length = readU32(buf, offset + 8);
     if (length > this.maxFrameSize) {
-      return this.#fail(new ProtocolError('FRAME_TOO_LARGE', `frame payload of ${length} bytes exceeds maxFrameSize ${this.maxFrameSize}; raise maxFrameSize on the receiver or send smaller payloads`, { data: { length, max: this.maxFrameSize } }));
+      return this.#fail(
+        new ProtocolError(
+          'FRAME_TOO_LARGE',
+          `frame payload of ${length} bytes exceeds maxFrameSize ${this.maxFrameSize}; raise maxFrameSize on the receiver or send smaller payloads`,
+          { data: { length, max: this.maxFrameSize } },
+        ),
+      );
     }
     return length;
   }

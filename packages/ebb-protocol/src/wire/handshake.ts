@@ -95,7 +95,11 @@ export interface HelloTranscript {
 }
 
 /** The transcript of `hello` answering a challenge from `serverNodeId` with `nonce`. */
-export function transcriptOf(hello: Pick<Hello, 'purpose' | 'key' | 'clientNonce' | 'nodeId' | 'incarnation' | 'core' | 'allocationId' | 'host' | 'port'>, nonce: Uint8Array, serverNodeId: number): HelloTranscript {
+export function transcriptOf(
+  hello: Pick<Hello, 'purpose' | 'key' | 'clientNonce' | 'nodeId' | 'incarnation' | 'core' | 'allocationId' | 'host' | 'port'>,
+  nonce: Uint8Array,
+  serverNodeId: number,
+): HelloTranscript {
   return { ...hello, nonce, serverNodeId };
 }
 
@@ -209,7 +213,9 @@ export class SecretKeyring implements Keyring {
 
   acceptKey(hello: Hello): Uint8Array | undefined {
     if (hello.purpose === HelloPurpose.peer) {
-      return hello.key === HelloKey.pairKey && this.#current(hello.nodeId, hello.incarnation) ? pairKey(this.#secret, this.#self, { nodeId: hello.nodeId, incarnation: hello.incarnation }) : undefined;
+      return hello.key === HelloKey.pairKey && this.#current(hello.nodeId, hello.incarnation)
+        ? pairKey(this.#secret, this.#self, { nodeId: hello.nodeId, incarnation: hello.incarnation })
+        : undefined;
     }
     if (hello.purpose !== HelloPurpose.join) return undefined;
     switch (hello.key) {

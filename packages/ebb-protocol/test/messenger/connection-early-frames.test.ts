@@ -6,8 +6,27 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  ANY_CORE, Connection, CONTROL_CODES, decodeControl, encodeControl, encodeFrame, FrameDecoder, FrameKind, HelloPurpose, memoryTransportPair, HANDSHAKE_VERSION, newNonce, PROTOCOL_VERSION, secretKey, sessionKey, transcriptOf, welcomeMac,
-  type ControlBodies, type ControlMessage, type ControlType, type Hello,
+  ANY_CORE,
+  Connection,
+  CONTROL_CODES,
+  decodeControl,
+  encodeControl,
+  encodeFrame,
+  FrameDecoder,
+  FrameKind,
+  HelloPurpose,
+  memoryTransportPair,
+  HANDSHAKE_VERSION,
+  newNonce,
+  PROTOCOL_VERSION,
+  secretKey,
+  sessionKey,
+  transcriptOf,
+  welcomeMac,
+  type ControlBodies,
+  type ControlMessage,
+  type ControlType,
+  type Hello,
 } from '@ebbrt/ebb-protocol/internal';
 
 const SECRET = 'early-frames-test-secret';
@@ -16,7 +35,7 @@ const control = <K extends ControlType>(type: K, body: Partial<ControlBodies[K]>
   encodeFrame({ kind: FrameKind.control, flags: 0, core: ANY_CORE, ebbId: 0, code: CONTROL_CODES[type], callId: 0 }, encodeControl(type, body));
 
 describe('frames right behind the welcome', () => {
-  it('a goodbye in the welcome\'s chunk is delivered to the handler set after connect() resolves', async () => {
+  it("a goodbye in the welcome's chunk is delivered to the handler set after connect() resolves", async () => {
     const [clientEnd, serverEnd] = memoryTransportPair('memory:native', 'memory:frontend');
     const nonce = newNonce();
     // A scripted frontend: challenge, then welcome + goodbye written as one chunk.
@@ -25,7 +44,16 @@ describe('frames right behind the welcome', () => {
         const message = decodeControl(frame.payload);
         if (message.type !== 'hello') return;
         const hello = message.body as Hello;
-        serverEnd.write([Buffer.concat([control('welcome', { nodeId: 7, idSpace: 3, mac: welcomeMac(sessionKey(secretKey(SECRET), transcriptOf(hello, nonce, 1)), { nodeId: 7, incarnation: 0, idSpace: 3 }) }), control('goodbye', { reason: 'stop right away' })])]);
+        serverEnd.write([
+          Buffer.concat([
+            control('welcome', {
+              nodeId: 7,
+              idSpace: 3,
+              mac: welcomeMac(sessionKey(secretKey(SECRET), transcriptOf(hello, nonce, 1)), { nodeId: 7, incarnation: 0, idSpace: 3 }),
+            }),
+            control('goodbye', { reason: 'stop right away' }),
+          ]),
+        ]);
       },
       onError: (error) => {
         throw error;

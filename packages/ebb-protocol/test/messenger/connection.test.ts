@@ -57,7 +57,8 @@ afterEach(() => {
 });
 
 /** A call with encoded arguments and a decoded reply, as the messenger makes it. */
-const callOn = (conn: Connection, ebbId: number, core: number, code: number, args: unknown[], timeoutMs: number) => conn.call(ebbId, core, code, encodeArgs(args), timeoutMs, decodeReply);
+const callOn = (conn: Connection, ebbId: number, core: number, code: number, args: unknown[], timeoutMs: number) =>
+  conn.call(ebbId, core, code, encodeArgs(args), timeoutMs, decodeReply);
 
 /** Answers a call with a value, as the messenger does (a result MessagePack cannot carry becomes an error reply). */
 function replyValue(conn: Connection, frame: Frame, value: unknown): void {
@@ -168,7 +169,8 @@ function scripted(transport: Transport) {
 const controlFrame = <K extends ControlType>(type: K, body: Partial<ControlBodies[K]>, callId = 0) =>
   encodeFrame({ kind: FrameKind.control, flags: 0, core: ANY_CORE, ebbId: 0, code: CONTROL_CODES[type], callId }, encodeControl(type, body));
 
-const callFrame = (callId: number, args: unknown[] = [1, 2]) => encodeFrame({ kind: FrameKind.call, flags: 0, core: ANY_CORE, ebbId: 0x8001, code: 0xc0de, callId }, encodeArgs(args));
+const callFrame = (callId: number, args: unknown[] = [1, 2]) =>
+  encodeFrame({ kind: FrameKind.call, flags: 0, core: ANY_CORE, ebbId: 0x8001, code: 0xc0de, callId }, encodeArgs(args));
 
 /** A valid Hello answering `nonce` with `secret`. */
 function helloFrame(secret: string, nonce: Uint8Array) {
@@ -180,7 +182,6 @@ function helloFrame(secret: string, nonce: Uint8Array) {
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
-
 
 /** A Messenger (node 1) accepting one in-memory connection, with a spy sink and the faults it reports. */
 function acceptingMessenger() {
@@ -238,7 +239,9 @@ describe('handshake', () => {
     const [clientEnd, serverEnd] = memoryTransportPair();
     const server = scripted(serverEnd);
     const connecting = Connection.connect(clientEnd, SECRET, { purpose: HelloPurpose.peer, nodeId: 2 });
-    server.write(controlFrame('challenge', { nonce: Buffer.alloc(32, 1), protocolVersion: PROTOCOL_VERSION + 1, handshakeVersion: HANDSHAKE_VERSION, nodeId: 1 }));
+    server.write(
+      controlFrame('challenge', { nonce: Buffer.alloc(32, 1), protocolVersion: PROTOCOL_VERSION + 1, handshakeVersion: HANDSHAKE_VERSION, nodeId: 1 }),
+    );
     const error = await connecting.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(JoinRejectedError);
     expect((error as EbbError).code).toBe('UNSUPPORTED_VERSION');
@@ -299,7 +302,7 @@ describe('frames before the handshake completes', () => {
   });
 
   it('a message frame before the handshake is never delivered either', async () => {
-    const { clientEnd, serverEnd, messenger, sink, faults } = acceptingMessenger();
+    const { clientEnd, messenger, sink, faults } = acceptingMessenger();
     scripted(clientEnd).write(encodeFrame({ kind: FrameKind.message, flags: 0, core: ANY_CORE, ebbId: 0x8001, code: 1, callId: 0 }, encodeArgs(['hi'])));
     await vi.waitFor(() => expect(messenger.stats.rejectedHandshakes).toBe(1));
     expect(sink.message).not.toHaveBeenCalled();
@@ -328,7 +331,11 @@ describe('calls', () => {
       setTimeout(() => replyValue(conn, frame, { sum: a + b, ebbId: frame.ebbId, code: frame.code }), a === 1 ? 20 : 0);
     });
     server.attach(rec.handler);
-    const results = await Promise.all([callOn(client, 0x8001, ANY_CORE, 7, [1, 2], 1000), callOn(client, 0x8002, 3, 8, [10, 20], 1000), callOn(client, 0x8003, ANY_CORE, 9, [100, 200], 1000)]);
+    const results = await Promise.all([
+      callOn(client, 0x8001, ANY_CORE, 7, [1, 2], 1000),
+      callOn(client, 0x8002, 3, 8, [10, 20], 1000),
+      callOn(client, 0x8003, ANY_CORE, 9, [100, 200], 1000),
+    ]);
     expect(results).toEqual([
       { sum: 3, ebbId: 0x8001, code: 7 },
       { sum: 30, ebbId: 0x8002, code: 8 },
@@ -401,7 +408,10 @@ describe('calls', () => {
 
   it('a timeout and an UNKNOWN_EBB reply name the Ebb and method as the caller knows them (limits.describe)', async () => {
     const { client, server } = await pair({ limits: { describe: (ebbId, code) => `Counter.add (0x${ebbId.toString(16)}, 0x${code.toString(16)})` } });
-    server.attach(recorder((conn, frame) => (frame.code === 1 ? conn.reply(frame, false, encodeError(new UnknownEbbError('node 1 knows no Ebb 0xb689'))) : undefined)).handler);
+    server.attach(
+      recorder((conn, frame) => (frame.code === 1 ? conn.reply(frame, false, encodeError(new UnknownEbbError('node 1 knows no Ebb 0xb689'))) : undefined))
+        .handler,
+    );
     const unknown = await callOn(client, 0xb689, ANY_CORE, 1, [], 1000).catch((e: unknown) => e);
     expect(unknown).toBeInstanceOf(UnknownEbbError);
     expect((unknown as Error).message).toBe('Counter.add (0xb689, 0x1): node 1 knows no Ebb 0xb689');
@@ -549,7 +559,13 @@ describe('backpressure', () => {
     let overloaded: unknown;
     for (let i = 0; i < 100 && overloaded === undefined; i++) {
       const call = callOn(client, 1, ANY_CORE, 1, [payload], 0);
-      const outcome = await Promise.race([call.then(() => 'settled', (e: unknown) => e), tick().then(() => 'pending')]);
+      const outcome = await Promise.race([
+        call.then(
+          () => 'settled',
+          (e: unknown) => e,
+        ),
+        tick().then(() => 'pending'),
+      ]);
       if (outcome === 'pending') accepted.push(call);
       else overloaded = outcome;
     }

@@ -2,8 +2,19 @@
 // connection's deadline: TimeoutError near it, a cancel frame on the wire, the connection kept.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
-  ANY_CORE, Connection, decodeReply, encodeArgs, encodeValue, FrameDecoder, FrameKind, HelloPurpose, Matcher, memoryTransportPair, TimeoutError,
-  type Frame, type Transport,
+  ANY_CORE,
+  Connection,
+  decodeReply,
+  encodeArgs,
+  encodeValue,
+  FrameDecoder,
+  FrameKind,
+  HelloPurpose,
+  Matcher,
+  memoryTransportPair,
+  TimeoutError,
+  type Frame,
+  type Transport,
 } from '@ebbrt/ebb-protocol/internal';
 
 const SECRET = 'matcher-test-secret';
@@ -28,10 +39,12 @@ describe('Matcher', () => {
 
   it('tells the meter of a request once how it ended: a decoded reply, an error reply, a deadline, a cancel or the link closing', async () => {
     const outcomes: Array<[string, boolean]> = [];
-    const meter = (name: string) => ({ settled: (ms: number, ok: boolean) => {
-      expect(ms).toBeGreaterThanOrEqual(0);
-      outcomes.push([name, ok]);
-    } });
+    const meter = (name: string) => ({
+      settled: (ms: number, ok: boolean) => {
+        expect(ms).toBeGreaterThanOrEqual(0);
+        outcomes.push([name, ok]);
+      },
+    });
     const matcher = new Matcher<string>();
     const strict = (ok: boolean, payload: Uint8Array) => {
       if (!ok) throw new Error('error reply');
@@ -46,14 +59,25 @@ describe('Matcher', () => {
     matcher.failAll(new Error('closed'));
     matcher.settle(ids[0][1], true, Buffer.from('again'));
     await Promise.all(settled);
-    expect(outcomes).toEqual([['reply', true], ['error', false], ['cancel', false], ['deadline', false], ['closed', false]]);
+    expect(outcomes).toEqual([
+      ['reply', true],
+      ['error', false],
+      ['cancel', false],
+      ['deadline', false],
+      ['closed', false],
+    ]);
   });
 
   it('arms one timer for many requests with the same deadline, and each rejects near it', async () => {
     const matcher = new Matcher();
     const arm = vi.spyOn(globalThis, 'setTimeout');
     const started = performance.now();
-    const outcomes = Array.from({ length: 1000 }, () => matcher.open(matcher.nextId(), 60, identity, undefined).then(() => 'settled', (e: unknown) => [e, performance.now() - started] as const));
+    const outcomes = Array.from({ length: 1000 }, () =>
+      matcher.open(matcher.nextId(), 60, identity, undefined).then(
+        () => 'settled',
+        (e: unknown) => [e, performance.now() - started] as const,
+      ),
+    );
     expect(arm.mock.calls.length).toBe(1);
     for (const outcome of await Promise.all(outcomes)) {
       const [error, at] = outcome as readonly [unknown, number];
@@ -71,9 +95,14 @@ describe('Matcher', () => {
     expect(matcher.size).toBe(1);
     expect(await late).toBeInstanceOf(TimeoutError);
     const id = matcher.nextId();
-    const bad = matcher.open(id, 0, () => {
-      throw new RangeError('bad reply');
-    }, undefined);
+    const bad = matcher.open(
+      id,
+      0,
+      () => {
+        throw new RangeError('bad reply');
+      },
+      undefined,
+    );
     matcher.settle(id, true, Buffer.alloc(0));
     await expect(bad).rejects.toBeInstanceOf(RangeError);
   });

@@ -29,7 +29,12 @@ function usageError(argv: string[]): UsageError {
 describe('parseFlags', () => {
   test('--flag value and --flag=value, positionals anywhere, the rest after --', () => {
     const parsed = parseFlags(['app', '--nodes', '3', '--backend=qemu', '--detach', 'more', '--tag', 'a', '--tag=b', '--', '--nodes', 'x'], FLAGS);
-    expect(parsed).toEqual({ flags: { nodes: 3, backend: 'qemu', detach: true, tag: ['a', 'b'] }, positionals: ['app', 'more'], rest: ['--nodes', 'x'], help: false });
+    expect(parsed).toEqual({
+      flags: { nodes: 3, backend: 'qemu', detach: true, tag: ['a', 'b'] },
+      positionals: ['app', 'more'],
+      rest: ['--nodes', 'x'],
+      help: false,
+    });
   });
 
   test('results are typed by the specs', () => {

@@ -9,12 +9,24 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { bootEnv, bootKernelParams, bootVariable, BootConfigError, parseBootConfig, parseBootSecrets, parseKernelCmdline, type BootSettings } from '@ebbrt/ebb-protocol/node';
+import {
+  bootEnv,
+  bootKernelParams,
+  bootVariable,
+  BootConfigError,
+  parseBootConfig,
+  parseBootSecrets,
+  parseKernelCmdline,
+  type BootSettings,
+} from '@ebbrt/ebb-protocol/node';
 
 describe('parseKernelCmdline', () => {
   test('ebbrt.* parameters become boot variables, percent-decoded; kernel parameters are ignored', () => {
     const line = 'console=ttyS0 panic=-1 ebbrt.frontend=10.0.2.2%3A4000 ebbrt.secret=a%20b%22c ebbrt.allocation-id=x-1 "ebbrt.backend=qemu" FOO=bar\n';
-    expect(parseKernelCmdline(line)).toEqual({ values: { EBBRT_FRONTEND: '10.0.2.2:4000', EBBRT_SECRET: 'a b"c', EBBRT_ALLOCATION_ID: 'x-1', EBBRT_BACKEND: 'qemu' }, args: undefined });
+    expect(parseKernelCmdline(line)).toEqual({
+      values: { EBBRT_FRONTEND: '10.0.2.2:4000', EBBRT_SECRET: 'a b"c', EBBRT_ALLOCATION_ID: 'x-1', EBBRT_BACKEND: 'qemu' },
+      args: undefined,
+    });
   });
 
   test('ebbrt.args is a percent-encoded JSON array of strings', () => {
@@ -61,7 +73,11 @@ describe('parseBootConfig with a kernel command line', () => {
   });
 
   test('argv wins over the environment, which wins over the kernel command line', () => {
-    const config = parseBootConfig(['--app', '/a.js', '--cores', '4', '--', 'b'], { EBBRT_KERNEL_CMDLINE: cmdline, EBBRT_CORES: '3', EBBRT_LISTEN_PORT: '7001' });
+    const config = parseBootConfig(['--app', '/a.js', '--cores', '4', '--', 'b'], {
+      EBBRT_KERNEL_CMDLINE: cmdline,
+      EBBRT_CORES: '3',
+      EBBRT_LISTEN_PORT: '7001',
+    });
     expect(config).toMatchObject({ cores: 4, listenPort: 7001, args: ['b'] });
   });
 

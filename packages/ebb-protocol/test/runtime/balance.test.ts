@@ -9,7 +9,6 @@ interface Core extends BalanceCandidate {
 
 const cores = (...loads: number[]): Core[] => loads.map((outstanding, i) => ({ name: `c${i}`, outstanding }));
 
-
 describe('leastOutstanding', () => {
   it('returns undefined when there is no candidate', () => {
     expect(leastOutstanding({ seq: 0 }, [])).toBeUndefined();
@@ -88,7 +87,8 @@ describe('leastOutstanding', () => {
 });
 
 describe('InFlightBalancer', () => {
-  const counted = (n: number): (CountedCandidate & { name: string })[] => Array.from({ length: n }, (_, i) => ({ name: `c${i}`, outstanding: 0, calls: 0, errors: 0 }));
+  const counted = (n: number): (CountedCandidate & { name: string })[] =>
+    Array.from({ length: n }, (_, i) => ({ name: `c${i}`, outstanding: 0, calls: 0, errors: 0 }));
 
   it('counts a call on its target from placement until it settles; failures count as errors', async () => {
     const list = counted(2);
@@ -96,7 +96,10 @@ describe('InFlightBalancer', () => {
     let release!: (value: string) => void;
     const first = balancer.place(list, () => new Promise<string>((resolve) => (release = resolve)))!;
     expect(first.target.name).toBe('c0');
-    expect(list.map((c) => [c.outstanding, c.calls])).toEqual([[1, 1], [0, 0]]);
+    expect(list.map((c) => [c.outstanding, c.calls])).toEqual([
+      [1, 1],
+      [0, 0],
+    ]);
     const second = balancer.place(list, () => Promise.reject(new Error('boom')))!;
     expect(second.target.name).toBe('c1');
     await expect(second.result).rejects.toThrow('boom');

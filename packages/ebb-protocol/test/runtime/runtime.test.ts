@@ -127,7 +127,9 @@ function node(options: NodeOptions = {}) {
   };
   for (let core = 0; core < cores; core++) {
     const messenger = options.cluster ? new LoopbackMessenger(nodeId, core, options.cluster, channel) : isolatedMessenger(nodeId, core, channel);
-    runtimes.push(new EbbRuntime({ nodeId, core, address: `test:${nodeId}`, messenger, idMap, links, callTimeoutMs: 1000, onMessageError: options.onMessageError }));
+    runtimes.push(
+      new EbbRuntime({ nodeId, core, address: `test:${nodeId}`, messenger, idMap, links, callTimeoutMs: 1000, onMessageError: options.onMessageError }),
+    );
   }
   options.cluster?.set(nodeId, runtimes);
   return { nodeId, runtimes, links, linkCalls, idMap };
@@ -207,8 +209,18 @@ describe('translation table', () => {
   it('a ref calls methods whatever their names (not identifiers, quotes, backslashes), each on its own type', () => {
     const names = ['get-count', 'say "hi"', 'back\\slash', 'constructor'] as const;
     const rep = Object.fromEntries(names.map((name) => [name, (n: number) => `${name}:${n}`]));
-    const definition = defineEbb<Record<string, (n: number) => string>>({ name: 'rt.OddNames', policy: 'multicore', methods: [...names], create: () => ({ ...rep }) });
-    const other = defineEbb<Record<string, (n: number) => string>>({ name: 'rt.OddNames2', policy: 'multicore', methods: ['get-count'], create: () => ({ 'get-count': (n: number) => `other:${n}` }) });
+    const definition = defineEbb<Record<string, (n: number) => string>>({
+      name: 'rt.OddNames',
+      policy: 'multicore',
+      methods: [...names],
+      create: () => ({ ...rep }),
+    });
+    const other = defineEbb<Record<string, (n: number) => string>>({
+      name: 'rt.OddNames2',
+      policy: 'multicore',
+      methods: ['get-count'],
+      create: () => ({ 'get-count': (n: number) => `other:${n}` }),
+    });
     const [rt] = node().runtimes;
     const ref = rt.ref(definition);
     for (const name of names) expect(ref[name](1)).toBe(`${name}:1`);

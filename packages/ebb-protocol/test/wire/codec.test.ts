@@ -27,7 +27,6 @@ import {
 } from '@ebbrt/ebb-protocol/internal';
 import { thrown } from '../helpers.js';
 
-
 const expectCode = (fn: () => unknown, code: string) => {
   const err = thrown(fn);
   expect(err).toBeInstanceOf(ProtocolError);
@@ -40,7 +39,7 @@ describe('payload codec: values and args', () => {
     ['small ints', [1, -1, 127, 128, -32, -33, 255, 256, 65535, 65536]],
     ['32-bit bounds', [2 ** 31 - 1, -(2 ** 31), 2 ** 32 - 1, 2 ** 32]],
     ['53-bit bounds', [Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER]],
-    ['floats', [1.5, -0.25, 3.141592653589793, 1e300, Infinity, -Infinity]],
+    ['floats', [1.5, -0.25, Math.PI, 1e300, Infinity, -Infinity]],
     ['strings', ['', 'hi', 'ü日本😀', 'x'.repeat(40), 'y'.repeat(70_000)]],
     ['booleans and null', [true, false, null]],
     ['nested', { a: [1, { b: 'c', d: [[], {}] }], e: { f: { g: null } } }],
@@ -172,7 +171,16 @@ describe('payload codec: values and args', () => {
 });
 
 describe('payload codec: errors', () => {
-  const protocolCodes: ProtocolErrorCode[] = ['BAD_MAGIC', 'BAD_VERSION', 'BAD_KIND', 'FRAME_TOO_LARGE', 'TRUNCATED', 'BAD_PAYLOAD', 'BAD_CONTROL', 'UNAUTHENTICATED'];
+  const protocolCodes: ProtocolErrorCode[] = [
+    'BAD_MAGIC',
+    'BAD_VERSION',
+    'BAD_KIND',
+    'FRAME_TOO_LARGE',
+    'TRUNCATED',
+    'BAD_PAYLOAD',
+    'BAD_CONTROL',
+    'UNAUTHENTICATED',
+  ];
   const builtins: Array<[string, EbbError, new (...args: never[]) => EbbError]> = [
     ...protocolCodes.map((code) => [code, new ProtocolError(code, `protocol ${code}`), ProtocolError] as [string, EbbError, typeof ProtocolError]),
     ['NODE_UNAVAILABLE', new NodeUnavailableError('node 3 is gone'), NodeUnavailableError],

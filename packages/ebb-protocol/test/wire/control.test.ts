@@ -17,7 +17,16 @@ const protoUrl = new URL('../../control.proto', import.meta.url);
 const generatedUrl = new URL('../../src/wire/control-proto.generated.ts', import.meta.url);
 
 const bytes = (n: number, start = 0) => Buffer.from(Array.from({ length: n }, (_, i) => (start + i) & 0xff));
-const peer = (nodeId: number) => ({ nodeId, host: `10.0.0.${nodeId}`, port: 7000 + nodeId, cores: 4, idSpace: nodeId + 1, backend: 'qemu', incarnation: 2, pairKey: bytes(32, nodeId) });
+const peer = (nodeId: number) => ({
+  nodeId,
+  host: `10.0.0.${nodeId}`,
+  port: 7000 + nodeId,
+  cores: 4,
+  idSpace: nodeId + 1,
+  backend: 'qemu',
+  incarnation: 2,
+  pairKey: bytes(32, nodeId),
+});
 
 /** One body per control type, every field set to a non-default value. */
 const SAMPLES: { [K in ControlType]: ControlBodies[K] } = {
@@ -39,7 +48,16 @@ const SAMPLES: { [K in ControlType]: ControlBodies[K] } = {
     key: HelloKey.nodeCredential,
     incarnation: 3,
   },
-  welcome: { nodeId: 5, idSpace: 5, peers: [peer(1), peer(2)], mac: bytes(32, 7), heartbeatMs: 500, cluster: 'test-cluster', incarnation: 4, credential: bytes(32, 9) },
+  welcome: {
+    nodeId: 5,
+    idSpace: 5,
+    peers: [peer(1), peer(2)],
+    mac: bytes(32, 7),
+    heartbeatMs: 500,
+    cluster: 'test-cluster',
+    incarnation: 4,
+    credential: bytes(32, 9),
+  },
   reject: { reason: RejectReason.unsupportedVersion, message: 'this frontend speaks version 1', supportedVersion: 1 },
   idMapGet: { id: 0x10001 },
   idMapSet: { id: 0x20002, value: Buffer.from('value') },
@@ -48,11 +66,38 @@ const SAMPLES: { [K in ControlType]: ControlBodies[K] } = {
   idMapChanged: { id: 0x10001, found: true, value: Buffer.from([1]), version: 9 },
   idMapValue: { id: 0x10001, found: true, value: bytes(100), version: 2 ** 52, ok: true, error: 'none', errorCode: 'STORE_UNAVAILABLE' },
   heartbeat: {
-    nodeId: 3, sentAtMs: 1_767_225_600_000, inFlight: 12, rssBytes: 64 * 2 ** 30,
-    cores: [{
-      core: 1, faults: 2, remoteCalls: 3, crossCoreCalls: 4, servedCalls: 2 ** 40, servedErrors: 6, messages: 7,
-      ebbs: [{ id: 0x10001, name: 'Tally', policy: 'home', rep: 3, repNode: 1, crossCoreCalls: 1, crossCoreErrors: 0, remoteCalls: 9, remoteErrors: 1, servedCalls: 0, servedErrors: 0, latency: { bucket: [4, 40], count: [5, 2 ** 33] }, servedLatency: { bucket: [], count: [] } }],
-    }],
+    nodeId: 3,
+    sentAtMs: 1_767_225_600_000,
+    inFlight: 12,
+    rssBytes: 64 * 2 ** 30,
+    cores: [
+      {
+        core: 1,
+        faults: 2,
+        remoteCalls: 3,
+        crossCoreCalls: 4,
+        servedCalls: 2 ** 40,
+        servedErrors: 6,
+        messages: 7,
+        ebbs: [
+          {
+            id: 0x10001,
+            name: 'Tally',
+            policy: 'home',
+            rep: 3,
+            repNode: 1,
+            crossCoreCalls: 1,
+            crossCoreErrors: 0,
+            remoteCalls: 9,
+            remoteErrors: 1,
+            servedCalls: 0,
+            servedErrors: 0,
+            latency: { bucket: [4, 40], count: [5, 2 ** 33] },
+            servedLatency: { bucket: [], count: [] },
+          },
+        ],
+      },
+    ],
     services: [{ name: 'memcached:65537', address: '127.0.0.1:11211' }],
   },
   membershipUpdate: { joined: [peer(7)], left: [2, 3, 0xffffffff], suspected: [5], reinstated: [6] },
@@ -79,7 +124,16 @@ describe('control messages', () => {
     const cas = decodeControl(encodeControl('idMapCas', { id: 9 }));
     expect(cas).toEqual({ type: 'idMapCas', body: { id: 9, expectedVersion: 0, value: Buffer.alloc(0) } });
     const welcome = decodeControl(encodeControl('welcome', { nodeId: 2 }));
-    expect(welcome.body).toEqual({ nodeId: 2, idSpace: 0, peers: [], mac: Buffer.alloc(0), heartbeatMs: 0, cluster: '', incarnation: 0, credential: Buffer.alloc(0) });
+    expect(welcome.body).toEqual({
+      nodeId: 2,
+      idSpace: 0,
+      peers: [],
+      mac: Buffer.alloc(0),
+      heartbeatMs: 0,
+      cluster: '',
+      incarnation: 0,
+      credential: Buffer.alloc(0),
+    });
     const hello = decodeControl(encodeControl('hello', { purpose: HelloPurpose.peer }));
     expect(hello.body).toMatchObject({ purpose: HelloPurpose.peer, protocolVersion: 0, allocationId: '', core: 0 });
   });
@@ -87,7 +141,10 @@ describe('control messages', () => {
   it('CONTROL_CODES are the Control.body field numbers of control.proto', () => {
     const text = readFileSync(protoUrl, 'utf8');
     const oneof = /oneof body \{([^}]*)\}/.exec(text)?.[1] ?? '';
-    const fields = [...oneof.matchAll(/^\s*(\w+)\s+(\w+)\s*=\s*(\d+);/gm)].map(([, , name, num]) => [name.replace(/_(\w)/g, (_, c: string) => c.toUpperCase()), Number(num)]);
+    const fields = [...oneof.matchAll(/^\s*(\w+)\s+(\w+)\s*=\s*(\d+);/gm)].map(([, , name, num]) => [
+      name.replace(/_(\w)/g, (_, c: string) => c.toUpperCase()),
+      Number(num),
+    ]);
     expect(Object.fromEntries(fields)).toEqual(CONTROL_CODES);
   });
 
@@ -96,9 +153,29 @@ describe('control messages', () => {
     expect(text).toMatch(/JOIN = 1;/);
     expect(text).toMatch(/PEER = 2;/);
     expect(HelloPurpose).toEqual({ unspecified: 0, join: 1, peer: 2 });
-    expect(RejectReason).toEqual({ unspecified: 0, badSecret: 1, unsupportedVersion: 2, badRequest: 3, unknownAllocation: 4, shuttingDown: 5, busy: 6, declaredDead: 7 });
+    expect(RejectReason).toEqual({
+      unspecified: 0,
+      badSecret: 1,
+      unsupportedVersion: 2,
+      badRequest: 3,
+      unknownAllocation: 4,
+      shuttingDown: 5,
+      busy: 6,
+      declaredDead: 7,
+    });
     expect(HelloKey).toEqual({ unspecified: 0, clusterSecret: 1, joinToken: 2, nodeCredential: 3, pairKey: 4 });
-    for (const [name, value] of [['BAD_SECRET', 1], ['UNSUPPORTED_VERSION', 2], ['BAD_REQUEST', 3], ['UNKNOWN_ALLOCATION', 4], ['SHUTTING_DOWN', 5], ['BUSY', 6], ['CLUSTER_SECRET', 1], ['JOIN_TOKEN', 2], ['NODE_CREDENTIAL', 3], ['PAIR_KEY', 4]] as const) {
+    for (const [name, value] of [
+      ['BAD_SECRET', 1],
+      ['UNSUPPORTED_VERSION', 2],
+      ['BAD_REQUEST', 3],
+      ['UNKNOWN_ALLOCATION', 4],
+      ['SHUTTING_DOWN', 5],
+      ['BUSY', 6],
+      ['CLUSTER_SECRET', 1],
+      ['JOIN_TOKEN', 2],
+      ['NODE_CREDENTIAL', 3],
+      ['PAIR_KEY', 4],
+    ] as const) {
       expect(text).toContain(`${name} = ${value};`);
     }
   });

@@ -7,10 +7,54 @@ import { decodeArgs, encodeArgs } from '@ebbrt/ebb-protocol/internal';
 const msgpackr = new Packr({ useRecords: false, moreTypes: false, encodeUndefinedAsNil: true, mapsAsObjects: true, int64AsType: 'number' });
 
 const EDGES: unknown[] = [
-  0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, -1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1,
-  1.5, -0, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, Number.MIN_VALUE,
-  '', 'a', 'x'.repeat(31), 'x'.repeat(32), 'é'.repeat(15), 'é'.repeat(16), 'é'.repeat(40), '😀'.repeat(10), 'ab😀'.repeat(30), 'x'.repeat(255), 'x'.repeat(256), 'é'.repeat(200), '\ud800 lone surrogate',
-  true, false, null, Buffer.alloc(0), Buffer.alloc(255, 1), Buffer.alloc(256, 2), new Uint8Array([1, 2, 3]), Buffer.alloc(1000, 3),
+  0,
+  1,
+  31,
+  32,
+  127,
+  128,
+  255,
+  256,
+  65535,
+  65536,
+  2 ** 32 - 1,
+  2 ** 32,
+  -1,
+  -32,
+  -33,
+  -128,
+  -129,
+  -32768,
+  -32769,
+  -(2 ** 31),
+  -(2 ** 31) - 1,
+  1.5,
+  -0,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  2 ** 53,
+  Number.MIN_VALUE,
+  '',
+  'a',
+  'x'.repeat(31),
+  'x'.repeat(32),
+  'é'.repeat(15),
+  'é'.repeat(16),
+  'é'.repeat(40),
+  '😀'.repeat(10),
+  'ab😀'.repeat(30),
+  'x'.repeat(255),
+  'x'.repeat(256),
+  'é'.repeat(200),
+  '\ud800 lone surrogate',
+  true,
+  false,
+  null,
+  Buffer.alloc(0),
+  Buffer.alloc(255, 1),
+  Buffer.alloc(256, 2),
+  new Uint8Array([1, 2, 3]),
+  Buffer.alloc(1000, 3),
 ];
 
 /** A seeded generator (mulberry32), so a failure reproduces. */
@@ -49,7 +93,9 @@ describe('encodeArgs of flat values', () => {
   });
 
   it('leaves a payload it returned unchanged however many are encoded after it', () => {
-    const kept = Array.from({ length: 300 }, (_, i) => [i, `call ${i}`, Buffer.alloc(200, i & 0xff)]).map((args) => [encodeArgs(args), Buffer.from(encodeArgs(args))] as const);
+    const kept = Array.from({ length: 300 }, (_, i) => [i, `call ${i}`, Buffer.alloc(200, i & 0xff)]).map(
+      (args) => [encodeArgs(args), Buffer.from(encodeArgs(args))] as const,
+    );
     for (const [bytes, copy] of kept) expect(Buffer.from(bytes)).toEqual(copy);
   });
 

@@ -145,7 +145,7 @@ describe('FrameDecoder', () => {
         flags: i % 3 === 0 ? 1 : 0,
         core: i % 5 === 0 ? ANY_CORE : i % 4,
         ebbId: (0x10000 * (i % 3) + i) >>> 0,
-        code: methodCode('Type' + i, 'm'),
+        code: methodCode(`Type${i}`, 'm'),
         callId: i,
       };
       // sizes 0, 1, 2, ... 23, 24, 25 so frames straddle header-sized boundaries
@@ -176,16 +176,27 @@ describe('FrameDecoder', () => {
     const at = (size: number) => encodeFrame({ ...CALL_HEADER, callId: size }, Buffer.alloc(size, 0x5a));
 
     it('accepts a payload of exactly maxFrameSize', () => {
-      expectAllWays(Buffer.concat([at(max - 1), at(max)]), {
-        frames: [outcomeOf({ ...CALL_HEADER, callId: max - 1 }, Buffer.alloc(max - 1, 0x5a)), outcomeOf({ ...CALL_HEADER, callId: max }, Buffer.alloc(max, 0x5a))],
-      }, max);
+      expectAllWays(
+        Buffer.concat([at(max - 1), at(max)]),
+        {
+          frames: [
+            outcomeOf({ ...CALL_HEADER, callId: max - 1 }, Buffer.alloc(max - 1, 0x5a)),
+            outcomeOf({ ...CALL_HEADER, callId: max }, Buffer.alloc(max, 0x5a)),
+          ],
+        },
+        max,
+      );
     });
 
     it('rejects maxFrameSize + 1 with FRAME_TOO_LARGE, after delivering the frames before it', () => {
-      expectAllWays(Buffer.concat([at(max), at(max + 1), at(1)]), {
-        frames: [outcomeOf({ ...CALL_HEADER, callId: max }, Buffer.alloc(max, 0x5a))],
-        error: 'FRAME_TOO_LARGE',
-      }, max);
+      expectAllWays(
+        Buffer.concat([at(max), at(max + 1), at(1)]),
+        {
+          frames: [outcomeOf({ ...CALL_HEADER, callId: max }, Buffer.alloc(max, 0x5a))],
+          error: 'FRAME_TOO_LARGE',
+        },
+        max,
+      );
     });
 
     it('rejects an oversize header before its payload arrives', () => {

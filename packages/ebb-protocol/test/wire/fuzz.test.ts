@@ -57,7 +57,15 @@ function reference(bytes: Buffer, max: number): Result {
     if (length > max) return { frames, error: 'FRAME_TOO_LARGE' };
     if (bytes.length - off - HEADER_SIZE < length) break;
     frames.push(
-      describeFrame(bytes[off + 3], bytes.readUInt16LE(off + 4), bytes.readUInt16LE(off + 6), bytes.readUInt32LE(off + 12), bytes.readUInt32LE(off + 16), bytes.readUInt32LE(off + 20), bytes.subarray(off + HEADER_SIZE, off + HEADER_SIZE + length)),
+      describeFrame(
+        bytes[off + 3],
+        bytes.readUInt16LE(off + 4),
+        bytes.readUInt16LE(off + 6),
+        bytes.readUInt32LE(off + 12),
+        bytes.readUInt32LE(off + 16),
+        bytes.readUInt32LE(off + 20),
+        bytes.subarray(off + HEADER_SIZE, off + HEADER_SIZE + length),
+      ),
     );
     off += HEADER_SIZE + length;
   }
@@ -105,7 +113,14 @@ function validStream(rng: Rng): Buffer {
     const size = rng.next() < 0.2 ? 0 : rng.int(rng.next() < 0.9 ? 40 : 300);
     parts.push(
       encodeFrame(
-        { kind: (1 + rng.int(6)) as FrameKind, flags: rng.int(0x10000), core: rng.int(0x10000), ebbId: rng.int(2 ** 32), code: rng.int(2 ** 32), callId: rng.int(2 ** 32) },
+        {
+          kind: (1 + rng.int(6)) as FrameKind,
+          flags: rng.int(0x10000),
+          core: rng.int(0x10000),
+          ebbId: rng.int(2 ** 32),
+          code: rng.int(2 ** 32),
+          callId: rng.int(2 ** 32),
+        },
         rng.bytes(size),
       ),
     );

@@ -25,7 +25,6 @@ import {
 } from '@ebbrt/ebb-protocol/internal';
 import { thrown } from '../helpers.js';
 
-
 describe('id ranges', () => {
   it('pins the layout of the 32-bit id space', () => {
     expect(GLOBAL_ID_MAP_ID).toBe(0);

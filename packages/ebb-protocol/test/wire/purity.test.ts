@@ -7,10 +7,37 @@ import { describe, expect, it } from 'vitest';
  * files, processes, threads, timers or `process`. Runtime files that may do
  * I/O live next to these in src/ and are deliberately not listed.
  */
-const WIRE_FILES = ['errors.ts', 'hash.ts', 'ids.ts', 'frame.ts', 'control.ts', 'control-proto.generated.ts', 'codec.ts', 'flat-pack.ts', 'call-stats.ts'] as const;
+const WIRE_FILES = [
+  'errors.ts',
+  'hash.ts',
+  'ids.ts',
+  'frame.ts',
+  'control.ts',
+  'control-proto.generated.ts',
+  'codec.ts',
+  'flat-pack.ts',
+  'call-stats.ts',
+] as const;
 
 /** Modules the wire code must not import (with or without the `node:` prefix). */
-const BANNED_MODULES = new Set(['net', 'tls', 'dgram', 'http', 'https', 'http2', 'ws', 'fs', 'fs/promises', 'child_process', 'worker_threads', 'cluster', 'dns', 'timers', 'timers/promises', 'process']);
+const BANNED_MODULES = new Set([
+  'net',
+  'tls',
+  'dgram',
+  'http',
+  'https',
+  'http2',
+  'ws',
+  'fs',
+  'fs/promises',
+  'child_process',
+  'worker_threads',
+  'cluster',
+  'dns',
+  'timers',
+  'timers/promises',
+  'process',
+]);
 /** Globals the wire code must not touch. */
 const BANNED_GLOBALS = new Set(['setTimeout', 'setInterval', 'setImmediate', 'process']);
 /** The only packages the wire code may import; relative imports must stay inside WIRE_FILES. */
@@ -34,17 +61,31 @@ function violations(fileName: string, source: string): string[] {
   const visit = (node: ts.Node) => {
     if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
       checkSpecifier(node.moduleSpecifier.text, node);
-    } else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference) && ts.isStringLiteral(node.moduleReference.expression)) {
+    } else if (
+      ts.isImportEqualsDeclaration(node) &&
+      ts.isExternalModuleReference(node.moduleReference) &&
+      ts.isStringLiteral(node.moduleReference.expression)
+    ) {
       checkSpecifier(node.moduleReference.expression.text, node);
-    } else if (ts.isCallExpression(node) && (node.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(node.expression) && node.expression.text === 'require'))) {
+    } else if (
+      ts.isCallExpression(node) &&
+      (node.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(node.expression) && node.expression.text === 'require'))
+    ) {
       const [arg] = node.arguments;
       if (arg && ts.isStringLiteralLike(arg)) checkSpecifier(arg.text, node);
       else found.push(`${fileName}: dynamic import/require with a computed specifier`);
     } else if (ts.isIdentifier(node) && BANNED_GLOBALS.has(node.text)) {
       // `x.process` as a property name is fine; `process.env`, `setTimeout(...)`, `globalThis.setTimeout` are not
       const parent = node.parent;
-      const isMemberName = parent && ts.isPropertyAccessExpression(parent) && parent.name === node && !(ts.isIdentifier(parent.expression) && parent.expression.text === 'globalThis');
-      const isDeclaredName = parent && (ts.isPropertyAssignment(parent) || ts.isPropertySignature(parent) || ts.isMethodDeclaration(parent) || ts.isPropertyDeclaration(parent)) && parent.name === node;
+      const isMemberName =
+        parent &&
+        ts.isPropertyAccessExpression(parent) &&
+        parent.name === node &&
+        !(ts.isIdentifier(parent.expression) && parent.expression.text === 'globalThis');
+      const isDeclaredName =
+        parent &&
+        (ts.isPropertyAssignment(parent) || ts.isPropertySignature(parent) || ts.isMethodDeclaration(parent) || ts.isPropertyDeclaration(parent)) &&
+        parent.name === node;
       if (!isMemberName && !isDeclaredName) found.push(`${fileName}:${file.getLineAndCharacterOfPosition(node.getStart()).line + 1} uses ${node.text}`);
     }
     ts.forEachChild(node, visit);

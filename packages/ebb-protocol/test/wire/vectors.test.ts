@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest';
 import {
   ANY_CORE,
   CONTROL_CODES,
-  EbbError,
   FrameKind,
   UnknownMethodError,
   decodeArgs,
@@ -17,7 +16,6 @@ import {
   encodeError,
   encodeFrame,
   encodeValue,
-  errorFromWire,
   fnv1a32,
   helloMac,
   nodeCredential,
@@ -37,8 +35,7 @@ import {
 const VECTORS = {
   call: '454201020000ffff0f0000009fbc00006288ce8907000000932aa26869c408deadbeef00010203',
   reply: '454201030000ffff030000009fbc00006288ce8907000000a26f6b',
-  error:
-    '454201040000ffff2e0000009fbc0000c277eaad08000000de0002a4636f6465ae554e4b4e4f574e5f4d4554484f44a76d657373616765ae6e6f2073756368206d6574686f64',
+  error: '454201040000ffff2e0000009fbc0000c277eaad08000000de0002a4636f6465ae554e4b4e4f574e5f4d4554484f44a76d657373616765ae6e6f2073756368206d6574686f64',
   challenge: '454201010000ffff2c000000000000000100000000000000' + '0a2a0a20000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f1001180120022801',
   cancel: '454201060000ffff000000009fbc00006288ce8907000000',
 };
@@ -68,7 +65,10 @@ describe('PROTOCOL.md §10 test vectors', () => {
   it('error: UNKNOWN_METHOD for callId 8 (Printer.scan)', () => {
     const code = methodCode('Printer', 'scan');
     expect(code).toBe(0xadea77c2);
-    const bytes = encodeFrame({ kind: FrameKind.error, flags: 0, core: ANY_CORE, ebbId: PRINTER, code, callId: 8 }, encodeError(new UnknownMethodError('no such method')));
+    const bytes = encodeFrame(
+      { kind: FrameKind.error, flags: 0, core: ANY_CORE, ebbId: PRINTER, code, callId: 8 },
+      encodeError(new UnknownMethodError('no such method')),
+    );
     expect(bytes.toString('hex')).toBe(VECTORS.error);
     const err = decodeError(decodeFrame(bytes).payload);
     expect(err).toBeInstanceOf(UnknownMethodError);
@@ -81,7 +81,10 @@ describe('PROTOCOL.md §10 test vectors', () => {
       encodeControl('challenge', { nonce: NONCE, protocolVersion: 1, nodeId: 1, handshakeVersion: 2, incarnation: 1 }),
     );
     expect(bytes.toString('hex')).toBe(VECTORS.challenge);
-    expect(decodeControl(decodeFrame(bytes).payload)).toEqual({ type: 'challenge', body: { nonce: NONCE, protocolVersion: 1, nodeId: 1, handshakeVersion: 2, incarnation: 1 } });
+    expect(decodeControl(decodeFrame(bytes).payload)).toEqual({
+      type: 'challenge',
+      body: { nonce: NONCE, protocolVersion: 1, nodeId: 1, handshakeVersion: 2, incarnation: 1 },
+    });
   });
 
   it('cancel of callId 7', () => {
@@ -101,12 +104,43 @@ describe('PROTOCOL.md §5.1 key and MAC vectors', () => {
   // Written from the document's formulas, independently of the runtime's handshake code.
   const hmac = (key: Buffer, ...parts: Buffer[]) => createHmac('sha256', key).update(Buffer.concat(parts)).digest();
   const ascii = (text: string) => Buffer.from(text, 'ascii');
-  const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
-  const u16 = (n: number) => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b; };
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(n);
+    return b;
+  };
+  const u16 = (n: number) => {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(n);
+    return b;
+  };
   const u8 = (n: number) => Buffer.from([n]);
   const str = (text: string) => Buffer.concat([u16(Buffer.byteLength(text)), Buffer.from(text, 'utf8')]);
-  interface T { purpose: number; key: number; server: number; node: number; incarnation: number; core: number; port: number; allocationId: string; host: string }
-  const transcript = (t: T) => Buffer.concat([u8(t.purpose), u8(t.key), u32(t.server), u32(t.node), u32(t.incarnation), u16(t.core), u16(t.port), NONCE, clientNonce, str(t.allocationId), str(t.host)]);
+  interface T {
+    purpose: number;
+    key: number;
+    server: number;
+    node: number;
+    incarnation: number;
+    core: number;
+    port: number;
+    allocationId: string;
+    host: string;
+  }
+  const transcript = (t: T) =>
+    Buffer.concat([
+      u8(t.purpose),
+      u8(t.key),
+      u32(t.server),
+      u32(t.node),
+      u32(t.incarnation),
+      u16(t.core),
+      u16(t.port),
+      NONCE,
+      clientNonce,
+      str(t.allocationId),
+      str(t.host),
+    ]);
   const join: T = { purpose: 1, key: 1, server: 1, node: 0, incarnation: 0, core: 0, port: 4000, allocationId: 'alloc-1', host: '127.0.0.1' };
   const credential = hmac(secret, ascii('ebbrt-node-credential'), u32(2), u32(1));
   const pair = hmac(secret, ascii('ebbrt-pair-key'), u32(2), u32(1), u32(3), u32(1));
@@ -118,15 +152,39 @@ describe('PROTOCOL.md §5.1 key and MAC vectors', () => {
   const tokenJoin: T = { ...join, key: 2 };
 
   it.each([
-    ['hello (JOIN, cluster secret)', () => hmac(secret, ascii('ebbrt-hello-v2'), transcript(join)), 'e99a4edd60ede5f2092b88963178b05a954feb861b2587b66facb60d1b3e9e82'],
+    [
+      'hello (JOIN, cluster secret)',
+      () => hmac(secret, ascii('ebbrt-hello-v2'), transcript(join)),
+      'e99a4edd60ede5f2092b88963178b05a954feb861b2587b66facb60d1b3e9e82',
+    ],
     ['session key (that JOIN)', () => session, '69381609f1b4a16de30c64ffafd8d466747f774a264098a22f056464d6e743b4'],
-    ['welcome (node 2, incarnation 1, id space 2)', () => hmac(session, ascii('ebbrt-welcome-v2'), u32(2), u32(1), u32(2)), 'cd4480de58fd21d32e9b607933e34471689c65fdc93c7021d812cf055e4a71d6'],
+    [
+      'welcome (node 2, incarnation 1, id space 2)',
+      () => hmac(session, ascii('ebbrt-welcome-v2'), u32(2), u32(1), u32(2)),
+      'cd4480de58fd21d32e9b607933e34471689c65fdc93c7021d812cf055e4a71d6',
+    ],
     ['node credential (node 2, incarnation 1)', () => credential, 'cb07bee781934186fdb9a64bb61b2462526b18bde7e8fc991756af317aa3cb3e'],
-    ['sealed credential (in that Welcome)', () => Buffer.from(credential.map((b, i) => b ^ pad[i])), '4d6610e6703d0a9981661527a9d17c90007c7e09c7b1c1361d2c9a8cd2ceba48'],
+    [
+      'sealed credential (in that Welcome)',
+      () => Buffer.from(credential.map((b, i) => b ^ pad[i])),
+      '4d6610e6703d0a9981661527a9d17c90007c7e09c7b1c1361d2c9a8cd2ceba48',
+    ],
     ['pair key (node 2 inc 1, node 3 inc 1)', () => pair, '06a1f550b2e21f880a16ebf3c0eabb99fcfe339355cfcd63c4dbb7ab03a2b06b'],
-    ['sealed pair key (node 3 inc 1, in that Welcome)', () => Buffer.from(pair.map((b, i) => b ^ pairPad[i])), '57a9e3af91de928c40901c412b9db7b5932e63d6ec4792d3e7ebc8ee63dbdbeb'],
-    ['hello (JOIN, join token 40 41 … 5f)', () => hmac(token, ascii('ebbrt-hello-v2'), transcript(tokenJoin)), '2cb78c0981d85c53aaafc1cdb156f4d24e4ebcff6152f2876748121921bc26b3'],
-    ['hello (PEER, node 2 core 1 to node 3, pair key)', () => hmac(pair, ascii('ebbrt-hello-v2'), transcript(peer)), '8dc8e37f221e0137c94b616c0b4c88cc42e37506cd78abfd901caa354dc4fc96'],
+    [
+      'sealed pair key (node 3 inc 1, in that Welcome)',
+      () => Buffer.from(pair.map((b, i) => b ^ pairPad[i])),
+      '57a9e3af91de928c40901c412b9db7b5932e63d6ec4792d3e7ebc8ee63dbdbeb',
+    ],
+    [
+      'hello (JOIN, join token 40 41 … 5f)',
+      () => hmac(token, ascii('ebbrt-hello-v2'), transcript(tokenJoin)),
+      '2cb78c0981d85c53aaafc1cdb156f4d24e4ebcff6152f2876748121921bc26b3',
+    ],
+    [
+      'hello (PEER, node 2 core 1 to node 3, pair key)',
+      () => hmac(pair, ascii('ebbrt-hello-v2'), transcript(peer)),
+      '8dc8e37f221e0137c94b616c0b4c88cc42e37506cd78abfd901caa354dc4fc96',
+    ],
   ])('%s', (_name, compute, expected) => {
     const hex = compute().toString('hex');
     expect(hex).toBe(expected);
@@ -134,7 +192,19 @@ describe('PROTOCOL.md §5.1 key and MAC vectors', () => {
   });
 
   it('the runtime computes the same values', () => {
-    const t = { purpose: 1, key: 1, nonce: NONCE, clientNonce, serverNodeId: 1, nodeId: 0, incarnation: 0, core: 0, allocationId: 'alloc-1', host: '127.0.0.1', port: 4000 };
+    const t = {
+      purpose: 1,
+      key: 1,
+      nonce: NONCE,
+      clientNonce,
+      serverNodeId: 1,
+      nodeId: 0,
+      incarnation: 0,
+      core: 0,
+      allocationId: 'alloc-1',
+      host: '127.0.0.1',
+      port: 4000,
+    };
     expect(helloMac(secret, t)).toEqual(hmac(secret, ascii('ebbrt-hello-v2'), transcript(join)));
     expect(sessionKey(secret, t)).toEqual(session);
     expect(nodeCredential(secret, 2, 1)).toEqual(credential);
@@ -165,7 +235,11 @@ describe('PROTOCOL.md §6 and §8 tables', () => {
   });
 
   it('FNV-1a reference values in the document', () => {
-    for (const [text, hash] of [['', '0x811c9dc5'], ['a', '0xe40c292c'], ['foobar', '0xbf9cf968']] as const) {
+    for (const [text, hash] of [
+      ['', '0x811c9dc5'],
+      ['a', '0xe40c292c'],
+      ['foobar', '0xbf9cf968'],
+    ] as const) {
       expect(fnv1a32(text)).toBe(Number(hash));
       expect(doc).toMatch(row([`\`"${text}"\``, `\`${hash}\``]));
     }

@@ -69,7 +69,9 @@ export async function main(app: HostedApp): Promise<number> {
     const expected = native.cores * k;
     total += totals[i];
     ok &&= totals[i] === expected;
-    app.print(`node ${native.nodeId} (${native.address}): ${totals[i]} = ${native.cores} cores × ${k}${totals[i] === expected ? '' : ` (expected ${expected})`}`);
+    app.print(
+      `node ${native.nodeId} (${native.address}): ${totals[i]} = ${native.cores} cores × ${k}${totals[i] === expected ? '' : ` (expected ${expected})`}`,
+    );
   }
   const cores = new Set(natives.map((n) => n.cores));
   const expected = natives.reduce((sum, n) => sum + n.cores * k, 0);

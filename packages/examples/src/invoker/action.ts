@@ -211,7 +211,13 @@ export class ActionRep implements ActionInvoker {
     }
     if (current !== undefined && current < version) {
       const now = Date.now();
-      return this.#outcome({ status: STATUS.internalError, result: JSON.stringify({ error: 'Action version is not compatible and cannot be invoked.' }), logs: [], start: now, end: now });
+      return this.#outcome({
+        status: STATUS.internalError,
+        result: JSON.stringify({ error: 'Action version is not compatible and cannot be invoked.' }),
+        logs: [],
+        start: now,
+        end: now,
+      });
     }
     // Caught up: the rep faulted in next is built from the current record (or, when the cache was
     // dropped because the connection to the frontend was replaced, fetches it afresh).

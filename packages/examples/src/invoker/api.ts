@@ -30,7 +30,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { summary, type Activation, type ActivationStore } from './activations.js';
 import type { Dispatcher } from './dispatch.js';
-import { bad, buildPackage, buildRule, buildTrigger, pathName, notImplemented, validEntityName, type PackageRecord, type RuleRecord, type TriggerRecord } from './entities.js';
+import {
+  bad,
+  buildPackage,
+  buildRule,
+  buildTrigger,
+  pathName,
+  notImplemented,
+  validEntityName,
+  type PackageRecord,
+  type RuleRecord,
+  type TriggerRecord,
+} from './entities.js';
 import { InvokerError, MESSAGES } from './errors.js';
 import type { Flows } from './flows.js';
 import { NODE_KIND, type ActionStore, type Records, type Resolved, type StoredAction } from './store.js';
@@ -75,8 +86,10 @@ const JSON_HEADERS = { 'content-type': 'application/json', 'access-control-allow
 
 export async function startApi(options: ApiOptions): Promise<InvokerApi> {
   if (options === null || typeof options !== 'object') throw new TypeError('startApi(options): options must be an object');
-  if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) throw new TypeError('options.port must be an integer in 0..65535');
-  if (options.blockingWaitMs !== undefined && (!Number.isInteger(options.blockingWaitMs) || options.blockingWaitMs <= 0)) throw new TypeError('options.blockingWaitMs must be a positive integer (milliseconds)');
+  if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535))
+    throw new TypeError('options.port must be an integer in 0..65535');
+  if (options.blockingWaitMs !== undefined && (!Number.isInteger(options.blockingWaitMs) || options.blockingWaitMs <= 0))
+    throw new TypeError('options.blockingWaitMs must be a positive integer (milliseconds)');
   if (!(options.keys instanceof Map) || options.keys.size === 0) throw new TypeError('options.keys must be a non-empty Map of "uuid:key" → namespace');
   const api = new Api(options);
   const server = http.createServer((req, res) => api.handle(req, res));
@@ -145,7 +158,11 @@ class Api {
     if (parts[0] !== 'api' || parts[1] !== 'v1') throw notFound();
     if (parts.length === 2) {
       allow(method, ['GET']);
-      send(res, 200, { api_paths: ['/api/v1'], description: 'OpenWhisk-compatible REST API of the ebbrt invoker', runtimes: { nodejs: [{ kind: NODE_KIND, default: true }] } });
+      send(res, 200, {
+        api_paths: ['/api/v1'],
+        description: 'OpenWhisk-compatible REST API of the ebbrt invoker',
+        runtimes: { nodejs: [{ kind: NODE_KIND, default: true }] },
+      });
       return;
     }
     if (parts[2] === 'web') return this.#web(method, parts.slice(3).map(decode), query, req, res);
@@ -157,15 +174,21 @@ class Api {
       return;
     }
     const named = decode(parts[3]);
-    if (named === 'whisk.system' && !this.#namespaces.has(named)) throw notImplemented('the whisk.system namespace (system packages such as alarms, and the feeds they provide)', 'create triggers without a feed and fire them with POST …/triggers/{name}');
+    if (named === 'whisk.system' && !this.#namespaces.has(named))
+      throw notImplemented(
+        'the whisk.system namespace (system packages such as alarms, and the feeds they provide)',
+        'create triggers without a feed and fire them with POST …/triggers/{name}',
+      );
     // Another namespace is answered exactly like a missing entity: its contents are never looked at.
     if (named !== '_' && named !== namespace) throw notFound();
     const collection = parts[4];
     const rest = parts.slice(5).map(decode);
     if (collection === 'actions') return this.#actions(method, namespace, rest, path.endsWith('/'), query, req, res);
     if (collection === 'activations') return this.#activations(method, namespace, rest, query, res);
-    if (collection === 'packages' || collection === 'triggers' || collection === 'rules') return this.#entities(collection, method, namespace, rest, query, req, res);
-    if (collection === 'limits') throw notImplemented('the namespace limits API', 'the limits are the invoker\'s --max-actions, --max-code-mb and --max-concurrent');
+    if (collection === 'packages' || collection === 'triggers' || collection === 'rules')
+      return this.#entities(collection, method, namespace, rest, query, req, res);
+    if (collection === 'limits')
+      throw notImplemented('the namespace limits API', "the limits are the invoker's --max-actions, --max-code-mb and --max-concurrent");
     throw notFound();
   }
 
@@ -186,7 +209,15 @@ class Api {
     return match ? this.#o.keys.get(Buffer.from(match[1], 'base64').toString('utf8')) : undefined;
   }
 
-  async #actions(method: string, namespace: string, rest: string[], trailingSlash: boolean, query: URLSearchParams, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #actions(
+    method: string,
+    namespace: string,
+    rest: string[],
+    trailingSlash: boolean,
+    query: URLSearchParams,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<void> {
     const { store } = this.#o;
     // `…/actions` lists the namespace's own actions, `…/actions/{pkg}/` a package's.
     if (rest.length === 0 || (rest.length === 1 && trailingSlash)) {
@@ -228,7 +259,8 @@ class Api {
     const resolved = this.#o.store.resolve(namespace, name);
     if (!resolved) throw notFound();
     const payload = await readJson(req, MAX_PAYLOAD_BYTES, {});
-    if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw bad('The request content was malformed:\nthe invocation parameters must be a JSON object');
+    if (payload === null || typeof payload !== 'object' || Array.isArray(payload))
+      throw bad('The request content was malformed:\nthe invocation parameters must be a JSON object');
     const activation = await this.#run(resolved, payload as Record<string, unknown>, requestedAt, flag(query, 'blocking'));
     const headers = { ...JSON_HEADERS, 'x-openwhisk-activation-id': activation.activationId };
     if (!activation.done) send(res, 202, { activationId: activation.activationId }, headers);
@@ -236,7 +268,12 @@ class Api {
   }
 
   /** Starts an invocation; with `blocking`, waits for its activation up to the blocking wait (`done` stays undefined past it: the caller polls by id). */
-  async #run(resolved: Resolved, payload: Record<string, unknown>, requestedAt: number, blocking: boolean): Promise<{ activationId: string; done?: Activation }> {
+  async #run(
+    resolved: Resolved,
+    payload: Record<string, unknown>,
+    requestedAt: number,
+    blocking: boolean,
+  ): Promise<{ activationId: string; done?: Activation }> {
     const { namespace } = resolved.action.record;
     await this.#ready(namespace);
     const started = this.#o.flows.invoke(resolved, payload, requestedAt);
@@ -253,7 +290,15 @@ class Api {
   }
 
   /** Packages, triggers and rules: list, get, create/update, delete; POST fires a trigger or sets a rule's status. */
-  async #entities(kind: 'packages' | 'triggers' | 'rules', method: string, namespace: string, rest: string[], query: URLSearchParams, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async #entities(
+    kind: 'packages' | 'triggers' | 'rules',
+    method: string,
+    namespace: string,
+    rest: string[],
+    query: URLSearchParams,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<void> {
     const { store } = this.#o;
     const json = (stored: { record: Records[typeof kind] }) => entityJson(store, stored.record);
     if (rest.length === 0) {
@@ -313,7 +358,8 @@ class Api {
 
   /** A web action: `web/{ns}/{pkg|default}/{action}.{ext}[/…]`, no auth unless the action requires it. */
   async #web(method: string, parts: string[], query: URLSearchParams, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (parts[0] === 'whisk.system' && parts[1] === 'apimgmt' && !this.#namespaces.has('whisk.system')) throw notImplemented('API gateway routes (the routes API)', 'call web actions at /api/v1/web/{namespace}/{package}/{action}.json');
+    if (parts[0] === 'whisk.system' && parts[1] === 'apimgmt' && !this.#namespaces.has('whisk.system'))
+      throw notImplemented('API gateway routes (the routes API)', 'call web actions at /api/v1/web/{namespace}/{package}/{action}.json');
     if (parts.length < 3) throw notFound();
     const [namespace, pkg] = parts;
     const dot = parts[2].lastIndexOf('.');
@@ -325,8 +371,10 @@ class Api {
     if (!resolved || (annotations['web-export'] !== true && annotations['web-export'] !== 'true')) throw notFound();
     const requireAuth = annotations['require-whisk-auth'];
     if (requireAuth === true && this.#credential(req) !== namespace) throw new InvokerError('INVOKER_UNAUTHORIZED', MESSAGES.unauthorized);
-    if ((typeof requireAuth === 'string' || typeof requireAuth === 'number') && req.headers['x-require-whisk-auth'] !== String(requireAuth)) throw new InvokerError('INVOKER_UNAUTHORIZED', MESSAGES.unauthorized);
-    if (!Object.hasOwn(WEB_EXTENSIONS, extension)) throw bad(`a web action is called with one of the extensions .${Object.keys(WEB_EXTENSIONS).join(', .')}; got .${extension}`);
+    if ((typeof requireAuth === 'string' || typeof requireAuth === 'number') && req.headers['x-require-whisk-auth'] !== String(requireAuth))
+      throw new InvokerError('INVOKER_UNAUTHORIZED', MESSAGES.unauthorized);
+    if (!Object.hasOwn(WEB_EXTENSIONS, extension))
+      throw bad(`a web action is called with one of the extensions .${Object.keys(WEB_EXTENSIONS).join(', .')}; got .${extension}`);
     const extraPath = parts.slice(3);
     const defined = [...Object.entries(resolved.packageParameters).map(([key, value]) => ({ key, value })), ...resolved.action.record.parameters];
     const payload = webParams({ method, headers: req.headers, query, extraPath, body: await readBody(req, MAX_PAYLOAD_BYTES), annotations, defined });
@@ -349,7 +397,8 @@ class Api {
         since: optionalInteger(query, 'since', 'activations'),
         upto: optionalInteger(query, 'upto', 'activations'),
       };
-      if (filter.name !== undefined && !(filter.name.split('/').length <= 2 && filter.name.split('/').every(validEntityName))) throw bad(`Parameter may be a 'simple' name or 'package-name/simple' name: ${filter.name}`);
+      if (filter.name !== undefined && !(filter.name.split('/').length <= 2 && filter.name.split('/').every(validEntityName)))
+        throw bad(`Parameter may be a 'simple' name or 'package-name/simple' name: ${filter.name}`);
       if (flag(query, 'count')) {
         if (flag(query, 'docs')) throw bad("The parameter 'docs' is not permitted with 'count'.");
         send(res, 200, { activations: activations.count(namespace, filter) });
@@ -408,11 +457,20 @@ function entityJson(store: ActionStore, record: PackageRecord | TriggerRecord | 
   switch (record.entity) {
     case 'package': {
       const held = store.list('actions', record.namespace, record.binding?.name ?? record.name);
-      return { ...rest, binding: record.binding ?? {}, actions: held.map(({ record: a }) => ({ name: pathName(a.namespace, a.name).name, version: a.version, annotations: a.annotations })), feeds: [] };
+      return {
+        ...rest,
+        binding: record.binding ?? {},
+        actions: held.map(({ record: a }) => ({ name: pathName(a.namespace, a.name).name, version: a.version, annotations: a.annotations })),
+        feeds: [],
+      };
     }
     case 'trigger': {
       const rules = store.list('rules', record.namespace).filter((r) => r.record.trigger === record.name);
-      return { ...rest, limits: {}, rules: Object.fromEntries(rules.map(({ record: r }) => [`${r.namespace}/${r.name}`, { action: pathName(r.namespace, r.action), status: r.status }])) };
+      return {
+        ...rest,
+        limits: {},
+        rules: Object.fromEntries(rules.map(({ record: r }) => [`${r.namespace}/${r.name}`, { action: pathName(r.namespace, r.action), status: r.status }])),
+      };
     }
     case 'rule':
       return { ...rest, trigger: pathName(record.namespace, record.trigger), action: pathName(record.namespace, record.action) };
@@ -449,7 +507,8 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
     });
     req.once('error', (error) => reject(new InvokerError('INVOKER_BAD_REQUEST', `request body could not be read: ${error.message}`, { cause: error })));
     req.once('end', () => {
-      if (size > limit) reject(new InvokerError('INVOKER_TOO_LARGE', `The request content was malformed:\nrequest entity too large: ${size} > ${limit} bytes.`));
+      if (size > limit)
+        reject(new InvokerError('INVOKER_TOO_LARGE', `The request content was malformed:\nrequest entity too large: ${size} > ${limit} bytes.`));
       else resolve(Buffer.concat(chunks));
     });
   });

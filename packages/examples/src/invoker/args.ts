@@ -45,15 +45,34 @@ export const DEFAULT_QUOTAS: Readonly<NamespaceQuotas> = Object.freeze({ actions
 const FLAGS = [
   { name: 'port', type: 'int', value: 'P', min: 0, max: 65535, help: 'port of the REST API (default 3233; 0 = any free port)' },
   { name: 'host', type: 'string', value: 'H', help: 'address of the REST API (default 127.0.0.1)' },
-  { name: 'namespace', type: 'string', value: 'NAME=UUID:KEY', multiple: true, help: 'a namespace and its API key (default guest with OpenWhisk\'s guest key); visible to every user of the host, prefer --namespace-file' },
+  {
+    name: 'namespace',
+    type: 'string',
+    value: 'NAME=UUID:KEY',
+    multiple: true,
+    help: "a namespace and its API key (default guest with OpenWhisk's guest key); visible to every user of the host, prefer --namespace-file",
+  },
   { name: 'namespace-file', type: 'string', value: 'FILE', multiple: true, help: 'namespaces and keys, one NAME=UUID:KEY per line (# comments)' },
-  { name: 'isolate', type: 'string', value: 'MODE', choices: ['namespace', 'tenant', 'none'], help: 'namespace: the --nodes natives are split among the namespaces; tenant: every namespace gets natives of its own, started on first invoke, under Node\'s permission model (with --nodes 0); default none' },
+  {
+    name: 'isolate',
+    type: 'string',
+    value: 'MODE',
+    choices: ['namespace', 'tenant', 'none'],
+    help: "namespace: the --nodes natives are split among the namespaces; tenant: every namespace gets natives of its own, started on first invoke, under Node's permission model (with --nodes 0); default none",
+  },
   { name: 'tenant-nodes', type: 'int', value: 'N', min: 1, max: 64, help: 'natives per namespace under --isolate tenant (default 1)' },
   { name: 'tenant-cores', type: 'int', value: 'N', min: 1, max: 64, help: 'cores of each tenant native (default 1)' },
   { name: 'blocking-wait', type: 'int', value: 'MS', min: 1, max: 3_600_000, help: 'longest a blocking invoke waits before answering 202 (default 60000)' },
   { name: 'max-actions', type: 'int', value: 'N', min: 1, max: 1_000_000, help: 'actions one namespace may hold (default 1000; past it 413)' },
   { name: 'max-code-mb', type: 'int', value: 'N', min: 1, max: 65_536, help: 'MB of action code one namespace may hold (default 128; past it 413)' },
-  { name: 'max-concurrent', type: 'int', value: 'N', min: 1, max: 1_000_000, help: 'activations of one namespace in flight at once (default 1000; past it 429)' },
+  {
+    name: 'max-concurrent',
+    type: 'int',
+    value: 'N',
+    min: 1,
+    max: 1_000_000,
+    help: 'activations of one namespace in flight at once (default 1000; past it 429)',
+  },
 ] as const satisfies readonly FlagSpec[];
 
 export const USAGE = `invoker takes:\n${flagHelp(FLAGS)}`;
@@ -93,11 +112,14 @@ export function parseArgs(args: readonly string[]): InvokerOptions {
 /** Adds one `NAME=UUID:KEY` to `namespaces`; `where` names the flag (or file) in errors, never the key. */
 function addNamespace(namespaces: Map<string, string>, value: string, where: string): void {
   const match = /^([^=]+)=([^:\s]+:\S+)$/.exec(value);
-  if (!match) throw new InvokerUsageError(`${where} must be NAME=UUID:KEY (e.g. guest=${GUEST_KEY.slice(0, 13)}…:…); the value given is not shown, it may hold a key`);
+  if (!match)
+    throw new InvokerUsageError(`${where} must be NAME=UUID:KEY (e.g. guest=${GUEST_KEY.slice(0, 13)}…:…); the value given is not shown, it may hold a key`);
   const [, name, key] = match;
-  if (!validEntityName(name) || name === '_') throw new InvokerUsageError(`${where}: "${name}" is not a valid namespace name (letters, digits, _ @ . - and inner spaces)`);
+  if (!validEntityName(name) || name === '_')
+    throw new InvokerUsageError(`${where}: "${name}" is not a valid namespace name (letters, digits, _ @ . - and inner spaces)`);
   if (namespaces.has(name)) throw new InvokerUsageError(`${where}: "${name}" is given twice`);
-  if ([...namespaces.values()].includes(key)) throw new InvokerUsageError(`${where}: the key of "${name}" is already another namespace's; give every namespace its own key`);
+  if ([...namespaces.values()].includes(key))
+    throw new InvokerUsageError(`${where}: the key of "${name}" is already another namespace's; give every namespace its own key`);
   namespaces.set(name, key);
 }
 
@@ -108,7 +130,9 @@ function addNamespace(namespaces: Map<string, string>, value: string, where: str
  */
 export function isolate(namespaces: readonly string[], nodeIds: readonly number[]): Map<string, number[]> {
   if (nodeIds.length < namespaces.length) {
-    throw new InvokerUsageError(`--isolate namespace needs at least one native node per namespace: ${namespaces.length} namespaces, ${nodeIds.length} nodes; start with --nodes ${namespaces.length} or more`);
+    throw new InvokerUsageError(
+      `--isolate namespace needs at least one native node per namespace: ${namespaces.length} namespaces, ${nodeIds.length} nodes; start with --nodes ${namespaces.length} or more`,
+    );
   }
   const placement = new Map<string, number[]>(namespaces.map((ns) => [ns, []]));
   [...nodeIds].sort((a, b) => a - b).forEach((nodeId, i) => placement.get(namespaces[i % namespaces.length])!.push(nodeId));

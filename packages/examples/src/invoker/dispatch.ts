@@ -59,14 +59,20 @@ export class Dispatcher {
   #nextId = 0;
 
   constructor(options: DispatcherOptions) {
-    if (options.graceMs !== undefined && (!Number.isInteger(options.graceMs) || options.graceMs < 0)) throw new TypeError('options.graceMs must be a non-negative integer (milliseconds)');
+    if (options.graceMs !== undefined && (!Number.isInteger(options.graceMs) || options.graceMs < 0))
+      throw new TypeError('options.graceMs must be a non-negative integer (milliseconds)');
     this.#rt = options.runtime;
     this.#activations = options.activations;
     this.#graceMs = options.graceMs ?? 5000;
-    if (options.namespaceConcurrency !== undefined && (!Number.isInteger(options.namespaceConcurrency) || options.namespaceConcurrency < 1)) throw new TypeError('options.namespaceConcurrency must be a positive integer');
+    if (options.namespaceConcurrency !== undefined && (!Number.isInteger(options.namespaceConcurrency) || options.namespaceConcurrency < 1))
+      throw new TypeError('options.namespaceConcurrency must be a positive integer');
     this.#namespaceConcurrency = options.namespaceConcurrency ?? Infinity;
     this.#all = options.natives.flatMap((native) => Array.from({ length: native.cores }, (_, core) => target(native.nodeId, core)));
-    for (const [namespace, nodes] of options.placement ?? []) this.#byNamespace.set(namespace, this.#all.filter((t) => nodes.includes(t.nodeId)));
+    for (const [namespace, nodes] of options.placement ?? [])
+      this.#byNamespace.set(
+        namespace,
+        this.#all.filter((t) => nodes.includes(t.nodeId)),
+      );
   }
 
   /** A native joined: its cores take invocations of `namespace` only, or of every namespace without a placement when none is given. */
@@ -108,26 +114,35 @@ export class Dispatcher {
   start(action: StoredAction, params: Record<string, unknown>, requestedAt = Date.now(), cause?: string): Started {
     const { record } = action;
     const running = this.#inFlight.get(action.id) ?? 0;
-    if (running >= record.limits.concurrency) throw new InvokerError('INVOKER_TOO_MANY_REQUESTS', MESSAGES.tooManyConcurrent(running + 1, record.limits.concurrency));
+    if (running >= record.limits.concurrency)
+      throw new InvokerError('INVOKER_TOO_MANY_REQUESTS', MESSAGES.tooManyConcurrent(running + 1, record.limits.concurrency));
     const namespaceRunning = this.#namespaceInFlight.get(record.namespace) ?? 0;
-    if (namespaceRunning >= this.#namespaceConcurrency) throw new InvokerError('INVOKER_TOO_MANY_REQUESTS', MESSAGES.tooManyConcurrent(namespaceRunning + 1, this.#namespaceConcurrency));
+    if (namespaceRunning >= this.#namespaceConcurrency)
+      throw new InvokerError('INVOKER_TOO_MANY_REQUESTS', MESSAGES.tooManyConcurrent(namespaceRunning + 1, this.#namespaceConcurrency));
     const candidates = this.#byNamespace.get(record.namespace) ?? this.#all;
     // The call's deadline is the action's own timeout (up to 5 min) plus grace, not the runtime's default.
-    const invoke = (target: Target) => this.#rt.remote(this.#rt.ref(ActionEbb, action.id), target.nodeId, target.core, { timeoutMs: record.limits.timeout + this.#graceMs }).invoke(action.entryVersion, JSON.stringify(params));
+    const invoke = (target: Target) =>
+      this.#rt
+        .remote(this.#rt.ref(ActionEbb, action.id), target.nodeId, target.core, { timeoutMs: record.limits.timeout + this.#graceMs })
+        .invoke(action.entryVersion, JSON.stringify(params));
     const placed = this.#balancer.place(candidates, invoke);
-    if (!placed) throw new InvokerError('INVOKER_UNAVAILABLE', `no native core is available to run actions of namespace ${record.namespace}; start the invoker with more --nodes`);
+    if (!placed)
+      throw new InvokerError(
+        'INVOKER_UNAVAILABLE',
+        `no native core is available to run actions of namespace ${record.namespace}; start the invoker with more --nodes`,
+      );
     const { target, result } = placed;
     const activationId = this.activationId();
     this.#inFlight.set(action.id, running + 1);
     this.#namespaceInFlight.set(record.namespace, namespaceRunning + 1);
     const done = result.then(
-      (outcome) => this.#record(action, target, activationId, requestedAt, outcome, cause),
-      (error: unknown) => this.#record(action, target, activationId, requestedAt, failedOutcome(error, record.limits.timeout, target), cause),
+      (outcome) => this.#record(action, activationId, requestedAt, outcome, cause),
+      (error: unknown) => this.#record(action, activationId, requestedAt, failedOutcome(error, record.limits.timeout, target), cause),
     );
     return { activationId, done };
   }
 
-  #record(action: StoredAction, target: Target, activationId: string, requestedAt: number, outcome: ActionOutcome, cause: string | undefined): Activation {
+  #record(action: StoredAction, activationId: string, requestedAt: number, outcome: ActionOutcome, cause: string | undefined): Activation {
     const left = (this.#inFlight.get(action.id) ?? 1) - 1;
     if (left > 0) this.#inFlight.set(action.id, left);
     else this.#inFlight.delete(action.id);

@@ -61,10 +61,12 @@ export function relativeName(namespace: string, fqn: unknown, what: string): str
   let parts = fqn.split('/');
   if (fqn.startsWith('/')) {
     const ns = parts[1];
-    if (ns !== '_' && ns !== namespace) throw new InvokerError('INVOKER_NOT_FOUND', `${what} ${fqn} does not exist: entities of other namespaces cannot be used`);
+    if (ns !== '_' && ns !== namespace)
+      throw new InvokerError('INVOKER_NOT_FOUND', `${what} ${fqn} does not exist: entities of other namespaces cannot be used`);
     parts = parts.slice(2);
   }
-  if (parts.length < 1 || parts.length > 2 || !parts.every(validEntityName)) throw bad(`${what} "${fqn}" is not a valid name: use /namespace/name or /namespace/package/name`);
+  if (parts.length < 1 || parts.length > 2 || !parts.every(validEntityName))
+    throw bad(`${what} "${fqn}" is not a valid name: use /namespace/name or /namespace/package/name`);
   return parts.join('/');
 }
 
@@ -111,7 +113,11 @@ export function buildPackage(namespace: string, name: string, value: unknown, pr
   if (put.binding !== undefined && !(put.binding !== null && typeof put.binding === 'object' && Object.keys(put.binding).length === 0)) {
     const b = put.binding as Record<string, unknown> | null;
     if (b === null || typeof b !== 'object' || typeof b.name !== 'string') throw bad('binding must be {"namespace": "…", "name": "package"}');
-    if (b.namespace !== undefined && b.namespace !== '_' && b.namespace !== namespace) throw new InvokerError('INVOKER_NOT_FOUND', `binding: package /${String(b.namespace)}/${b.name} does not exist: only packages of your own namespace can be bound`);
+    if (b.namespace !== undefined && b.namespace !== '_' && b.namespace !== namespace)
+      throw new InvokerError(
+        'INVOKER_NOT_FOUND',
+        `binding: package /${String(b.namespace)}/${b.name} does not exist: only packages of your own namespace can be bound`,
+      );
     if (!validEntityName(b.name)) throw bad(`binding: "${b.name}" is not a valid package name`);
     if (previous && !previous.binding) throw bad('a package cannot be turned into a binding; delete it and create the binding');
     binding = { namespace, name: b.name };
@@ -130,7 +136,8 @@ export function buildPackage(namespace: string, name: string, value: unknown, pr
 export function buildTrigger(namespace: string, name: string, value: unknown, previous?: TriggerRecord): TriggerRecord {
   const put = body(value, '{"parameters":[{"key":"source","value":"x"}]}');
   const annotations = put.annotations === undefined ? [] : keyValues('annotations', put.annotations);
-  if (annotations.some((a) => a.key === 'feed')) throw notImplemented('feeds (a trigger with a "feed" annotation)', 'fire the trigger yourself with POST …/triggers/{name}');
+  if (annotations.some((a) => a.key === 'feed'))
+    throw notImplemented('feeds (a trigger with a "feed" annotation)', 'fire the trigger yourself with POST …/triggers/{name}');
   return {
     entity: 'trigger',
     namespace,

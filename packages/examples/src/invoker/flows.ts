@@ -40,7 +40,14 @@ export class Flows {
     return { activationId, done: this.#sequence(resolved, params, requestedAt, activationId, cause, budget) };
   }
 
-  async #sequence(resolved: Resolved, input: Record<string, unknown>, requestedAt: number, activationId: string, cause: string | undefined, budget: { steps: number }): Promise<Activation> {
+  async #sequence(
+    resolved: Resolved,
+    input: Record<string, unknown>,
+    requestedAt: number,
+    activationId: string,
+    cause: string | undefined,
+    budget: { steps: number },
+  ): Promise<Activation> {
     const { record } = resolved.action;
     const { namespace } = record;
     const start = Date.now();
@@ -120,7 +127,12 @@ export class Flows {
       } catch (error) {
         if (!(error instanceof InvokerError)) throw error;
         // As OpenWhisk's controller: a server-side refusal (503) is a whisk error, any other (429) an application error.
-        return JSON.stringify({ statusCode: error.status >= 500 ? STATUS.internalError : STATUS.applicationError, success: false, error: error.message, ...line });
+        return JSON.stringify({
+          statusCode: error.status >= 500 ? STATUS.internalError : STATUS.applicationError,
+          success: false,
+          error: error.message,
+          ...line,
+        });
       }
     });
     // The trigger's own result is the payload it was fired with (its parameters go to the actions only).
@@ -138,7 +150,10 @@ export class Flows {
         statusCode: STATUS.success,
         response: responseOf(STATUS.success, payload),
         logs,
-        annotations: [{ key: 'path', value: `${namespace}/${trigger.name}` }, { key: 'kind', value: 'trigger' }],
+        annotations: [
+          { key: 'path', value: `${namespace}/${trigger.name}` },
+          { key: 'kind', value: 'trigger' },
+        ],
         publish: false,
       },
       activationBytes(result, logs),

@@ -19,7 +19,7 @@ import { Tenants } from './tenants.js';
 export function checkArgs(args: readonly string[], run: { nodes?: number }): AppCheck {
   const options = parseArgs(args);
   if (options.isolate !== 'tenant') return { natives: 'required' };
-  if (run.nodes) throw new InvokerUsageError('--isolate tenant starts every namespace\'s natives itself: start the invoker with --nodes 0');
+  if (run.nodes) throw new InvokerUsageError("--isolate tenant starts every namespace's natives itself: start the invoker with --nodes 0");
   return { natives: 'none' };
 }
 
@@ -29,9 +29,14 @@ export async function main(app: HostedApp): Promise<number> {
   try {
     options = parseArgs(app.args);
     if (options.isolate === 'tenant') {
-      if (app.natives.length > 0) throw new InvokerUsageError('--isolate tenant starts every namespace\'s natives itself: start the invoker with --nodes 0');
-    } else if (app.natives.length === 0) throw new InvokerUsageError('the invoker runs actions on native nodes: start it with --nodes 1 or more (or use --isolate tenant)');
-    if (options.isolate === 'namespace') placement = isolate([...options.namespaces.keys()], app.natives.map((n) => n.nodeId));
+      if (app.natives.length > 0) throw new InvokerUsageError("--isolate tenant starts every namespace's natives itself: start the invoker with --nodes 0");
+    } else if (app.natives.length === 0)
+      throw new InvokerUsageError('the invoker runs actions on native nodes: start it with --nodes 1 or more (or use --isolate tenant)');
+    if (options.isolate === 'namespace')
+      placement = isolate(
+        [...options.namespaces.keys()],
+        app.natives.map((n) => n.nodeId),
+      );
   } catch (error) {
     if (!(error instanceof InvokerUsageError)) throw error;
     process.stderr.write(`invoker: ${error.message}\n`);
@@ -51,19 +56,33 @@ export async function main(app: HostedApp): Promise<number> {
     nodes.splice(nodes.indexOf(lost), 1, native.nodeId);
     store.place(namespace).then(
       () => dispatcher.addNative(native.nodeId, native.cores, namespace),
-      (error: Error) => app.node.log.error('invoker: could not move a namespace to a replacement node', { namespace, nodeId: native.nodeId, error: error.message }),
+      (error: Error) =>
+        app.node.log.error('invoker: could not move a namespace to a replacement node', { namespace, nodeId: native.nodeId, error: error.message }),
     );
   });
   const tenants = options.isolate === 'tenant' ? new Tenants(app, dispatcher, store, { nodes: options.tenantNodes, cores: options.tenantCores }) : undefined;
   const keys = new Map([...options.namespaces].map(([namespace, key]) => [key, namespace]));
   let api;
   try {
-    api = await startApi({ host: options.host, port: options.port, keys, store, dispatcher, flows: new Flows(store, dispatcher, activations), activations, ready: tenants && ((namespace) => tenants.ready(namespace)), blockingWaitMs: options.blockingWaitMs, onError: (error) => app.node.log.error('invoker request failed', { error: String((error as Error)?.stack ?? error) }) });
+    api = await startApi({
+      host: options.host,
+      port: options.port,
+      keys,
+      store,
+      dispatcher,
+      flows: new Flows(store, dispatcher, activations),
+      activations,
+      ready: tenants && ((namespace) => tenants.ready(namespace)),
+      blockingWaitMs: options.blockingWaitMs,
+      onError: (error) => app.node.log.error('invoker request failed', { error: String((error as Error)?.stack ?? error) }),
+    });
   } catch (error) {
     process.stderr.write(`invoker: cannot serve the API on ${options.host}:${options.port}: ${(error as Error).message}; pick another --port\n`);
     return 1;
   }
-  app.print(`invoker: API on ${api.apihost}/api/v1 (${tenants ? `${options.tenantNodes} native node(s) × ${options.tenantCores} core(s) per namespace, started on first invoke` : `${app.natives.length} native node(s) × ${app.natives[0].cores} core(s)`})`);
+  app.print(
+    `invoker: API on ${api.apihost}/api/v1 (${tenants ? `${options.tenantNodes} native node(s) × ${options.tenantCores} core(s) per namespace, started on first invoke` : `${app.natives.length} native node(s) × ${app.natives[0].cores} core(s)`})`,
+  );
   // Names only: a key printed would land in every log that captures the output.
   for (const namespace of options.namespaces.keys()) {
     const nodes = placement?.get(namespace);

@@ -54,11 +54,15 @@ export function launchInvoker(options: LaunchOptions = {}): Promise<LaunchedInvo
   const args = options.args ?? [];
   const appArgs = args.some((a) => a === '--port' || a.startsWith('--port=')) ? args : ['--port', '0', ...args];
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
-  const child = spawn(process.execPath, [cliPath(), 'run', 'invoker', '--nodes', String(options.nodes ?? 2), '--cores', String(options.cores ?? 2), ...(options.runArgs ?? []), '--', ...appArgs], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
+  const child = spawn(
+    process.execPath,
+    [cliPath(), 'run', 'invoker', '--nodes', String(options.nodes ?? 2), '--cores', String(options.cores ?? 2), ...(options.runArgs ?? []), '--', ...appArgs],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   let stdout = '';
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -233,14 +233,19 @@ export class ActionSandbox {
   #init(code: string, filename: string, main: string): string | undefined {
     if (!ENTRY_NAME.test(main)) return `Initialization has failed due to: the entry name ${JSON.stringify(main)} is not a JavaScript identifier`;
     const host = new ivm.Callback((op: unknown, a: unknown, b: unknown, c: unknown, d: unknown) => this.#host(Number(op), Number(a), Number(b), c, Number(d)));
-    const prelude = this.#isolate.compileScriptSync(PRELUDE, { filename: 'invoker-prelude.js' }).runSync(this.#context, { reference: true }) as ivm.Reference<(host: unknown) => unknown>;
+    const prelude = this.#isolate.compileScriptSync(PRELUDE, { filename: 'invoker-prelude.js' }).runSync(this.#context, { reference: true }) as ivm.Reference<
+      (host: unknown) => unknown
+    >;
     const entries = prelude.applySync(undefined, [host], { result: { reference: true } }) as ivm.Reference<Record<string, unknown>>;
     const get = <T>(name: string) => entries.getSync(name, { reference: true }) as ivm.Reference<T>;
     this.#entries = { run: get('run'), fire: get('fire'), setEntry: get('setEntry') };
     try {
       this.#isolate.compileScriptSync(code, { filename }).runSync(this.#context, { timeout: this.#timeoutMs });
       // Resolved by a script, so `const main = …` (a global lexical binding) is found as well as `function main`.
-      const found = this.#context.evalSync(`typeof ${main} === 'function' ? ${main} : undefined`, { reference: true, timeout: this.#timeoutMs }) as ivm.Reference<unknown>;
+      const found = this.#context.evalSync(`typeof ${main} === 'function' ? ${main} : undefined`, {
+        reference: true,
+        timeout: this.#timeoutMs,
+      }) as ivm.Reference<unknown>;
       const missing = this.#entries.setEntry.applySync(undefined, [found.derefInto(), main], { timeout: this.#timeoutMs }) as string;
       return missing ? `Initialization has failed due to: ${missing}` : undefined;
     } catch (error) {
@@ -264,7 +269,8 @@ export class ActionSandbox {
    */
   run(params: string): Promise<Outcome | undefined> {
     const start = Date.now();
-    if (this.initError !== undefined) return Promise.resolve({ status: STATUS.developerError, result: JSON.stringify({ error: this.initError }), logs: [], start, end: Date.now() });
+    if (this.initError !== undefined)
+      return Promise.resolve({ status: STATUS.developerError, result: JSON.stringify({ error: this.initError }), logs: [], start, end: Date.now() });
     if (this.#poisoned || this.#disposed) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const pending: Pending = { seq: ++this.#seq, start, logs: [], logBytes: 0, resolve };
@@ -328,7 +334,10 @@ export class ActionSandbox {
             const owner = this.#pending.get(d);
             if (!owner) return;
             const left = Math.max(1, owner.start + this.#timeoutMs - Date.now());
-            this.#ended(this.#enter(() => this.#entries!.fire.applySync(undefined, [a], { timeout: left })), d);
+            this.#ended(
+              this.#enter(() => this.#entries!.fire.applySync(undefined, [a], { timeout: left })),
+              d,
+            );
           };
           this.#timers.set(a, { handle: b ? setInterval(fire, Math.max(1, ms)) : setTimeout(fire, ms), repeat: b === 1, owner: d });
           return;

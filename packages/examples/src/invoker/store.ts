@@ -155,7 +155,9 @@ export class ActionStore {
     }
     return this.#put('actions', namespace, name, overwrite, (previous) => {
       const record = buildRecord(namespace, name, body, previous);
-      if (record.exec.components) for (const component of record.exec.components) if (!this.resolve(namespace, relativeName(namespace, component, 'sequence component'))) throw bad(`Sequence component does not exist: ${component}`);
+      if (record.exec.components)
+        for (const component of record.exec.components)
+          if (!this.resolve(namespace, relativeName(namespace, component, 'sequence component'))) throw bad(`Sequence component does not exist: ${component}`);
       const nodes = this.#placement?.get(namespace);
       if (nodes) record.nodes = [...nodes];
       return record;
@@ -174,22 +176,40 @@ export class ActionStore {
   }
 
   /** Creates (or, with `overwrite`, updates) a package, trigger or rule, `build` turning the PUT body into its record. */
-  putEntity<K extends Exclude<Kind, 'actions'>>(kind: K, namespace: string, name: string, overwrite: boolean, build: (previous?: Records[K]) => Records[K]): Promise<Stored<Records[K]>> {
+  putEntity<K extends Exclude<Kind, 'actions'>>(
+    kind: K,
+    namespace: string,
+    name: string,
+    overwrite: boolean,
+    build: (previous?: Records[K]) => Records[K],
+  ): Promise<Stored<Records[K]>> {
     return this.#put(kind, namespace, name, overwrite, (previous) => {
       const record = build(previous);
       if (record.entity === 'package' && record.binding) {
         const bound = this.find('packages', namespace, record.binding.name)?.record;
-        if (!bound || bound.binding) throw new InvokerError('INVOKER_NOT_FOUND', `binding: package ${record.binding.name} does not exist (a binding binds a package, not another binding)`);
+        if (!bound || bound.binding)
+          throw new InvokerError(
+            'INVOKER_NOT_FOUND',
+            `binding: package ${record.binding.name} does not exist (a binding binds a package, not another binding)`,
+          );
       }
       if (record.entity === 'rule') {
-        if (!this.find('triggers', namespace, record.trigger)) throw new InvokerError('INVOKER_NOT_FOUND', `the rule's trigger ${record.trigger} does not exist: create it first`);
-        if (!this.resolve(namespace, record.action)) throw new InvokerError('INVOKER_NOT_FOUND', `the rule's action ${record.action} does not exist: create it first`);
+        if (!this.find('triggers', namespace, record.trigger))
+          throw new InvokerError('INVOKER_NOT_FOUND', `the rule's trigger ${record.trigger} does not exist: create it first`);
+        if (!this.resolve(namespace, record.action))
+          throw new InvokerError('INVOKER_NOT_FOUND', `the rule's action ${record.action} does not exist: create it first`);
       }
       return record;
     });
   }
 
-  #put<K extends Kind>(kind: K, namespace: string, name: string, overwrite: boolean, build: (previous?: Records[K]) => Records[K]): Promise<Stored<Records[K]>> {
+  #put<K extends Kind>(
+    kind: K,
+    namespace: string,
+    name: string,
+    overwrite: boolean,
+    build: (previous?: Records[K]) => Records[K],
+  ): Promise<Stored<Records[K]>> {
     return this.#serialized(async () => {
       const existing = this.find(kind, namespace, name);
       if (existing && !overwrite) throw new InvokerError('INVOKER_CONFLICT', MESSAGES.conflict);
@@ -217,11 +237,17 @@ export class ActionStore {
     if (!this.#quotas) return;
     const entities = this.#entities[kind].get(namespace) ?? new Map<string, Stored<Records[Kind]>>();
     if (!existing && entities.size >= this.#quotas.actions) {
-      throw new InvokerError('INVOKER_TOO_LARGE', `The namespace holds ${entities.size} ${kind}, the most allowed (count: ${entities.size + 1}, allowed: ${this.#quotas.actions}); delete one first, or start the invoker with a larger --max-actions.`);
+      throw new InvokerError(
+        'INVOKER_TOO_LARGE',
+        `The namespace holds ${entities.size} ${kind}, the most allowed (count: ${entities.size + 1}, allowed: ${this.#quotas.actions}); delete one first, or start the invoker with a larger --max-actions.`,
+      );
     }
     const total = (this.#bytes.get(namespace) ?? 0) - (existing?.bytes ?? 0) + bytes;
     if (total > this.#quotas.codeBytes) {
-      throw new InvokerError('INVOKER_TOO_LARGE', `The namespace's action code and entities are larger than allowed: ${total} > ${this.#quotas.codeBytes} bytes; delete some first, or start the invoker with a larger --max-code-mb.`);
+      throw new InvokerError(
+        'INVOKER_TOO_LARGE',
+        `The namespace's action code and entities are larger than allowed: ${total} > ${this.#quotas.codeBytes} bytes; delete some first, or start the invoker with a larger --max-code-mb.`,
+      );
     }
   }
 
@@ -236,7 +262,8 @@ export class ActionStore {
       if (!existing) throw new InvokerError('INVOKER_NOT_FOUND', MESSAGES.notFound);
       if (kind === 'packages') {
         const held = this.list('actions', namespace, name).length;
-        if (held > 0) throw new InvokerError('INVOKER_CONFLICT', `Package not empty (contains ${held} ${held === 1 ? 'entity' : 'entities'}): delete its actions first.`);
+        if (held > 0)
+          throw new InvokerError('INVOKER_CONFLICT', `Package not empty (contains ${held} ${held === 1 ? 'entity' : 'entities'}): delete its actions first.`);
       }
       this.#entities[kind].get(namespace)!.delete(name);
       this.#bytes.set(namespace, this.#bytes.get(namespace)! - existing.bytes);
@@ -252,7 +279,8 @@ export class ActionStore {
     const directory: Directory = {};
     for (const kind of KINDS) {
       const byNamespace: Record<string, Record<string, EbbId>> = {};
-      for (const [namespace, entities] of this.#entities[kind]) byNamespace[namespace] = Object.fromEntries([...entities].map(([name, stored]) => [name, stored.id]));
+      for (const [namespace, entities] of this.#entities[kind])
+        byNamespace[namespace] = Object.fromEntries([...entities].map(([name, stored]) => [name, stored.id]));
       directory[kind] = byNamespace;
     }
     await this.#rt.idMap.set(DIRECTORY_ID, encodeValue(directory));
@@ -272,7 +300,8 @@ function storedBytes(record: Records[Kind]): number {
 
 /** Builds the record of a PUT: validates the body as OpenWhisk does, merging into `previous` on an update. */
 export function buildRecord(namespace: string, name: string, body: unknown, previous?: ActionRecord): ActionRecord {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw bad('the request body must be a JSON object such as {"exec":{"kind":"nodejs:default","code":"function main(params) { return params }"}}');
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw bad('the request body must be a JSON object such as {"exec":{"kind":"nodejs:default","code":"function main(params) { return params }"}}');
   const put = body as Record<string, unknown>;
   const exec = put.exec === undefined ? previous?.exec : parseExec(put.exec);
   if (!exec) throw bad('exec undefined: send {"exec":{"kind":"nodejs:default","code":"..."}}');
@@ -283,7 +312,8 @@ export function buildRecord(namespace: string, name: string, body: unknown, prev
       // Own keys only: `__proto__` or `constructor` must not reach Object.prototype.
       const range = Object.hasOwn(LIMIT_RANGES, key) ? LIMIT_RANGES[key as keyof ActionLimits] : undefined;
       if (!range) throw bad(`unknown limit "${key}": the limits are ${Object.keys(LIMIT_RANGES).join(', ')}`);
-      if (!Number.isInteger(value) || (value as number) < range[0] || (value as number) > range[1]) throw bad(`limits.${key} must be an integer in ${range[0]}..${range[1]} (${range[2]}), got ${JSON.stringify(value)}`);
+      if (!Number.isInteger(value) || (value as number) < range[0] || (value as number) > range[1])
+        throw bad(`limits.${key} must be an integer in ${range[0]}..${range[1]} (${range[2]}), got ${JSON.stringify(value)}`);
       limits[key as keyof ActionLimits] = value as number;
     }
   }
@@ -307,15 +337,20 @@ function parseExec(value: unknown): ActionRecord['exec'] {
   const kind = exec.kind ?? 'nodejs:default';
   if (kind === 'sequence') {
     const components = exec.components;
-    if (!Array.isArray(components) || components.length === 0 || !components.every((c) => typeof c === 'string')) throw bad('exec.components must be a non-empty array of action names such as "/_/first"');
+    if (!Array.isArray(components) || components.length === 0 || !components.every((c) => typeof c === 'string'))
+      throw bad('exec.components must be a non-empty array of action names such as "/_/first"');
     if (components.length > SEQUENCE_LIMIT) throw bad(`Too many actions in the sequence: ${components.length} > ${SEQUENCE_LIMIT}.`);
     return { kind, code: '', components: [...components] };
   }
   if (kind === 'blackbox') throw notImplemented('exec.kind "blackbox" (Docker actions)', 'send JavaScript source with kind nodejs:default');
-  if (typeof kind !== 'string' || !/^nodejs(?::[\w.]+)?$/.test(kind)) throw notImplemented(`the runtime kind '${String(kind)}'`, `the valid kinds are 'nodejs:default', '${NODE_KIND}' and 'sequence'`);
+  if (typeof kind !== 'string' || !/^nodejs(?::[\w.]+)?$/.test(kind))
+    throw notImplemented(`the runtime kind '${String(kind)}'`, `the valid kinds are 'nodejs:default', '${NODE_KIND}' and 'sequence'`);
   // The API bundles zip actions before they get here (see zip.ts); one that was not is refused.
-  if (exec.binary === true || (typeof exec.code === 'string' && exec.code.startsWith(ZIP_BASE64_PREFIX))) throw bad('exec.code is a zip archive: the zip action was not bundled (send it through the REST API, which bundles it)');
-  if (typeof exec.code !== 'string' || exec.code.trim().length === 0) throw bad('exec.code must be the action\'s JavaScript source, defining function main(params)');
-  if (exec.main !== undefined && (typeof exec.main !== 'string' || !ENTRY_NAME.test(exec.main))) throw bad('exec.main must be the name of the entry function (a JavaScript identifier)');
+  if (exec.binary === true || (typeof exec.code === 'string' && exec.code.startsWith(ZIP_BASE64_PREFIX)))
+    throw bad('exec.code is a zip archive: the zip action was not bundled (send it through the REST API, which bundles it)');
+  if (typeof exec.code !== 'string' || exec.code.trim().length === 0)
+    throw bad("exec.code must be the action's JavaScript source, defining function main(params)");
+  if (exec.main !== undefined && (typeof exec.main !== 'string' || !ENTRY_NAME.test(exec.main)))
+    throw bad('exec.main must be the name of the entry function (a JavaScript identifier)');
   return { kind: kind === 'nodejs:default' || kind === 'nodejs' ? NODE_KIND : kind, code: exec.code, ...(exec.main === undefined ? {} : { main: exec.main }) };
 }

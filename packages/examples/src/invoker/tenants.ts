@@ -61,7 +61,9 @@ export const TENANT_ENV = 'EBBRT_INVOKER_TENANT';
  */
 export function tenantExecArgv(): string[] {
   const require = createRequire(import.meta.url);
-  const dirs = ['@ebbrt/native/package.json', '@ebbrt/examples/package.json', 'isolated-vm/package.json'].map((p) => realpathSync(path.dirname(require.resolve(p))));
+  const dirs = ['@ebbrt/native/package.json', '@ebbrt/examples/package.json', 'isolated-vm/package.json'].map((p) =>
+    realpathSync(path.dirname(require.resolve(p))),
+  );
   return ['--experimental-permission', `--allow-fs-read=${commonRoot(dirs)}`, '--allow-worker', '--allow-addons', '--no-warnings'];
 }
 
@@ -142,7 +144,16 @@ export class Tenants {
         await new Promise<void>((resolve, reject) => {
           onJoin = resolve;
           joined.once('join', onJoin);
-          timer = setTimeout(() => reject(new InvokerError('INVOKER_UNAVAILABLE', `the native node of namespace ${namespace} is being replaced and none joined within ${REPLACE_WAIT_MS} ms; try again later`)), REPLACE_WAIT_MS);
+          timer = setTimeout(
+            () =>
+              reject(
+                new InvokerError(
+                  'INVOKER_UNAVAILABLE',
+                  `the native node of namespace ${namespace} is being replaced and none joined within ${REPLACE_WAIT_MS} ms; try again later`,
+                ),
+              ),
+            REPLACE_WAIT_MS,
+          );
         });
       } finally {
         clearTimeout(timer);

@@ -41,9 +41,13 @@ export interface WebRequest {
  */
 export function webParams(request: WebRequest): Record<string, unknown> {
   const { headers, query, body, annotations } = request;
-  const contentType = String(headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  const contentType = String(headers['content-type'] ?? '')
+    .split(';')[0]
+    .trim()
+    .toLowerCase();
   const forwarded: Record<string, string> = {};
-  for (const [key, value] of Object.entries(headers)) if (key !== 'authorization' && value !== undefined) forwarded[key] = Array.isArray(value) ? value.join(', ') : value;
+  for (const [key, value] of Object.entries(headers))
+    if (key !== 'authorization' && value !== undefined) forwarded[key] = Array.isArray(value) ? value.join(', ') : value;
   const params: Record<string, unknown> = {};
   if (annotations['raw-http'] === true) {
     params.__ow_query = query.toString();
@@ -58,7 +62,8 @@ export function webParams(request: WebRequest): Record<string, unknown> {
         } catch (error) {
           throw bad(`The request content was malformed:\n${(error as Error).message}`);
         }
-        if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) Object.assign(params, dict(Object.entries(parsed).map(([key, value]) => ({ key, value }))));
+        if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed))
+          Object.assign(params, dict(Object.entries(parsed).map(([key, value]) => ({ key, value }))));
         else params.__ow_body = body.toString('utf8');
       } else if (contentType === 'application/x-www-form-urlencoded') {
         Object.assign(params, dict([...new URLSearchParams(body.toString('utf8'))].map(([key, value]) => ({ key, value }))));
@@ -66,7 +71,7 @@ export function webParams(request: WebRequest): Record<string, unknown> {
     }
   }
   if (annotations.final === true && request.defined.some((p) => Object.hasOwn(params, p.key))) {
-    throw bad('Request defines parameters that are not allowed (e.g., reserved properties): the action\'s parameters are final.');
+    throw bad("Request defines parameters that are not allowed (e.g., reserved properties): the action's parameters are final.");
   }
   params.__ow_method = request.method.toLowerCase();
   params.__ow_headers = forwarded;
@@ -92,19 +97,23 @@ export function webResponse(activation: Activation, extension: string, extraPath
   const shape = WEB_EXTENSIONS[extension];
   if (extension === 'json') {
     let value: unknown = result;
-    for (const key of extraPath) value = value !== null && typeof value === 'object' && Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined;
+    for (const key of extraPath)
+      value = value !== null && typeof value === 'object' && Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined;
     if (value === undefined) return json(404, base, { error: `the result has no field ${extraPath.join('/')}`, code: activation.activationId });
     return json(200, base, value);
   }
   if (extension === 'http') {
     const headers: OutgoingHttpHeaders = { ...base };
-    if (result.headers !== null && typeof result.headers === 'object') for (const [key, value] of Object.entries(result.headers)) headers[key.toLowerCase()] = String(value);
+    if (result.headers !== null && typeof result.headers === 'object')
+      for (const [key, value] of Object.entries(result.headers)) headers[key.toLowerCase()] = String(value);
     const statusCode = result.statusCode ?? result.code;
-    if (statusCode !== undefined && (!Number.isInteger(statusCode) || (statusCode as number) < 100 || (statusCode as number) > 599)) return json(502, base, { error: `The action produced an invalid HTTP status code: ${JSON.stringify(statusCode)}.`, code: activation.activationId });
+    if (statusCode !== undefined && (!Number.isInteger(statusCode) || (statusCode as number) < 100 || (statusCode as number) > 599))
+      return json(502, base, { error: `The action produced an invalid HTTP status code: ${JSON.stringify(statusCode)}.`, code: activation.activationId });
     if (result.body === undefined || result.body === null) return { status: (statusCode as number) ?? 204, headers, body: Buffer.alloc(0) };
     let body: Buffer;
     const contentType = String(headers['content-type'] ?? '');
-    if (typeof result.body === 'string') body = contentType && !textual(contentType.split(';')[0].trim().toLowerCase()) ? Buffer.from(result.body, 'base64') : Buffer.from(result.body);
+    if (typeof result.body === 'string')
+      body = contentType && !textual(contentType.split(';')[0].trim().toLowerCase()) ? Buffer.from(result.body, 'base64') : Buffer.from(result.body);
     else {
       body = Buffer.from(JSON.stringify(result.body));
       headers['content-type'] ??= 'application/json';
@@ -112,7 +121,11 @@ export function webResponse(activation: Activation, extension: string, extraPath
     return { status: (statusCode as number) ?? 200, headers, body };
   }
   const value = result[shape.field!];
-  if (typeof value !== 'string') return json(400, base, { error: `The action did not return a "${shape.field}" string: a .${extension} web action returns { ${shape.field}: "…" }.`, code: activation.activationId });
+  if (typeof value !== 'string')
+    return json(400, base, {
+      error: `The action did not return a "${shape.field}" string: a .${extension} web action returns { ${shape.field}: "…" }.`,
+      code: activation.activationId,
+    });
   return { status: 200, headers: { ...base, 'content-type': shape.contentType }, body: Buffer.from(value) };
 }
 

@@ -92,11 +92,14 @@ export async function unzip(archive: Buffer, limits: ZipLimits = ZIP_LIMITS): Pr
       try {
         data = await inflate(raw, { maxOutputLength: Math.max(1, Math.min(room, declared)) });
       } catch (error) {
-        throw bad(`the zip action's entry "${name}" does not inflate to its declared ${declared} bytes within the ${limits.bytes}-byte limit: ${(error as Error).message}`);
+        throw bad(
+          `the zip action's entry "${name}" does not inflate to its declared ${declared} bytes within the ${limits.bytes}-byte limit: ${(error as Error).message}`,
+        );
       }
     } else throw bad(`the zip action's entry "${name}" uses compression method ${method}; only stored and deflated entries are supported`);
     unpacked += data.length;
-    if (data.length !== declared || unpacked > limits.bytes) throw bad(`the zip action unpacks to more than ${limits.bytes} bytes, or an entry's size is not the one declared ("${name}")`);
+    if (data.length !== declared || unpacked > limits.bytes)
+      throw bad(`the zip action unpacks to more than ${limits.bytes} bytes, or an entry's size is not the one declared ("${name}")`);
     files.push({ name, data });
   }
   return files;
@@ -116,7 +119,11 @@ export async function withBundledZip(body: unknown, maxBytes: number): Promise<u
   const code = bundling.then(() => bundleZip(exec.code as string));
   bundling = code.catch(() => undefined);
   const source = await code;
-  if (Buffer.byteLength(source) > maxBytes) throw new InvokerError('INVOKER_TOO_LARGE', `the zip action bundles to ${Buffer.byteLength(source)} bytes, more than the ${maxBytes} an action's code may have`);
+  if (Buffer.byteLength(source) > maxBytes)
+    throw new InvokerError(
+      'INVOKER_TOO_LARGE',
+      `the zip action bundles to ${Buffer.byteLength(source)} bytes, more than the ${maxBytes} an action's code may have`,
+    );
   return { ...(body as object), exec: { ...exec, code: source, binary: false } };
 }
 
@@ -160,7 +167,9 @@ export async function bundleZip(base64: string): Promise<string> {
     } catch (error) {
       const first = (error as { errors?: { text: string; location?: { file: string; line: number } | null }[] }).errors?.[0];
       const where = first?.location ? ` (${first.location.file}:${first.location.line})` : '';
-      throw bad(`the zip action could not be bundled: ${first ? first.text + where : (error as Error).message}; it needs its entry file and every module it requires (node_modules included) in the archive`);
+      throw bad(
+        `the zip action could not be bundled: ${first ? first.text + where : (error as Error).message}; it needs its entry file and every module it requires (node_modules included) in the archive`,
+      );
     }
     return output.outputFiles[0].text;
   } finally {

@@ -90,9 +90,20 @@ const BASE: number[] = Array.from({ length: 256 }, (_, op) => op);
 /** Quiet opcodes: no answer on success (get-likes: none on a miss). */
 const QUIET = new Uint8Array(256);
 for (const [quiet, base] of [
-  [Op.GETQ, Op.GET], [Op.GETKQ, Op.GETK], [Op.SETQ, Op.SET], [Op.ADDQ, Op.ADD], [Op.REPLACEQ, Op.REPLACE], [Op.DELETEQ, Op.DELETE],
-  [Op.INCREMENTQ, Op.INCREMENT], [Op.DECREMENTQ, Op.DECREMENT], [Op.QUITQ, Op.QUIT], [Op.FLUSHQ, Op.FLUSH], [Op.APPENDQ, Op.APPEND],
-  [Op.PREPENDQ, Op.PREPEND], [Op.GATQ, Op.GAT], [Op.GATKQ, Op.GATK],
+  [Op.GETQ, Op.GET],
+  [Op.GETKQ, Op.GETK],
+  [Op.SETQ, Op.SET],
+  [Op.ADDQ, Op.ADD],
+  [Op.REPLACEQ, Op.REPLACE],
+  [Op.DELETEQ, Op.DELETE],
+  [Op.INCREMENTQ, Op.INCREMENT],
+  [Op.DECREMENTQ, Op.DECREMENT],
+  [Op.QUITQ, Op.QUIT],
+  [Op.FLUSHQ, Op.FLUSH],
+  [Op.APPENDQ, Op.APPEND],
+  [Op.PREPENDQ, Op.PREPEND],
+  [Op.GATQ, Op.GAT],
+  [Op.GATKQ, Op.GATK],
 ]) {
   BASE[quiet] = base;
   QUIET[quiet] = 1;
@@ -145,7 +156,7 @@ export class BinaryRequest {
 
 const EMPTY = new Uint8Array(0);
 
-const enum State {
+enum State {
   HEADER,
   BODY,
   SWALLOW,
@@ -258,7 +269,10 @@ export class BinaryParser {
     r.tooLarge = false;
     if (bytes[at] !== REQUEST_MAGIC) {
       this.stop();
-      this.#onFault(new MemcachedProtocolError('MC_BAD_MAGIC', `binary request magic must be 0x80, got 0x${bytes[at].toString(16)}; the connection is closed`), r);
+      this.#onFault(
+        new MemcachedProtocolError('MC_BAD_MAGIC', `binary request magic must be 0x80, got 0x${bytes[at].toString(16)}; the connection is closed`),
+        r,
+      );
       return at + HEADER_BYTES;
     }
     const problem = lengthProblem(r);
@@ -341,7 +355,17 @@ function lengthProblem(r: BinaryRequest): string | null {
  * Writes a response header at `out[at]`: `cas` as a JS number (< 2^53).
  * Returns the offset after it.
  */
-export function writeResponseHeader(out: Uint8Array, at: number, opcode: number, keyLength: number, extrasLength: number, status: number, bodyLength: number, opaque: number, cas: number): number {
+export function writeResponseHeader(
+  out: Uint8Array,
+  at: number,
+  opcode: number,
+  keyLength: number,
+  extrasLength: number,
+  status: number,
+  bodyLength: number,
+  opaque: number,
+  cas: number,
+): number {
   out[at] = RESPONSE_MAGIC;
   out[at + 1] = opcode;
   out[at + 2] = keyLength >>> 8;

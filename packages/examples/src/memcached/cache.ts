@@ -103,10 +103,32 @@ const F_STATS = 16;
 
 /** Node-wide counters, in header order (Float64: they outgrow 31 bits on a busy node). */
 export const CACHE_COUNTERS = [
-  'curr_items', 'total_items', 'bytes', 'evictions', 'reclaimed', 'expired_unfetched', 'evicted_unfetched',
-  'cmd_set', 'cmd_flush', 'cmd_touch', 'get_expired', 'get_flushed',
-  'delete_misses', 'delete_hits', 'incr_misses', 'incr_hits', 'decr_misses', 'decr_hits',
-  'cas_misses', 'cas_hits', 'cas_badval', 'touch_hits', 'touch_misses', 'store_too_large', 'store_no_memory', 'slabs_moved',
+  'curr_items',
+  'total_items',
+  'bytes',
+  'evictions',
+  'reclaimed',
+  'expired_unfetched',
+  'evicted_unfetched',
+  'cmd_set',
+  'cmd_flush',
+  'cmd_touch',
+  'get_expired',
+  'get_flushed',
+  'delete_misses',
+  'delete_hits',
+  'incr_misses',
+  'incr_hits',
+  'decr_misses',
+  'decr_hits',
+  'cas_misses',
+  'cas_hits',
+  'cas_badval',
+  'touch_hits',
+  'touch_misses',
+  'store_too_large',
+  'store_no_memory',
+  'slabs_moved',
 ] as const;
 export type CacheCounter = (typeof CACHE_COUNTERS)[number];
 const C = Object.fromEntries(CACHE_COUNTERS.map((name, i) => [name, F_STATS + i])) as Record<CacheCounter, number>;
@@ -135,7 +157,17 @@ const HEADER_BYTES = 4096;
  * counter made that cache line bounce between the cores.
  */
 /** `lock_spins`: lock taken after spinning; `lock_waits`: after sleeping in `Atomics.wait` (contention between cores). */
-export const CORE_COUNTERS = ['curr_connections', 'total_connections', 'bytes_read', 'bytes_written', 'cmd_get', 'get_hits', 'get_misses', 'lock_spins', 'lock_waits'] as const;
+export const CORE_COUNTERS = [
+  'curr_connections',
+  'total_connections',
+  'bytes_read',
+  'bytes_written',
+  'cmd_get',
+  'get_hits',
+  'get_misses',
+  'lock_spins',
+  'lock_waits',
+] as const;
 export type CoreCounter = (typeof CORE_COUNTERS)[number];
 /** Index of each per-core counter, for {@link SharedCache.countCore}. */
 export const CoreStat = Object.fromEntries(CORE_COUNTERS.map((name, i) => [name, i])) as Record<CoreCounter, number>;
@@ -186,9 +218,11 @@ function layout(options: CacheOptions): Layout {
   if (options === null || typeof options !== 'object') throw new MemcachedUsageError('cache options must be an object');
   const { memoryMiB } = options;
   const cores = options.cores ?? 1;
-  if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > MEMORY_MAX_MIB) throw new MemcachedUsageError(`options.memoryMiB must be an integer in 1..${MEMORY_MAX_MIB}, got ${memoryMiB}`);
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > MEMORY_MAX_MIB)
+    throw new MemcachedUsageError(`options.memoryMiB must be an integer in 1..${MEMORY_MAX_MIB}, got ${memoryMiB}`);
   if (!Number.isInteger(cores) || cores < 1 || cores > 256) throw new MemcachedUsageError(`options.cores must be an integer in 1..256, got ${cores}`);
-  if (options.clock !== undefined && typeof options.clock !== 'function') throw new MemcachedUsageError('options.clock must be a function returning milliseconds');
+  if (options.clock !== undefined && typeof options.clock !== 'function')
+    throw new MemcachedUsageError('options.clock must be a function returning milliseconds');
   const pages = memoryMiB;
   // About one bucket per 128 bytes of item memory (memcached grows its table at 1.5 items per bucket).
   let hashPower = 10;
@@ -293,7 +327,9 @@ export class SharedCache {
   static attach(memory: SharedArrayBuffer, options: CacheOptions, core: number): SharedCache {
     const l = layout(options);
     if (!(memory instanceof SharedArrayBuffer) || memory.byteLength !== l.bytes) {
-      throw new CacheLayoutError(`the shared memory must be a SharedArrayBuffer of ${l.bytes} bytes for ${options.memoryMiB} MiB and ${l.cores} cores; got ${memory?.byteLength} bytes`);
+      throw new CacheLayoutError(
+        `the shared memory must be a SharedArrayBuffer of ${l.bytes} bytes for ${options.memoryMiB} MiB and ${l.cores} cores; got ${memory?.byteLength} bytes`,
+      );
     }
     if (!Number.isInteger(core) || core < 0 || core >= l.cores) throw new MemcachedUsageError(`core must be an integer in 0..${l.cores - 1}, got ${core}`);
     const cache = new SharedCache(memory, options, core, l);
@@ -322,7 +358,9 @@ export class SharedCache {
     }
     while (Atomics.load(i32, H_INIT) !== 2) Atomics.wait(i32, H_INIT, 1, 100);
     if (i32[H_MAGIC] !== MAGIC || i32[H_PAGES] !== this.pages || i32[H_CORES] !== this.cores) {
-      throw new CacheLayoutError(`the shared memory holds a cache of ${i32[H_PAGES]} MiB for ${i32[H_CORES]} cores, not ${this.pages} MiB for ${this.cores}; attach it with the options it was created with`);
+      throw new CacheLayoutError(
+        `the shared memory holds a cache of ${i32[H_PAGES]} MiB for ${i32[H_CORES]} cores, not ${this.pages} MiB for ${this.cores}; attach it with the options it was created with`,
+      );
     }
   }
 
@@ -687,7 +725,19 @@ export class SharedCache {
    * prepend keep the old flags and expiry. Mode CAS compares even a `cas` of 0
    * (which no item has). The new item's CAS is in `lastCas`.
    */
-  store(mode: StoreMode, key: Uint8Array, ks: number, kl: number, hash: number, flags: number, exptime: number, value: Uint8Array, vs: number, vl: number, cas = 0): Status {
+  store(
+    mode: StoreMode,
+    key: Uint8Array,
+    ks: number,
+    kl: number,
+    hash: number,
+    flags: number,
+    exptime: number,
+    value: Uint8Array,
+    vs: number,
+    vl: number,
+    cas = 0,
+  ): Status {
     const f64 = this.#f64;
     const i32 = this.#i32;
     if (memcachedItemSize(kl, vl, flags) > ITEM_SIZE_MAX) return this.rejectTooLarge(mode, key, ks, kl, hash, cas);

@@ -26,7 +26,8 @@ export async function main(app: HostedApp): Promise<number> {
   try {
     args = parseArgs(app.args);
     if (app.natives.length === 0) throw new MemcachedUsageError('memcached needs at least one native node (--nodes 1 or more)');
-    if (args.port !== 0 && args.port + app.natives.length - 1 > 65535) throw new MemcachedUsageError(`--port ${args.port} leaves no room for ${app.natives.length} nodes (node i listens on port + i); pick a lower port`);
+    if (args.port !== 0 && args.port + app.natives.length - 1 > 65535)
+      throw new MemcachedUsageError(`--port ${args.port} leaves no room for ${app.natives.length} nodes (node i listens on port + i); pick a lower port`);
   } catch (error) {
     if (!(error instanceof MemcachedUsageError)) throw error;
     process.stderr.write(`memcached: ${error.message}\n`);
@@ -56,7 +57,11 @@ export async function main(app: HostedApp): Promise<number> {
   app.node.on('services', onServices);
   let addresses: string[];
   try {
-    const started = await Promise.all(natives.map((native, i) => rt.remote(ref, native.nodeId).start({ host: args.host, port: args.port === 0 ? 0 : args.port + i, memoryMiB: args.memoryMiB })));
+    const started = await Promise.all(
+      natives.map((native, i) =>
+        rt.remote(ref, native.nodeId).start({ host: args.host, port: args.port === 0 ? 0 : args.port + i, memoryMiB: args.memoryMiB }),
+      ),
+    );
     addresses = started.map((s) => s.address);
   } catch (error) {
     app.node.off('services', onServices);
@@ -64,7 +69,9 @@ export async function main(app: HostedApp): Promise<number> {
     return 1;
   }
   const cores = [...new Set(natives.map((n) => n.cores))].join('/');
-  app.print(`memcached listening on ${addresses.join(' ')} (${natives.length} node${natives.length > 1 ? 's' : ''} × ${cores} cores, ${args.memoryMiB} MiB each)`);
+  app.print(
+    `memcached listening on ${addresses.join(' ')} (${natives.length} node${natives.length > 1 ? 's' : ''} × ${cores} cores, ${args.memoryMiB} MiB each)`,
+  );
   /** Port each node serves on, so a replacement takes over the one of the node it replaces. */
   const ports = new Map(natives.map((native, i) => [native.nodeId, args.port === 0 ? 0 : args.port + i]));
   return new Promise<number>((resolve) => {

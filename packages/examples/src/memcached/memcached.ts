@@ -79,8 +79,10 @@ export type RemoteCache = Pick<RemoteRef<Memcached>, 'fetch' | 'store' | 'tooLar
 export function validateConfig(config: MemcachedConfig): MemcachedConfig {
   if (config === null || typeof config !== 'object') throw new MemcachedUsageError('memcached config must be an object');
   if (typeof config.host !== 'string' || config.host.length === 0) throw new MemcachedUsageError('config.host must be a non-empty address');
-  if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) throw new MemcachedUsageError(`config.port must be an integer in 0..65535, got ${config.port}`);
-  if (!Number.isInteger(config.memoryMiB) || config.memoryMiB < 1 || config.memoryMiB > MEMORY_MAX_MIB) throw new MemcachedUsageError(`config.memoryMiB must be an integer in 1..${MEMORY_MAX_MIB}, got ${config.memoryMiB}`);
+  if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535)
+    throw new MemcachedUsageError(`config.port must be an integer in 0..65535, got ${config.port}`);
+  if (!Number.isInteger(config.memoryMiB) || config.memoryMiB < 1 || config.memoryMiB > MEMORY_MAX_MIB)
+    throw new MemcachedUsageError(`config.memoryMiB must be an integer in 1..${MEMORY_MAX_MIB}, got ${config.memoryMiB}`);
   return config;
 }
 

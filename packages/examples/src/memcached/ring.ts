@@ -31,9 +31,12 @@ export class HashRing {
   readonly #owners: Int32Array;
 
   constructor(spec: RingSpec) {
-    if (spec === null || typeof spec !== 'object' || !Array.isArray(spec.nodes) || spec.nodes.length === 0) throw new MemcachedUsageError('a hash ring needs at least one node id');
-    if (!spec.nodes.every((n) => Number.isInteger(n) && n > 0) || new Set(spec.nodes).size !== spec.nodes.length) throw new MemcachedUsageError(`ring nodes must be distinct positive node ids, got ${JSON.stringify(spec.nodes)}`);
-    if (!Number.isInteger(spec.vnodes) || spec.vnodes < 1 || spec.vnodes > 4096) throw new MemcachedUsageError(`ring vnodes must be an integer in 1..4096, got ${spec.vnodes}`);
+    if (spec === null || typeof spec !== 'object' || !Array.isArray(spec.nodes) || spec.nodes.length === 0)
+      throw new MemcachedUsageError('a hash ring needs at least one node id');
+    if (!spec.nodes.every((n) => Number.isInteger(n) && n > 0) || new Set(spec.nodes).size !== spec.nodes.length)
+      throw new MemcachedUsageError(`ring nodes must be distinct positive node ids, got ${JSON.stringify(spec.nodes)}`);
+    if (!Number.isInteger(spec.vnodes) || spec.vnodes < 1 || spec.vnodes > 4096)
+      throw new MemcachedUsageError(`ring vnodes must be an integer in 1..4096, got ${spec.vnodes}`);
     this.nodes = [...spec.nodes].sort((a, b) => a - b);
     const points: [number, number][] = [];
     for (const node of this.nodes) for (let i = 0; i < spec.vnodes; i++) points.push([fmix32(fnv1a32(`node-${node}#${i}`)), node]);

@@ -152,7 +152,31 @@ export class CoreServer implements SessionContext {
       ['total_connections', n('total_connections')],
       ['rejected_connections', '0'],
       ['connection_structures', n('curr_connections')],
-      ...(['cmd_get', 'cmd_set', 'cmd_flush', 'cmd_touch', 'get_hits', 'get_misses', 'get_expired', 'get_flushed', 'delete_misses', 'delete_hits', 'incr_misses', 'incr_hits', 'decr_misses', 'decr_hits', 'cas_misses', 'cas_hits', 'cas_badval', 'touch_hits', 'touch_misses', 'store_too_large', 'store_no_memory'] as const).map((name): [string, string] => [name, n(name)]),
+      ...(
+        [
+          'cmd_get',
+          'cmd_set',
+          'cmd_flush',
+          'cmd_touch',
+          'get_hits',
+          'get_misses',
+          'get_expired',
+          'get_flushed',
+          'delete_misses',
+          'delete_hits',
+          'incr_misses',
+          'incr_hits',
+          'decr_misses',
+          'decr_hits',
+          'cas_misses',
+          'cas_hits',
+          'cas_badval',
+          'touch_hits',
+          'touch_misses',
+          'store_too_large',
+          'store_no_memory',
+        ] as const
+      ).map((name): [string, string] => [name, n(name)]),
       ['auth_cmds', '0'],
       ['auth_errors', '0'],
       ['bytes_read', n('bytes_read')],
@@ -229,7 +253,17 @@ export class CoreServer implements SessionContext {
   }
 
   delta(key: Buffer, incr: boolean, delta: string, initial: string | null, exptime: number, cas: number): [number, string, number] {
-    const result = this.cache.delta(key, 0, key.length, hashKey(key, 0, key.length), incr, BigInt(delta), initial === null ? null : BigInt(initial), exptime, cas);
+    const result = this.cache.delta(
+      key,
+      0,
+      key.length,
+      hashKey(key, 0, key.length),
+      incr,
+      BigInt(delta),
+      initial === null ? null : BigInt(initial),
+      exptime,
+      cas,
+    );
     return [result.status, result.value.toString(), result.cas];
   }
 

@@ -343,16 +343,18 @@ export class Session {
     this.#queue.push(slot);
     this.#forwarding++;
     const local = new OutBuffer(256);
-    work.then(
-      (format) => format(local),
-      (e: Error) => error(local, e),
-    ).then(() => {
-      this.#forwarding--;
-      slot.bytes = local.takeCopy();
-      this.#queuedBytes += slot.bytes.length;
-      this.#drain();
-      if (this.#outputFull) this.#resumeInput();
-    });
+    work
+      .then(
+        (format) => format(local),
+        (e: Error) => error(local, e),
+      )
+      .then(() => {
+        this.#forwarding--;
+        slot.bytes = local.takeCopy();
+        this.#queuedBytes += slot.bytes.length;
+        this.#drain();
+        if (this.#outputFull) this.#resumeInput();
+      });
   }
 
   #close(): void {
@@ -464,7 +466,12 @@ export class Session {
       const positions = indices.map((i) => i - r.firstKey);
       return ctx
         .remote(node)
-        .fetch(positions.map((p) => keys[p]), touch, r.exptime, true)
+        .fetch(
+          positions.map((p) => keys[p]),
+          touch,
+          r.exptime,
+          true,
+        )
         .catch(missIfOwnerGone(positions.map(() => null)))
         .then((hits) => positions.forEach((p, j) => (results[p] = hits[j])));
     });
@@ -516,7 +523,15 @@ export class Session {
    * answered in request order once it returns (`fail` if it cannot). `reply`
    * may run later, so it reads nothing from the (reused) request.
    */
-  #keyed<T>(key: Uint8Array, ks: number, kl: number, local: (hash: number) => T, forward: (remote: RemoteCache, key: Buffer) => Promise<T>, reply: (out: OutBuffer, result: T) => void, fail: (out: OutBuffer, e: Error) => void): void {
+  #keyed<T>(
+    key: Uint8Array,
+    ks: number,
+    kl: number,
+    local: (hash: number) => T,
+    forward: (remote: RemoteCache, key: Buffer) => Promise<T>,
+    reply: (out: OutBuffer, result: T) => void,
+    fail: (out: OutBuffer, e: Error) => void,
+  ): void {
     const hash = hashKey(key, ks, kl);
     const owner = this.#ctx.owner(hash);
     if (owner === this.#ctx.nodeId) {
@@ -538,11 +553,16 @@ export class Session {
       line,
       ks,
       kl,
-      (hash) => (tooLarge ? this.#cache.rejectTooLarge(mode, line, ks, kl, hash) : this.#cache.store(mode, line, ks, kl, hash, r.flags, r.exptime, r.data, r.dataStart, r.dataLength, r.cas)),
+      (hash) =>
+        tooLarge
+          ? this.#cache.rejectTooLarge(mode, line, ks, kl, hash)
+          : this.#cache.store(mode, line, ks, kl, hash, r.flags, r.exptime, r.data, r.dataStart, r.dataLength, r.cas),
       (remote, key) =>
         tooLarge
           ? remote.tooLarge(mode, key).then(() => Status.TOO_LARGE as number)
-          : remote.store(mode, key, r.flags, r.exptime, Buffer.from(r.data.subarray(r.dataStart, r.dataStart + r.dataLength)), r.cas).then(([status]) => status),
+          : remote
+              .store(mode, key, r.flags, r.exptime, Buffer.from(r.data.subarray(r.dataStart, r.dataStart + r.dataLength)), r.cas)
+              .then(([status]) => status),
       // memcached sends out-of-memory errors even for noreply.
       (out, status) => {
         if (!noreply || status === Status.NO_MEMORY) out.raw(TEXT_STORE_REPLY[status]);
@@ -685,7 +705,11 @@ export class Session {
         return;
       case Op.FLUSH: {
         const { opcode, opaque, quiet } = r;
-        this.#flushAll(r.extrasLength === 4 ? r.extraU32(0) : 0, quiet ? null : (o) => binaryHeaderOnly(o, opcode, opaque, 0), temporaryFailure(opcode, opaque));
+        this.#flushAll(
+          r.extrasLength === 4 ? r.extraU32(0) : 0,
+          quiet ? null : (o) => binaryHeaderOnly(o, opcode, opaque, 0),
+          temporaryFailure(opcode, opaque),
+        );
         return;
       }
       case Op.NOOP:
@@ -718,28 +742,33 @@ export class Session {
       reader.request = r;
       reader.withKey = withKey;
       reader.withValue = command !== Op.TOUCH;
-      if (!this.#cache.fetch(r.body, ks, kl, hash, reader, touch, exptime)) binaryMiss(this.#out, r.opcode, r.opaque, r.quiet, withKey ? r.body.subarray(ks, ks + kl) : null);
+      if (!this.#cache.fetch(r.body, ks, kl, hash, reader, touch, exptime))
+        binaryMiss(this.#out, r.opcode, r.opaque, r.quiet, withKey ? r.body.subarray(ks, ks + kl) : null);
       return;
     }
     const { opcode, opaque, quiet } = r;
     const key = Buffer.from(r.body.subarray(ks, ks + kl));
     const withValue = command !== Op.TOUCH;
     this.#later(
-      this.#ctx.remote(owner).fetch([key], touch, exptime, withValue).catch(missIfOwnerGone([null])).then(([hit]) => (out: OutBuffer) => {
-        if (hit === null) {
-          binaryMiss(out, opcode, opaque, quiet, withKey ? key : null);
-          return;
-        }
-        const [flags, cas, value] = hit;
-        const keyLength = withKey ? key.length : 0;
-        const valueLength = value?.length ?? 0;
-        out.ensure(28 + keyLength + valueLength);
-        out.pos = writeResponseHeader(out.buf, out.pos, opcode, keyLength, 4, BinaryStatus.OK, 4 + keyLength + valueLength, opaque, cas);
-        out.buf.writeUInt32BE(flags, out.pos);
-        out.pos += 4;
-        if (withKey) out.raw(key);
-        if (value) out.raw(value);
-      }),
+      this.#ctx
+        .remote(owner)
+        .fetch([key], touch, exptime, withValue)
+        .catch(missIfOwnerGone([null]))
+        .then(([hit]) => (out: OutBuffer) => {
+          if (hit === null) {
+            binaryMiss(out, opcode, opaque, quiet, withKey ? key : null);
+            return;
+          }
+          const [flags, cas, value] = hit;
+          const keyLength = withKey ? key.length : 0;
+          const valueLength = value?.length ?? 0;
+          out.ensure(28 + keyLength + valueLength);
+          out.pos = writeResponseHeader(out.buf, out.pos, opcode, keyLength, 4, BinaryStatus.OK, 4 + keyLength + valueLength, opaque, cas);
+          out.buf.writeUInt32BE(flags, out.pos);
+          out.pos += 4;
+          if (withKey) out.raw(key);
+          if (value) out.raw(value);
+        }),
       temporaryFailure(opcode, opaque),
     );
   }
@@ -757,9 +786,15 @@ export class Session {
       kl,
       (hash): [number, number] => {
         const cache = this.#cache;
-        return [tooLarge ? cache.rejectTooLarge(mode, body, ks, kl, hash) : cache.store(mode, body, ks, kl, hash, flags, exptime, body, valueStart, valueLength, cas), cache.lastCas];
+        return [
+          tooLarge ? cache.rejectTooLarge(mode, body, ks, kl, hash) : cache.store(mode, body, ks, kl, hash, flags, exptime, body, valueStart, valueLength, cas),
+          cache.lastCas,
+        ];
       },
-      (remote, key) => (tooLarge ? remote.tooLarge(mode, key).then((): [number, number] => [Status.TOO_LARGE, 0]) : remote.store(mode, key, flags, exptime, Buffer.from(body.subarray(valueStart, valueStart + valueLength)), cas)),
+      (remote, key) =>
+        tooLarge
+          ? remote.tooLarge(mode, key).then((): [number, number] => [Status.TOO_LARGE, 0])
+          : remote.store(mode, key, flags, exptime, Buffer.from(body.subarray(valueStart, valueStart + valueLength)), cas),
       (out, [status, newCas]) => {
         if (status !== Status.STORED) binaryError(out, opcode, opaque, binaryStoreStatus(command, status));
         else if (!quiet) binaryHeaderOnly(out, opcode, opaque, newCas);
@@ -800,10 +835,24 @@ export class Session {
         const result = this.#cache.delta(body, ks, kl, hash, incr, delta, initial, exptime, cas);
         return [result.status, result.value, result.cas];
       },
-      (remote, key) => remote.delta(key, incr, delta.toString(), initial === null ? null : initial.toString(), exptime, cas).then(([status, value, newCas]): [number, bigint, number] => [status, BigInt(value), newCas]),
+      (remote, key) =>
+        remote
+          .delta(key, incr, delta.toString(), initial === null ? null : initial.toString(), exptime, cas)
+          .then(([status, value, newCas]): [number, bigint, number] => [status, BigInt(value), newCas]),
       (out, [status, value, newCas]) => {
         if (status !== Status.STORED) {
-          binaryError(out, opcode, opaque, status === Status.NOT_FOUND ? BinaryStatus.KEY_ENOENT : status === Status.EXISTS ? BinaryStatus.KEY_EEXISTS : status === Status.NO_MEMORY ? BinaryStatus.ENOMEM : BinaryStatus.DELTA_BADVAL);
+          binaryError(
+            out,
+            opcode,
+            opaque,
+            status === Status.NOT_FOUND
+              ? BinaryStatus.KEY_ENOENT
+              : status === Status.EXISTS
+                ? BinaryStatus.KEY_EEXISTS
+                : status === Status.NO_MEMORY
+                  ? BinaryStatus.ENOMEM
+                  : BinaryStatus.DELTA_BADVAL,
+          );
           return;
         }
         if (quiet) return;
@@ -819,7 +868,9 @@ export class Session {
   #binaryStats(r: BinaryRequest): void {
     const out = this.#out;
     // The key is the subcommand and its argument, one space apart ("ebbrt_owner KEY").
-    const [sub, arg] = Buffer.from(r.body.subarray(r.keyStart, r.keyStart + r.keyLength)).toString('latin1').split(' ', 2);
+    const [sub, arg] = Buffer.from(r.body.subarray(r.keyStart, r.keyStart + r.keyLength))
+      .toString('latin1')
+      .split(' ', 2);
     let lines: MemcachedStats | null;
     if (sub === 'reset') {
       this.#cache.resetCounters();

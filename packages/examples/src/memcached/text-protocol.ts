@@ -115,7 +115,7 @@ const SPACE = 0x20;
 /** memcached drops a connection that sends this much without a newline (unless it is a get). */
 const MAX_LINE = 2048;
 
-const enum State {
+enum State {
   LINE,
   DATA,
   SWALLOW,
@@ -216,7 +216,12 @@ export class TextParser {
       const head = pending ?? chunk.subarray(off, end);
       if (!startsWithGet(head) || length > this.#maxGetLine) {
         this.stop();
-        this.#onFault(new MemcachedProtocolError('MC_LINE_TOO_LONG', `a command line ran past ${length > this.#maxGetLine ? this.#maxGetLine : MAX_LINE} bytes without a newline; end each command with \\r\\n`));
+        this.#onFault(
+          new MemcachedProtocolError(
+            'MC_LINE_TOO_LONG',
+            `a command line ran past ${length > this.#maxGetLine ? this.#maxGetLine : MAX_LINE} bytes without a newline; end each command with \\r\\n`,
+          ),
+        );
         return;
       }
     }

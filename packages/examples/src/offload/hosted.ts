@@ -38,7 +38,13 @@ export interface OffloadOptions {
 }
 
 const FLAGS = [
-  { name: 'mode', type: 'string', value: 'M', choices: ['inline', 'native', 'piscina'], help: 'where the renderer runs: inline | native | piscina (default native with natives, else inline)' },
+  {
+    name: 'mode',
+    type: 'string',
+    value: 'M',
+    choices: ['inline', 'native', 'piscina'],
+    help: 'where the renderer runs: inline | native | piscina (default native with natives, else inline)',
+  },
   { name: 'host', type: 'string', value: 'H', help: 'address the HTTP service binds (default 127.0.0.1)' },
   { name: 'port', type: 'int', value: 'P', min: 0, max: 65535, help: 'port of the HTTP service (default 8080; 0 = any free port)' },
   { name: 'threads', type: 'int', value: 'T', min: 1, max: 256, help: 'piscina worker threads (default 2)' },
@@ -82,7 +88,13 @@ export async function checkArgs(args: readonly string[]): Promise<AppCheck> {
   if (options.port !== 0) {
     const probe = createServer();
     await new Promise<void>((resolve, reject) => {
-      probe.once('error', (error: NodeJS.ErrnoException) => reject(new OffloadUsageError(`cannot listen on ${options.host}:${options.port}: ${error.code === 'EADDRINUSE' ? 'the port is in use; pick another with --port (0 = any free port)' : error.message}`)));
+      probe.once('error', (error: NodeJS.ErrnoException) =>
+        reject(
+          new OffloadUsageError(
+            `cannot listen on ${options.host}:${options.port}: ${error.code === 'EADDRINUSE' ? 'the port is in use; pick another with --port (0 = any free port)' : error.message}`,
+          ),
+        ),
+      );
       probe.listen(options.port, options.host, () => probe.close(() => resolve()));
     });
   }
@@ -114,10 +126,15 @@ export async function main(app: HostedApp): Promise<number> {
     process.stderr.write('offload: --mode native needs native nodes: run with --nodes 1 or more (inline and piscina need none)\n');
     return 2;
   }
-  if (mode !== 'native' && app.natives.length > 0) process.stderr.write(`offload: --mode ${mode} renders on the frontend; the ${app.natives.length} native node(s) stay idle\n`);
+  if (mode !== 'native' && app.natives.length > 0)
+    process.stderr.write(`offload: --mode ${mode} renders on the frontend; the ${app.natives.length} native node(s) stay idle\n`);
 
   const placement = mode === 'native' ? await nativePlacement(app, options) : mode === 'piscina' ? piscinaPlacement(options) : inlinePlacement(app);
-  const { server, stats } = createOffloadServer({ markdown: placement.markdown, maxBodyBytes: options.maxBody, status: () => ({ mode, ...stats, ...placement.status() }) });
+  const { server, stats } = createOffloadServer({
+    markdown: placement.markdown,
+    maxBodyBytes: options.maxBody,
+    status: () => ({ mode, ...stats, ...placement.status() }),
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -129,7 +146,9 @@ export async function main(app: HostedApp): Promise<number> {
   } catch (error) {
     await placement.close();
     const code = (error as NodeJS.ErrnoException).code;
-    process.stderr.write(`offload: cannot listen on ${options.host}:${options.port}: ${code === 'EADDRINUSE' ? 'the port is in use; pick another with --port (0 = any free port)' : (error as Error).message}\n`);
+    process.stderr.write(
+      `offload: cannot listen on ${options.host}:${options.port}: ${code === 'EADDRINUSE' ? 'the port is in use; pick another with --port (0 = any free port)' : (error as Error).message}\n`,
+    );
     return 1;
   }
   const { port } = server.address() as AddressInfo;
@@ -151,7 +170,7 @@ export async function main(app: HostedApp): Promise<number> {
 }
 
 function describe(mode: OffloadMode, app: HostedApp, options: OffloadOptions): string {
-  if (mode === 'inline') return 'rendering on the frontend\'s main thread';
+  if (mode === 'inline') return "rendering on the frontend's main thread";
   if (mode === 'piscina') return `rendering in a piscina pool of ${options.threads} thread(s)`;
   const cores = app.natives.reduce((sum, n) => sum + n.cores, 0);
   return `rendering on ${cores} core(s) of ${app.natives.length} native node(s), least outstanding calls first`;
@@ -162,7 +181,12 @@ function inlinePlacement(app: HostedApp): Placement {
 }
 
 function piscinaPlacement(options: OffloadOptions): Placement {
-  const pool = new Piscina({ filename: new URL('./piscina-worker.js', import.meta.url).href, minThreads: options.threads, maxThreads: options.threads, idleTimeout: 60_000 });
+  const pool = new Piscina({
+    filename: new URL('./piscina-worker.js', import.meta.url).href,
+    minThreads: options.threads,
+    maxThreads: options.threads,
+    idleTimeout: 60_000,
+  });
   return {
     markdown: { render: (markdown) => pool.run(markdown) as Promise<Uint8Array> },
     status: () => ({ threads: pool.threads.length, queued: pool.queueSize }),
@@ -189,7 +213,9 @@ async function nativePlacement(app: HostedApp, options: OffloadOptions): Promise
   const onReplaced = (_old: number, native: LaunchHandle) => {
     if (app.signal.aborted) return;
     natives.set(native.nodeId, native);
-    app.print(`offload: replacement native node ${native.nodeId} joined (${native.cores} core(s), pid ${native.pid}); ${markdown.$cores().length} native core(s) in rotation`);
+    app.print(
+      `offload: replacement native node ${native.nodeId} joined (${native.cores} core(s), pid ${native.pid}); ${markdown.$cores().length} native core(s) in rotation`,
+    );
   };
   const onFail = (error: Error) => process.stderr.write(`offload: a replacement failed (the group retries with backoff): ${error.message}\n`);
   app.node.on('leave', onLeave);

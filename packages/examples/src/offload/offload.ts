@@ -32,7 +32,8 @@ export class MarkdownRep implements Markdown {
   #tail: Promise<unknown> = Promise.resolve();
 
   render(markdown: Uint8Array): Promise<Uint8Array> {
-    if (!(markdown instanceof Uint8Array)) return Promise.reject(new InvalidDocumentError(`Markdown.render takes the document as bytes (a Buffer or Uint8Array of UTF-8), got ${typeof markdown}`));
+    if (!(markdown instanceof Uint8Array))
+      return Promise.reject(new InvalidDocumentError(`Markdown.render takes the document as bytes (a Buffer or Uint8Array of UTF-8), got ${typeof markdown}`));
     const rendered = this.#tail.then(nextTurn).then(() => renderDocument(markdown));
     this.#tail = rendered.catch(() => undefined);
     return rendered;

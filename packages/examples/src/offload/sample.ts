@@ -6,10 +6,48 @@
  */
 
 const WORDS = [
-  'ebb', 'core', 'node', 'frontend', 'native', 'runtime', 'message', 'call', 'reply', 'fault', 'handler', 'replica',
-  'partition', 'proxy', 'cache', 'latency', 'throughput', 'socket', 'frame', 'payload', 'worker', 'thread', 'event',
-  'loop', 'hosted', 'backend', 'elastic', 'building', 'block', 'distributed', 'object', 'translation', 'table',
-  'representative', 'membership', 'heartbeat', 'allocator', 'unikernel', 'über', 'naïve', 'façade', 'œuvre',
+  'ebb',
+  'core',
+  'node',
+  'frontend',
+  'native',
+  'runtime',
+  'message',
+  'call',
+  'reply',
+  'fault',
+  'handler',
+  'replica',
+  'partition',
+  'proxy',
+  'cache',
+  'latency',
+  'throughput',
+  'socket',
+  'frame',
+  'payload',
+  'worker',
+  'thread',
+  'event',
+  'loop',
+  'hosted',
+  'backend',
+  'elastic',
+  'building',
+  'block',
+  'distributed',
+  'object',
+  'translation',
+  'table',
+  'representative',
+  'membership',
+  'heartbeat',
+  'allocator',
+  'unikernel',
+  'über',
+  'naïve',
+  'façade',
+  'œuvre',
 ];
 
 /** Markdown text of `sections` sections (about 1.4 KB each); `seed` varies the words. */
@@ -43,7 +81,10 @@ export function sampleDocument(sections: number, seed = 1): string {
     out.push(`1. ${sentence()}\n2. ${sentence()}\n3. ${sentence()}\n`);
     if (s % 2 === 0) out.push(`\`\`\`js\nconst ${word()} = rt.ref(${word()}Ebb);\nawait ${word()}.render(doc); // <${word()}>\n\`\`\`\n`);
     else out.push(`> ${sentence()}\n> ${sentence()}\n>\n> - ${sentence()}\n`);
-    if (s % 3 === 0) out.push(`| ${word()} | ${word()} | ${word()} |\n|:---|:---:|---:|\n| ${words(2)} | *${word()}* | ${Math.floor(random() * 1000)} |\n| \`${word()}\` | ${word()} | ${Math.floor(random() * 1000)} |\n`);
+    if (s % 3 === 0)
+      out.push(
+        `| ${word()} | ${word()} | ${word()} |\n|:---|:---:|---:|\n| ${words(2)} | *${word()}* | ${Math.floor(random() * 1000)} |\n| \`${word()}\` | ${word()} | ${Math.floor(random() * 1000)} |\n`,
+      );
     out.push(`### ${words(2)}\n\n${paragraph(2)} See <https://example.org/${word()}>.\n\n---\n`);
   }
   return out.join('\n');

@@ -60,7 +60,8 @@ export function createOffloadServer(options: OffloadServerOptions): { server: ht
     const query = url.indexOf('?');
     const path = query < 0 ? url : url.slice(0, query);
     if (path === '/render') {
-      if (req.method !== 'POST') throw new OffloadHttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} /render is not supported; POST the Markdown document as the request body`);
+      if (req.method !== 'POST')
+        throw new OffloadHttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} /render is not supported; POST the Markdown document as the request body`);
       const body = await readBody(req, maxBodyBytes);
       if (!isUtf8(body)) throw new InvalidDocumentError('the request body is not valid UTF-8; post the Markdown document as UTF-8 text');
       const html = await markdown.render(body);
@@ -70,7 +71,8 @@ export function createOffloadServer(options: OffloadServerOptions): { server: ht
       return;
     }
     if (path === '/status' || path === '/') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') throw new OffloadHttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} ${path} is not supported; use GET`);
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        throw new OffloadHttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} ${path} is not supported; use GET`);
       req.resume();
       const text = path === '/' ? USAGE : `${JSON.stringify(status())}\n`;
       res.writeHead(200, { 'content-type': path === '/' ? 'text/plain; charset=utf-8' : 'application/json', 'content-length': Buffer.byteLength(text) });

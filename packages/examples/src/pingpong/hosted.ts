@@ -72,7 +72,9 @@ export async function main(app: HostedApp): Promise<number> {
     const roundTrip = roundTripper(rt, ref, native, local, options);
     const [firstNs, first] = await roundTrip(++seq);
     if (!first.viaIdMap) {
-      process.stderr.write(`pingpong: node ${native.nodeId} answered without the GlobalIdMap record in its cache; its rep was not faulted in from the record\n`);
+      process.stderr.write(
+        `pingpong: node ${native.nodeId} answered without the GlobalIdMap record in its cache; its rep was not faulted in from the record\n`,
+      );
       return 1;
     }
     const samples = new Float64Array(options.count);
@@ -88,7 +90,13 @@ export async function main(app: HostedApp): Promise<number> {
 }
 
 /** One timed ping → pong with a native: [nanoseconds, pong]. */
-function roundTripper(rt: EbbRuntime, ref: EbbRef<PingPong>, native: LaunchHandle, local: PingPongRep, options: PingPongOptions): (seq: number) => Promise<[number, Pong]> {
+function roundTripper(
+  rt: EbbRuntime,
+  ref: EbbRef<PingPong>,
+  native: LaunchHandle,
+  local: PingPongRep,
+  options: PingPongOptions,
+): (seq: number) => Promise<[number, Pong]> {
   if (options.mode === 'call') {
     const remote = rt.remote(ref, native.nodeId);
     return async (seq) => {

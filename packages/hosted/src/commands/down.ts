@@ -4,7 +4,14 @@ import { downCluster } from '../ops/client.js';
 import { CLUSTER_FLAG, optionsHelp, parseOrHelp, reporting, STATE_DIR_FLAG, targetCluster } from '../ops/commands-kit.js';
 
 const FLAGS: FlagSpec[] = [
-  { name: 'timeout', type: 'int', value: 'MS', min: 100, max: 600_000, help: 'time the frontend gets to stop its nodes before it is signalled (default 20000)' },
+  {
+    name: 'timeout',
+    type: 'int',
+    value: 'MS',
+    min: 100,
+    max: 600_000,
+    help: 'time the frontend gets to stop its nodes before it is signalled (default 20000)',
+  },
   CLUSTER_FLAG,
   STATE_DIR_FLAG,
 ];
@@ -25,7 +32,11 @@ export async function command(argv: string[]): Promise<number> {
     const { dir, state } = targetCluster(parsed);
     const nodes = state.nodes.length;
     const result = await downCluster(state, dir, { timeoutMs: parsed.flags.timeout as number | undefined });
-    const how = result.clean ? 'stopped cleanly' : result.signalled.length ? `stopped by signal (pids ${result.signalled.join(', ')})` : 'was no longer running; cleaned up';
+    const how = result.clean
+      ? 'stopped cleanly'
+      : result.signalled.length
+        ? `stopped by signal (pids ${result.signalled.join(', ')})`
+        : 'was no longer running; cleaned up';
     process.stderr.write(`ebbrt down: cluster ${state.cluster} ${how}: frontend and ${nodes} native node(s)\n`);
     return 0;
   });

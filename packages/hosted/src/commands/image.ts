@@ -41,7 +41,8 @@ export async function command(argv: string[]): Promise<number> {
   }
   const [sub, appName, extra] = parsed.positionals;
   if (sub === 'prune') return prune(parsed.positionals.slice(1), parsed.flags);
-  if (sub !== 'build') throw new UsageError(sub === undefined ? 'ebbrt image needs a subcommand: build or prune' : `unknown subcommand "${sub}"; ebbrt image has: build, prune`);
+  if (sub !== 'build')
+    throw new UsageError(sub === undefined ? 'ebbrt image needs a subcommand: build or prune' : `unknown subcommand "${sub}"; ebbrt image has: build, prune`);
   if (parsed.flags.all || parsed.flags['dry-run']) throw new UsageError('--all and --dry-run are options of ebbrt image prune');
   if (appName === undefined) throw new UsageError('ebbrt image build needs an app: an example name or an app folder');
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
@@ -66,11 +67,13 @@ export async function command(argv: string[]): Promise<number> {
 
 function prune(extra: string[], flags: Record<string, unknown>): number {
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
-  if (flags.out !== undefined || flags.kernel !== undefined || flags.force) throw new UsageError('--out, --kernel and --force are options of ebbrt image build');
+  if (flags.out !== undefined || flags.kernel !== undefined || flags.force)
+    throw new UsageError('--out, --kernel and --force are options of ebbrt image build');
   const cache = imageCacheDir();
   const dryRun = flags['dry-run'] === true;
   const pruned = pruneImageCache(cache, { all: flags.all === true, dryRun });
-  for (const image of pruned) process.stdout.write(`${dryRun ? 'would remove' : 'removed'} ${image.dir} (${(image.bytes / 1048576).toFixed(1)} MiB, ${image.reason})\n`);
+  for (const image of pruned)
+    process.stdout.write(`${dryRun ? 'would remove' : 'removed'} ${image.dir} (${(image.bytes / 1048576).toFixed(1)} MiB, ${image.reason})\n`);
   const total = pruned.reduce((sum, image) => sum + image.bytes, 0);
   process.stdout.write(`${pruned.length} image(s), ${(total / 1048576).toFixed(1)} MiB ${dryRun ? 'would be freed' : 'freed'} in ${cache}\n`);
   return 0;

@@ -4,7 +4,11 @@ import { fetchView } from '../ops/client.js';
 import { CLUSTER_FLAG, optionsHelp, parseOrHelp, reporting, STATE_DIR_FLAG, targetCluster } from '../ops/commands-kit.js';
 import { psText } from '../ops/render.js';
 
-const FLAGS: FlagSpec[] = [{ name: 'json', type: 'boolean', help: 'print the admin API\'s JSON (GET /api/state) instead of tables' }, CLUSTER_FLAG, STATE_DIR_FLAG];
+const FLAGS: FlagSpec[] = [
+  { name: 'json', type: 'boolean', help: "print the admin API's JSON (GET /api/state) instead of tables" },
+  CLUSTER_FLAG,
+  STATE_DIR_FLAG,
+];
 
 export const summary = 'list the nodes and Ebbs of a running cluster';
 

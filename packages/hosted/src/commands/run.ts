@@ -5,22 +5,59 @@ import { flagHelp, parseFlags, UsageError, type FlagSpec } from '@ebbrt/ebb-prot
 import { AppArgsError, AppNotFoundError, appHint, checkApp, resolveApp, runApp } from '../app.js';
 
 const FLAGS = [
-  { name: 'nodes', type: 'int', value: 'N', min: 0, max: 64, help: 'native nodes to launch (default 2; 0 only for an app whose arguments say it runs on the frontend alone)' },
+  {
+    name: 'nodes',
+    type: 'int',
+    value: 'N',
+    min: 0,
+    max: 64,
+    help: 'native nodes to launch (default 2; 0 only for an app whose arguments say it runs on the frontend alone)',
+  },
   { name: 'cores', type: 'int', value: 'C', min: 1, max: 256, help: 'cores (worker threads) per native node (default 2)' },
-  { name: 'secret', type: 'string', value: 'S', minLength: 8, help: 'cluster secret (default: random per run, or env EBBRT_SECRET); visible to every user of the host, prefer --secret-file' },
+  {
+    name: 'secret',
+    type: 'string',
+    value: 'S',
+    minLength: 8,
+    help: 'cluster secret (default: random per run, or env EBBRT_SECRET); visible to every user of the host, prefer --secret-file',
+  },
   { name: 'secret-file', type: 'string', value: 'FILE', help: 'read the cluster secret from FILE (or env EBBRT_SECRET_FILE)' },
   { name: 'host', type: 'string', value: 'H', help: "address the frontend's messenger binds (default 127.0.0.1)" },
   { name: 'port', type: 'int', value: 'P', min: 0, max: 65535, help: "port the frontend's messenger binds (default: any free port)" },
-  { name: 'store', type: 'string', value: 'URL', help: 'cluster store: memory (default) or redis://host:port/db, rediss://…, redis+cluster://host:port,… (or env EBBRT_STORE)' },
+  {
+    name: 'store',
+    type: 'string',
+    value: 'URL',
+    help: 'cluster store: memory (default) or redis://host:port/db, rediss://…, redis+cluster://host:port,… (or env EBBRT_STORE)',
+  },
   { name: 'cluster', type: 'string', value: 'NAME', help: "cluster name namespacing the store's keys (default ebbrt)" },
-  { name: 'reconnect-ms', type: 'int', value: 'MS', min: 0, max: 3_600_000, help: 'how long natives try to re-register after losing the frontend before they exit (default 3000; lengthen it with a Redis store to survive a frontend restart)' },
-  { name: 'tls-cert', type: 'string', value: 'FILE', help: 'messenger TLS: this cluster\'s certificate (PEM); needs --tls-key and --tls-ca' },
-  { name: 'tls-key', type: 'string', value: 'FILE', help: 'messenger TLS: the certificate\'s private key (PEM)' },
+  {
+    name: 'reconnect-ms',
+    type: 'int',
+    value: 'MS',
+    min: 0,
+    max: 3_600_000,
+    help: 'how long natives try to re-register after losing the frontend before they exit (default 3000; lengthen it with a Redis store to survive a frontend restart)',
+  },
+  { name: 'tls-cert', type: 'string', value: 'FILE', help: "messenger TLS: this cluster's certificate (PEM); needs --tls-key and --tls-ca" },
+  { name: 'tls-key', type: 'string', value: 'FILE', help: "messenger TLS: the certificate's private key (PEM)" },
   { name: 'tls-ca', type: 'string', value: 'FILE', help: 'messenger TLS: the CA certificate peers must be signed by (PEM)' },
   { name: 'backend', type: 'string', value: 'B', choices: ['process', 'qemu'], help: 'how natives are launched: process (default) or qemu (each native a VM)' },
   { name: 'memory', type: 'int', value: 'MiB', min: 320, max: 1_048_576, help: 'memory of each native VM, MiB (qemu; default 512)' },
-  { name: 'accel', type: 'string', value: 'A', choices: ['auto', 'kvm', 'tcg'], help: 'qemu accelerator: auto (default: KVM if a probe boots, else TCG), kvm, tcg' },
-  { name: 'network', type: 'string', value: 'M', choices: ['user', 'tap'], help: 'how qemu natives are reached: user (default; each port an app opens is forwarded from the host) or tap (root; each VM its own address on a bridge)' },
+  {
+    name: 'accel',
+    type: 'string',
+    value: 'A',
+    choices: ['auto', 'kvm', 'tcg'],
+    help: 'qemu accelerator: auto (default: KVM if a probe boots, else TCG), kvm, tcg',
+  },
+  {
+    name: 'network',
+    type: 'string',
+    value: 'M',
+    choices: ['user', 'tap'],
+    help: 'how qemu natives are reached: user (default; each port an app opens is forwarded from the host) or tap (root; each VM its own address on a bridge)',
+  },
 ] as const satisfies readonly FlagSpec[];
 
 export const summary = 'run an app on a fresh cluster';
@@ -71,7 +108,8 @@ export async function command(argv: string[]): Promise<number> {
   if (tlsFiles.some(Boolean) && !tlsFiles.every(Boolean)) throw new UsageError('TLS needs all three of --tls-cert, --tls-key and --tls-ca');
   let tls: { cert: string; key: string; ca: string } | undefined;
   try {
-    if (tlsFiles.every(Boolean)) tls = { cert: readFileSync(tlsFiles[0]!, 'utf8'), key: readFileSync(tlsFiles[1]!, 'utf8'), ca: readFileSync(tlsFiles[2]!, 'utf8') };
+    if (tlsFiles.every(Boolean))
+      tls = { cert: readFileSync(tlsFiles[0]!, 'utf8'), key: readFileSync(tlsFiles[1]!, 'utf8'), ca: readFileSync(tlsFiles[2]!, 'utf8') };
   } catch (error) {
     throw new UsageError(`cannot read a TLS file: ${(error as Error).message}`);
   }

@@ -8,7 +8,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'interval', type: 'int', value: 'MS', min: 200, max: 60_000, help: 'refresh period (default 1000)' },
   { name: 'count', type: 'int', value: 'N', min: 1, max: 1_000_000, help: 'stop after N screens (default: until Ctrl-C)' },
   { name: 'once', type: 'boolean', help: 'print one screen and exit (same as --count 1)' },
-  { name: 'json', type: 'boolean', help: 'print the admin API\'s JSON (GET /api/top), one document per line' },
+  { name: 'json', type: 'boolean', help: "print the admin API's JSON (GET /api/top), one document per line" },
   CLUSTER_FLAG,
   STATE_DIR_FLAG,
 ];

@@ -10,7 +10,11 @@ import { logPath, stateDir } from '../ops/state.js';
 import type { GroupView } from '../ops/view.js';
 
 const FLAGS: FlagSpec[] = [
-  { name: 'detach', type: 'boolean', help: 'return once every node joined; the frontend keeps running in the background (default: the file\'s `detach`, else false)' },
+  {
+    name: 'detach',
+    type: 'boolean',
+    help: "return once every node joined; the frontend keeps running in the background (default: the file's `detach`, else false)",
+  },
   { name: 'foreground', type: 'boolean', help: 'stay in the foreground until Ctrl-C or ebbrt down, even if the file says detach: true' },
   STATE_DIR_FLAG,
 ];
@@ -31,7 +35,8 @@ to <state dir>/<cluster>.log. Stop the cluster with ebbrt down.`;
 export async function command(argv: string[]): Promise<number> {
   const parsed = parseOrHelp(argv, FLAGS, usage);
   if (!parsed) return 0;
-  if (parsed.positionals.length !== 1) throw new UsageError(parsed.positionals.length === 0 ? 'ebbrt up needs a cluster file' : `unexpected argument "${parsed.positionals[1]}"`);
+  if (parsed.positionals.length !== 1)
+    throw new UsageError(parsed.positionals.length === 0 ? 'ebbrt up needs a cluster file' : `unexpected argument "${parsed.positionals[1]}"`);
   if (parsed.flags.detach && parsed.flags.foreground) throw new UsageError('--detach and --foreground exclude each other');
   return reporting('up', async () => {
     const file = locateClusterFile(parsed.positionals[0]);
@@ -93,7 +98,10 @@ async function detached(file: string, dir: string, board: ProgressBoard, hint: s
   const cluster = loadClusterFile(file).name;
   const log = logPath(dir, cluster);
   const fd = openSync(log, 'a', 0o600);
-  const daemon = spawn(process.execPath, [new URL('../ops/daemon.js', import.meta.url).pathname, file, dir], { detached: true, stdio: ['ignore', fd, fd, 'ipc'] });
+  const daemon = spawn(process.execPath, [new URL('../ops/daemon.js', import.meta.url).pathname, file, dir], {
+    detached: true,
+    stdio: ['ignore', fd, fd, 'ipc'],
+  });
   closeSync(fd);
   return new Promise<number>((resolve) => {
     let settled = false;

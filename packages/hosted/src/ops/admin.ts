@@ -19,10 +19,7 @@ import { DASHBOARD_HTML } from './dashboard.js';
 import type { ClusterView, TopView } from './view.js';
 
 /** What the cluster reports to the feed. */
-export type FeedEvent =
-  | { kind: FeedEntry['kind']; nodeId?: number; message: string }
-  | { kind: 'progress' }
-  | { kind: 'sample'; top: TopView };
+export type FeedEvent = { kind: FeedEntry['kind']; nodeId?: number; message: string } | { kind: 'progress' } | { kind: 'sample'; top: TopView };
 
 /** A membership event as the feed sends it. */
 export interface FeedEntry {
@@ -64,7 +61,15 @@ export function plotPoint(top: TopView, view: ClusterView): PlotPoint {
     nodes: top.nodes
       .filter((n) => rss.has(n.nodeId))
       .slice(0, PLOT_SERIES)
-      .map((n) => ({ id: n.nodeId, calls: n.callsPerSec + n.servedPerSec, errors: n.errorsPerSec + n.servedErrorsPerSec, p50: n.p50Us, p99: n.p99Us, rss: rss.get(n.nodeId) ?? null, cores: n.cores.map((c) => c.callsPerSec + c.servedPerSec) })),
+      .map((n) => ({
+        id: n.nodeId,
+        calls: n.callsPerSec + n.servedPerSec,
+        errors: n.errorsPerSec + n.servedErrorsPerSec,
+        p50: n.p50Us,
+        p99: n.p99Us,
+        rss: rss.get(n.nodeId) ?? null,
+        cores: n.cores.map((c) => c.callsPerSec + c.servedPerSec),
+      })),
   };
 }
 
@@ -140,7 +145,9 @@ export async function startAdmin(source: AdminSource, listen: AdminListen): Prom
   const server = createServer((req, res) => {
     if (!allowedHost(req, allowed)) {
       req.resume();
-      return reply(res, 421, { error: `Host "${req.headers.host ?? ''}" is not one this admin server answers; use its IP address or localhost, or add the name to the admin's allowed hosts` });
+      return reply(res, 421, {
+        error: `Host "${req.headers.host ?? ''}" is not one this admin server answers; use its IP address or localhost, or add the name to the admin's allowed hosts`,
+      });
     }
     handle(source, req, res).catch((error: Error) => reply(res, 500, { error: error.message }));
   });
@@ -177,7 +184,11 @@ async function handle(source: AdminSource, req: IncomingMessage, res: ServerResp
   switch (route) {
     case 'GET /':
     case 'GET /index.html':
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'" });
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        'content-security-policy': "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
+      });
       res.end(DASHBOARD_HTML);
       return;
     case 'GET /metrics': {
@@ -192,13 +203,15 @@ async function handle(source: AdminSource, req: IncomingMessage, res: ServerResp
       return reply(res, 200, source.top());
     case 'POST /api/down': {
       req.resume();
-      if (req.headers.authorization !== `Bearer ${source.token}`) return reply(res, 401, { error: 'POST /api/down needs "Authorization: Bearer <token>" with the token from the cluster\'s state file' });
+      if (req.headers.authorization !== `Bearer ${source.token}`)
+        return reply(res, 401, { error: 'POST /api/down needs "Authorization: Bearer <token>" with the token from the cluster\'s state file' });
       reply(res, 202, { stopping: true });
       source.requestStop('ebbrt down');
       return;
     }
     default:
-      if (['/', '/index.html', '/metrics', '/api/state', '/api/top', '/api/down'].includes(url.pathname)) return reply(res, 405, { error: `${req.method} is not allowed on ${url.pathname}` });
+      if (['/', '/index.html', '/metrics', '/api/state', '/api/top', '/api/down'].includes(url.pathname))
+        return reply(res, 405, { error: `${req.method} is not allowed on ${url.pathname}` });
       return reply(res, 404, { error: `no ${url.pathname} here; try /, /metrics, /api/state, /api/top` });
   }
 }

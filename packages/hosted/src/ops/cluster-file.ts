@@ -147,7 +147,8 @@ function expand(value: unknown, env: NodeJS.ProcessEnv, at: PropertyKey[], fail:
     });
   }
   if (Array.isArray(value)) return value.map((item, i) => expand(item, env, [...at, i], fail));
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, expand(item, env, [...at, key], fail)]));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, expand(item, env, [...at, key], fail)]));
   return value;
 }
 
@@ -202,7 +203,8 @@ const memory = checked<number>((value) => {
     const match = /^(\d+)\s*(M|Mi|G|Gi)?$/.exec(value.trim());
     if (match) mib = Number(match[1]) * (match[2]?.startsWith('G') ? 1024 : 1);
   }
-  if (mib === undefined || mib < 64 || mib > 1024 * 1024) return { message: `must be at least 64 MiB: an integer (MiB) or a size like 512M or 2G, got ${show(value)}` };
+  if (mib === undefined || mib < 64 || mib > 1024 * 1024)
+    return { message: `must be at least 64 MiB: an integer (MiB) or a size like 512M or 2G, got ${show(value)}` };
   return { value: mib };
 });
 
@@ -221,7 +223,10 @@ const SECRET_SHAPE = 'must be a string of at least 8 characters, { file: path } 
 /** `secret`: a string, `{ file: path }` (relative to the cluster file) or `{ env: NAME }`. */
 function secret(dir: string, env: NodeJS.ProcessEnv) {
   return checked<Secret>((value) => {
-    if (typeof value === 'string') return value.length < 8 ? { message: 'must be at least 8 characters (or { file: path } / { env: NAME })' } : { value: { secret: value, secretSource: 'inline' } };
+    if (typeof value === 'string')
+      return value.length < 8
+        ? { message: 'must be at least 8 characters (or { file: path } / { env: NAME })' }
+        : { value: { secret: value, secretSource: 'inline' } };
     if (value === null || typeof value !== 'object' || Array.isArray(value)) return { message: SECRET_SHAPE };
     const source = value as Record<string, unknown>;
     const unknown = Object.keys(source).find((key) => key !== 'file' && key !== 'env');
@@ -235,7 +240,11 @@ function secret(dir: string, env: NodeJS.ProcessEnv) {
     }
     if (typeof source.env === 'string' && source.file === undefined) {
       const text = env[source.env];
-      if (text === undefined || text.length < 8) return { message: `names ${source.env}, which is ${text === undefined ? 'not set' : 'shorter than 8 characters'}; export the cluster secret in it`, at: 'env' };
+      if (text === undefined || text.length < 8)
+        return {
+          message: `names ${source.env}, which is ${text === undefined ? 'not set' : 'shorter than 8 characters'}; export the cluster secret in it`,
+          at: 'env',
+        };
       return { value: { secret: text, secretSource: 'env' } };
     }
     return { message: 'must be a string, { file: path } or { env: NAME } (exactly one of file and env)' };
@@ -268,40 +277,57 @@ function app(dir: string) {
 function group(dir: string) {
   return mapping(
     {
-      name: z.string({ error: got('must be a lower-case name of letters, digits and dashes') }).regex(NAME, { error: got('must be a lower-case name of letters, digits and dashes') }),
+      name: z
+        .string({ error: got('must be a lower-case name of letters, digits and dashes') })
+        .regex(NAME, { error: got('must be a lower-case name of letters, digits and dashes') }),
       app: app(dir),
       backend: z.enum(GROUP_BACKENDS, { error: got(`must be one of ${GROUP_BACKENDS.join(', ')}`) }).default('process'),
       count: int(0, 256).default(1),
       cores: int(1, 256).default(1),
       memory: memory.optional(),
       network: z.enum(['user', 'tap'], { error: got('must be user or tap') }).optional(),
-      args: z.array(z.union([z.string(), z.number()], { error: "must be a string (an argument for the app's native main)" }), { error: "must be a list of strings (arguments for the app's native main)" }).default([]),
+      args: z
+        .array(z.union([z.string(), z.number()], { error: "must be a string (an argument for the app's native main)" }), {
+          error: "must be a list of strings (arguments for the app's native main)",
+        })
+        .default([]),
       joinTimeoutMs: int(100, 3_600_000).optional(),
     },
     'must be a mapping with name, app, backend, count and cores',
   )
     .superRefine((g, ctx) => {
-      if (g.network !== undefined && g.backend !== 'qemu') ctx.addIssue({ code: 'custom', path: ['network'], message: 'applies to qemu groups only (a process native is reached where it binds); remove it or set backend: qemu' });
+      if (g.network !== undefined && g.backend !== 'qemu')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['network'],
+          message: 'applies to qemu groups only (a process native is reached where it binds); remove it or set backend: qemu',
+        });
     })
-    .transform(({ memory: memoryMiB, app: { app, paths }, args, joinTimeoutMs, ...rest }): GroupSpec => ({
-      ...rest,
-      app,
-      paths,
-      memoryMiB,
-      args: args.map(String),
-      joinTimeoutMs: joinTimeoutMs ?? (rest.backend === 'qemu' ? 120_000 : 20_000),
-    }));
+    .transform(
+      ({ memory: memoryMiB, app: { app, paths }, args, joinTimeoutMs, ...rest }): GroupSpec => ({
+        ...rest,
+        app,
+        paths,
+        memoryMiB,
+        args: args.map(String),
+        joinTimeoutMs: joinTimeoutMs ?? (rest.backend === 'qemu' ? 120_000 : 20_000),
+      }),
+    );
 }
 
 function clusterSchema(dir: string, env: NodeJS.ProcessEnv) {
   return mapping(
     {
-      name: z.string({ error: got('must be a lower-case name of letters, digits and dashes (1-63 characters)') }).regex(NAME, { error: got('must be a lower-case name of letters, digits and dashes (1-63 characters)') }),
+      name: z
+        .string({ error: got('must be a lower-case name of letters, digits and dashes (1-63 characters)') })
+        .regex(NAME, { error: got('must be a lower-case name of letters, digits and dashes (1-63 characters)') }),
       // None: random for this `up`.
       secret: secret(dir, env).optional(),
       store: z
         .string({ error: got('must be "memory" or a redis://host:port/db (rediss://, redis+cluster://host:port,…) URL') })
-        .regex(/^(memory|(redis|rediss|redis\+cluster):\/\/\S+)$/, { error: got('must be "memory" or a redis://host:port/db (rediss://, redis+cluster://host:port,…) URL') })
+        .regex(/^(memory|(redis|rediss|redis\+cluster):\/\/\S+)$/, {
+          error: got('must be "memory" or a redis://host:port/db (rediss://, redis+cluster://host:port,…) URL'),
+        })
         .default('memory'),
       listen: address.default({ host: '127.0.0.1', port: 0 }),
       admin: address.default({ host: '127.0.0.1', port: 0 }),
@@ -319,15 +345,27 @@ function clusterSchema(dir: string, env: NodeJS.ProcessEnv) {
     .superRefine((top, ctx) => {
       const heartbeatMs = top.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
       const failureTimeoutMs = top.failureTimeoutMs ?? DEFAULT_FAILURE_TIMEOUT_MS;
-      if (failureTimeoutMs <= heartbeatMs) ctx.addIssue({ code: 'custom', path: ['failureTimeoutMs'], message: `must be larger than heartbeatMs (${heartbeatMs})` });
+      if (failureTimeoutMs <= heartbeatMs)
+        ctx.addIssue({ code: 'custom', path: ['failureTimeoutMs'], message: `must be larger than heartbeatMs (${heartbeatMs})` });
       if (top.suspectAfterMs !== undefined && (top.suspectAfterMs <= heartbeatMs || top.suspectAfterMs >= failureTimeoutMs)) {
-        ctx.addIssue({ code: 'custom', path: ['suspectAfterMs'], message: `must be larger than heartbeatMs (${heartbeatMs}) and smaller than failureTimeoutMs (${failureTimeoutMs})` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['suspectAfterMs'],
+          message: `must be larger than heartbeatMs (${heartbeatMs}) and smaller than failureTimeoutMs (${failureTimeoutMs})`,
+        });
       }
       const seen = new Set<string>();
       for (const [i, g] of top.groups.entries()) {
-        if (seen.has(g.name)) ctx.addIssue({ code: 'custom', path: ['groups', i, 'name'], message: `"${g.name}" is used by two groups; group names must be unique` });
+        if (seen.has(g.name))
+          ctx.addIssue({ code: 'custom', path: ['groups', i, 'name'], message: `"${g.name}" is used by two groups; group names must be unique` });
         seen.add(g.name);
       }
     })
-    .transform(({ secret = { secret: randomBytes(16).toString('hex'), secretSource: 'generated' }, tls, ...rest }): Omit<ClusterSpec, 'file'> => ({ ...rest, ...secret, ...(tls ? { tls } : {}) }));
+    .transform(
+      ({ secret = { secret: randomBytes(16).toString('hex'), secretSource: 'generated' }, tls, ...rest }): Omit<ClusterSpec, 'file'> => ({
+        ...rest,
+        ...secret,
+        ...(tls ? { tls } : {}),
+      }),
+    );
 }

@@ -102,11 +102,25 @@ export class Cluster extends EventEmitter {
     this.allocator = allocator;
     this.token = randomBytes(24).toString('hex');
     this.stopRequested = new Promise((resolve) => (this.#stopRequested = resolve));
-    this.#records.push({ group: 'frontend', backend: 'hosted', cores: 1, state: 'joined', nodeId: hosted.nodeId, address: hosted.address, pid: process.pid, startedAt: this.startedAt, joinedAt: this.startedAt });
+    this.#records.push({
+      group: 'frontend',
+      backend: 'hosted',
+      cores: 1,
+      state: 'joined',
+      nodeId: hosted.nodeId,
+      address: hosted.address,
+      pid: process.pid,
+      startedAt: this.startedAt,
+      joinedAt: this.startedAt,
+    });
     hosted.on('join', (member: Member) => setImmediate(() => this.#joined(member)));
     hosted.on('leave', (nodeId: number, reason: string) => this.#left(nodeId, reason));
-    hosted.on('suspect', (nodeId: number, silentMs: number) => this.#emitFeed({ kind: 'suspect', nodeId, message: `node ${nodeId} suspected: no heartbeat for ${silentMs} ms` }));
-    hosted.on('reinstate', (nodeId: number, silentMs: number) => this.#emitFeed({ kind: 'reinstate', nodeId, message: `node ${nodeId} reinstated: heard from again after ${silentMs} ms` }));
+    hosted.on('suspect', (nodeId: number, silentMs: number) =>
+      this.#emitFeed({ kind: 'suspect', nodeId, message: `node ${nodeId} suspected: no heartbeat for ${silentMs} ms` }),
+    );
+    hosted.on('reinstate', (nodeId: number, silentMs: number) =>
+      this.#emitFeed({ kind: 'reinstate', nodeId, message: `node ${nodeId} reinstated: heard from again after ${silentMs} ms` }),
+    );
     hosted.on('reject', (error: Error, remote: string) => this.#emitFeed({ kind: 'reject', message: `join from ${remote} refused: ${error.message}` }));
     this.metrics = new ClusterMetrics({
       cluster: this.spec.name,
@@ -207,7 +221,11 @@ export class Cluster extends EventEmitter {
         const code = typeof status === 'number' ? status : 0;
         settle({ state: code === 0 ? 'returned' : 'failed', status: code }, `${spec.app} main (group ${spec.name}) returned ${code}`);
       },
-      (error: unknown) => settle({ state: 'failed', error: String((error as Error)?.message ?? error) }, `${spec.app} main (group ${spec.name}) threw: ${(error as Error)?.message ?? error}`),
+      (error: unknown) =>
+        settle(
+          { state: 'failed', error: String((error as Error)?.message ?? error) },
+          `${spec.app} main (group ${spec.name}) threw: ${(error as Error)?.message ?? error}`,
+        ),
     );
     this.#mains.set(spec.name, record);
     this.#log.info('hosted main started', { group: spec.name, app: spec.app });
@@ -231,7 +249,16 @@ export class Cluster extends EventEmitter {
     this.#groups.set(spec.name, group);
     const launches = new Map<GroupLaunch, GroupNode>();
     group.on('launch', (launch: GroupLaunch) => {
-      const record: GroupNode = { group: spec.name, backend: spec.backend, cores: spec.cores, state: 'booting', nodeId: 0, address: '', startedAt: launch.startedAt, replaces: launch.replaces };
+      const record: GroupNode = {
+        group: spec.name,
+        backend: spec.backend,
+        cores: spec.cores,
+        state: 'booting',
+        nodeId: 0,
+        address: '',
+        startedAt: launch.startedAt,
+        replaces: launch.replaces,
+      };
       launches.set(launch, record);
       this.#records.push(record);
       this.#progress();
@@ -257,12 +284,20 @@ export class Cluster extends EventEmitter {
       this.#progress();
     });
     group.on('replace', (r: Replacement) => {
-      this.#emitFeed({ kind: 'replace', nodeId: r.nodeId, message: `replacing node ${r.nodeId} (${spec.name})${r.delayMs ? ` in ${r.delayMs} ms, after ${r.failuresInARow} failed replacement(s) in a row` : ''}: ${r.reason}` });
+      this.#emitFeed({
+        kind: 'replace',
+        nodeId: r.nodeId,
+        message: `replacing node ${r.nodeId} (${spec.name})${r.delayMs ? ` in ${r.delayMs} ms, after ${r.failuresInARow} failed replacement(s) in a row` : ''}: ${r.reason}`,
+      });
     });
     group.on('replaced', (old: number, native: LaunchHandle, ms: number) => {
       const record = this.#records.find((r) => r.nodeId === old && r.group === spec.name);
       if (record) record.replacedBy = native.nodeId;
-      this.#emitFeed({ kind: 'replace', nodeId: native.nodeId, message: `node ${native.nodeId} (${spec.name}) replaced node ${old} ${ms} ms after it was lost` });
+      this.#emitFeed({
+        kind: 'replace',
+        nodeId: native.nodeId,
+        message: `node ${native.nodeId} (${spec.name}) replaced node ${old} ${ms} ms after it was lost`,
+      });
     });
     return group;
   }
@@ -273,7 +308,17 @@ export class Cluster extends EventEmitter {
     if (!record && this.allocator.launchedAllocation(member.allocationId)) return;
     if (!record) {
       // Not launched by this `up`: a native started by hand, a container, a pod.
-      record = { group: 'external', backend: member.backend, cores: member.cores, state: 'joined', nodeId: member.nodeId, address: `${member.host}:${member.port}`, pid: member.pid, startedAt: member.joinedAt, joinedAt: member.joinedAt };
+      record = {
+        group: 'external',
+        backend: member.backend,
+        cores: member.cores,
+        state: 'joined',
+        nodeId: member.nodeId,
+        address: `${member.host}:${member.port}`,
+        pid: member.pid,
+        startedAt: member.joinedAt,
+        joinedAt: member.joinedAt,
+      };
       this.#records.push(record);
       this.#log.info('external node joined', { nodeId: member.nodeId, address: record.address, backend: member.backend });
     }
@@ -284,7 +329,11 @@ export class Cluster extends EventEmitter {
     const member = this.hosted.members.get(record.nodeId);
     if (!member || record.announced) return;
     record.announced = true;
-    this.#emitFeed({ kind: 'join', nodeId: member.nodeId, message: `node ${member.nodeId} (${record.group}, ${record.backend}) joined from ${record.address} with ${member.cores} core(s)` });
+    this.#emitFeed({
+      kind: 'join',
+      nodeId: member.nodeId,
+      message: `node ${member.nodeId} (${record.group}, ${record.backend}) joined from ${record.address} with ${member.cores} core(s)`,
+    });
   }
 
   #left(nodeId: number, reason: string): void {
@@ -318,7 +367,21 @@ export class Cluster extends EventEmitter {
       const count = (state: NodeState) => records.filter((r) => r.state === state).length;
       const stats = this.#groups.get(group.name)?.stats;
       const main = this.#mains.get(group.name)?.state;
-      return { name: group.name, app: group.app, backend: group.backend, count: group.count, cores: group.cores, booting: count('booting'), joined: count('joined'), failed: count('failed'), left: count('left'), replaced: stats?.replaced ?? 0, failedReplacements: stats?.failedReplacements ?? 0, pendingReplacements: stats?.pending ?? 0, ...(main ? { main: { ...main } } : {}) };
+      return {
+        name: group.name,
+        app: group.app,
+        backend: group.backend,
+        count: group.count,
+        cores: group.cores,
+        booting: count('booting'),
+        joined: count('joined'),
+        failed: count('failed'),
+        left: count('left'),
+        replaced: stats?.replaced ?? 0,
+        failedReplacements: stats?.failedReplacements ?? 0,
+        pendingReplacements: stats?.pending ?? 0,
+        ...(main ? { main: { ...main } } : {}),
+      };
     });
   }
 
@@ -329,7 +392,15 @@ export class Cluster extends EventEmitter {
       const member = this.hosted.members.get(r.nodeId);
       const frontend = r.nodeId === this.hosted.nodeId;
       const state = r.state === 'joined' && member?.suspected ? 'suspected' : r.state;
-      const node: NodeView = { id: r.nodeId, group: r.group, backend: r.backend, address: r.address, cores: r.cores, state, startedAt: new Date(r.startedAt).toISOString() };
+      const node: NodeView = {
+        id: r.nodeId,
+        group: r.group,
+        backend: r.backend,
+        address: r.address,
+        cores: r.cores,
+        state,
+        startedAt: new Date(r.startedAt).toISOString(),
+      };
       if (r.pid !== undefined) node.pid = r.pid;
       if (r.joinedAt !== undefined) node.joinedAt = new Date(r.joinedAt).toISOString();
       if (r.endedAt !== undefined) node.endedAt = new Date(r.endedAt).toISOString();
@@ -367,7 +438,9 @@ export class Cluster extends EventEmitter {
 
   /** Every joined native's pid with its group (for the state file's last-resort cleanup). */
   processes(): { group: string; nodeId: number; backend: string; pid: number }[] {
-    return this.#records.filter((r) => r.group !== 'frontend' && r.native && r.state !== 'left' && r.state !== 'failed').map((r) => ({ group: r.group, nodeId: r.nodeId, backend: r.backend, pid: r.pid! }));
+    return this.#records
+      .filter((r) => r.group !== 'frontend' && r.native && r.state !== 'left' && r.state !== 'failed')
+      .map((r) => ({ group: r.group, nodeId: r.nodeId, backend: r.backend, pid: r.pid! }));
   }
 
   /** Subscribes to membership events and metric samples (the dashboard's feed). */

@@ -4,8 +4,18 @@ import { flagHelp, parseFlags, UsageError, type FlagSpec, type ParsedArgs } from
 import { ClusterFileError } from './errors.js';
 import { findCluster, stateDir, type ClusterState } from './state.js';
 
-export const STATE_DIR_FLAG: FlagSpec = { name: 'state-dir', type: 'string', value: 'DIR', help: 'where state files live (default $EBBRT_STATE_DIR, else $XDG_STATE_HOME/ebbrt, else ~/.ebbrt)' };
-export const CLUSTER_FLAG: FlagSpec = { name: 'cluster', type: 'string', value: 'NAME', help: 'the cluster (default: the only one up from the state directory)' };
+export const STATE_DIR_FLAG: FlagSpec = {
+  name: 'state-dir',
+  type: 'string',
+  value: 'DIR',
+  help: 'where state files live (default $EBBRT_STATE_DIR, else $XDG_STATE_HOME/ebbrt, else ~/.ebbrt)',
+};
+export const CLUSTER_FLAG: FlagSpec = {
+  name: 'cluster',
+  type: 'string',
+  value: 'NAME',
+  help: 'the cluster (default: the only one up from the state directory)',
+};
 
 /** The options part of a command's usage. */
 export function optionsHelp(flags: readonly FlagSpec[]): string {

@@ -30,7 +30,10 @@ export interface ClusterMetricsOptions {
   latencySamples?: number;
 }
 
-const EMPTY_CORE = { core: { core: 0, faults: 0, remoteCalls: 0, crossCoreCalls: 0, servedCalls: 0, servedErrors: 0, messages: 0, ebbs: [] }, ebbs: new Map<number, EbbSnapshot>() };
+const EMPTY_CORE = {
+  core: { core: 0, faults: 0, remoteCalls: 0, crossCoreCalls: 0, servedCalls: 0, servedErrors: 0, messages: 0, ebbs: [] },
+  ebbs: new Map<number, EbbSnapshot>(),
+};
 
 export class ClusterMetrics {
   readonly registry = new Registry();
@@ -76,7 +79,11 @@ export class ClusterMetrics {
   latest(): Map<number, CoreSnapshot[]> {
     const last = this.#history.at(-1);
     const out = new Map<number, CoreSnapshot[]>();
-    for (const [nodeId, cores] of last?.nodes ?? []) out.set(nodeId, [...cores.values()].map((c) => c.core));
+    for (const [nodeId, cores] of last?.nodes ?? [])
+      out.set(
+        nodeId,
+        [...cores.values()].map((c) => c.core),
+      );
     return out;
   }
 
@@ -89,7 +96,18 @@ export class ClusterMetrics {
     const ebbs = new Map<number, EbbRateView & { latency: LatencyHistogram; served: LatencyHistogram }>();
     const nodes: NodeRateView[] = [];
     for (const [nodeId, cores] of last.nodes) {
-      const node: NodeRateView = { nodeId, callsPerSec: 0, errorsPerSec: 0, servedPerSec: 0, servedErrorsPerSec: 0, faultsPerSec: 0, messagesPerSec: 0, p50Us: null, p99Us: null, cores: [] };
+      const node: NodeRateView = {
+        nodeId,
+        callsPerSec: 0,
+        errorsPerSec: 0,
+        servedPerSec: 0,
+        servedErrorsPerSec: 0,
+        faultsPerSec: 0,
+        messagesPerSec: 0,
+        p50Us: null,
+        p99Us: null,
+        cores: [],
+      };
       const nodeLatency = new LatencyHistogram();
       for (const [coreIndex, now] of cores) {
         const before = previous.nodes.get(nodeId)?.get(coreIndex) ?? (previous === last ? now : EMPTY_CORE);
@@ -109,9 +127,21 @@ export class ClusterMetrics {
           let view = ebbs.get(id);
           if (!view) {
             view = {
-              id, hex: hexId(id), name: ebb.name || '?', policy: ebb.policy || '?', callsPerSec: 0, errorsPerSec: 0, servedPerSec: 0, servedErrorsPerSec: 0,
-              p50Us: null, p99Us: null, servedP50Us: null, servedP99Us: null, resolved: { coreReps: 0, nodePerSec: 0, remotePerSec: 0 },
-              latency: new LatencyHistogram(), served: new LatencyHistogram(),
+              id,
+              hex: hexId(id),
+              name: ebb.name || '?',
+              policy: ebb.policy || '?',
+              callsPerSec: 0,
+              errorsPerSec: 0,
+              servedPerSec: 0,
+              servedErrorsPerSec: 0,
+              p50Us: null,
+              p99Us: null,
+              servedP50Us: null,
+              servedP99Us: null,
+              resolved: { coreReps: 0, nodePerSec: 0, remotePerSec: 0 },
+              latency: new LatencyHistogram(),
+              served: new LatencyHistogram(),
             };
             ebbs.set(id, view);
           }
@@ -177,7 +207,10 @@ export class ClusterMetrics {
     const ebbLabels = (nodeId: number, ebb: EbbSnapshot) => ({ node: String(nodeId), ebb: hexId(ebb.id), name: ebb.name });
 
     new Gauge({
-      name: 'ebbrt_nodes', help: 'Nodes of the cluster by state (the frontend counts as one joined node)', labelNames: ['state'], registers,
+      name: 'ebbrt_nodes',
+      help: 'Nodes of the cluster by state (the frontend counts as one joined node)',
+      labelNames: ['state'],
+      registers,
       collect() {
         this.reset();
         const counts: Record<string, number> = { booting: 0, joined: 0, suspected: 0, failed: 0, left: 0 };
@@ -186,7 +219,10 @@ export class ClusterMetrics {
       },
     });
     new Counter({
-      name: 'ebbrt_group_replacements_total', help: 'Lost nodes of a group replaced by a new node that joined (outcome="joined"), and replacements that failed to join or died within the group\'s stable time (outcome="failed")', labelNames: ['group', 'outcome'], registers,
+      name: 'ebbrt_group_replacements_total',
+      help: 'Lost nodes of a group replaced by a new node that joined (outcome="joined"), and replacements that failed to join or died within the group\'s stable time (outcome="failed")',
+      labelNames: ['group', 'outcome'],
+      registers,
       collect() {
         this.reset();
         for (const group of options.view().groups) {
@@ -196,15 +232,22 @@ export class ClusterMetrics {
       },
     });
     new Gauge({
-      name: 'ebbrt_node_info', help: 'One series per joined node: its group, backend and address', labelNames: ['node', 'group', 'backend', 'address'], registers,
+      name: 'ebbrt_node_info',
+      help: 'One series per joined node: its group, backend and address',
+      labelNames: ['node', 'group', 'backend', 'address'],
+      registers,
       collect() {
         this.reset();
-        for (const node of options.view().nodes) if (node.state === 'joined') this.set({ node: String(node.id), group: node.group, backend: node.backend, address: node.address }, 1);
+        for (const node of options.view().nodes)
+          if (node.state === 'joined') this.set({ node: String(node.id), group: node.group, backend: node.backend, address: node.address }, 1);
       },
     });
     const nodeGauge = (name: string, help: string, pick: (n: ClusterView['nodes'][number]) => number | undefined) =>
       new Gauge({
-        name, help, labelNames: ['node'], registers,
+        name,
+        help,
+        labelNames: ['node'],
+        registers,
         collect() {
           this.reset();
           for (const node of options.view().nodes) {
@@ -220,7 +263,10 @@ export class ClusterMetrics {
 
     const coreCounter = (name: string, help: string, pick: (c: CoreSnapshot) => number) =>
       new Counter({
-        name, help, labelNames: ['node', 'core'], registers,
+        name,
+        help,
+        labelNames: ['node', 'core'],
+        registers,
         collect() {
           this.reset();
           for (const [nodeId, cores] of metrics.latest()) for (const core of cores) this.inc({ node: String(nodeId), core: String(core.core) }, pick(core));
@@ -232,7 +278,10 @@ export class ClusterMetrics {
     /** A counter per (node, Ebb), split by where the call resolved when `pick` gives [node, remote]. */
     const ebbCounter = (name: string, help: string, pick: (e: EbbSnapshot) => number | [number, number]) =>
       new Counter({
-        name, help, labelNames: ['node', 'ebb', 'name', 'resolved'], registers,
+        name,
+        help,
+        labelNames: ['node', 'ebb', 'name', 'resolved'],
+        registers,
         collect() {
           this.reset();
           eachEbb((nodeId, _core, ebb) => {
@@ -242,22 +291,40 @@ export class ClusterMetrics {
           });
         },
       });
-    ebbCounter('ebbrt_ebb_calls_total', 'Calls sent to an Ebb\'s reps on other cores (resolved="node") or nodes (resolved="remote"); calls that hit the calling core\'s own rep are not counted', (e) => [e.crossCoreCalls, e.remoteCalls]);
-    ebbCounter('ebbrt_ebb_call_errors_total', 'Calls sent to other cores or nodes that failed (error reply, timeout, node lost)', (e) => [e.crossCoreErrors, e.remoteErrors]);
+    ebbCounter(
+      'ebbrt_ebb_calls_total',
+      'Calls sent to an Ebb\'s reps on other cores (resolved="node") or nodes (resolved="remote"); calls that hit the calling core\'s own rep are not counted',
+      (e) => [e.crossCoreCalls, e.remoteCalls],
+    );
+    ebbCounter('ebbrt_ebb_call_errors_total', 'Calls sent to other cores or nodes that failed (error reply, timeout, node lost)', (e) => [
+      e.crossCoreErrors,
+      e.remoteErrors,
+    ]);
     ebbCounter('ebbrt_ebb_served_calls_total', 'Calls that arrived from another node or core and ran on the node', (e) => e.servedCalls);
     ebbCounter('ebbrt_ebb_served_errors_total', 'Served calls that ended in an error', (e) => e.servedErrors);
-    this.registry.registerMetric(histogramMetric('ebbrt_ebb_call_duration_seconds', 'Latency of successful calls sent to other cores and nodes, as the caller saw them (_sum is estimated from bucket midpoints)', () => {
-      const out: [Record<string, string>, LatencyHistogram][] = [];
-      eachEbb((nodeId, core, ebb) => out.push([{ ...ebbLabels(nodeId, ebb), core: String(core.core) }, LatencyHistogram.fromSparse(ebb.latency)]));
-      return out;
-    }));
-    this.registry.registerMetric(histogramMetric('ebbrt_ebb_served_duration_seconds', 'Time from arrival to reply of served calls (_sum is estimated from bucket midpoints)', () => {
-      const out: [Record<string, string>, LatencyHistogram][] = [];
-      eachEbb((nodeId, core, ebb) => out.push([{ ...ebbLabels(nodeId, ebb), core: String(core.core) }, LatencyHistogram.fromSparse(ebb.servedLatency)]));
-      return out;
-    }));
+    this.registry.registerMetric(
+      histogramMetric(
+        'ebbrt_ebb_call_duration_seconds',
+        'Latency of successful calls sent to other cores and nodes, as the caller saw them (_sum is estimated from bucket midpoints)',
+        () => {
+          const out: [Record<string, string>, LatencyHistogram][] = [];
+          eachEbb((nodeId, core, ebb) => out.push([{ ...ebbLabels(nodeId, ebb), core: String(core.core) }, LatencyHistogram.fromSparse(ebb.latency)]));
+          return out;
+        },
+      ),
+    );
+    this.registry.registerMetric(
+      histogramMetric('ebbrt_ebb_served_duration_seconds', 'Time from arrival to reply of served calls (_sum is estimated from bucket midpoints)', () => {
+        const out: [Record<string, string>, LatencyHistogram][] = [];
+        eachEbb((nodeId, core, ebb) => out.push([{ ...ebbLabels(nodeId, ebb), core: String(core.core) }, LatencyHistogram.fromSparse(ebb.servedLatency)]));
+        return out;
+      }),
+    );
     new Counter({
-      name: 'ebbrt_frontend_events_total', help: 'Membership events seen by the frontend: joins, rejected joins, protocol errors, deaths (missed heartbeats)', labelNames: ['event'], registers,
+      name: 'ebbrt_frontend_events_total',
+      help: 'Membership events seen by the frontend: joins, rejected joins, protocol errors, deaths (missed heartbeats)',
+      labelNames: ['event'],
+      registers,
       collect() {
         this.reset();
         for (const [event, value] of Object.entries(options.frontendStats())) this.inc({ event }, value);

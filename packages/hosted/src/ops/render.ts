@@ -52,7 +52,19 @@ function mainText(main: ClusterView['groups'][number]['main']): string {
 export function psText(view: ClusterView): string {
   const nodes = table(
     ['ID', 'GROUP', 'BACKEND', 'ADDRESS', 'SERVICES', 'CORES', 'STATE', 'UPTIME', 'RSS', 'PID', 'REASON'],
-    view.nodes.map((n) => [n.id ? String(n.id) : '-', n.group, n.backend, n.address || '-', n.services?.map((s) => s.address).join(' ') || '-', String(n.cores), n.state, formatDuration(n.uptimeMs), formatBytes(n.rssBytes), n.pid ? String(n.pid) : '-', n.state === 'joined' ? '' : `${n.replacedBy ? `replaced by ${n.replacedBy}: ` : ''}${clip(n.reason ?? '', 60)}`]),
+    view.nodes.map((n) => [
+      n.id ? String(n.id) : '-',
+      n.group,
+      n.backend,
+      n.address || '-',
+      n.services?.map((s) => s.address).join(' ') || '-',
+      String(n.cores),
+      n.state,
+      formatDuration(n.uptimeMs),
+      formatBytes(n.rssBytes),
+      n.pid ? String(n.pid) : '-',
+      n.state === 'joined' ? '' : `${n.replacedBy ? `replaced by ${n.replacedBy}: ` : ''}${clip(n.reason ?? '', 60)}`,
+    ]),
     new Set([0, 5, 7, 8, 9]),
   );
   const ebbs = view.ebbs.length
@@ -63,7 +75,16 @@ export function psText(view: ClusterView): string {
     : '(no Ebb touched yet)';
   const groups = table(
     ['GROUP', 'APP', 'BACKEND', 'JOINED', 'REPLACED', 'FAILED REPLACEMENTS', 'REPLACING', 'MAIN'],
-    view.groups.map((g) => [g.name, g.app, g.backend, `${g.joined}/${g.count}`, String(g.replaced), String(g.failedReplacements), String(g.pendingReplacements), mainText(g.main)]),
+    view.groups.map((g) => [
+      g.name,
+      g.app,
+      g.backend,
+      `${g.joined}/${g.count}`,
+      String(g.replaced),
+      String(g.failedReplacements),
+      String(g.pendingReplacements),
+      mainText(g.main),
+    ]),
     new Set([3, 4, 5, 6]),
   );
   return [
@@ -85,7 +106,19 @@ export function topText(top: TopView, view: ClusterView): string {
   const ebbs = top.ebbs.length
     ? table(
         ['EBB', 'ID', 'CALLS/S', 'ERR/S', 'P50', 'P99', 'SERVED/S', 'SRV P99', 'CORE REPS', 'NODE/S', 'REMOTE/S'],
-        top.ebbs.map((e) => [e.name, e.hex, formatRate(e.callsPerSec), formatRate(e.errorsPerSec), formatUs(e.p50Us), formatUs(e.p99Us), formatRate(e.servedPerSec), formatUs(e.servedP99Us), String(e.resolved.coreReps), formatRate(e.resolved.nodePerSec), formatRate(e.resolved.remotePerSec)]),
+        top.ebbs.map((e) => [
+          e.name,
+          e.hex,
+          formatRate(e.callsPerSec),
+          formatRate(e.errorsPerSec),
+          formatUs(e.p50Us),
+          formatUs(e.p99Us),
+          formatRate(e.servedPerSec),
+          formatUs(e.servedP99Us),
+          String(e.resolved.coreReps),
+          formatRate(e.resolved.nodePerSec),
+          formatRate(e.resolved.remotePerSec),
+        ]),
         new Set([2, 3, 4, 5, 6, 7, 8, 9, 10]),
       )
     : '(no Ebb calls yet)';
@@ -93,7 +126,19 @@ export function topText(top: TopView, view: ClusterView): string {
     ['NODE', 'GROUP', 'BACKEND', 'CALLS/S', 'ERR/S', 'SERVED/S', 'P50', 'P99', 'FAULTS/S', 'RSS', 'PER CORE (calls+served /s)'],
     top.nodes.map((n) => {
       const node = groupOf.get(n.nodeId);
-      return [String(n.nodeId), node?.group ?? '?', node?.backend ?? '?', formatRate(n.callsPerSec), formatRate(n.errorsPerSec + n.servedErrorsPerSec), formatRate(n.servedPerSec), formatUs(n.p50Us), formatUs(n.p99Us), formatRate(n.faultsPerSec), formatBytes(node?.rssBytes), n.cores.map((c) => `${c.core}:${formatRate(c.callsPerSec + c.servedPerSec)}`).join(' ')];
+      return [
+        String(n.nodeId),
+        node?.group ?? '?',
+        node?.backend ?? '?',
+        formatRate(n.callsPerSec),
+        formatRate(n.errorsPerSec + n.servedErrorsPerSec),
+        formatRate(n.servedPerSec),
+        formatUs(n.p50Us),
+        formatUs(n.p99Us),
+        formatRate(n.faultsPerSec),
+        formatBytes(node?.rssBytes),
+        n.cores.map((c) => `${c.core}:${formatRate(c.callsPerSec + c.servedPerSec)}`).join(' '),
+      ];
     }),
     new Set([0, 3, 4, 5, 6, 7, 8, 9]),
   );
@@ -106,7 +151,7 @@ export function topText(top: TopView, view: ClusterView): string {
     nodes,
     ...(down.length ? ['', ...down.map((n) => `${n.state} ${n.group}${n.id ? ` node ${n.id}` : ''}: ${clip(n.reason ?? '', 100)}`)] : []),
     '',
-    'CALLS/S = calls sent to reps on other cores (NODE/S) or nodes (REMOTE/S); calls that hit the caller\'s own rep (CORE REPS holds one) are direct calls and not counted.',
+    "CALLS/S = calls sent to reps on other cores (NODE/S) or nodes (REMOTE/S); calls that hit the caller's own rep (CORE REPS holds one) are direct calls and not counted.",
   ].join('\n');
 }
 

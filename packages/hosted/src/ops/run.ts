@@ -44,7 +44,10 @@ export function assertNotUp(stateDir: string, cluster: string): void {
   const state = readState(stateDir, cluster);
   if (!state) return;
   if (isRunning(state.frontendProcess)) {
-    throw new OpsError('CLUSTER_ALREADY_UP', `cluster "${cluster}" is already up (frontend pid ${state.frontendProcess.pid}, admin ${state.admin}); stop it with ebbrt down ${cluster}, or give this cluster another name`);
+    throw new OpsError(
+      'CLUSTER_ALREADY_UP',
+      `cluster "${cluster}" is already up (frontend pid ${state.frontendProcess.pid}, admin ${state.admin}); stop it with ebbrt down ${cluster}, or give this cluster another name`,
+    );
   }
   removeState(stateDir, cluster);
 }

@@ -84,7 +84,11 @@ export function readState(dir: string, cluster: string): ClusterState | undefine
   } catch (cause) {
     throw new OpsError('CLUSTER_NOT_UP', `the state file ${file} is unreadable (${(cause as Error).message}); if no cluster runs, delete it`, { cause });
   }
-  if (state.version !== STATE_VERSION) throw new OpsError('CLUSTER_NOT_UP', `${file} was written by another ebbrt version (state version ${state.version}); stop that cluster with the ebbrt that started it`);
+  if (state.version !== STATE_VERSION)
+    throw new OpsError(
+      'CLUSTER_NOT_UP',
+      `${file} was written by another ebbrt version (state version ${state.version}); stop that cluster with the ebbrt that started it`,
+    );
   return state;
 }
 
@@ -119,7 +123,8 @@ export function findCluster(dir: string, name?: string): ClusterState {
     return state;
   }
   const names = listClusters(dir);
-  if (names.length === 0) throw new OpsError('CLUSTER_NOT_UP', `no cluster is up from ${dir} (no state file there); start one with ebbrt up <cluster file>, or pass --state-dir`);
+  if (names.length === 0)
+    throw new OpsError('CLUSTER_NOT_UP', `no cluster is up from ${dir} (no state file there); start one with ebbrt up <cluster file>, or pass --state-dir`);
   if (names.length > 1) throw new OpsError('AMBIGUOUS_CLUSTER', `several clusters are up from ${dir} (${names.join(', ')}); name one: --cluster <name>`);
   return readState(dir, names[0])!;
 }

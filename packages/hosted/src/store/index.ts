@@ -21,11 +21,13 @@ const SPEC_HELP = "'memory', a redis://host:port/db (rediss://, redis+cluster://
 export function resolveStore(spec: StoreSpec | undefined, cluster: string): { store: ClusterStore; owned: boolean } {
   if (spec === undefined || spec === 'memory' || spec === 'memory:') return { store: new MemoryStore({ cluster }), owned: true };
   if (typeof spec === 'string') {
-    if (!/^(redis|rediss|redis\+cluster):\/\//.test(spec)) throw new TypeError(`options.store must be ${SPEC_HELP}; got ${JSON.stringify(spec.replace(/\/\/[^@/]*@/, '//***@'))}`);
+    if (!/^(redis|rediss|redis\+cluster):\/\//.test(spec))
+      throw new TypeError(`options.store must be ${SPEC_HELP}; got ${JSON.stringify(spec.replace(/\/\/[^@/]*@/, '//***@'))}`);
     return { store: new RedisStore({ url: spec, cluster }), owned: true };
   }
   if (isClusterStore(spec)) {
-    if (spec.cluster !== cluster) throw new TypeError(`options.store serves cluster "${spec.cluster}" but options.cluster is "${cluster}"; give both the same name`);
+    if (spec.cluster !== cluster)
+      throw new TypeError(`options.store serves cluster "${spec.cluster}" but options.cluster is "${cluster}"; give both the same name`);
     return { store: spec, owned: false };
   }
   // A bare GlobalIdMap (tests, custom authorities): serve it, with the registry in memory.

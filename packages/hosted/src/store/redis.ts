@@ -67,11 +67,20 @@ export function parseRedisUrl(url: string): RedisTarget {
     if (!hp || port < 1 || port > 65535) throw new TypeError(`bad host:port "${hostPort}" in store URL ${JSON.stringify(redact(url))}: ${URL_HELP}`);
     return { host: hp[1].replace(/^\[|\]$/g, ''), port };
   });
-  if (!cluster && nodes.length > 1) throw new TypeError(`store URL ${JSON.stringify(redact(url))} names several servers: use redis+cluster:// for a Redis Cluster`);
+  if (!cluster && nodes.length > 1)
+    throw new TypeError(`store URL ${JSON.stringify(redact(url))} names several servers: use redis+cluster:// for a Redis Cluster`);
   const db = dbText ? Number(dbText) : 0;
   if (cluster && db !== 0) throw new TypeError('a Redis Cluster has only database 0: drop the /db from the redis+cluster:// URL');
   const location = `${scheme}://${hosts}${cluster ? '' : `/${db}`}`;
-  return { cluster, tls: scheme === 'rediss', nodes, db, username: user ? decodeURIComponent(user) : undefined, password: password ? decodeURIComponent(password) : undefined, location };
+  return {
+    cluster,
+    tls: scheme === 'rediss',
+    nodes,
+    db,
+    username: user ? decodeURIComponent(user) : undefined,
+    password: password ? decodeURIComponent(password) : undefined,
+    location,
+  };
 }
 
 function redact(url: string): string {
@@ -155,7 +164,12 @@ export class RedisStore implements ClusterStore {
       autoResubscribe: false,
     };
     const client = this.#target.cluster
-      ? (new Cluster(this.#target.nodes, { lazyConnect: true, enableOfflineQueue: false, redisOptions, clusterRetryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), maxDelay) }) as unknown as Redis)
+      ? (new Cluster(this.#target.nodes, {
+          lazyConnect: true,
+          enableOfflineQueue: false,
+          redisOptions,
+          clusterRetryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), maxDelay),
+        }) as unknown as Redis)
       : new Redis({ ...redisOptions, host: this.#target.nodes[0].host, port: this.#target.nodes[0].port });
     client.defineCommand('ebbSet', { numberOfKeys: 1, lua: SET_LUA });
     client.defineCommand('ebbCas', { numberOfKeys: 1, lua: CAS_LUA });
@@ -184,7 +198,10 @@ export class RedisStore implements ClusterStore {
         this.#opening = undefined;
         this.#cmd.disconnect();
         this.#sub.disconnect();
-        throw new StoreUnavailableError(`cannot reach Redis at ${this.location} (${(error as Error).message}); start Redis there or point the store URL at a running server`, { cause: error });
+        throw new StoreUnavailableError(
+          `cannot reach Redis at ${this.location} (${(error as Error).message}); start Redis there or point the store URL at a running server`,
+          { cause: error },
+        );
       }
     })();
     return this.#opening;
@@ -214,7 +231,11 @@ export class RedisStore implements ClusterStore {
   async cas(id: EbbId, expectedVersion: number, value: Buffer): Promise<CasResult> {
     const epoch = this.#epoch;
     const [ok, version, current] = await this.#run(() => this.#cmd.ebbCasBuffer(this.#key(id), expectedVersion, value, this.#channel, String(id)));
-    const entry = ok ? { value: Buffer.from(value), version: Number(version) } : Number(version) === 0 ? undefined : { value: current ?? Buffer.alloc(0), version: Number(version) };
+    const entry = ok
+      ? { value: Buffer.from(value), version: Number(version) }
+      : Number(version) === 0
+        ? undefined
+        : { value: current ?? Buffer.alloc(0), version: Number(version) };
     this.#remember(id, entry, epoch);
     return { ok: Number(ok) === 1, entry };
   }
@@ -274,7 +295,10 @@ export class RedisStore implements ClusterStore {
     } catch (error) {
       // ioredis says "Stream isn't writeable and enableOfflineQueue options is false" while it reconnects.
       const why = /enableOfflineQueue/.test((error as Error).message) ? 'not connected, reconnecting' : (error as Error).message;
-      throw new StoreUnavailableError(`the cluster store (Redis at ${this.location}) failed: ${why}; GlobalIdMap and registry operations fail until Redis answers again`, { cause: error });
+      throw new StoreUnavailableError(
+        `the cluster store (Redis at ${this.location}) failed: ${why}; GlobalIdMap and registry operations fail until Redis answers again`,
+        { cause: error },
+      );
     }
   }
 
@@ -332,6 +356,10 @@ export class RedisStore implements ClusterStore {
     this.#live = true;
     this.#up = true;
     for (const listener of this.#status) listener('up');
-    for (const id of [...this.#watchers.ids()]) this.get(id).then((entry) => this.#tell(id, entry), () => undefined);
+    for (const id of [...this.#watchers.ids()])
+      this.get(id).then(
+        (entry) => this.#tell(id, entry),
+        () => undefined,
+      );
   }
 }

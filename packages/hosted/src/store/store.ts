@@ -9,7 +9,17 @@
  * with it) and `redis` (ioredis, a single server or a Redis Cluster; survives
  * frontend restarts). Both namespace everything by cluster name.
  */
-import { HOSTED_ID_SPACE, HOSTED_NODE_ID, IDS_PER_SPACE, IdSpaceExhaustedError, MAX_ID_SPACE, spaceBase, type EbbId, type GlobalIdMap, type IdMapEntry, type IdMapWatcher, type ServiceAddress } from '@ebbrt/ebb-protocol/internal';
+import {
+  HOSTED_ID_SPACE,
+  HOSTED_NODE_ID,
+  IDS_PER_SPACE,
+  IdSpaceExhaustedError,
+  MAX_ID_SPACE,
+  spaceBase,
+  type EbbId,
+  type GlobalIdMap,
+  type ServiceAddress,
+} from '@ebbrt/ebb-protocol/internal';
 
 /** What the registry keeps about a node that joined. */
 export interface NodeRecord {
@@ -73,7 +83,14 @@ export interface ClusterStore extends GlobalIdMap {
 /** Does `value` implement the whole {@link ClusterStore} (not just a GlobalIdMap)? */
 export function isClusterStore(value: unknown): value is ClusterStore {
   const v = value as Partial<ClusterStore> | null;
-  return typeof v === 'object' && v !== null && typeof v.grant === 'function' && typeof v.allocateId === 'function' && typeof v.putNode === 'function' && typeof v.open === 'function';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.grant === 'function' &&
+    typeof v.allocateId === 'function' &&
+    typeof v.putNode === 'function' &&
+    typeof v.open === 'function'
+  );
 }
 
 /** Does `value` implement {@link GlobalIdMap}? */
@@ -85,7 +102,9 @@ export function isGlobalIdMap(value: unknown): value is GlobalIdMap {
 /** Cluster names become part of store keys: keep them short and free of separators. */
 export function validateClusterName(cluster: unknown, what = 'options.cluster'): string {
   if (typeof cluster !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(cluster)) {
-    throw new TypeError(`${what} must be 1..64 characters of letters, digits, _ . - (it namespaces the cluster's keys in the store), got ${JSON.stringify(cluster)}`);
+    throw new TypeError(
+      `${what} must be 1..64 characters of letters, digits, _ . - (it namespaces the cluster's keys in the store), got ${JSON.stringify(cluster)}`,
+    );
   }
   return cluster;
 }
@@ -96,7 +115,10 @@ export function validateClusterName(cluster: unknown, what = 'options.cluster'):
  */
 export function grantFor(nodeSeq: number, spaceSeq: number): NodeGrant {
   const idSpace = HOSTED_ID_SPACE + spaceSeq;
-  if (idSpace > MAX_ID_SPACE) throw new IdSpaceExhaustedError(`every id space of this cluster was granted (${MAX_ID_SPACE - HOSTED_ID_SPACE}); start a new cluster name or clear the store`);
+  if (idSpace > MAX_ID_SPACE)
+    throw new IdSpaceExhaustedError(
+      `every id space of this cluster was granted (${MAX_ID_SPACE - HOSTED_ID_SPACE}); start a new cluster name or clear the store`,
+    );
   return { nodeId: HOSTED_NODE_ID + nodeSeq, idSpace };
 }
 

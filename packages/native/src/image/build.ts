@@ -79,7 +79,8 @@ function validate(options: ImageBuildOptions): void {
   if (typeof options.app !== 'string' || options.app.length === 0) throw new TypeError("options.app must be the path of the app's native module");
   if (typeof options.outDir !== 'string' || options.outDir.length === 0) throw new TypeError('options.outDir must be the directory to write the image to');
   for (const key of ['kernel', 'modulesDir', 'node', 'busybox'] as const) {
-    if (options[key] !== undefined && (typeof options[key] !== 'string' || options[key].length === 0)) throw new TypeError(`options.${key} must be a non-empty path`);
+    if (options[key] !== undefined && (typeof options[key] !== 'string' || options[key].length === 0))
+      throw new TypeError(`options.${key} must be a non-empty path`);
   }
   const level = options.compressionLevel;
   if (level !== undefined && (!Number.isInteger(level) || level < 1 || level > 9)) throw new TypeError('options.compressionLevel must be an integer in 1..9');
@@ -92,7 +93,8 @@ async function findKernel(option?: string): Promise<string> {
   const names = (await readdir('/boot').catch(() => [] as string[])).filter((name) => name.startsWith('vmlinuz-'));
   const cloud = names.filter((name) => name.endsWith('-cloud-amd64'));
   const newest = (cloud.length > 0 ? cloud : names).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).at(-1);
-  if (!newest) throw new ImageBuildError('no kernel in /boot: install linux-image-cloud-amd64 (infra/setup.sh does) or pass a kernel (--kernel PATH, EBBRT_KERNEL)');
+  if (!newest)
+    throw new ImageBuildError('no kernel in /boot: install linux-image-cloud-amd64 (infra/setup.sh does) or pass a kernel (--kernel PATH, EBBRT_KERNEL)');
   return path.join('/boot', newest);
 }
 
@@ -179,12 +181,15 @@ export async function buildImage(options: ImageBuildOptions): Promise<ImageBuild
   try {
     depText = await readFile(path.join(modulesDir, 'modules.dep'), 'utf8');
   } catch (error) {
-    throw new ImageBuildError(`no modules.dep in ${modulesDir}: the kernel ${kernelPath} needs its modules installed (same package), or pass modulesDir`, { cause: error });
+    throw new ImageBuildError(`no modules.dep in ${modulesDir}: the kernel ${kernelPath} needs its modules installed (same package), or pass modulesDir`, {
+      cause: error,
+    });
   }
   const builtinText = await readFile(path.join(modulesDir, 'modules.builtin'), 'utf8').catch(() => '');
   const plan = moduleLoadOrder(parseModulesDep(depText), MODULES, builtinText);
   const compressed = plan.load.find((m) => !m.endsWith('.ko'));
-  if (compressed) throw new ImageBuildError(`module ${compressed} is compressed; busybox insmod loads plain .ko files only: use a kernel package with uncompressed modules`);
+  if (compressed)
+    throw new ImageBuildError(`module ${compressed} is compressed; busybox insmod loads plain .ko files only: use a kernel package with uncompressed modules`);
   const modules = await Promise.all(plan.load.map((m) => hostFile(`/lib/modules/${moduleName(m)}.ko`, path.join(modulesDir, m), 0o644, 'kernel module')));
 
   const nodeBinary = options.node ?? process.execPath;
@@ -193,13 +198,18 @@ export async function buildImage(options: ImageBuildOptions): Promise<ImageBuild
   const libraries = nodeLibraries === 'static' ? [] : await Promise.all(nodeLibraries.map((lib) => hostFile(lib, lib, 0o755, 'shared library')));
   const busyboxPath = options.busybox ?? '/bin/busybox';
   const busybox = await hostFile('/bin/busybox', busyboxPath, 0o755, 'busybox');
-  if ((await sharedLibraries(busybox.source)) !== 'static') throw new ImageBuildError(`${busyboxPath} is dynamically linked; the image needs a static busybox: apt-get install busybox-static (infra/setup.sh does)`);
+  if ((await sharedLibraries(busybox.source)) !== 'static')
+    throw new ImageBuildError(`${busyboxPath} is dynamically linked; the image needs a static busybox: apt-get install busybox-static (infra/setup.sh does)`);
   const nodeVersion = (await execFileAsync(node.source, ['--version'])).stdout.trim();
   const strip = await commandExists('strip', ['--version']);
 
   const bundle = await bundleNative(app);
   const generated: { target: string; data: Buffer; mode: number }[] = [
-    { target: '/init', data: Buffer.from(initScript({ modules: modules.map((m) => m.target), libraryDirs: [...new Set(libraries.map((l) => path.posix.dirname(l.target)))] })), mode: 0o755 },
+    {
+      target: '/init',
+      data: Buffer.from(initScript({ modules: modules.map((m) => m.target), libraryDirs: [...new Set(libraries.map((l) => path.posix.dirname(l.target)))] })),
+      mode: 0o755,
+    },
     { target: '/etc/acpi/PWRF/00000080', data: Buffer.from(powerButtonHandler()), mode: 0o755 },
     ...bundle.map((file) => ({ target: path.posix.join(APP_DIR, file.path), data: file.contents, mode: 0o644 })),
   ];
@@ -236,7 +246,9 @@ export async function buildImage(options: ImageBuildOptions): Promise<ImageBuild
       ...imageDirs([...copies, ...generated].map((f) => f.target)).map((dir): CpioEntry => ({ type: 'dir', path: dir })),
       // The kernel opens /dev/console for PID 1's stdio before any devtmpfs is mounted.
       { type: 'char', path: '/dev/console', major: 5, minor: 1 },
-      ...[busybox, nodeSource, ...libraries, ...modules].map((f): CpioEntry => ({ type: 'copy', path: f.target, source: f.source, size: f.size, mode: f.mode })),
+      ...[busybox, nodeSource, ...libraries, ...modules].map(
+        (f): CpioEntry => ({ type: 'copy', path: f.target, source: f.source, size: f.size, mode: f.mode }),
+      ),
       ...generated.map((g): CpioEntry => ({ type: 'file', path: g.target, data: g.data, mode: g.mode })),
     ];
     let uncompressed = 0;

@@ -35,7 +35,16 @@ function parse(argv: readonly string[]): { options: ImageBuildOptions; json: boo
   if (app === undefined) throw new UsageError("missing the app's native module");
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
   if (flags.out === undefined) throw new UsageError('missing --out DIR');
-  const options: ImageBuildOptions = { app, outDir: flags.out, kernel: flags.kernel, modulesDir: flags.modules, node: flags.node, busybox: flags.busybox, compressionLevel: flags.level, force: flags.force };
+  const options: ImageBuildOptions = {
+    app,
+    outDir: flags.out,
+    kernel: flags.kernel,
+    modulesDir: flags.modules,
+    node: flags.node,
+    busybox: flags.busybox,
+    compressionLevel: flags.level,
+    force: flags.force,
+  };
   return { options, json: flags.json === true };
 }
 

@@ -16,7 +16,14 @@ export function parseModulesDep(text: string): Map<string, string[]> {
   for (const line of text.split('\n')) {
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
-    deps.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim().split(/\s+/).filter(Boolean));
+    deps.set(
+      line.slice(0, colon).trim(),
+      line
+        .slice(colon + 1)
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean),
+    );
   }
   return deps;
 }
@@ -53,7 +60,10 @@ export function moduleLoadOrder(deps: Map<string, string[]>, wanted: readonly st
     const modulePath = byName.get(normalized);
     if (modulePath) place(modulePath, []);
     else if (builtinNames.has(normalized)) builtin.push(normalized);
-    else throw new ImageBuildError(`kernel module ${name} is neither in modules.dep nor built in: install a kernel that provides it (infra/setup.sh installs linux-image-cloud-amd64)`);
+    else
+      throw new ImageBuildError(
+        `kernel module ${name} is neither in modules.dep nor built in: install a kernel that provides it (infra/setup.sh installs linux-image-cloud-amd64)`,
+      );
   }
   return { load, builtin };
 }

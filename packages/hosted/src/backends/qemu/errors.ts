@@ -19,4 +19,3 @@ export class QemuError extends EbbError {
     super(code, message, options);
   }
 }
-

@@ -79,7 +79,16 @@ export interface BuildImageOptions {
  * image once it is up to date.
  */
 export async function buildNativeImage(app: string, outDir: string, options: BuildImageOptions = {}): Promise<VmImage> {
-  const args = [resolveImageBuilder(), 'build', app, '--out', outDir, ...(options.print ? [] : ['--json']), ...(options.force ? ['--force'] : []), ...(options.kernel ? ['--kernel', options.kernel] : [])];
+  const args = [
+    resolveImageBuilder(),
+    'build',
+    app,
+    '--out',
+    outDir,
+    ...(options.print ? [] : ['--json']),
+    ...(options.force ? ['--force'] : []),
+    ...(options.kernel ? ['--kernel', options.kernel] : []),
+  ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', options.print ? 'inherit' : 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -89,7 +98,11 @@ export async function buildNativeImage(app: string, outDir: string, options: Bui
     child.once('error', () => resolve(null));
     child.once('close', resolve);
   });
-  if (code !== 0) throw new QemuError('IMAGE_BUILD_FAILED', `building the VM image of ${app} failed: ${stderr.trim().replace(/^ebbrt-image: /, '') || `the builder exited with ${code}`}`);
+  if (code !== 0)
+    throw new QemuError(
+      'IMAGE_BUILD_FAILED',
+      `building the VM image of ${app} failed: ${stderr.trim().replace(/^ebbrt-image: /, '') || `the builder exited with ${code}`}`,
+    );
   if (options.print) return readVmImage(outDir);
   const result = JSON.parse(stdout) as { dir: string; manifest: unknown };
   return vmImage(result.dir, checkImageManifest(result.manifest));
@@ -105,9 +118,17 @@ export async function readVmImage(dir: string): Promise<VmImage> {
   try {
     manifest = await readImageManifest(dir);
   } catch (error) {
-    throw new QemuError('IMAGE_BUILD_FAILED', `${dir} holds no VM image this runtime boots (${(error as Error).message}): build one with \`ebbrt image build <app> --out ${dir}\``, { cause: error });
+    throw new QemuError(
+      'IMAGE_BUILD_FAILED',
+      `${dir} holds no VM image this runtime boots (${(error as Error).message}): build one with \`ebbrt image build <app> --out ${dir}\``,
+      { cause: error },
+    );
   }
   const image = vmImage(path.resolve(dir), manifest);
-  if (!existsSync(image.kernel) || !existsSync(image.initrd)) throw new QemuError('IMAGE_BUILD_FAILED', `the image in ${dir} is incomplete (kernel or initramfs missing): rebuild it with \`ebbrt image build <app> --out ${dir}\``);
+  if (!existsSync(image.kernel) || !existsSync(image.initrd))
+    throw new QemuError(
+      'IMAGE_BUILD_FAILED',
+      `the image in ${dir} is incomplete (kernel or initramfs missing): rebuild it with \`ebbrt image build <app> --out ${dir}\``,
+    );
   return image;
 }

@@ -8,4 +8,13 @@ export { QemuBackend, VM_CONNECTION_LIMITS, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AF
 export { QemuError, type QemuErrorCode } from './errors.js';
 export type { Accel, NetworkMode, QemuBackendOptions } from './options.js';
 export { probeKvm, type KvmProbe } from './kvm.js';
-export { buildNativeImage, imageCacheDir, pruneImageCache, readVmImage, resolveImageBuilder, type VmImage, type BuildImageOptions, type PrunedImage } from './image.js';
+export {
+  buildNativeImage,
+  imageCacheDir,
+  pruneImageCache,
+  readVmImage,
+  resolveImageBuilder,
+  type VmImage,
+  type BuildImageOptions,
+  type PrunedImage,
+} from './image.js';

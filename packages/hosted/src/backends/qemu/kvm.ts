@@ -30,7 +30,27 @@ export async function probeKvm(kernel: string, options: { qemu?: string; timeout
   }
   const qemu = options.qemu ?? 'qemu-system-x86_64';
   const timeoutMs = options.timeoutMs ?? 3000;
-  const args = ['-M', 'pc', '-accel', 'kvm', '-cpu', 'host', '-m', '128', '-nodefaults', '-display', 'none', '-no-reboot', '-no-user-config', '-kernel', kernel, '-append', 'console=ttyS0 earlyprintk=ttyS0 panic=-1', '-serial', 'stdio'];
+  const args = [
+    '-M',
+    'pc',
+    '-accel',
+    'kvm',
+    '-cpu',
+    'host',
+    '-m',
+    '128',
+    '-nodefaults',
+    '-display',
+    'none',
+    '-no-reboot',
+    '-no-user-config',
+    '-kernel',
+    kernel,
+    '-append',
+    'console=ttyS0 earlyprintk=ttyS0 panic=-1',
+    '-serial',
+    'stdio',
+  ];
   const child = spawnQemu(qemu, args);
   let output = '';
   return new Promise<KvmProbe>((resolve, reject) => {
@@ -39,7 +59,10 @@ export async function probeKvm(kernel: string, options: { qemu?: string; timeout
       child.kill('SIGKILL');
       resolve(result);
     };
-    const timer = setTimeout(() => finish(done(false, `a KVM guest printed no kernel banner within ${timeoutMs} ms (KVM present but not running guests, e.g. nested virtualisation)`)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(done(false, `a KVM guest printed no kernel banner within ${timeoutMs} ms (KVM present but not running guests, e.g. nested virtualisation)`)),
+      timeoutMs,
+    );
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       output += d;
       if (output.includes('Linux version')) finish(done(true, 'a KVM guest booted its kernel'));
@@ -49,7 +72,8 @@ export async function probeKvm(kernel: string, options: { qemu?: string; timeout
       clearTimeout(timer);
       reject(qemuMissing(qemu, error));
     });
-    child.once('exit', (code, signal) => finish(done(false, `the KVM probe VM exited (${code ?? signal}): ${output.trim().split('\n').slice(-2).join(' / ')}`)));
+    child.once('exit', (code, signal) =>
+      finish(done(false, `the KVM probe VM exited (${code ?? signal}): ${output.trim().split('\n').slice(-2).join(' / ')}`)),
+    );
   });
 }
-

@@ -64,7 +64,6 @@ const MAX_CMDLINE = 2048;
 /** The kernel hands at most 32 variables to init; keep room for its own (HOME, TERM). */
 const MAX_ENV = 24;
 
-
 /** Raised inside {@link QemuBackend} when QEMU could not bind the forwarded port (another process took it): retried. */
 class PortTaken extends Error {}
 
@@ -108,8 +107,11 @@ export class QemuBackend implements NodeBackend {
       if (wanted === 'tcg') return 'tcg';
       const probe = await probeKvm(kernel, { qemu: this.#qemu, timeoutMs: this.#options.probeTimeoutMs });
       if (probe.works) return 'kvm';
-      if (wanted === 'kvm') throw new QemuError('KVM_UNAVAILABLE', `accel 'kvm' was asked for but KVM does not run guests here: ${probe.reason}; use accel 'auto' or 'tcg'`);
-      (this.#options.warn ?? ((m: string) => process.stderr.write(`ebbrt: warning: ${m}\n`)))(`KVM is not usable (${probe.reason}; probed in ${probe.ms} ms): VM natives run under TCG emulation, several times slower`);
+      if (wanted === 'kvm')
+        throw new QemuError('KVM_UNAVAILABLE', `accel 'kvm' was asked for but KVM does not run guests here: ${probe.reason}; use accel 'auto' or 'tcg'`);
+      (this.#options.warn ?? ((m: string) => process.stderr.write(`ebbrt: warning: ${m}\n`)))(
+        `KVM is not usable (${probe.reason}; probed in ${probe.ms} ms): VM natives run under TCG emulation, several times slower`,
+      );
       return 'tcg';
     })();
     this.#accel.catch(() => (this.#accel = undefined));
@@ -135,9 +137,14 @@ export class QemuBackend implements NodeBackend {
 
   async launch(spec: LaunchSpec): Promise<LaunchedProcess> {
     const mode = this.network(spec);
-    if (mode === 'tap' && process.getuid?.() !== 0) throw new QemuError('VM_CONFIG', 'network mode tap needs root (it creates tap devices and a bridge): run as root, or use network mode user (the default), which forwards host ports instead');
+    if (mode === 'tap' && process.getuid?.() !== 0)
+      throw new QemuError(
+        'VM_CONFIG',
+        'network mode tap needs root (it creates tap devices and a bridge): run as root, or use network mode user (the default), which forwards host ports instead',
+      );
     const memoryMiB = spec.memoryMiB ?? this.#options.memoryMiB ?? 512;
-    if (memoryMiB < MIN_MEMORY_MIB) throw new QemuError('VM_CONFIG', `a VM native needs at least ${MIN_MEMORY_MIB} MiB (its initramfs unpacks into RAM); got memoryMiB ${memoryMiB}`);
+    if (memoryMiB < MIN_MEMORY_MIB)
+      throw new QemuError('VM_CONFIG', `a VM native needs at least ${MIN_MEMORY_MIB} MiB (its initramfs unpacks into RAM); got memoryMiB ${memoryMiB}`);
     // What the kernel command line cannot carry fails here, before an image is built or a VM started.
     this.#cmdline(spec, '127.0.0.1:1');
     const image = await this.image(spec.app);
@@ -188,17 +195,31 @@ export class QemuBackend implements NodeBackend {
         spec.args,
       ),
     ];
-    if (spec.env[bootVariable('tlsCert')] !== undefined) throw new QemuError('VM_CONFIG', 'VM natives cannot join a TLS cluster yet: the certificates do not fit on the kernel command line; run the cluster without TLS or use the process backend');
+    if (spec.env[bootVariable('tlsCert')] !== undefined)
+      throw new QemuError(
+        'VM_CONFIG',
+        'VM natives cannot join a TLS cluster yet: the certificates do not fit on the kernel command line; run the cluster without TLS or use the process backend',
+      );
     const env = Object.entries(spec.env);
-    if (env.length > MAX_ENV) throw new QemuError('VM_CONFIG', `a VM native takes at most ${MAX_ENV} extra environment variables (the kernel passes at most 32 to init); got ${env.length}`);
+    if (env.length > MAX_ENV)
+      throw new QemuError(
+        'VM_CONFIG',
+        `a VM native takes at most ${MAX_ENV} extra environment variables (the kernel passes at most 32 to init); got ${env.length}`,
+      );
     for (const [key, value] of env) {
       // The kernel passes unknown `NAME=value` parameters to init as its environment; quotes protect spaces, nothing protects a quote.
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new QemuError('VM_CONFIG', `environment variable name ${JSON.stringify(key)} cannot travel on a kernel command line: use letters, digits and _`);
-      if (/["\n\r\0]/.test(value)) throw new QemuError('VM_CONFIG', `environment variable ${key} holds a double quote or a line break, which a kernel command line cannot carry`);
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+        throw new QemuError('VM_CONFIG', `environment variable name ${JSON.stringify(key)} cannot travel on a kernel command line: use letters, digits and _`);
+      if (/["\n\r\0]/.test(value))
+        throw new QemuError('VM_CONFIG', `environment variable ${key} holds a double quote or a line break, which a kernel command line cannot carry`);
       params.push(/\s/.test(value) ? `${key}="${value}"` : `${key}=${value}`);
     }
     const cmdline = params.join(' ');
-    if (cmdline.length >= MAX_CMDLINE) throw new QemuError('VM_CONFIG', `the kernel command line would be ${cmdline.length} bytes, over the ${MAX_CMDLINE}-byte limit: pass fewer or shorter app arguments or environment variables`);
+    if (cmdline.length >= MAX_CMDLINE)
+      throw new QemuError(
+        'VM_CONFIG',
+        `the kernel command line would be ${cmdline.length} bytes, over the ${MAX_CMDLINE}-byte limit: pass fewer or shorter app arguments or environment variables`,
+      );
     return cmdline;
   }
 
@@ -216,37 +237,60 @@ export class QemuBackend implements NodeBackend {
     const network = tap
       ? [
           // eth0: the tap on the bridge, one queue per core (2 vectors per queue pair, plus config and control).
-          '-netdev', `tap,id=tap0,ifname=${tap.tap},script=no,downscript=no${spec.cores > 1 ? `,queues=${spec.cores}` : ''}`,
-          '-device', `virtio-net-pci,netdev=tap0${spec.cores > 1 ? `,mq=on,vectors=${2 * spec.cores + 2}` : ''}`,
+          '-netdev',
+          `tap,id=tap0,ifname=${tap.tap},script=no,downscript=no${spec.cores > 1 ? `,queues=${spec.cores}` : ''}`,
+          '-device',
+          `virtio-net-pci,netdev=tap0${spec.cores > 1 ? `,mq=on,vectors=${2 * spec.cores + 2}` : ''}`,
           // eth1: user networking without forwards, only for reaching what the host binds on loopback (a frontend on 127.0.0.1, process natives).
-          '-netdev', 'user,id=net0',
-          '-device', 'virtio-net-pci,netdev=net0',
+          '-netdev',
+          'user,id=net0',
+          '-device',
+          'virtio-net-pci,netdev=net0',
         ]
       : [
-          '-netdev', `user,id=net0,hostfwd=tcp:${hostSide}:${hostPort}-:${GUEST_PORT}`,
-          '-device', 'virtio-net-pci,netdev=net0',
+          '-netdev',
+          `user,id=net0,hostfwd=tcp:${hostSide}:${hostPort}-:${GUEST_PORT}`,
+          '-device',
+          'virtio-net-pci,netdev=net0',
           // ttyS1: the port-forwarding channel (forward.ts).
-          '-chardev', `socket,id=ports,path=${portsSocket},server=on,wait=off`,
-          '-serial', 'chardev:ports',
+          '-chardev',
+          `socket,id=ports,path=${portsSocket},server=on,wait=off`,
+          '-serial',
+          'chardev:ports',
         ];
     const args = [
-      '-M', 'pc',
-      '-accel', accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
-      '-cpu', accel === 'kvm' ? 'host' : 'max',
-      '-smp', String(spec.cores),
-      '-m', String(memoryMiB),
-      '-nodefaults', '-no-user-config', '-display', 'none',
+      '-M',
+      'pc',
+      '-accel',
+      accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
+      '-cpu',
+      accel === 'kvm' ? 'host' : 'max',
+      '-smp',
+      String(spec.cores),
+      '-m',
+      String(memoryMiB),
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
       // A guest reboot (a kernel panic with panic=-1) ends the VM instead of booting it again.
       '-no-reboot',
-      '-kernel', image.kernel,
-      '-initrd', image.initrd,
-      '-append', this.#cmdline(spec, tap ? `${tap.address}:${GUEST_PORT}` : `${hostSide}:${hostPort}`, tap),
+      '-kernel',
+      image.kernel,
+      '-initrd',
+      image.initrd,
+      '-append',
+      this.#cmdline(spec, tap ? `${tap.address}:${GUEST_PORT}` : `${hostSide}:${hostPort}`, tap),
       // The join token, out of the process list: the guest reads it from /sys/firmware/qemu_fw_cfg (image init).
-      '-fw_cfg', `name=${FW_CFG_SECRETS},file=${secretsFile}`,
-      '-chardev', `stdio,id=console,signal=off,logfile=${consoleLog},logappend=off`,
-      '-serial', 'chardev:console',
+      '-fw_cfg',
+      `name=${FW_CFG_SECRETS},file=${secretsFile}`,
+      '-chardev',
+      `stdio,id=console,signal=off,logfile=${consoleLog},logappend=off`,
+      '-serial',
+      'chardev:console',
       ...network,
-      '-qmp', `unix:${qmpSocket},server=on,wait=off`,
+      '-qmp',
+      `unix:${qmpSocket},server=on,wait=off`,
     ];
     const child = spawnQemu(this.#qemu, args);
     let captured = '';
@@ -271,7 +315,8 @@ export class QemuBackend implements NodeBackend {
       child.kill('SIGKILL');
       const status = await exited;
       if (/spawn failed/.test(String(status))) throw qemuMissing(this.#qemu, new Error(String(status)));
-      if (/host forwarding rule|Could not set up host forwarding/i.test(captured)) throw new PortTaken(`QEMU could not forward port ${hostPort}: ${captured.trim()}`);
+      if (/host forwarding rule|Could not set up host forwarding/i.test(captured))
+        throw new PortTaken(`QEMU could not forward port ${hostPort}: ${captured.trim()}`);
       throw new QemuError('VM_START_FAILED', `${this.#qemu} did not start the VM (exit ${status}): ${captured.trim().slice(-2000) || 'no output'}`);
     }
     void exited.then(() => qmp.close());

@@ -39,16 +39,20 @@ export interface QemuBackendOptions {
 export const MIN_MEMORY_MIB = 320;
 
 export function validate(options: QemuBackendOptions): void {
-  if (options.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(options.accel)) throw new TypeError(`options.accel must be 'auto', 'kvm' or 'tcg' (got ${JSON.stringify(options.accel)})`);
-  if (options.network !== undefined && options.network !== 'user' && options.network !== 'tap') throw new TypeError(`options.network must be 'user' or 'tap' (got ${JSON.stringify(options.network)})`);
+  if (options.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(options.accel))
+    throw new TypeError(`options.accel must be 'auto', 'kvm' or 'tcg' (got ${JSON.stringify(options.accel)})`);
+  if (options.network !== undefined && options.network !== 'user' && options.network !== 'tap')
+    throw new TypeError(`options.network must be 'user' or 'tap' (got ${JSON.stringify(options.network)})`);
   for (const key of ['imageDir', 'cacheDir', 'logDir', 'qemu', 'bridge'] as const) {
-    if (options[key] !== undefined && (typeof options[key] !== 'string' || options[key].length === 0)) throw new TypeError(`options.${key} must be a non-empty string`);
+    if (options[key] !== undefined && (typeof options[key] !== 'string' || options[key].length === 0))
+      throw new TypeError(`options.${key} must be a non-empty string`);
   }
-  if (options.logDir !== undefined && path.resolve(options.logDir).length > 70) throw new TypeError('options.logDir must be at most 70 characters long: QMP sockets live under it and unix socket paths are limited to 108 bytes');
-  if (options.memoryMiB !== undefined && (!Number.isInteger(options.memoryMiB) || options.memoryMiB < MIN_MEMORY_MIB)) throw new TypeError(`options.memoryMiB must be an integer of at least ${MIN_MEMORY_MIB}`);
+  if (options.logDir !== undefined && path.resolve(options.logDir).length > 70)
+    throw new TypeError('options.logDir must be at most 70 characters long: QMP sockets live under it and unix socket paths are limited to 108 bytes');
+  if (options.memoryMiB !== undefined && (!Number.isInteger(options.memoryMiB) || options.memoryMiB < MIN_MEMORY_MIB))
+    throw new TypeError(`options.memoryMiB must be an integer of at least ${MIN_MEMORY_MIB}`);
   for (const key of ['probeTimeoutMs', 'joinTimeoutMs'] as const) {
     if (options[key] !== undefined && (!Number.isInteger(options[key]) || options[key] <= 0)) throw new TypeError(`options.${key} must be a positive integer`);
   }
   if (options.warn !== undefined && typeof options.warn !== 'function') throw new TypeError('options.warn must be a function');
 }
-

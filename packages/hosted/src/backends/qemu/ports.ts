@@ -11,4 +11,3 @@ export function freePort(host: string): Promise<number> {
     });
   });
 }
-

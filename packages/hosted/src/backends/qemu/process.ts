@@ -14,6 +14,9 @@ export function exitOf(child: ChildProcess): Promise<number | string> {
 }
 
 export function qemuMissing(qemu: string, error: unknown): QemuError {
-  return new QemuError('QEMU_NOT_FOUND', `${qemu} cannot be run (${(error as Error).message}): apt-get install qemu-system-x86 (infra/setup.sh does) or set options.qemu`, { cause: error });
+  return new QemuError(
+    'QEMU_NOT_FOUND',
+    `${qemu} cannot be run (${(error as Error).message}): apt-get install qemu-system-x86 (infra/setup.sh does) or set options.qemu`,
+    { cause: error },
+  );
 }
-

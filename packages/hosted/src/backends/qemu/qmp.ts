@@ -61,13 +61,17 @@ export class Qmp {
   }
 }
 
-
 /**
  * Connects to a unix socket QEMU serves (`server=on,wait=off`) once it
  * exists, retrying until `accept` takes the connection, `gone` resolves (QEMU
  * exited) or `timeoutMs` passes.
  */
-export async function connectWhenReady<T>(socketPath: string, gone: Promise<unknown>, timeoutMs: number, accept: (socket: net.Socket) => Promise<T | undefined>): Promise<T | undefined> {
+export async function connectWhenReady<T>(
+  socketPath: string,
+  gone: Promise<unknown>,
+  timeoutMs: number,
+  accept: (socket: net.Socket) => Promise<T | undefined>,
+): Promise<T | undefined> {
   let exited = false;
   void gone.then(() => (exited = true));
   const deadline = performance.now() + timeoutMs;

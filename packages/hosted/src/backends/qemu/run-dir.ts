@@ -15,8 +15,9 @@ export async function pruneRunDirs(logRoot: string): Promise<void> {
   for (const name of await readdir(logRoot).catch(() => [] as string[])) {
     const dir = path.join(logRoot, name);
     if (existsSync(path.join(dir, 'qmp.sock'))) continue;
-    const info = await stat(path.join(dir, 'console.log')).catch(() => stat(dir)).catch(() => undefined);
+    const info = await stat(path.join(dir, 'console.log'))
+      .catch(() => stat(dir))
+      .catch(() => undefined);
     if (info && now - info.mtimeMs > KEEP_LOGS_MS) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
-

@@ -39,7 +39,11 @@ async function ip(args: string[]): Promise<string> {
     return (await run('ip', args)).stdout;
   } catch (error) {
     const stderr = String((error as { stderr?: string }).stderr ?? (error as Error).message).trim();
-    throw new QemuError('VM_CONFIG', `network mode tap: \`ip ${args.join(' ')}\` failed: ${stderr}${process.getuid?.() === 0 ? '' : ' (network mode tap needs root: run as root or use network mode user)'}`, { cause: error });
+    throw new QemuError(
+      'VM_CONFIG',
+      `network mode tap: \`ip ${args.join(' ')}\` failed: ${stderr}${process.getuid?.() === 0 ? '' : ' (network mode tap needs root: run as root or use network mode user)'}`,
+      { cause: error },
+    );
   }
 }
 
@@ -69,10 +73,15 @@ export class TapNetwork {
 
   /** The operator's bridge `name`: it must exist and carry an IPv4 address of this host. */
   static async named(name: string): Promise<TapNetwork> {
-    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new QemuError('VM_CONFIG', `bridge ${JSON.stringify(name)} is not a network interface name (1-15 letters, digits, _ . -)`);
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name))
+      throw new QemuError('VM_CONFIG', `bridge ${JSON.stringify(name)} is not a network interface name (1-15 letters, digits, _ . -)`);
     const info = JSON.parse(await ip(['-j', '-4', 'addr', 'show', 'dev', name])) as { addr_info?: { local: string; prefixlen: number }[] }[];
     const address = info[0]?.addr_info?.[0];
-    if (!address) throw new QemuError('VM_CONFIG', `bridge ${name} has no IPv4 address: give it one (ip addr add 10.77.0.1/24 dev ${name}) so the host and its VMs share a subnet`);
+    if (!address)
+      throw new QemuError(
+        'VM_CONFIG',
+        `bridge ${name} has no IPv4 address: give it one (ip addr add 10.77.0.1/24 dev ${name}) so the host and its VMs share a subnet`,
+      );
     if (address.prefixlen > 29) throw new QemuError('VM_CONFIG', `bridge ${name}'s subnet /${address.prefixlen} is too small for VMs: use /29 or wider`);
     return new TapNetwork(name, address.local, address.prefixlen);
   }
