@@ -11,7 +11,7 @@
  */
 import { Packr } from 'msgpackr';
 import { errorFromWire, errorToWire, type EbbError, ProtocolError, UnencodableError, type WireError } from './errors.js';
-import { packFlat } from './flat-pack.js';
+import { NOT_FLAT, packFlat, unpackFlat } from './flat-pack.js';
 
 const OPTIONS = { useRecords: false, moreTypes: false, encodeUndefinedAsNil: true, mapsAsObjects: true, int64AsType: 'number' } as const;
 const packr = new Packr(OPTIONS);
@@ -114,6 +114,8 @@ export function encodeValue(value: unknown): Buffer {
 /** Decodes one value; malformed input is a `BAD_PAYLOAD` {@link ProtocolError}. */
 export function decodeValue(bytes: Uint8Array): unknown {
   if (bytes.length === 0) return undefined;
+  const flat = unpackFlat(bytes, 0, bytes.length);
+  if (flat !== NOT_FLAT) return flat;
   try {
     return packr.unpack(bytes);
   } catch (cause) {

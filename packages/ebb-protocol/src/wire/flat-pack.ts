@@ -187,3 +187,133 @@ function writeBytes(out: Buffer, at: number, bytes: Uint8Array): number {
   out.set(bytes, at);
   return at + length;
 }
+
+/** What {@link unpackFlat} returns for bytes it leaves to msgpackr. */
+export const NOT_FLAT: unique symbol = Symbol('not flat');
+
+const utf8Slice = Buffer.prototype.utf8Slice as (this: Uint8Array, start: number, end: number) => string;
+
+/**
+ * The reverse of {@link packFlat}, for the usual reply value and call payload:
+ * `bytes[start, end)` holding one number, string, boolean, nil or byte array,
+ * or an array of those, decoded as msgpackr decodes it (byte arrays are views
+ * into `bytes`). Anything else (maps, nested arrays, extensions, 64-bit or
+ * float32 numbers, truncated or trailing bytes) is {@link NOT_FLAT}: msgpackr
+ * decodes it, or reports it malformed. Without msgpackr's per-payload set-up
+ * (a DataView and a property on every payload buffer, a native call per string).
+ */
+export function unpackFlat(bytes: Uint8Array, start: number, end: number): unknown {
+  const token = bytes[start];
+  let count: number;
+  let at: number;
+  if (token >= 0x90 && token <= 0x9f) {
+    count = token - 0x90;
+    at = start + 1;
+  } else if (token === 0xdc && start + 3 <= end) {
+    count = (bytes[start + 1] << 8) | bytes[start + 2];
+    at = start + 3;
+  } else {
+    cursor = start;
+    const value = readScalar(bytes, end);
+    return cursor === end ? value : NOT_FLAT;
+  }
+  // Each element is at least one byte: a count past the end is malformed (and must not size an array).
+  if (count > end - at) return NOT_FLAT;
+  const values = new Array<unknown>(count);
+  cursor = at;
+  for (let i = 0; i < count; i++) {
+    const value = readScalar(bytes, end);
+    if (value === NOT_FLAT) return NOT_FLAT;
+    values[i] = value;
+  }
+  return cursor === end ? values : NOT_FLAT;
+}
+
+/** Where {@link readScalar} reads next (module state: decoding is synchronous and not re-entrant). */
+let cursor = 0;
+
+function readScalar(bytes: Uint8Array, end: number): unknown {
+  let at = cursor;
+  if (at >= end) return NOT_FLAT;
+  const token = bytes[at++];
+  let length: number;
+  if (token < 0x80) {
+    cursor = at;
+    return token;
+  }
+  if (token >= 0xe0) {
+    cursor = at;
+    return token - 0x100;
+  }
+  if (token >= 0xa0 && token <= 0xbf) length = token - 0xa0;
+  else {
+    switch (token) {
+      case 0xc0:
+        cursor = at;
+        return null;
+      case 0xc2:
+        cursor = at;
+        return false;
+      case 0xc3:
+        cursor = at;
+        return true;
+      case 0xcc:
+        if (at + 1 > end) return NOT_FLAT;
+        cursor = at + 1;
+        return bytes[at];
+      case 0xcd:
+        if (at + 2 > end) return NOT_FLAT;
+        cursor = at + 2;
+        return (bytes[at] << 8) | bytes[at + 1];
+      case 0xce:
+        if (at + 4 > end) return NOT_FLAT;
+        cursor = at + 4;
+        return bytes[at] * 0x1000000 + ((bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]);
+      case 0xd0:
+        if (at + 1 > end) return NOT_FLAT;
+        cursor = at + 1;
+        return (bytes[at] << 24) >> 24;
+      case 0xd1:
+        if (at + 2 > end) return NOT_FLAT;
+        cursor = at + 2;
+        return (((bytes[at] << 8) | bytes[at + 1]) << 16) >> 16;
+      case 0xd2:
+        if (at + 4 > end) return NOT_FLAT;
+        cursor = at + 4;
+        return (bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3];
+      case 0xcb: {
+        if (at + 8 > end) return NOT_FLAT;
+        cursor = at + 8;
+        for (let i = 0; i < 8; i++) f64.setUint8(i, bytes[at + i]);
+        return f64.getFloat64(0);
+      }
+      case 0xd9:
+      case 0xc4:
+        if (at + 1 > end) return NOT_FLAT;
+        length = bytes[at++];
+        break;
+      case 0xda:
+      case 0xc5:
+        if (at + 2 > end) return NOT_FLAT;
+        length = (bytes[at] << 8) | bytes[at + 1];
+        at += 2;
+        break;
+      case 0xdb:
+      case 0xc6:
+        if (at + 4 > end) return NOT_FLAT;
+        length = bytes[at] * 0x1000000 + ((bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]);
+        at += 4;
+        break;
+      default:
+        return NOT_FLAT;
+    }
+  }
+  if (at + length > end) return NOT_FLAT;
+  cursor = at + length;
+  // bin 8/16/32: a view, as msgpackr gives it (copyBuffers off).
+  if (token >= 0xc4 && token <= 0xc6) return bytes.subarray(at, at + length);
+  return length === 0 ? '' : utf8Slice.call(bytes, at, at + length);
+}
+
+/** Where a float64's big-endian bytes are assembled. */
+const f64 = new DataView(new ArrayBuffer(8));

@@ -1,8 +1,9 @@
-// encodeArgs writes arrays of numbers, strings, booleans, nulls and bytes itself (flat-pack.ts):
-// the bytes must be exactly msgpackr's, and a payload once returned must never change.
+// encodeArgs writes arrays of numbers, strings, booleans, nulls and bytes itself, and decodeValue and
+// decodeArgs read them back themselves (flat-pack.ts): the bytes must be exactly msgpackr's, the values
+// exactly what msgpackr decodes, and a payload once returned must never change.
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeArgs, encodeArgs } from '@ebbrt/ebb-protocol/internal';
+import { decodeArgs, decodeValue, encodeArgs, ProtocolError } from '@ebbrt/ebb-protocol/internal';
 
 const msgpackr = new Packr({ useRecords: false, moreTypes: false, encodeUndefinedAsNil: true, mapsAsObjects: true, int64AsType: 'number' });
 
@@ -103,5 +104,51 @@ describe('encodeArgs of flat values', () => {
     for (const args of [[{ a: 1 }], [[1, 2]], [1, 'x', new Date(0)], ['y'.repeat(5000)], [Buffer.alloc(5000)]]) {
       expect(Buffer.from(encodeArgs(args))).toEqual(Buffer.from(msgpackr.pack(args)));
     }
+  });
+});
+
+describe('decoding of flat values', () => {
+  const same = (bytes: Uint8Array) => {
+    const theirs = msgpackr.unpack(bytes);
+    const ours = decodeValue(bytes);
+    expect(ours).toStrictEqual(theirs);
+    if (typeof theirs === 'number') expect(Object.is(ours, theirs)).toBe(true);
+  };
+
+  it('decodes every edge value, alone and in an array, as msgpackr does', () => {
+    for (const value of EDGES) {
+      same(msgpackr.pack(value));
+      same(msgpackr.pack([value]));
+    }
+    same(msgpackr.pack(EDGES));
+    // What other MessagePack writers may send and flat-pack never writes: float32, 64-bit integers, str8 for short text.
+    for (const hex of ['ca3fc00000', 'cf0000000100000000', 'd3ffffffffffffffff', 'd90161', 'c5000101', 'dc0001c3']) same(Buffer.from(hex, 'hex'));
+  });
+
+  it('decodes 500 random argument lists as msgpackr does, from a Buffer and from a plain Uint8Array', () => {
+    const next = random(34);
+    for (let i = 0; i < 500; i++) {
+      const args = Array.from({ length: Math.floor(next() * 20) }, () => {
+        const r = next();
+        if (r < 0.4) return Math.floor((next() - 0.5) * 2 ** (1 + Math.floor(next() * 40)));
+        if (r < 0.5) return (next() - 0.5) * 1e6;
+        if (r < 0.8) return Array.from({ length: Math.floor(next() * 80) }, () => String.fromCharCode(Math.floor(next() ** 3 * 0x3000))).join('');
+        if (r < 0.9) return next() < 0.5 ? null : next() < 0.5;
+        return Buffer.alloc(Math.floor(next() * 300), 9);
+      });
+      const bytes = msgpackr.pack(args);
+      same(bytes);
+      expect(decodeArgs(new Uint8Array(bytes))).toStrictEqual(msgpackr.unpack(new Uint8Array(bytes)));
+    }
+  });
+
+  it('refuses every truncation and trailing byte of flat payloads as malformed', () => {
+    for (const value of [[1, 'abc', Buffer.alloc(3, 1)], 'x'.repeat(40), 70000, -70000, 1.25, [300, -300]]) {
+      const bytes = msgpackr.pack(value);
+      for (let cut = 1; cut < bytes.length; cut++) expect(() => decodeValue(bytes.subarray(0, cut))).toThrow(ProtocolError);
+      expect(() => decodeValue(Buffer.concat([bytes, Buffer.from([0])]))).toThrow(ProtocolError);
+    }
+    // An array count far past the payload neither allocates it nor reads past the end.
+    expect(() => decodeValue(Buffer.from('dcffff01', 'hex'))).toThrow(ProtocolError);
   });
 });
