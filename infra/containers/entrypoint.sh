@@ -10,7 +10,7 @@ case "${1:-}" in
   native)
     shift
     export EBBRT_LISTEN_HOST="${EBBRT_LISTEN_HOST:-$POD_IP}"
-    exec node /app/packages/native/dist/boot.js "$@"
+    exec node /app/packages/native/dist/node.js "$@"
     ;;
   frontend)
     shift

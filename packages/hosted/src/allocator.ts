@@ -12,7 +12,8 @@ import { bootEnv } from '@ebbrt/ebb-protocol/node';
 import type { LaunchedProcess, NodeBackend } from './backends/backend.js';
 import { ProcessBackend } from './backends/process.js';
 import { QemuBackend } from './backends/qemu/index.js';
-import type { HostedNode, Member } from './node.js';
+import type { Member } from './membership.js';
+import type { HostedNode } from './node.js';
 import { NodeGroup, type GroupOptions } from './node-group.js';
 
 /** Options of {@link NodeAllocator.allocateNode}. */

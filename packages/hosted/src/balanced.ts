@@ -14,7 +14,8 @@ import {
   type MethodName,
   type RemoteRef,
 } from '@ebbrt/ebb-protocol/internal';
-import type { HostedNode, Member } from './node.js';
+import type { Member } from './membership.js';
+import type { HostedNode } from './node.js';
 
 /** Options of {@link balanced}. */
 export interface BalancedOptions {

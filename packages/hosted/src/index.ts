@@ -6,11 +6,11 @@
 export * from '@ebbrt/ebb-protocol';
 
 // Values
-export { startHosted, HostedNode, DEFAULT_HEARTBEAT_MS, DEFAULT_FAILURE_TIMEOUT_MS, MAX_SERVICES } from './node.js';
+export { startHosted, HostedNode, DEFAULT_HEARTBEAT_MS, DEFAULT_FAILURE_TIMEOUT_MS } from './node.js';
 export { startCluster } from './start-cluster.js';
 export { balanced } from './balanced.js';
 export { NodeAllocator, AppLoadError, nativeModulePath } from './allocator.js';
-export { FailureDetector } from './membership.js';
+export { FailureDetector, MAX_SERVICES } from './membership.js';
 export { NodeGroup } from './node-group.js';
 export { ProcessBackend, resolveNativeBoot } from './backends/process.js';
 export {
@@ -45,11 +45,11 @@ export { ebbViews, REP_CHARS } from './ops/view.js';
 export { OpsError, ClusterFileError } from './ops/errors.js';
 
 // Types
-export type { HostedOptions, HostedStats, Member } from './node.js';
+export type { HostedOptions, HostedStats } from './node.js';
 export type { StartClusterOptions, EmbeddedCluster } from './start-cluster.js';
 export type { BalancedOptions, BalancedRef, CoreLoad } from './balanced.js';
 export type { AllocateOptions, LaunchHandle } from './allocator.js';
-export type { DetectorOptions, Verdict } from './membership.js';
+export type { DetectorOptions, Member, Verdict } from './membership.js';
 export type { GroupOptions, GroupLaunch, GroupStats, Replacement } from './node-group.js';
 export type { ProcessBackendOptions } from './backends/process.js';
 export type { QemuBackendOptions, QemuErrorCode, Accel, NetworkMode, KvmProbe, VmImage, BuildImageOptions, PrunedImage } from './backends/qemu/index.js';

@@ -28,9 +28,7 @@ import {
   type ControlMessage,
   type CoreLinks,
   type GlobalIdMap,
-  type Heartbeat,
   type Hello,
-  type ServiceAddress,
   type HelloDecision,
   type MembershipUpdate,
   type Peer,
@@ -42,7 +40,7 @@ import { bootEnv } from '@ebbrt/ebb-protocol/node';
 import { IdMapServer } from './global-id-map.js';
 import { resolveStore, validateClusterName, type ClusterStore, type NodeRecord, type StoreSpec } from './store/index.js';
 import { pinoLogger, type Logger } from './log.js';
-import { FailureDetector, type Verdict } from './membership.js';
+import { FailureDetector, incarnationOf, reportedServices, sameServices, toPeer, toRecord, type Member, type Verdict } from './membership.js';
 
 /** Defaults of `HostedOptions.heartbeatMs` and `failureTimeoutMs`, ms. */
 export const DEFAULT_HEARTBEAT_MS = 100;
@@ -96,27 +94,6 @@ export interface HostedOptions {
   logger?: Logger;
   /** Test hook: replace TCP with another transport (an in-memory network). */
   transport?: { listen(onTransport: (t: Transport) => void): Promise<TransportServer>; connect: TransportConnector };
-}
-
-/** A native node as the membership table knows it. */
-export interface Member extends Peer {
-  incarnation: number;
-  allocationId: string;
-  pid: number;
-  joinedAt: number;
-  lastHeartbeat: number;
-  /** Silent past `suspectAfterMs` and not yet heard from again. */
-  suspected: boolean;
-  /** The last heartbeat's body: RSS, calls in flight, per-core counters (PROTOCOL.md §5.4). */
-  heartbeat?: Heartbeat;
-  /**
-   * Where its services are reachable: the listeners its apps opened and the
-   * `host:port` clients connect to (a VM native's host forward or its own
-   * address), as its latest heartbeat reported them (at most {@link MAX_SERVICES}).
-   */
-  services: ServiceAddress[];
-  /** The node's supervisor (JOIN) connection. */
-  conn: Connection;
 }
 
 export interface HostedStats {
@@ -579,61 +556,10 @@ export class HostedNode extends EventEmitter {
   }
 }
 
-/** The incarnation a store record holds (records written before incarnations: the first). */
-function incarnationOf(record: NodeRecord | undefined): number | undefined {
-  return record === undefined ? undefined : (record.incarnation ?? FIRST_INCARNATION);
-}
-
 /** The frontend's keyring; the node fills in the lookups (its join tokens and members) when it starts. */
 function frontendKeys(secret: string): { keyring: SecretKeyring; lookups: SecretKeyringLookups } {
   const lookups: SecretKeyringLookups = {};
   return { keyring: new SecretKeyring(secret, { nodeId: HOSTED_NODE_ID, incarnation: HOSTED_INCARNATION }, lookups), lookups };
-}
-
-function toRecord(member: Member): NodeRecord {
-  return {
-    nodeId: member.nodeId,
-    idSpace: member.idSpace,
-    incarnation: member.incarnation,
-    allocationId: member.allocationId,
-    host: member.host,
-    port: member.port,
-    cores: member.cores,
-    backend: member.backend,
-    pid: member.pid,
-    joinedAt: member.joinedAt,
-    state: 'live',
-    services: member.services,
-  };
-}
-
-/** Most services a member's record keeps; a node reporting more is keeping listeners open by the hundred, and the rest are dropped. */
-export const MAX_SERVICES = 64;
-
-/** The well-formed services of a heartbeat (a name of 1..128 characters, a `host:port` of at most 128), at most {@link MAX_SERVICES}: a peer's bytes, so checked. */
-function reportedServices(reported: readonly ServiceAddress[]): ServiceAddress[] {
-  const services: ServiceAddress[] = [];
-  for (const { name, address } of reported) {
-    if (services.length === MAX_SERVICES) break;
-    if (name.length > 0 && name.length <= 128 && address.length <= 128 && /^\S+:\d{1,5}$/.test(address)) services.push({ name, address });
-  }
-  return services;
-}
-
-function sameServices(a: readonly ServiceAddress[], b: readonly ServiceAddress[]): boolean {
-  return a.length === b.length && a.every((service, i) => service.name === b[i].name && service.address === b[i].address);
-}
-
-function toPeer(member: Member): Peer {
-  return {
-    nodeId: member.nodeId,
-    host: member.host,
-    port: member.port,
-    cores: member.cores,
-    idSpace: member.idSpace,
-    backend: member.backend,
-    incarnation: member.incarnation,
-  };
 }
 
 /** Starts the frontend: validates options, binds the messenger, and serves joins. */

@@ -11,7 +11,8 @@ import type { EbbDefinition, EbbRuntime, RemoteRef } from '@ebbrt/ebb-protocol/i
 import { AppLoadError, nativeModulePath } from './allocator.js';
 import { balanced, type BalancedOptions, type BalancedRef } from './balanced.js';
 import { silentLogger, type Logger } from './log.js';
-import type { HostedNode, Member } from './node.js';
+import type { Member } from './membership.js';
+import type { HostedNode } from './node.js';
 import { Cluster } from './ops/cluster.js';
 import { GROUP_BACKENDS, type ClusterSpec, type GroupBackend } from './ops/cluster-file.js';
 import type { AdminServer } from './ops/admin.js';

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // Committed shim so `npm ci` can link the bin before `npm run build` creates dist/.
-await import('../dist/boot.js');
+await import('../dist/node.js');

@@ -8,10 +8,10 @@ export * from '@ebbrt/ebb-protocol';
 
 // Values
 export { startInlineNative } from './inline.js';
-export { Supervisor } from './supervisor.js';
+export { Supervisor } from './membership.js';
 export { nodeServices, NodeServiceError } from './shared.js';
 
 // Types
 export type { InlineNative, InlineNativeOptions } from './inline.js';
-export type { HeartbeatSource, JoinOptions, SupervisorEvents } from './supervisor.js';
+export type { HeartbeatSource, JoinOptions, SupervisorEvents } from './membership.js';
 export type { NodeServiceErrorCode, NodeServices, SharedListener, SharedListenOptions } from './shared.js';

@@ -18,7 +18,7 @@ import {
   type TransportServer,
 } from '@ebbrt/ebb-protocol/internal';
 import { CoreServices, ServiceBroker } from './shared.js';
-import { Supervisor } from './supervisor.js';
+import { Supervisor } from './membership.js';
 
 /** Options of {@link startInlineNative}. */
 export interface InlineNativeOptions {

@@ -9,7 +9,7 @@ import type { LaunchedProcess, LaunchSpec, NodeBackend } from './backend.js';
 /** Path of `@ebbrt/native`'s boot script, found through Node's resolver (a path, not an import). */
 export function resolveNativeBoot(): string {
   const require = createRequire(import.meta.url);
-  return path.join(path.dirname(require.resolve('@ebbrt/native/package.json')), 'dist', 'boot.js');
+  return path.join(path.dirname(require.resolve('@ebbrt/native/package.json')), 'dist', 'node.js');
 }
 
 /** Options of {@link ProcessBackend}. */

@@ -24,7 +24,7 @@ export interface BundleFile {
   contents: Buffer;
 }
 
-/** The native package's build output (`dist/`), where boot.js and core.js are. */
+/** The native package's build output (`dist/`), where the boot entry (node.js) and core.js are; the image names the boot entry boot.js. */
 const DIST = fileURLToPath(new URL('../', import.meta.url));
 
 /**
@@ -47,7 +47,7 @@ export async function bundleNative(app: string): Promise<BundleFile[]> {
   let result;
   try {
     result = await build({
-      entryPoints: { boot: path.join(DIST, 'boot.js'), core: path.join(DIST, 'core.js'), app },
+      entryPoints: { boot: path.join(DIST, 'node.js'), core: path.join(DIST, 'core.js'), app },
       outdir: APP_DIR,
       bundle: true,
       splitting: true,

@@ -29,7 +29,7 @@ const prefix = () => `[native ${nodeId || '?'}]`;
 let nodeId = 0;
 // Declared before anything can call shutdown() (the parent pipe may close while the cores boot).
 let stopping = false;
-let supervisor: import('./supervisor.js').Supervisor | undefined;
+let supervisor: import('./membership.js').Supervisor | undefined;
 /** Set when the launching frontend's process is gone (its pipe closed); a re-registration clears it. */
 let orphanTimer: ReturnType<typeof setTimeout> | undefined;
 if (config.parentFd !== undefined) {
@@ -107,7 +107,7 @@ process.env.UV_TCP_SINGLE_ACCEPT ??= '1';
 // The supervisor's protocol stack loads while core 0 boots: ~60 ms of imports per
 // thread that would otherwise run one after the other (bench rpc: join_ms_p50).
 const firstCore = startCore(0);
-const [{ connectTcp, errorToWire, MemoryLocalIdMap }, { Supervisor }] = await Promise.all([import('@ebbrt/ebb-protocol/internal'), import('./supervisor.js')]);
+const [{ connectTcp, errorToWire, MemoryLocalIdMap }, { Supervisor }] = await Promise.all([import('@ebbrt/ebb-protocol/internal'), import('./membership.js')]);
 const localIdMap = new MemoryLocalIdMap();
 const first = await firstCore;
 await Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i + 1, first.fd)));
