@@ -19,6 +19,7 @@ import { CoreStat, hashKey, Status, StoreMode, type ItemReader, type SharedCache
 import type { MemcachedProtocolError } from './errors.js';
 import type { ForwardHit, MemcachedStats, RemoteCache } from './memcached.js';
 import { OutBuffer } from './out.js';
+import { readInto } from './socket-input.js';
 import { Text, TextParser, type TextRequest } from './text-protocol.js';
 
 /** What a session needs from its core's server. */
@@ -191,7 +192,7 @@ export class Session {
     this.#binaryReader.out = this.#out;
     ctx.cache.countCore(CoreStat.curr_connections, 1);
     ctx.cache.countCore(CoreStat.total_connections, 1);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    readInto(socket, (chunk) => this.#onData(chunk));
     socket.on('drain', () => this.#resumeInput());
     socket.on('error', () => undefined);
     socket.on('close', () => {
@@ -204,11 +205,12 @@ export class Session {
     });
   }
 
+  /** Input as it arrives: a view into the core's read buffer, valid until this returns (what is kept is copied). */
   #onData(chunk: Buffer): void {
     this.#cache.countCore(CoreStat.bytes_read, chunk.length);
     if (this.#outputFull) {
       // Read before the socket paused: kept behind what is already held.
-      this.#held = this.#held === null ? chunk : Buffer.concat([this.#held, chunk]);
+      this.#held = this.#held === null ? Buffer.from(chunk) : Buffer.concat([this.#held, chunk]);
       return;
     }
     if (this.#text === null && this.#binary === null) {
@@ -231,16 +233,18 @@ export class Session {
       }
     }
     this.#budget = OUTPUT_HIGH_WATER - this.#socket.writableLength;
-    this.#parse(chunk);
+    const rest = this.#parse(chunk);
+    if (rest !== null) this.#held = Buffer.from(rest);
     this.#flush();
     if (this.#outputFull) this.#resumeInput();
   }
 
   // ---- backpressure ----
 
-  #parse(input: Uint8Array): void {
+  /** Parses `input` until it ends or parsing pauses; returns what is left unparsed (null: nothing). */
+  #parse(input: Uint8Array): Uint8Array | null {
     const used = this.#text !== null ? this.#text.write(input) : this.#binary!.write(input);
-    if (used < input.length) this.#held = input.subarray(used);
+    return used < input.length ? input.subarray(used) : null;
   }
 
   /** After each request: past the output mark, or too many forwards waiting, parsing pauses. */
@@ -277,8 +281,7 @@ export class Session {
       }
       const held = this.#held;
       if (!this.#outputFull && held !== null) {
-        this.#held = null;
-        this.#parse(held);
+        this.#held = this.#parse(held);
       }
       this.#flush();
     }
@@ -508,6 +511,8 @@ export class Session {
       reader.keyLength = r.keyLength(i);
       this.#cache.fetch(line, r.starts[i], reader.keyLength, hashes[i], reader, touch, r.exptime);
       if (out.pos > this.#budget && i + 1 < r.tokens) {
+        // Its keys are read later, after the read buffer has been reused.
+        r.line = Buffer.from(line);
         this.#partialGet = r;
         this.#getFrom = i + 1;
         this.#pauseParsing();
