@@ -18,7 +18,8 @@ const FRAME = Buffer.alloc(100, 1);
 FRAME.writeUInt32LE(FRAME.length - 4, 0);
 
 function options(args, quick) {
-  const { values } = parseArgs({ args, options: { rounds: { type: 'string' }, joins: { type: 'string' } } });
+  const { values } = parseArgs({ args, options: { rounds: { type: 'string' }, joins: { type: 'string' }, only: { type: 'string' } } });
+  if (values.only !== undefined && values.only !== 'join') throw new TypeError(`rpc suite: --only takes "join" (the join case alone), got "${values.only}"`);
   const positive = (name, fallback) => {
     if (values[name] === undefined) return fallback;
     const n = Number(values[name]);
@@ -28,6 +29,7 @@ function options(args, quick) {
   // --quick (the runner's ctx.quick): every case once, briefly; its figures are not for comparing.
   return {
     quick,
+    onlyJoin: values.only === 'join',
     rounds: positive('rounds', quick ? 1 : 5),
     joins: positive('joins', quick ? 3 : 20),
     roundMs: quick ? 200 : 1000,
@@ -138,6 +140,62 @@ function nodeStartMs() {
   });
 }
 
+/** Epoch ms with sub-ms precision: the native's boot trace is on the same clock. */
+const now = () => performance.timeOrigin + performance.now();
+
+/** The boot timeline a native traced (--boot-trace): the `ebbrt-boot-trace {…}` line of its output, once every core loaded the app. */
+async function bootTrace(node) {
+  for (const started = Date.now(); Date.now() - started < 20_000; await new Promise((r) => setTimeout(r, 2))) {
+    const line = /ebbrt-boot-trace (\{.*\})\n/.exec(node.output());
+    if (line) return JSON.parse(line[1]);
+  }
+  throw new Error(`node ${node.nodeId} printed no boot trace within 20 s; its output:\n${node.output()}`);
+}
+
+/**
+ * Join: spawn of a one-core process native until it joined (`join_ms`), next to a bare node start
+ * (`node_start_ms`), interleaved. Each native traces its boot; the phases (`join_<phase>_ms`) are
+ * spans of that timeline, those on the way to the join first, then what loading the app adds after it.
+ */
+async function joinCase(allocator, nativeModule, o, record, ctx) {
+  const joins = [];
+  const starts = [];
+  const options = { cores: 1, stdio: 'pipe', env: { EBBRT_BOOT_TRACE: '1' } };
+  await nodeStartMs();
+  await (await allocator.allocateNode(nativeModule, options)).stop(500);
+  for (let i = 0; i < o.joins; i++) {
+    const t0 = now();
+    const node = await allocator.allocateNode(nativeModule, options);
+    const joined = now();
+    joins.push(joined - t0);
+    record('join_ms', joined - t0, 'ms');
+    const t = await bootTrace(node);
+    const phases = {
+      // spawn → the process's time origin (exec, Node's own start)
+      spawn: t.start - t0,
+      // the boot script's static imports
+      boot_imports: t.imported - t.start,
+      // the supervisor's protocol stack, loaded while core 0 starts
+      protocol_imports: t.protocolLoaded - t.configured,
+      // new Worker → the core's thread started and ran its imports
+      core_start: t['core0.imported'] - t['core0.spawned'],
+      // the core's listen, and its port back to the supervisor
+      core_listen: t.listening - t['core0.imported'],
+      // connect, challenge, hello, welcome
+      handshake: t.welcome - Math.max(t.listening, t.protocolLoaded),
+      // the frontend resolving the allocation (its join event) after the native saw the welcome; may be < 0
+      frontend: joined - t.welcome,
+      // after the join: the welcome → every core loaded the app module
+      app: t.ready - t.welcome,
+    };
+    for (const [phase, ms] of Object.entries(phases)) record(`join_${phase}_ms`, ms, 'ms');
+    await node.stop(500);
+    starts.push(await nodeStartMs());
+    record('node_start_ms', starts.at(-1), 'ms');
+  }
+  ctx.log(`join p50 ${median(joins).toFixed(1)} ms, node -e 0 p50 ${median(starts).toFixed(1)} ms`);
+}
+
 const percentile = (values, p) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))];
 
 export async function run(ctx) {
@@ -152,7 +210,7 @@ export async function run(ctx) {
   const ratioOf = (ours, theirs) => Number(median(samples[ours].map((v, i) => v / samples[theirs][i])).toFixed(3));
 
   // Local calls: each case in a fresh process (clean JIT feedback), its contenders interleaved there.
-  for (const which of ['mono', 'mega', 'noinline']) {
+  for (const which of o.onlyJoin ? [] : ['mono', 'mega', 'noinline']) {
     const { line } = await startChild('local-calls.mjs', [which, String(o.rounds)]);
     const local = JSON.parse(line);
     const name = { mono: 'local', mega: 'local_megamorphic', noinline: 'local_noinline' }[which];
@@ -172,17 +230,8 @@ export async function run(ctx) {
   const nativeModule = fileURLToPath(new URL('echo-native.mjs', apps));
   const closers = [];
   try {
-    // Join: spawn of a one-core process native until it joined, next to a bare node start.
-    await nodeStartMs();
-    await (await allocator.allocateNode(nativeModule, { cores: 1 })).stop(500);
-    for (let i = 0; i < o.joins; i++) {
-      const t0 = performance.now();
-      const node = await allocator.allocateNode(nativeModule, { cores: 1 });
-      record('join_ms', performance.now() - t0, 'ms');
-      await node.stop(500);
-      record('node_start_ms', await nodeStartMs(), 'ms');
-    }
-    ctx.log(`join p50 ${median(samples.join_ms).toFixed(1)} ms, node -e 0 p50 ${median(samples.node_start_ms).toFixed(1)} ms`);
+    await joinCase(allocator, nativeModule, o, record, ctx);
+    if (o.onlyJoin) return results(samples, units, {});
 
     const [native, native2] = await Promise.all([
       allocator.allocateNode(nativeModule, { cores: 1, waitForApp: true }),
@@ -223,6 +272,20 @@ export async function run(ctx) {
     await hosted.close();
   }
 
+  return results(samples, units, {
+    pipelined_vs_raw_corked: ratioOf('remote_pipelined_per_s', 'raw_tcp_corked_pipelined_per_s'),
+    pipelined_vs_raw_uncorked: ratioOf('remote_pipelined_per_s', 'raw_tcp_uncorked_pipelined_per_s'),
+    remote_rtt_vs_raw: ratioOf('remote_rtt_p50_us', 'raw_tcp_rtt_p50_us'),
+    cross_core_rtt_vs_messageport: ratioOf('cross_core_rtt_us', 'messageport_rtt_us'),
+    cross_core_pipelined_vs_messageport: ratioOf('cross_core_pipelined_per_s', 'messageport_pipelined_per_s'),
+    local_vs_direct: ratioOf('local_call_ns', 'local_direct_call_ns'),
+    local_megamorphic_vs_direct: ratioOf('local_megamorphic_call_ns', 'local_megamorphic_direct_call_ns'),
+    local_noinline_vs_direct: ratioOf('local_noinline_call_ns', 'local_noinline_direct_call_ns'),
+  });
+}
+
+/** Cases (median of each case's samples) and ratios, the join's among them. */
+function results(samples, units, ratios) {
   const cases = {};
   for (const [name, values] of Object.entries(samples)) cases[name] = { value: Number(median(values).toFixed(3)), unit: units[name], samples: values };
   cases.join_ms_p99 = { value: Number(percentile(samples.join_ms, 0.99).toFixed(3)), unit: 'ms' };
@@ -230,14 +293,7 @@ export async function run(ctx) {
   return {
     cases,
     ratios: {
-      pipelined_vs_raw_corked: ratioOf('remote_pipelined_per_s', 'raw_tcp_corked_pipelined_per_s'),
-      pipelined_vs_raw_uncorked: ratioOf('remote_pipelined_per_s', 'raw_tcp_uncorked_pipelined_per_s'),
-      remote_rtt_vs_raw: ratioOf('remote_rtt_p50_us', 'raw_tcp_rtt_p50_us'),
-      cross_core_rtt_vs_messageport: ratioOf('cross_core_rtt_us', 'messageport_rtt_us'),
-      cross_core_pipelined_vs_messageport: ratioOf('cross_core_pipelined_per_s', 'messageport_pipelined_per_s'),
-      local_vs_direct: ratioOf('local_call_ns', 'local_direct_call_ns'),
-      local_megamorphic_vs_direct: ratioOf('local_megamorphic_call_ns', 'local_megamorphic_direct_call_ns'),
-      local_noinline_vs_direct: ratioOf('local_noinline_call_ns', 'local_noinline_direct_call_ns'),
+      ...ratios,
       join_ms_p50: cases.join_ms.value,
       join_vs_node_start: Number((cases.join_ms.value / cases.node_start_ms.value).toFixed(3)),
     },

@@ -19,6 +19,8 @@ export interface CoreData {
   ports: (MessagePort | undefined)[];
   app: string;
   args: string[];
+  /** Report boot marks (BootConfig.bootTrace). */
+  trace: boolean;
 }
 
 export type ToCore =
@@ -43,7 +45,9 @@ export type FromCore =
   | { t: 'service'; req: number; request: ServiceRequest }
   | { t: 'mainDone'; error?: string }
   | { t: 'stats'; inFlight: number; snapshot: CoreSnapshot }
-  | { t: 'stopped' };
+  | { t: 'stopped' }
+  /** A point of this core's boot, epoch ms (sent only when tracing the boot). */
+  | { t: 'mark'; name: string; at: number };
 
 /** Between cores, over their MessageChannel. */
 export type CoreToCore =

@@ -4,32 +4,45 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
-import {
-  connectTcp,
-  errorFromWire,
-  TimeoutError,
-  RemoteLocalIdMap,
-  type EbbRuntime,
-  listenTcp,
-  Matcher,
-  Messenger,
-  nativeCoreRuntime,
-  NodeUnavailableError,
-  PairKeyring,
-  type CoreChannel,
-  type CoreLinks,
-  type WireError,
-  type MessageSource,
-  type Transport,
-} from '@ebbrt/ebb-protocol/internal';
+// Only the transport before the listen: the supervisor joins as soon as it has the port, while this core loads the rest.
+import { listenTcp } from '@ebbrt/ebb-protocol/tcp';
+import type { CoreChannel, CoreLinks, EbbRuntime, MessageSource, Transport, WireError } from '@ebbrt/ebb-protocol/internal';
 import type { CoreData, CoreToCore, FromCore, ToCore } from './core-protocol.js';
 import { CoreServices, type ServiceReply } from './shared.js';
 
 const data = workerData as CoreData;
 const port = parentPort!;
 const post = (message: FromCore) => port.postMessage(message);
+/** Reports a point of this core's boot to the supervisor, when it traces the boot. */
+const mark = (name: string, at = performance.timeOrigin + performance.now()) => {
+  if (data.trace) post({ t: 'mark', name, at });
+};
+mark('imported');
 
-let messenger: Messenger | undefined;
+let messenger: import('@ebbrt/ebb-protocol/internal').Messenger | undefined;
+/**
+ * Connections that arrive before this core is ready (welcome received, app
+ * module loaded) wait here: the frontend learns of the node at join time and
+ * may call it before its cores know their node id or the app's Ebb types.
+ */
+let early: Transport[] | undefined = [];
+const server = await listenTcp(
+  data.fd === undefined ? { host: data.listenHost, port: data.listenPort, tls: data.tls } : { fd: data.fd, host: data.listenHost, tls: data.tls },
+  (transport) => {
+    if (early) early.push(transport);
+    else if (messenger) messenger.accept(transport);
+    else transport.close();
+  },
+);
+mark('listening');
+post({ t: 'listening', port: server.address.port, fd: server.fd });
+
+// Messages from the supervisor and the other cores wait in their ports until the handlers below are attached.
+const { connectTcp, errorFromWire, Matcher, Messenger, nativeCoreRuntime, NodeUnavailableError, PairKeyring, RemoteLocalIdMap, TimeoutError } = await import(
+  '@ebbrt/ebb-protocol/internal'
+);
+mark('loaded');
+
 let runtime: EbbRuntime | undefined;
 /** Settles once this core has its runtime and the app module (the app's Ebb types): cross-core calls wait for it. */
 let markAppLoaded!: () => void;
@@ -55,22 +68,6 @@ function askSupervisor<T>(message: (req: number) => FromCore): Promise<T> {
   post(request);
   return answer;
 }
-
-/**
- * Connections that arrive before this core is ready (welcome received, app
- * module loaded) wait here: the frontend learns of the node at join time and
- * may call it before its cores know their node id or the app's Ebb types.
- */
-let early: Transport[] | undefined = [];
-const server = await listenTcp(
-  data.fd === undefined ? { host: data.listenHost, port: data.listenPort, tls: data.tls } : { fd: data.fd, host: data.listenHost, tls: data.tls },
-  (transport) => {
-    if (early) early.push(transport);
-    else if (messenger) messenger.accept(transport);
-    else transport.close();
-  },
-);
-post({ t: 'listening', port: server.address.port, fd: server.fd });
 
 /** Cross-core calls in flight from this core (their deadline is each call's own). */
 const crossCalls = new Matcher<number>((_id, core, ms) => new TimeoutError(`call to core ${core} did not settle within ${ms} ms`));
@@ -167,10 +164,12 @@ port.on('message', async (message: ToCore) => {
           console.error(`[node ${message.nodeId} core ${data.core}] message to Ebb 0x${ebbId.toString(16)} failed: ${String(error)}`),
       });
       services = new CoreServices(runtime, (request) => askSupervisor<ServiceReply>((req) => ({ t: 'service', req, request })));
+      mark('welcome');
       appModule = await import(data.app.startsWith('file:') ? data.app : pathToFileURL(data.app).href);
       for (const transport of early ?? []) if (!transport.closed) messenger!.accept(transport);
       early = undefined;
       appReady = true;
+      mark('appLoaded');
       markAppLoaded();
       post({ t: 'ready' });
       return;

@@ -4,9 +4,9 @@
  * Shared by the process boot entry (cores in worker threads) and by in-process
  * natives (one inline core, for tests and embedding).
  */
+// The join's part of the protocol stack only: a native loads the call path (codec, runtime) while it joins.
 import {
   Connection,
-  encodeError,
   HelloKey,
   HelloPurpose,
   IdAllocator,
@@ -18,14 +18,13 @@ import {
   UnknownEbbError,
   type ClientKey,
   type ConnectionHandler,
-  type CoreSnapshot,
   type MembershipUpdate,
   type Peer,
-  type ServiceAddress,
   type Transport,
   type TransportConnector,
   type Welcome,
-} from '@ebbrt/ebb-protocol/internal';
+} from '@ebbrt/ebb-protocol/join';
+import type { CoreSnapshot, ServiceAddress } from '@ebbrt/ebb-protocol/internal';
 
 /** What the supervisor tells its cores about. */
 export interface SupervisorEvents {
@@ -146,8 +145,11 @@ export class Supervisor {
   #attach(conn: Connection): void {
     this.#conn = conn;
     const handler: ConnectionHandler = {
+      // Never sent by a frontend; the payload codec is loaded for the answer only.
       onCall: (c, frame) =>
-        c.reply(frame, false, encodeError(new UnknownEbbError('the supervisor connection carries no calls; call the node on its messenger address'))),
+        void import('@ebbrt/ebb-protocol/internal').then(({ encodeError }) =>
+          c.reply(frame, false, encodeError(new UnknownEbbError('the supervisor connection carries no calls; call the node on its messenger address'))),
+        ),
       onMessage: () => undefined,
       onControl: (c, message) => {
         if (message.type === 'membershipUpdate') {

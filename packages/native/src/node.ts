@@ -12,6 +12,9 @@ import type { CoreData, FromCore, ToCore } from './core-protocol.js';
 import { ServiceBroker } from './shared.js';
 import { parseExposure } from './expose.js';
 
+/** Epoch ms with sub-ms precision, comparable across the node's threads and with its launcher's clock. */
+const now = () => performance.timeOrigin + performance.now();
+const importedAt = now();
 let config: BootConfig;
 let exposure: ReturnType<typeof parseExposure>;
 try {
@@ -24,6 +27,12 @@ try {
   }
   throw error;
 }
+
+/** The boot's timeline when tracing it (--boot-trace 1): epoch ms of each point, the cores' under `core<N>.<point>`. */
+const trace: Record<string, number> | undefined = config.bootTrace ? { start: performance.timeOrigin, imported: importedAt, configured: now() } : undefined;
+const mark = (name: string) => {
+  if (trace) trace[name] = now();
+};
 
 const prefix = () => `[native ${nodeId || '?'}]`;
 let nodeId = 0;
@@ -74,7 +83,9 @@ function startCore(core: number, fd?: number): Promise<{ worker: Worker; port: n
     ports: ports[core],
     app: config.app,
     args: config.args,
+    trace: trace !== undefined,
   };
+  mark(`core${core}.spawned`);
   const worker = new Worker(new URL('./core.js', import.meta.url), {
     workerData: coreData,
     transferList: ports[core].filter((p): p is MessagePort => p !== undefined),
@@ -87,6 +98,10 @@ function startCore(core: number, fd?: number): Promise<{ worker: Worker; port: n
     console.error(`${prefix()} core ${core} crashed: ${error.stack ?? error.message}`);
     shutdown(1);
   });
+  if (trace)
+    worker.on('message', (message: FromCore) => {
+      if (message.t === 'mark') trace[`core${core}.${message.name}`] = message.at;
+    });
   return new Promise((resolve) => {
     const onListening = (message: FromCore) => {
       if (message.t !== 'listening') return;
@@ -104,13 +119,16 @@ const toAll = (message: ToCore) => workers.forEach((w) => w.postMessage(message)
 // core 0 without it). libuv reads this once, at the process's first listen, so before any core starts.
 process.env.UV_TCP_SINGLE_ACCEPT ??= '1';
 // Core 0 opens the messenger socket; the other cores listen on its descriptor (docs/architecture.md, Cores).
-// The supervisor's protocol stack loads while core 0 boots: ~60 ms of imports per
-// thread that would otherwise run one after the other (bench rpc: join_ms_p50).
+// The supervisor loads the join's part of the protocol stack while core 0 boots and listens (a core
+// listens before it loads the rest): the JOIN waits only for the longer of the two (bench rpc: join_*_ms).
 const firstCore = startCore(0);
-const [{ connectTcp, errorToWire, MemoryLocalIdMap }, { Supervisor }] = await Promise.all([import('@ebbrt/ebb-protocol/internal'), import('./membership.js')]);
+const [{ connectTcp, errorToWire, MemoryLocalIdMap }, { Supervisor }] = await Promise.all([import('@ebbrt/ebb-protocol/join'), import('./membership.js')]);
+mark('protocolLoaded');
 const localIdMap = new MemoryLocalIdMap();
 const first = await firstCore;
-await Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i + 1, first.fd)));
+mark('listening');
+// The other cores start while the supervisor joins: the JOIN needs only core 0's port.
+void Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i + 1, first.fd))).then(() => mark('coresListening'));
 
 /** Cores that loaded the app module; heartbeats carry core counters only once all have (the frontend's sign the app loaded). */
 let ready = 0;
@@ -158,6 +176,7 @@ try {
     },
   );
   nodeId = supervisor.nodeId;
+  mark('welcome');
   toAll({
     t: 'welcome',
     nodeId,
@@ -175,7 +194,12 @@ for (const [core, worker] of workers.entries()) {
   worker.on('message', (message: FromCore) => {
     switch (message.t) {
       case 'ready':
-        if (++ready === config.cores) workers[0].postMessage({ t: 'start' } satisfies ToCore);
+        if (++ready < config.cores) return;
+        workers[0].postMessage({ t: 'start' } satisfies ToCore);
+        if (trace) {
+          mark('ready');
+          console.error(`ebbrt-boot-trace ${JSON.stringify(trace)}`);
+        }
         return;
       case 'allocateId':
         try {

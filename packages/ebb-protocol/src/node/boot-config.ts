@@ -60,6 +60,8 @@ export interface BootConfig {
   parentFd?: number;
   /** Heap limit of each core's worker thread (V8 old generation), MB; past it that core ends, not the whole process by surprise. Default: Node's. */
   coreHeapMb?: number;
+  /** Print the boot's timeline (one `ebbrt-boot-trace {…}` line on stderr) once every core loaded the app. */
+  bootTrace: boolean;
 }
 
 /** Every boot setting: its field in {@link BootSettings} → its name (`--name`, `EBBRT_NAME`, `ebbrt.name`). */
@@ -85,6 +87,7 @@ const BOOT_SETTINGS = {
   kernelCmdline: 'kernel-cmdline',
   parentFd: 'parent-fd',
   coreHeapMb: 'core-heap-mb',
+  bootTrace: 'boot-trace',
 } as const;
 
 /**
@@ -230,6 +233,8 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
   const coreHeapMb = values.EBBRT_CORE_HEAP_MB === undefined ? undefined : Number(values.EBBRT_CORE_HEAP_MB);
   if (coreHeapMb !== undefined && (!Number.isInteger(coreHeapMb) || coreHeapMb < 16))
     throw new BootConfigError(`core-heap-mb must be an integer of 16 or more (MB of heap per core), got ${values.EBBRT_CORE_HEAP_MB}`);
+  const bootTrace = values.EBBRT_BOOT_TRACE ?? '0';
+  if (bootTrace !== '0' && bootTrace !== '1') throw new BootConfigError(`boot-trace must be 1 (print the boot timeline) or 0, got "${bootTrace}"`);
   const app = values.EBBRT_APP;
   if (!app) throw new BootConfigError("no app: pass --app <path of the app's native module> or set EBBRT_APP");
   const listenPort = Number(values.EBBRT_LISTEN_PORT ?? '0');
@@ -260,6 +265,7 @@ export function parseBootConfig(argv: readonly string[], env: NodeJS.ProcessEnv)
     tls,
     parentFd,
     coreHeapMb,
+    bootTrace: bootTrace === '1',
   };
 }
 

@@ -90,7 +90,7 @@ describe('address settings', () => {
   const base = { EBBRT_FRONTEND: '127.0.0.1:4000', EBBRT_SECRET: 'secret-secret', EBBRT_APP: '/a.js' };
 
   test('defaults: any port, no advertised address, no aliases', () => {
-    expect(parseBootConfig([], base)).toMatchObject({ listenPort: 0, advertise: undefined, hostAlias: {} });
+    expect(parseBootConfig([], base)).toMatchObject({ listenPort: 0, advertise: undefined, hostAlias: {}, bootTrace: false });
   });
 
   test.each([
@@ -99,6 +99,7 @@ describe('address settings', () => {
     [{ EBBRT_ADVERTISE: 'h:0' }, /advertised address must be host:port with a port in 1..65535/],
     [{ EBBRT_HOST_ALIAS: '127.0.0.1' }, /host alias must be a comma-separated list of from=to/],
     [{ EBBRT_HOST_ALIAS: 'a=b=c' }, /host alias/],
+    [{ EBBRT_BOOT_TRACE: 'yes' }, /boot-trace must be 1 \(print the boot timeline\) or 0, got "yes"/],
   ])('%o is a BootConfigError', (env, message) => {
     let error: unknown;
     try {
@@ -127,6 +128,7 @@ describe('what launchers write is what a native reads', () => {
     backend: 'qemu',
     reconnectMs: 5000,
     coreHeapMb: 64,
+    bootTrace: 1,
   };
   const expected = {
     frontendHost: '10.0.2.2',
@@ -143,6 +145,7 @@ describe('what launchers write is what a native reads', () => {
     backend: 'qemu',
     reconnectMs: 5000,
     coreHeapMb: 64,
+    bootTrace: true,
   };
 
   test('bootEnv: one EBBRT_* variable per setting, unset ones left out', () => {
