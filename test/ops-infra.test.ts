@@ -55,7 +55,7 @@ describe('container images', () => {
     const script = readFileSync(path.join(CONTAINERS, 'entrypoint.sh'), 'utf8');
     const native = instructions(path.join(CONTAINERS, 'native.Containerfile'));
     const used = [...script.matchAll(/\/app\/(\S+\.js)/g), ...native.flatMap(([, a]) => [...a.matchAll(/\/app\/(\S+\.js)/g)])].map((m) => m[1]);
-    expect(used).toContain('packages/native/dist/boot.js');
+    expect(used).toContain('packages/native/dist/node.js');
     expect(used).toContain('packages/hosted/dist/cli.js');
     for (const file of used) expect(existsSync(path.join(ROOT, file)), file).toBe(true);
   });
