@@ -9,11 +9,15 @@
 // So isolated/plain is what isolation costs, warm/isolated what distribution
 // (frontend → native core and back) costs. Rounds are interleaved (ours,
 // plain, isolated, ours, …) and ratios are medians of per-round ratios.
+// CPU per invocation: the processes' user + system time (Linux /proc) over each
+// run divided by its requests: frontend and native apart for ours, the peer
+// alone for the others. Unlike requests/s under a fixed number of connections,
+// it does not depend on how the shared cores were scheduled during the run.
 // Cold starts: a new action's first blocking invoke on a warm node
 // (cold_start_ms_p50), and a namespace's first invoke under --isolate tenant,
 // which starts its native process (tenant_cold_start_ms_p50).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import openwhisk from 'openwhisk';
@@ -89,6 +93,35 @@ function options(args, quick) {
     o[key] = value;
   }
   return o;
+}
+
+/** CPU time (user + system, every thread) `pid` has used, ms; undefined without Linux's /proc. */
+function cpuMs(pid) {
+  const file = `/proc/${pid}/stat`;
+  if (!existsSync(file)) return undefined;
+  // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th, in clock ticks (100 Hz).
+  const stat = readFileSync(file, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** The child processes of `pid` (the natives the invoker's CLI launched). */
+function childPids(pid) {
+  const file = `/proc/${pid}/task/${pid}/children`;
+  return existsSync(file) ? readFileSync(file, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number) : [];
+}
+
+/** Runs `wrk` and adds, per group of processes, the CPU they used per request (µs) as `result.cpuUs`. */
+function wrkWithCpu(url, options, groups) {
+  const before = Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, pids.map(cpuMs)]));
+  const result = wrk(url, options);
+  result.cpuUs = {};
+  for (const [name, pids] of Object.entries(groups)) {
+    const after = pids.map(cpuMs);
+    if (after.some((ms, i) => ms === undefined || before[name][i] === undefined)) continue;
+    result.cpuUs[name] = (after.reduce((sum, ms, i) => sum + ms - before[name][i], 0) * 1000) / result.requests;
+  }
+  return result;
 }
 
 /** A wrk Lua script: a blocking invoke with result, basic auth, the parameters as JSON. */
@@ -179,10 +212,16 @@ export async function run(ctx) {
         if (result.sum !== 42) throw new Error(`${name} answered ${JSON.stringify(result)}`);
       }
       const runs = Object.fromEntries(Object.keys(urls).map((k) => [k, []]));
+      const natives = childPids(invoker.child.pid);
+      const processes = {
+        warm: { frontend: [invoker.child.pid], native: natives },
+        plain_http: { server: [peers.plain.child.pid] },
+        isolated_http: { server: [peers.isolated.child.pid] },
+      };
       for (const url of Object.values(urls)) wrk(url, { script: lua, duration: 1, connections: o.connections });
       for (let r = 0; r < o.rounds; r++) {
         for (const [name, url] of Object.entries(urls)) {
-          const result = wrk(url, { script: lua, duration: o.duration, connections: o.connections });
+          const result = wrkWithCpu(url, { script: lua, duration: o.duration, connections: o.connections }, processes[name]);
           if (result.errors > 0) throw new Error(`${name}: ${result.errors} of ${result.requests} requests failed under wrk`);
           runs[name].push(result);
         }
@@ -207,6 +246,18 @@ export async function run(ctx) {
           results.map((x) => x.p99Ms),
         );
       }
+      for (const [name, results] of Object.entries(runs)) {
+        for (const part of Object.keys(results[0].cpuUs)) {
+          const samples = results.map((x) => x.cpuUs[part]);
+          set(`${name}_${part}_cpu_us`, median(samples), 'µs CPU/invocation', samples);
+        }
+      }
+      // What one invocation costs in CPU, ours (frontend + native) over the plain server's: the core
+      // budget each needs, whatever share of the two cores the scheduler gave each process.
+      if (cases.warm_frontend_cpu_us && cases.plain_http_server_cpu_us)
+        ratios.warm_cpu_vs_plain_http = Number(
+          median(runs.warm.map((x, i) => (x.cpuUs.frontend + x.cpuUs.native) / runs.plain_http[i].cpuUs.server)).toFixed(3),
+        );
       // Throughput ratios (a fixed number of connections: latency is their inverse), as medians of per-round ratios.
       const per = (a, b) => Number(median(runs[a].map((x, i) => runs[b][i].rps / x.rps)).toFixed(3));
       ratios.warm_vs_plain_http = per('warm', 'plain_http');

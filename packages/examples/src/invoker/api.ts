@@ -117,13 +117,13 @@ class Api {
   readonly #o: ApiOptions;
   /** `Authorization` header value → namespace, precomputed for the keys' exact encodings. */
   readonly #headers = new Map<string, string>();
-  readonly #blockingWaitMs: number;
+  readonly #waits: BlockingWaits;
   readonly #namespaces: ReadonlySet<string>;
 
   constructor(options: ApiOptions) {
     this.#o = options;
     this.#namespaces = new Set(options.keys.values());
-    this.#blockingWaitMs = options.blockingWaitMs ?? 60_000;
+    this.#waits = new BlockingWaits(options.blockingWaitMs ?? 60_000);
     for (const [key, namespace] of options.keys) this.#headers.set(`Basic ${Buffer.from(key).toString('base64')}`, namespace);
   }
 
@@ -275,18 +275,16 @@ class Api {
     blocking: boolean,
   ): Promise<{ activationId: string; done?: Activation }> {
     const { namespace } = resolved.action.record;
-    await this.#ready(namespace);
+    const ready = this.#ready(namespace);
+    if (ready) await ready;
     const started = this.#o.flows.invoke(resolved, payload, requestedAt);
     if (!blocking) return { activationId: started.activationId };
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const done = await Promise.race([started.done, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.#blockingWaitMs)))]);
-    clearTimeout(timer);
-    return { activationId: started.activationId, done };
+    return { activationId: started.activationId, done: await this.#waits.wait(started.done) };
   }
 
   /** Resolves once `namespace` has a native to run on (under --isolate tenant its node may have to start). */
-  async #ready(namespace: string): Promise<void> {
-    if (this.#o.ready && !this.#o.dispatcher.hasTargets(namespace)) await this.#o.ready(namespace);
+  #ready(namespace: string): Promise<void> | undefined {
+    if (this.#o.ready && !this.#o.dispatcher.hasTargets(namespace)) return this.#o.ready(namespace);
   }
 
   /** Packages, triggers and rules: list, get, create/update, delete; POST fires a trigger or sets a rule's status. */
@@ -419,6 +417,57 @@ class Api {
     else if (rest[1] === 'logs') send(res, 200, { logs: activation.logs });
     else throw notFound();
   }
+}
+
+/**
+ * Blocking invokes waiting for their activations. They all wait the same
+ * time, so the oldest waiter has the earliest deadline and one timer, armed
+ * for it, serves them all (a timer per invoke cost a timer list's creation
+ * and removal each time, a few per cent of the frontend's CPU under wrk).
+ */
+class BlockingWaits {
+  readonly #waitMs: number;
+  /** Waiting invokes, oldest first (a Set keeps insertion order), each with its deadline and how to end its wait empty-handed. */
+  readonly #waiting = new Set<{ deadline: number; expire: () => void }>();
+  #timer?: ReturnType<typeof setTimeout>;
+
+  constructor(waitMs: number) {
+    this.#waitMs = waitMs;
+  }
+
+  /** `done`'s value, or undefined once the wait is over. */
+  wait<T>(done: Promise<T>): Promise<T | undefined> {
+    return new Promise<T | undefined>((resolve, reject) => {
+      const waiter = { deadline: Date.now() + this.#waitMs, expire: () => resolve(undefined) };
+      this.#waiting.add(waiter);
+      if (this.#timer === undefined) this.#arm();
+      done.then(
+        (value) => {
+          this.#waiting.delete(waiter);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#waiting.delete(waiter);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  #arm(): void {
+    const oldest = this.#waiting.values().next().value;
+    this.#timer = oldest === undefined ? undefined : setTimeout(this.#expire, Math.max(1, oldest.deadline - Date.now()));
+  }
+
+  readonly #expire = () => {
+    const now = Date.now();
+    for (const waiter of this.#waiting) {
+      if (waiter.deadline > now) break;
+      this.#waiting.delete(waiter);
+      waiter.expire();
+    }
+    this.#arm();
+  };
 }
 
 /** HTTP status of a blocking invoke's answer (OpenWhisk's controller: application and developer errors are 502). */

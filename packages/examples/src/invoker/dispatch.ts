@@ -18,6 +18,8 @@ interface Target extends CountedCandidate {
   readonly core: number;
 }
 
+const INVOKE = ActionEbb.codes.invoke;
+
 function target(nodeId: number, core: number): Target {
   return { nodeId, core, outstanding: 0, calls: 0, errors: 0 };
 }
@@ -57,6 +59,21 @@ export class Dispatcher {
   readonly #balancer = new InFlightBalancer();
   readonly #idPrefix = randomBytes(8).toString('hex');
   #nextId = 0;
+  /**
+   * Calls placed during this turn of the event loop, sent together once its
+   * I/O callbacks ran: every invocation whose HTTP request arrived in one
+   * poll leaves in one write to the native (the connection coalesces what is
+   * sent before the microtask queue drains), and its replies come back in
+   * one. Sending each at once cost a write and a read per invocation on both
+   * sides (bench invoker, 8 connections: frontend 86 → 69 µs and native
+   * 46 → 30 µs of CPU per invocation).
+   */
+  #outgoing: (() => void)[] = [];
+  readonly #send = () => {
+    const calls = this.#outgoing;
+    this.#outgoing = [];
+    for (const call of calls) call();
+  };
 
   constructor(options: DispatcherOptions) {
     if (options.graceMs !== undefined && (!Number.isInteger(options.graceMs) || options.graceMs < 0))
@@ -121,10 +138,15 @@ export class Dispatcher {
       throw new InvokerError('INVOKER_TOO_MANY_REQUESTS', MESSAGES.tooManyConcurrent(namespaceRunning + 1, this.#namespaceConcurrency));
     const candidates = this.#byNamespace.get(record.namespace) ?? this.#all;
     // The call's deadline is the action's own timeout (up to 5 min) plus grace, not the runtime's default.
+    const args = [action.entryVersion, JSON.stringify(params)];
+    const timeoutMs = record.limits.timeout + this.#graceMs;
     const invoke = (target: Target) =>
-      this.#rt
-        .remote(this.#rt.ref(ActionEbb, action.id), target.nodeId, target.core, { timeoutMs: record.limits.timeout + this.#graceMs })
-        .invoke(action.entryVersion, JSON.stringify(params));
+      new Promise<ActionOutcome>((resolve, reject) => {
+        this.#outgoing.push(() =>
+          (this.#rt.callNode(target.nodeId, target.core, action.id, INVOKE, args, timeoutMs) as Promise<ActionOutcome>).then(resolve, reject),
+        );
+        if (this.#outgoing.length === 1) setImmediate(this.#send);
+      });
     const placed = this.#balancer.place(candidates, invoke);
     if (!placed)
       throw new InvokerError(
