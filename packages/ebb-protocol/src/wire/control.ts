@@ -1,9 +1,10 @@
 /**
  * Control messages (PROTOCOL.md §5): protobuf, from `control.proto`, loaded
- * with protobufjs from the embedded copy of the file. Pure: no I/O.
+ * with protobufjs/light from the file's embedded descriptor (parsed at build
+ * time: a starting node loads no .proto parser). Pure: no I/O.
  */
-import protobuf from 'protobufjs';
-import { CONTROL_PROTO } from './control-proto.generated.js';
+import protobuf from 'protobufjs/light.js';
+import { CONTROL_DESCRIPTOR } from './control-proto.generated.js';
 import type { CoreSnapshot } from './call-stats.js';
 import { ProtocolError } from './errors.js';
 
@@ -172,7 +173,7 @@ export function isControlResponse(type: ControlType): boolean {
   return RESPONSE_TYPES.has(type);
 }
 
-const root = protobuf.parse(CONTROL_PROTO, { keepCase: false }).root;
+const root = protobuf.Root.fromJSON(JSON.parse(CONTROL_DESCRIPTOR) as protobuf.INamespace);
 const ControlType_ = root.lookupType('ebbrt.v1.Control');
 const toObjectOptions: protobuf.IConversionOptions = { longs: Number, enums: Number, bytes: Buffer, defaults: true, arrays: true, oneofs: true };
 

@@ -41,7 +41,7 @@ const BANNED_MODULES = new Set([
 /** Globals the wire code must not touch. */
 const BANNED_GLOBALS = new Set(['setTimeout', 'setInterval', 'setImmediate', 'process']);
 /** The only packages the wire code may import; relative imports must stay inside WIRE_FILES. */
-const ALLOWED_PACKAGES = new Set(['msgpackr', 'protobufjs']);
+const ALLOWED_PACKAGES = new Set(['msgpackr', 'protobufjs', 'protobufjs/light.js']);
 
 const srcUrl = new URL('../../src/wire/', import.meta.url);
 
