@@ -20,7 +20,7 @@ import {
   type Reject,
 } from '../wire/control.js';
 import { type EbbError, JoinRejectedError, NodeUnavailableError, OverloadedError, ProtocolError, TimeoutError, UnknownEbbError } from '../wire/errors.js';
-import { ANY_CORE, FrameBatch, FrameDecoder, FrameKind, kindName, PROTOCOL_VERSION, type Frame, type FrameHeader } from '../wire/frame.js';
+import { ANY_CORE, FrameBatch, FrameDecoder, FrameKind, kindName, PROTOCOL_VERSION, type Frame, type FrameHeader, type Payload } from '../wire/frame.js';
 import {
   HANDSHAKE_VERSION,
   helloMac,
@@ -388,7 +388,7 @@ export class Connection {
    * (`timeoutMs`; then a cancel goes to the peer) or close; `meter`, if
    * given, is told how it ended.
    */
-  call(ebbId: number, core: number, code: number, payload: Uint8Array, timeoutMs: number, decode: ReplyDecoder, meter?: CallMeter): Promise<unknown> {
+  call(ebbId: number, core: number, code: number, payload: Payload, timeoutMs: number, decode: ReplyDecoder, meter?: CallMeter): Promise<unknown> {
     return this.#request(FrameKind.call, ebbId, core, code, payload, timeoutMs, decode, meter);
   }
 
@@ -410,7 +410,7 @@ export class Connection {
     ebbId: number,
     core: number,
     code: number,
-    payload: Uint8Array,
+    payload: Payload,
     timeoutMs: number,
     decode: ReplyDecoder,
     meter?: CallMeter,
@@ -444,7 +444,7 @@ export class Connection {
   }
 
   /** Answers a call received on this connection: a `reply` (`ok`) or an `error` frame with `payload`. */
-  reply(call: Frame, ok: boolean, payload: Uint8Array): void {
+  reply(call: Frame, ok: boolean, payload: Payload): void {
     this.#enqueue(
       { kind: ok ? FrameKind.reply : FrameKind.error, flags: 0, core: call.core, ebbId: call.ebbId, code: call.code, callId: call.callId },
       payload,
@@ -457,7 +457,7 @@ export class Connection {
     this.#enqueue({ kind: FrameKind.control, flags: 0, core: ANY_CORE, ebbId: 0, code: CONTROL_CODES[type], callId }, encodeControl(type, body));
   }
 
-  #enqueue(header: FrameHeader, payload?: Uint8Array): void {
+  #enqueue(header: FrameHeader, payload?: Payload): void {
     if (this.#state === 'closed') return;
     this.#queue.push(header, payload);
     if (this.#blocked) return;

@@ -10,12 +10,12 @@
  * The race that matters — many calls from one core to a peer before its
  * connection is up — shares one pending connect.
  */
-import { decodeArgs, decodeReply, decodeValue, encodeArgs, encodeError, encodeResult, encodeValue } from '../wire/codec.js';
+import { argsPayload, decodeArgs, decodeReply, decodeValue, encodeError, encodeValue, payloadBytes, resultPayload } from '../wire/codec.js';
 import { Connection, type ConnectionHandler, type ConnectionLimits, type HelloDecision } from './connection.js';
 import { SecretKeyring, type Keyring } from '../wire/handshake.js';
 import { HelloPurpose, RejectReason, type ControlBodies, type ControlMessage, type ControlType, type Hello, type Peer } from '../wire/control.js';
 import { NodeUnavailableError, type ProtocolError, UnencodableError, type EbbError } from '../wire/errors.js';
-import { ANY_CORE, type Frame } from '../wire/frame.js';
+import { ANY_CORE, type Frame, type Payload } from '../wire/frame.js';
 import type { MessageSource } from '../runtime/ebb.js';
 import type { CallMeter, ReplyDecoder } from './matcher.js';
 import type { Transport, TransportConnector } from './transport.js';
@@ -123,6 +123,16 @@ interface RawReply {
   payload: Uint8Array;
 }
 const rawReply: ReplyDecoder = (ok, payload) => ({ ok, payload }) satisfies RawReply;
+
+/** Where the answer of a served call goes: `token` names the call there (a connection and the call's frame, say). */
+interface ReplyTo<T> {
+  reply(token: T, ok: boolean, payload: Payload): void;
+}
+
+/** Answers a call another core handed over: its callback gets the bytes. */
+const TO_CORE: ReplyTo<(ok: boolean, payload: Uint8Array) => void> = {
+  reply: (callback, ok, payload) => callback(ok, payloadBytes(payload)),
+};
 
 /**
  * Wires: the runtime registers its {@link Dispatcher} with {@link serve},
@@ -374,9 +384,9 @@ export class Messenger implements ConnectionHandler {
   }
 
   /** A call's arguments encoded, or the rejection of a call whose arguments the wire cannot carry (naming the Ebb and method; its meter told). */
-  #encodeCall(args: readonly unknown[], meter: CallMeter | undefined, ebbId: number, code: number): Buffer | Promise<never> {
+  #encodeCall(args: readonly unknown[], meter: CallMeter | undefined, ebbId: number, code: number): Payload | Promise<never> {
     try {
-      return encodeArgs(args);
+      return argsPayload(args);
     } catch (error) {
       meter?.settled(0, false);
       return Promise.reject(this.#named(error, ebbId, code));
@@ -415,8 +425,10 @@ export class Messenger implements ConnectionHandler {
     // Fast path: no extra promise hop once the connection is open (bench rpc: remote_rtt_p50_us).
     const open = this.#ready.get(nodeId);
     if (open?.open) return open.call(ebbId, core, code, payload, timeoutMs, decodeReply, meter);
+    // The arguments are encoded now: the caller may change them while the connection opens.
+    const bytes = payloadBytes(payload);
     return this.connection(nodeId).then(
-      (conn) => conn.call(ebbId, core, code, payload, timeoutMs, decodeReply, meter),
+      (conn) => conn.call(ebbId, core, code, bytes, timeoutMs, decodeReply, meter),
       (error: unknown) => {
         meter?.settled(0, false);
         throw error;
@@ -428,7 +440,7 @@ export class Messenger implements ConnectionHandler {
   callCore(core: number, ebbId: number, code: number, args: readonly unknown[], timeoutMs: number, meter?: CallMeter): Promise<unknown> {
     const payload = this.#encodeCall(args, meter, ebbId, code);
     if (payload instanceof Promise) return payload;
-    return this.#cores.call(core, ebbId, code, payload, timeoutMs, decodeReply, meter);
+    return this.#cores.call(core, ebbId, code, payloadBytes(payload), timeoutMs, decodeReply, meter);
   }
 
   /** Sends a one-way message to (`nodeId`, `core`); resolves once it is queued on the connection. */
@@ -450,9 +462,14 @@ export class Messenger implements ConnectionHandler {
    * with `reply(ok, bytes)`, exactly once.
    */
   serveFromCore(ebbId: number, code: number, payload: Uint8Array, reply: (ok: boolean, payload: Uint8Array) => void): void {
+    this.#serve(ebbId, code, payload, TO_CORE, reply);
+  }
+
+  /** Runs a call and answers it with `to.reply(token, ok, payload)`, exactly once (no closure per call unless the method is async). */
+  #serve<T>(ebbId: number, code: number, payload: Uint8Array, to: ReplyTo<T>, token: T): void {
     const dispatcher = this.#dispatcher;
     if (dispatcher === undefined) {
-      reply(false, encodeError(new NodeUnavailableError(`core ${this.core} of node ${this.nodeId} is not serving calls yet`)));
+      to.reply(token, false, encodeError(new NodeUnavailableError(`core ${this.core} of node ${this.nodeId} is not serving calls yet`)));
       return;
     }
     const started = performance.now();
@@ -461,31 +478,31 @@ export class Messenger implements ConnectionHandler {
       result = dispatcher.call(ebbId, code, decodeArgs(payload));
     } catch (error) {
       dispatcher.served(ebbId, started, true);
-      reply(false, encodeError(error));
+      to.reply(token, false, encodeError(error));
       return;
     }
     if (result instanceof Promise) {
       result.then(
-        (value) => this.#answer(dispatcher, ebbId, code, started, value, reply),
+        (value) => this.#answer(dispatcher, ebbId, code, started, value, to, token),
         (error: unknown) => {
           dispatcher.served(ebbId, started, true);
-          reply(false, encodeError(error));
+          to.reply(token, false, encodeError(error));
         },
       );
-    } else this.#answer(dispatcher, ebbId, code, started, result, reply);
+    } else this.#answer(dispatcher, ebbId, code, started, result, to, token);
   }
 
-  #answer(dispatcher: Dispatcher, ebbId: number, code: number, started: number, value: unknown, reply: (ok: boolean, payload: Uint8Array) => void): void {
-    let payload: Buffer;
+  #answer<T>(dispatcher: Dispatcher, ebbId: number, code: number, started: number, value: unknown, to: ReplyTo<T>, token: T): void {
+    let payload: Payload;
     try {
-      payload = encodeResult(value);
+      payload = resultPayload(value);
     } catch (error) {
       dispatcher.served(ebbId, started, true);
-      reply(false, encodeError(this.#named(error, ebbId, code)));
+      to.reply(token, false, encodeError(this.#named(error, ebbId, code)));
       return;
     }
     dispatcher.served(ebbId, started, false);
-    reply(true, payload);
+    to.reply(token, true, payload);
   }
 
   /** Delivers a one-way message another core handed over. */
@@ -511,7 +528,7 @@ export class Messenger implements ConnectionHandler {
   onCall(conn: Connection, frame: Frame): void {
     const core = frame.core;
     if (core === ANY_CORE || core === this.core) {
-      this.serveFromCore(frame.ebbId, frame.code, frame.payload, (ok, payload) => conn.reply(frame, ok, payload));
+      this.#serve(frame.ebbId, frame.code, frame.payload, conn, frame);
       return;
     }
     if (core >= this.#cores.cores) {

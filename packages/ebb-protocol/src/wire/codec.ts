@@ -11,7 +11,8 @@
  */
 import { Packr } from 'msgpackr';
 import { errorFromWire, errorToWire, type EbbError, ProtocolError, UnencodableError, type WireError } from './errors.js';
-import { NOT_FLAT, packFlat, unpackFlat } from './flat-pack.js';
+import { FlatPayload, NOT_FLAT, unpackFlat } from './flat-pack.js';
+import type { Payload } from './frame.js';
 
 const OPTIONS = { useRecords: false, moreTypes: false, encodeUndefinedAsNil: true, mapsAsObjects: true, int64AsType: 'number' } as const;
 const packr = new Packr(OPTIONS);
@@ -131,7 +132,15 @@ export function decodeValue(bytes: Uint8Array): unknown {
  * written directly (flat-pack.ts: the same bytes, a fraction of the time).
  */
 export function encodeArgs(args: readonly unknown[]): Buffer {
-  const flat = packFlat(args);
+  return payloadBytes(argsPayload(args)) as Buffer;
+}
+
+/**
+ * A call's payload as {@link encodeArgs} encodes it, where flat arguments are
+ * a {@link FlatPayload}: written straight into the frame batch.
+ */
+export function argsPayload(args: readonly unknown[]): Payload {
+  const flat = FlatPayload.ofArray(args);
   if (flat !== undefined) return flat;
   let length = args.length;
   while (length > 0 && args[length - 1] === undefined) length--;
@@ -195,6 +204,16 @@ const EMPTY = Buffer.alloc(0);
  * would not carry faithfully.
  */
 export function encodeResult(value: unknown): Buffer {
+  return payloadBytes(resultPayload(value)) as Buffer;
+}
+
+/** A result's payload as {@link encodeResult} encodes it, where a flat value is a {@link FlatPayload}. */
+export function resultPayload(value: unknown): Payload {
   if (value === undefined) return EMPTY;
-  return packChecked(value, 'the result');
+  return FlatPayload.ofValue(value) ?? packChecked(value, 'the result');
+}
+
+/** The bytes of a payload from {@link argsPayload} or {@link resultPayload} (a flat one is written out now). */
+export function payloadBytes(payload: Payload): Uint8Array {
+  return payload instanceof FlatPayload ? payload.bytes() : payload;
 }

@@ -20,44 +20,86 @@ const POOL_SIZE = 64 * 1024;
 let pool = Buffer.allocUnsafe(POOL_SIZE);
 let used = 0;
 
-/** Upper bound of the encoded size of `values`, or -1 when one of them is not flat. */
-function maxSize(values: readonly unknown[]): number {
+// Node's UTF-8 reader, also for a plain Uint8Array (a payload handed over from another core).
+const utf8Slice = Buffer.prototype.utf8Slice as (this: Uint8Array, start: number, end: number) => string;
+
+/** Upper bound of the encoded size of `value`, or -1 when it is not flat. */
+function valueSize(value: unknown): number {
+  switch (typeof value) {
+    case 'number':
+      return 9;
+    case 'string':
+      return 5 + value.length * 3;
+    case 'boolean':
+      return 1;
+    case 'object':
+      if (value === null) return 1;
+      if (value instanceof Uint8Array) return 5 + value.length;
+      return -1;
+    default:
+      return -1;
+  }
+}
+
+/** Upper bound of the encoded size of the array `values`, or -1 when one of them is not flat. */
+function arraySize(values: readonly unknown[]): number {
   let size = 5;
   for (let i = 0; i < values.length; i++) {
-    const value = values[i];
-    switch (typeof value) {
-      case 'number':
-        size += 9;
-        break;
-      case 'string':
-        size += 5 + value.length * 3;
-        break;
-      case 'boolean':
-        size += 1;
-        break;
-      case 'object':
-        if (value === null) size += 1;
-        else if (value instanceof Uint8Array) size += 5 + value.length;
-        else return -1;
-        break;
-      default:
-        return -1;
-    }
+    const one = valueSize(values[i]);
+    if (one < 0) return -1;
+    size += one;
   }
   return size;
 }
 
+/**
+ * Flat values not written yet: an array of them (a call's arguments) or one
+ * (a result). A frame batch writes them straight into its outgoing slab
+ * ({@link FlatPayload.writeTo}), so the usual call and reply cost no buffer of
+ * their own. `length` is an upper bound of the encoded size.
+ */
+export class FlatPayload {
+  private constructor(
+    readonly value: unknown,
+    readonly array: boolean,
+    readonly length: number,
+  ) {}
+
+  /** The arguments `values` if each is flat, else undefined. */
+  static ofArray(values: readonly unknown[]): FlatPayload | undefined {
+    const size = arraySize(values);
+    return size < 0 || size > MAX_FLAT_BYTES ? undefined : new FlatPayload(values, true, size);
+  }
+
+  /** The result `value` if it is flat, else undefined. */
+  static ofValue(value: unknown): FlatPayload | undefined {
+    const size = valueSize(value);
+    return size < 0 || size > MAX_FLAT_BYTES ? undefined : new FlatPayload(value, false, size);
+  }
+
+  /** Writes the MessagePack bytes at `out[at]` (room for {@link length} bytes); returns where they end. */
+  writeTo(out: Buffer, at: number): number {
+    return this.array ? writeArray(out, at, this.value as readonly unknown[]) : writeValue(out, at, this.value);
+  }
+
+  /** The bytes, in a buffer of their own (cut from a shared pool: never written again). */
+  bytes(): Buffer {
+    if (used + this.length > pool.length) {
+      pool = Buffer.allocUnsafe(POOL_SIZE);
+      used = 0;
+    }
+    const start = used;
+    used = this.writeTo(pool, start);
+    return pool.subarray(start, used);
+  }
+}
+
 /** The MessagePack array of `values` if each is a number, string, boolean, null or byte array; undefined otherwise. */
 export function packFlat(values: readonly unknown[]): Buffer | undefined {
-  const max = maxSize(values);
-  if (max < 0 || max > MAX_FLAT_BYTES) return undefined;
-  if (used + max > pool.length) {
-    pool = Buffer.allocUnsafe(POOL_SIZE);
-    used = 0;
-  }
-  const out = pool;
-  const start = used;
-  let at = start;
+  return FlatPayload.ofArray(values)?.bytes();
+}
+
+function writeArray(out: Buffer, at: number, values: readonly unknown[]): number {
   const n = values.length;
   if (n < 0x10) out[at++] = 0x90 | n;
   else if (n < 0x10000) {
@@ -69,16 +111,22 @@ export function packFlat(values: readonly unknown[]): Buffer | undefined {
     out.writeUInt32BE(n, at);
     at += 4;
   }
-  for (let i = 0; i < n; i++) {
-    const value = values[i];
-    if (typeof value === 'number') at = writeNumber(out, at, value);
-    else if (typeof value === 'string') at = writeString(out, at, value);
-    else if (typeof value === 'boolean') out[at++] = value ? 0xc3 : 0xc2;
-    else if (value === null) out[at++] = 0xc0;
-    else at = writeBytes(out, at, value as Uint8Array);
+  for (let i = 0; i < n; i++) at = writeValue(out, at, values[i]);
+  return at;
+}
+
+function writeValue(out: Buffer, at: number, value: unknown): number {
+  if (typeof value === 'number') return writeNumber(out, at, value);
+  if (typeof value === 'string') return writeString(out, at, value);
+  if (typeof value === 'boolean') {
+    out[at] = value ? 0xc3 : 0xc2;
+    return at + 1;
   }
-  used = at;
-  return out.subarray(start, at);
+  if (value === null) {
+    out[at] = 0xc0;
+    return at + 1;
+  }
+  return writeBytes(out, at, value as Uint8Array);
 }
 
 function writeNumber(out: Buffer, at: number, value: number): number {
@@ -190,8 +238,6 @@ function writeBytes(out: Buffer, at: number, bytes: Uint8Array): number {
 
 /** What {@link unpackFlat} returns for bytes it leaves to msgpackr. */
 export const NOT_FLAT: unique symbol = Symbol('not flat');
-
-const utf8Slice = Buffer.prototype.utf8Slice as (this: Uint8Array, start: number, end: number) => string;
 
 /**
  * The reverse of {@link packFlat}, for the usual reply value and call payload:

@@ -15,6 +15,10 @@
  *   20   4   callId     correlates call ↔ reply/error/cancel; 0 when unused
  */
 import { ProtocolError } from './errors.js';
+import { FlatPayload } from './flat-pack.js';
+
+/** A frame's payload: bytes, or flat values written straight into the outgoing batch. */
+export type Payload = Uint8Array | FlatPayload;
 
 export const MAGIC0 = 0x45;
 export const MAGIC1 = 0x42;
@@ -135,9 +139,19 @@ export class FrameBatch {
   bytes = 0;
 
   /** Appends one frame (header + payload). */
-  push(header: FrameHeader, payload: Uint8Array = EMPTY): void {
-    const size = HEADER_SIZE + payload.length;
+  push(header: FrameHeader, payload: Payload = EMPTY): void {
     this.frames++;
+    if (payload instanceof FlatPayload) {
+      // Written in place: the header goes in front once the payload's length is known.
+      this.#room(HEADER_SIZE + payload.length);
+      const start = this.#end;
+      const end = payload.writeTo(this.#slab, start + HEADER_SIZE);
+      writeHeader(this.#slab, start, header, end - start - HEADER_SIZE);
+      this.bytes += end - start;
+      this.#end = end;
+      return;
+    }
+    const size = HEADER_SIZE + payload.length;
     this.bytes += size;
     if (payload.length > COPY_LIMIT) {
       this.#seal();
@@ -146,14 +160,18 @@ export class FrameBatch {
       this.#chunks.push(head, Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.length));
       return;
     }
-    if (this.#end + size > this.#slab.length) {
-      this.#seal();
-      this.#slab = Buffer.allocUnsafe(SLAB_SIZE);
-      this.#start = this.#end = 0;
-    }
+    this.#room(size);
     writeHeader(this.#slab, this.#end, header, payload.length);
     this.#slab.set(payload, this.#end + HEADER_SIZE);
     this.#end += size;
+  }
+
+  /** Makes room for `size` bytes in the slab (a full slab is sealed and replaced). */
+  #room(size: number): void {
+    if (this.#end + size <= this.#slab.length) return;
+    this.#seal();
+    this.#slab = Buffer.allocUnsafe(SLAB_SIZE);
+    this.#start = this.#end = 0;
   }
 
   /** Everything queued, as buffers to write in order; the batch is empty afterwards. */

@@ -3,7 +3,17 @@
 // exactly what msgpackr decodes, and a payload once returned must never change.
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeArgs, decodeValue, encodeArgs, ProtocolError } from '@ebbrt/ebb-protocol/internal';
+import {
+  argsPayload,
+  decodeArgs,
+  decodeFrame,
+  decodeValue,
+  encodeArgs,
+  encodeResult,
+  FrameBatch,
+  FrameKind,
+  ProtocolError,
+} from '@ebbrt/ebb-protocol/internal';
 
 const msgpackr = new Packr({ useRecords: false, moreTypes: false, encodeUndefinedAsNil: true, mapsAsObjects: true, int64AsType: 'number' });
 
@@ -98,6 +108,26 @@ describe('encodeArgs of flat values', () => {
       (args) => [encodeArgs(args), Buffer.from(encodeArgs(args))] as const,
     );
     for (const [bytes, copy] of kept) expect(Buffer.from(bytes)).toEqual(copy);
+  });
+
+  it('encodes a flat result as msgpackr does', () => {
+    for (const value of EDGES) expect(Buffer.from(encodeResult(value))).toEqual(Buffer.from(msgpackr.pack(value)));
+  });
+
+  it('writes flat payloads straight into a frame batch, the same frames as from their bytes', () => {
+    const batch = new FrameBatch();
+    const lists = Array.from({ length: 400 }, (_, i) => [i * 1000, 'é'.repeat(i % 50), Buffer.alloc(i % 300, i & 0xff), i % 2 === 0]);
+    for (const [i, args] of lists.entries()) batch.push({ kind: FrameKind.call, flags: 0, core: 1, ebbId: 7, code: 9, callId: i + 1 }, argsPayload(args));
+    const bytes = Buffer.concat(batch.take());
+    let at = 0;
+    for (const [i, args] of lists.entries()) {
+      const length = bytes.readUInt32LE(at + 8);
+      const frame = decodeFrame(bytes.subarray(at, at + 24 + length));
+      expect(frame.callId).toBe(i + 1);
+      expect(frame.payload).toEqual(Buffer.from(msgpackr.pack(args)));
+      at += 24 + length;
+    }
+    expect(at).toBe(bytes.length);
   });
 
   it('leaves other values (objects, arrays, dates, big payloads) to msgpackr, with the same result', () => {
