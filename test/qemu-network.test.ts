@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { resolveApp, VM_CONNECTION_LIMITS, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS } from '@ebbrt/hosted';
+import { resolveApp, vmFrontendOptions } from '@ebbrt/hosted';
 import { RawClient } from '@ebbrt/examples/memcached/client.js';
 import { CLI, lines, spawnNode, startFrontend, until } from './kit/index.js';
 import { skipFor } from './kit/requirements.js';
@@ -86,7 +86,7 @@ for (const mode of ['user', 'tap'] as const) {
 const MIXED_SKIP = skipFor('qemu mixed-ring test', skipReason('user'));
 describe.skipIf(MIXED_SKIP)('a mixed memcached ring: a process native and a VM native', () => {
   test('keys set through either node are read through the other (forwarded over the messenger between host and VM); both tell a client where each key lives', async () => {
-    const fe = await startFrontend({ failureTimeoutMs: VM_FAILURE_TIMEOUT_MS, suspectAfterMs: VM_SUSPECT_AFTER_MS, limits: VM_CONNECTION_LIMITS });
+    const fe = await startFrontend(vmFrontendOptions());
     const nativeEntry = resolveApp('memcached').native;
     const args = ['--port', '0', '--memory', '16'];
     const [proc] = await fe.allocate(1, nativeEntry, { backend: 'process', cores: 1, args, waitForApp: true });

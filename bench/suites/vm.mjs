@@ -16,17 +16,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  buildNativeImage,
-  NodeAllocator,
-  QemuBackend,
-  resolveApp,
-  silentLogger,
-  startHosted,
-  VM_CONNECTION_LIMITS,
-  VM_FAILURE_TIMEOUT_MS,
-  VM_SUSPECT_AFTER_MS,
-} from '@ebbrt/hosted';
+import { buildNativeImage, NodeAllocator, QemuBackend, resolveApp, silentLogger, startHosted, VM_FAILURE_TIMEOUT_MS, vmFrontendOptions } from '@ebbrt/hosted';
 import { median } from '../lib.mjs';
 import { memcaslap, need, options, peakRssMiB, round, serveMemcached, SERVER_THREADS } from './memcached.mjs';
 
@@ -122,9 +112,7 @@ async function memcachedFigures(ctx, o) {
   const accel = await backend.accel(image.kernel);
   const hosted = await startHosted({
     secret: 'bench-vm-memcached-secret',
-    failureTimeoutMs: VM_FAILURE_TIMEOUT_MS,
-    suspectAfterMs: VM_SUSPECT_AFTER_MS,
-    limits: VM_CONNECTION_LIMITS,
+    ...vmFrontendOptions(),
     logger: silentLogger,
   });
   const allocator = new NodeAllocator(hosted);

@@ -8,11 +8,13 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EbbError, type EbbRuntime } from '@ebbrt/ebb-protocol/internal';
-import { NodeAllocator, type LaunchHandle } from './allocator.js';
-import type { NodeGroup } from './node-group.js';
-import { QemuBackend, VM_CONNECTION_LIMITS, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS, type Accel } from './backends/qemu/index.js';
-import { startHosted, type HostedNode } from './node.js';
+import type { LaunchHandle, NodeAllocator } from './allocator.js';
+import type { Accel } from './backends/qemu/index.js';
 import type { Logger } from './log.js';
+import type { NodeGroup, Replacement } from './node-group.js';
+import type { HostedNode } from './node.js';
+import { Cluster } from './ops/cluster.js';
+import { GROUP_BACKENDS, type ClusterSpec, type GroupBackend } from './ops/cluster-file.js';
 
 /** What a hosted entry's `main` receives. */
 export interface HostedApp {
@@ -173,75 +175,77 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-/** Starts a frontend, launches the natives, runs the hosted entry, tears everything down; resolves with the exit status. */
+/**
+ * Starts a one-group cluster (the orchestrator `ebbrt up` runs: frontend, a group keeping `nodes` natives
+ * joined, VM settings), runs the hosted entry's `main` in the foreground, tears everything down; resolves
+ * with the exit status.
+ */
 export async function runApp(app: AppPaths, options: RunOptions): Promise<number> {
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const hostedModule = (await import(pathToFileURL(app.hosted).href)) as { main?: (app: HostedApp) => unknown };
   if (typeof hostedModule.main !== 'function') throw new AppNotFoundError(`${app.hosted} does not export main(app)`);
-  const node = await startHosted({
-    secret: options.secret,
-    host: options.host,
-    port: options.port,
-    store: options.store,
-    cluster: options.cluster,
-    tls: options.tls,
-    logger: options.logger,
-    ...(options.backend === 'qemu' ? { failureTimeoutMs: VM_FAILURE_TIMEOUT_MS, suspectAfterMs: VM_SUSPECT_AFTER_MS, limits: VM_CONNECTION_LIMITS } : {}),
+  const main = hostedModule.main;
+  const cluster = await Cluster.start({ spec: runSpec(app, options), logger: options.logger, accel: options.accel, admin: false });
+  const { hosted } = cluster;
+  progress(`ebbrt: frontend listening on ${hosted.address}; starting ${options.nodes} native node(s) × ${options.cores} core(s)`);
+  hosted.on('join', (member) => progress(`ebbrt: node ${member.nodeId} joined from ${member.host}:${member.port} (${member.cores} cores)`));
+  hosted.on('leave', (nodeId, reason) => {
+    if (cluster.status !== 'stopping') progress(`ebbrt: node ${nodeId} left: ${reason}`);
   });
-  const allocator = new NodeAllocator(node);
-  if (options.accel) allocator.registerBackend(new QemuBackend({ accel: options.accel }));
-  progress(`ebbrt: frontend listening on ${node.address}; starting ${options.nodes} native node(s) × ${options.cores} core(s)`);
-  node.on('join', (member) => progress(`ebbrt: node ${member.nodeId} joined from ${member.host}:${member.port} (${member.cores} cores)`));
-  let finishing = false;
-  node.on('leave', (nodeId, reason) => {
-    if (!finishing) progress(`ebbrt: node ${nodeId} left: ${reason}`);
+  cluster.on('group', (group: NodeGroup) => {
+    group.on('replace', (r: Replacement) =>
+      progress(`ebbrt: replacing node ${r.nodeId}${r.delayMs ? ` in ${r.delayMs} ms (${r.failuresInARow} failed in a row)` : ''}`),
+    );
+    group.on('replaced', (old: number, native: LaunchHandle) => progress(`ebbrt: node ${native.nodeId} replaced node ${old}`));
   });
-  let group: NodeGroup | undefined;
   try {
     const aborted = new Promise<number>((resolve) => {
       if (options.signal?.aborted) resolve(130);
       options.signal?.addEventListener('abort', () => resolve(130), { once: true });
     });
     const run = async () => {
-      let natives: LaunchHandle[] = [];
-      if (options.nodes > 0) {
-        group = allocator.maintain(app.native, {
-          count: options.nodes,
-          cores: options.cores,
-          args: options.args,
-          backend: options.backend,
-          memoryMiB: options.memoryMiB,
-          network: options.network,
-          reconnectMs: options.reconnectMs,
-          waitForApp: true,
-        });
-        group.on('replace', (r) =>
-          progress(`ebbrt: replacing node ${r.nodeId}${r.delayMs ? ` in ${r.delayMs} ms (${r.failuresInARow} failed in a row)` : ''}`),
-        );
-        group.on('replaced', (old, native) => progress(`ebbrt: node ${native.nodeId} replaced node ${old}`));
-        const started = await group.start();
-        if (started.failures.length) throw started.failures[0];
-        natives = started.nodes;
-      }
-      const status = await hostedModule.main!({
-        runtime: node.runtime,
-        node,
-        allocator,
-        natives,
-        group,
-        nativeEntry: app.native,
-        args: options.args,
-        print,
-        signal: options.signal ?? new AbortController().signal,
-      });
+      const { errors } = await cluster.boot();
+      if (errors.length) throw errors[0];
+      const status = await main(cluster.app(RUN_GROUP, print, options.signal ?? new AbortController().signal));
       return typeof status === 'number' ? status : 0;
     };
     return await Promise.race([run(), aborted]);
   } finally {
-    finishing = true;
-    await group?.stop(1000);
-    allocator.killAll();
-    await node.close();
+    await cluster.stop(1000);
   }
+}
+
+/** The group of an `ebbrt run` (its name in logs and events). */
+const RUN_GROUP = 'natives';
+
+/** The cluster `ebbrt run` starts: one group of `--nodes` natives (0: the frontend alone). */
+function runSpec(app: AppPaths, options: RunOptions): ClusterSpec {
+  const backend = options.backend ?? 'process';
+  if (!(GROUP_BACKENDS as readonly string[]).includes(backend)) throw new TypeError(`options.backend must be one of ${GROUP_BACKENDS.join(', ')}`);
+  return {
+    file: app.dir,
+    name: options.cluster ?? 'ebbrt',
+    secret: options.secret,
+    secretSource: 'inline',
+    store: options.store ?? 'memory',
+    listen: { host: options.host ?? '127.0.0.1', port: options.port ?? 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    tls: options.tls,
+    detach: false,
+    reconnectMs: options.reconnectMs,
+    groups: [
+      {
+        name: RUN_GROUP,
+        app: path.basename(app.dir),
+        paths: app,
+        backend: backend as GroupBackend,
+        count: options.nodes,
+        cores: options.cores,
+        memoryMiB: options.memoryMiB,
+        network: options.network,
+        args: options.args,
+      },
+    ],
+  };
 }

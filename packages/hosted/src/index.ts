@@ -19,6 +19,7 @@ export {
   VM_CONNECTION_LIMITS,
   VM_FAILURE_TIMEOUT_MS,
   VM_SUSPECT_AFTER_MS,
+  vmFrontendOptions,
   probeKvm,
   buildNativeImage,
   imageCacheDir,

@@ -4,7 +4,16 @@
  * command line cannot carry (QemuError VM_CONFIG).
  */
 import { describe, expect, test } from 'vitest';
-import { QemuBackend, QemuError, type LaunchSpec, type QemuBackendOptions } from '@ebbrt/hosted';
+import {
+  QemuBackend,
+  QemuError,
+  VM_CONNECTION_LIMITS,
+  VM_FAILURE_TIMEOUT_MS,
+  VM_SUSPECT_AFTER_MS,
+  vmFrontendOptions,
+  type LaunchSpec,
+  type QemuBackendOptions,
+} from '@ebbrt/hosted';
 
 describe('QemuBackend options', () => {
   test.each<[QemuBackendOptions, RegExp]>([
@@ -51,5 +60,18 @@ describe('launches a kernel command line cannot carry fail with VM_CONFIG before
     expect(error).toBeInstanceOf(QemuError);
     expect((error as QemuError).code).toBe('VM_CONFIG');
     expect((error as Error).message).toMatch(message);
+  });
+});
+
+describe('vmFrontendOptions: the one rule for frontends launching VM natives', () => {
+  test('the VM thresholds and connection limits unless failure detection is given', () => {
+    expect(vmFrontendOptions()).toEqual({ failureTimeoutMs: VM_FAILURE_TIMEOUT_MS, suspectAfterMs: VM_SUSPECT_AFTER_MS, limits: VM_CONNECTION_LIMITS });
+    // A failure timeout of one's own: the VM suspicion threshold could exceed it, so the frontend's default applies.
+    expect(vmFrontendOptions({ failureTimeoutMs: 9000 })).toEqual({ failureTimeoutMs: 9000, suspectAfterMs: undefined, limits: VM_CONNECTION_LIMITS });
+    expect(vmFrontendOptions({ suspectAfterMs: 1000 })).toEqual({
+      failureTimeoutMs: VM_FAILURE_TIMEOUT_MS,
+      suspectAfterMs: 1000,
+      limits: VM_CONNECTION_LIMITS,
+    });
   });
 });

@@ -35,8 +35,8 @@ export interface GroupSpec {
   network?: 'user' | 'tap';
   /** Arguments passed to the app's native `main`. */
   args: string[];
-  /** Give up on a node that has not joined after this long, ms. */
-  joinTimeoutMs: number;
+  /** Give up on a node that has not joined after this long, ms. Default: the backend's (see `AllocateOptions.joinTimeoutMs`). */
+  joinTimeoutMs?: number;
 }
 
 /** A validated cluster file. */

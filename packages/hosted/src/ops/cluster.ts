@@ -1,8 +1,10 @@
 /**
- * A running cluster as `ebbrt up` runs it: the frontend, the node groups of a
- * cluster file booted through NodeAllocator, the node table `ps` shows
- * (booting / joined / failed / left, natives that joined on their own
- * included), metrics and the admin HTTP server. One instance per `up`.
+ * The one orchestrator: a running cluster — the frontend, node groups of a
+ * desired size booted through NodeAllocator (lost natives replaced), the node
+ * table `ps` shows (booting / joined / failed / left, natives that joined on
+ * their own included), metrics and the admin HTTP server. `ebbrt up` runs
+ * one from a cluster file, `ebbrt run` (runApp) one group with the app's main
+ * in the foreground, `startCluster` one group in the embedding program.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -10,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import type { CoreSnapshot } from '@ebbrt/ebb-protocol/internal';
 import { NodeAllocator, type LaunchHandle } from '../allocator.js';
 import type { HostedApp } from '../app.js';
-import { VM_CONNECTION_LIMITS, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS } from '../backends/qemu/index.js';
+import { QemuBackend, vmFrontendOptions, type Accel } from '../backends/qemu/index.js';
 import type { Logger } from '../log.js';
 import type { GroupLaunch, NodeGroup, Replacement } from '../node-group.js';
 import type { Member } from '../membership.js';
@@ -24,7 +26,10 @@ import { ebbViews, type ClusterView, type GroupView, type NodeState, type NodeVi
 /** Options of {@link Cluster.start}. */
 export interface ClusterOptions {
   spec: ClusterSpec;
-  logger: Logger;
+  /** Default: the frontend's (pino JSON lines on stderr, see `HostedOptions.logger`). */
+  logger?: Logger;
+  /** How qemu natives run: `auto` (default: KVM when it works, else TCG), `kvm` or `tcg`. */
+  accel?: Accel;
   /** Called whenever a group's booting / joined / failed counts change. */
   onProgress?: (groups: GroupView[]) => void;
   /** The `process` backend's native boot script (default: @ebbrt/native's). */
@@ -69,6 +74,10 @@ interface GroupNode {
 /** Nodes that failed or left are kept for `ps` up to this many. */
 const ENDED_KEPT = 200;
 
+/**
+ * Events: `event` (FeedEvent: joins, failures, replacements, …, also on the feed) and `group` (NodeGroup) when
+ * {@link Cluster.boot} creates a group, before it launches anything.
+ */
 export class Cluster extends EventEmitter {
   readonly spec: ClusterSpec;
   readonly hosted: HostedNode;
@@ -98,7 +107,7 @@ export class Cluster extends EventEmitter {
     super();
     this.spec = options.spec;
     this.#options = options;
-    this.#log = options.logger;
+    this.#log = hosted.log;
     this.hosted = hosted;
     this.allocator = allocator;
     this.token = randomBytes(24).toString('hex');
@@ -140,17 +149,14 @@ export class Cluster extends EventEmitter {
    */
   static async start(options: ClusterOptions): Promise<Cluster> {
     const { spec } = options;
-    const vms = spec.groups.some((g) => g.backend === 'qemu');
+    const detection = { failureTimeoutMs: spec.failureTimeoutMs, suspectAfterMs: spec.suspectAfterMs };
     const hosted = await startHosted({
       secret: spec.secret,
       host: spec.listen.host,
       port: spec.listen.port,
       cluster: spec.name,
       heartbeatMs: spec.heartbeatMs,
-      // A TCG VM busy starting its cores can send heartbeats more than a second late (see backends/qemu).
-      failureTimeoutMs: spec.failureTimeoutMs ?? (vms ? VM_FAILURE_TIMEOUT_MS : undefined),
-      suspectAfterMs: spec.suspectAfterMs ?? (vms && spec.failureTimeoutMs === undefined ? VM_SUSPECT_AFTER_MS : undefined),
-      limits: vms ? VM_CONNECTION_LIMITS : undefined,
+      ...(spec.groups.some((g) => g.backend === 'qemu') ? vmFrontendOptions(detection) : detection),
       // `memory` or a Redis URL: the frontend opens the store and closes it with itself.
       store: spec.store,
       tls: spec.tls,
@@ -158,6 +164,7 @@ export class Cluster extends EventEmitter {
     });
     const cluster = new Cluster(options, hosted, new NodeAllocator(hosted, options.bootScript));
     try {
+      if (options.accel) cluster.allocator.registerBackend(new QemuBackend({ accel: options.accel }));
       for (const [i, group] of spec.groups.entries()) ensureBackend(cluster.allocator, group.backend, `groups[${i}].backend`);
       // The frontend serves the Ebbs natives call on it (e.g. a home Ebb): it needs their definitions.
       // (An embedding program — startCluster — has no hosted entry: it is one, and imported its Ebbs itself.)
@@ -167,49 +174,64 @@ export class Cluster extends EventEmitter {
       await cluster.stop();
       throw error;
     }
-    options.logger.info('cluster frontend started', { nodeId: hosted.nodeId, address: hosted.address, admin: cluster.adminAddress });
+    cluster.#log.info('cluster frontend started', { nodeId: hosted.nodeId, address: hosted.address, admin: cluster.adminAddress });
     return cluster;
   }
 
   /**
    * Boots every group's nodes in parallel and resolves once each joined or
    * failed; `failures` says which did not come up and why. From then on each
-   * group keeps its size: lost nodes are replaced (see NodeGroup).
+   * group keeps its size: lost nodes are replaced (see NodeGroup). A group of
+   * count 0 launches nothing (its hosted main runs on the frontend alone).
    */
   async boot(): Promise<{ ok: boolean; failures: string[]; errors: Error[] }> {
     const failures: string[] = [];
-    const groups = this.spec.groups.map((group) => this.#maintain(group));
+    const groups = this.spec.groups.filter((group) => group.count > 0).map((group) => this.#maintain(group));
     this.#progress();
     const started = await Promise.all(groups.map((g) => g.start()));
     started.forEach((s, i) => failures.push(...s.failures.map((e) => `${groups[i].name}: ${e.message}`)));
     const errors = started.flatMap((s) => s.failures);
     if (failures.length === 0 && this.status === 'starting') this.status = 'up';
-    if (failures.length === 0) for (const group of this.spec.groups) this.#runMain(group);
     return { ok: failures.length === 0, failures, errors };
   }
 
   /**
-   * Runs a group's hosted `main(app)` (when its hosted entry exports one) as a
-   * service: with the group's natives and args, like `ebbrt run` does, and
-   * `app.signal` aborted when the cluster stops. What it returns or throws is
-   * logged, sent to the feed and shown by `ps`; the cluster stays up either way.
+   * What group `name`'s hosted `main(app)` receives: the frontend, the group's
+   * natives as they are now and the group keeping them (none for a group of
+   * count 0), its args, `print` for its lines and `signal` for its end.
    */
-  #runMain(spec: GroupSpec): void {
-    const main = this.#hostedModules.get(spec.name)?.main;
-    const group = this.#groups.get(spec.name);
-    if (typeof main !== 'function' || !group) return;
-    const print = this.#options.print ?? ((name: string, line: string) => process.stdout.write(`[${name}] ${line}\n`));
-    const app: HostedApp = {
+  app(name: string, print: (line: string) => void, signal: AbortSignal): HostedApp {
+    const spec = this.spec.groups.find((g) => g.name === name);
+    if (!spec) throw new TypeError(`cluster ${this.spec.name} has no group ${JSON.stringify(name)}`);
+    const group = this.#groups.get(name);
+    return {
       runtime: this.hosted.runtime,
       node: this.hosted,
       allocator: this.allocator,
-      natives: [...group.nodes],
+      natives: group ? [...group.nodes] : [],
       group,
       nativeEntry: spec.paths.native,
       args: spec.args,
-      print: (line) => print(spec.name, line),
-      signal: this.#mainsAbort.signal,
+      print,
+      signal,
     };
+  }
+
+  /** Once {@link boot} succeeded, under `ebbrt up`: every group's hosted main (when its hosted entry exports one) as a service. */
+  startMains(): void {
+    for (const group of this.spec.groups) this.#runMain(group);
+  }
+
+  /**
+   * Runs a group's hosted `main(app)` as a service, with `app.signal` aborted
+   * when the cluster stops. What it returns or throws is logged, sent to the
+   * feed and shown by `ps`; the cluster stays up either way.
+   */
+  #runMain(spec: GroupSpec): void {
+    const main = this.#hostedModules.get(spec.name)?.main;
+    if (typeof main !== 'function') return;
+    const print = this.#options.print ?? ((name: string, line: string) => process.stdout.write(`[${name}] ${line}\n`));
+    const app = this.app(spec.name, (line) => print(spec.name, line), this.#mainsAbort.signal);
     const record: MainRecord = { state: { state: 'running' }, done: Promise.resolve() };
     const settle = (state: NonNullable<GroupView['main']>, message: string) => {
       record.state = state;
@@ -248,6 +270,7 @@ export class Cluster extends EventEmitter {
       waitForApp: true,
     });
     this.#groups.set(spec.name, group);
+    this.emit('group', group);
     const launches = new Map<GroupLaunch, GroupNode>();
     group.on('launch', (launch: GroupLaunch) => {
       const record: GroupNode = {
@@ -466,8 +489,11 @@ export class Cluster extends EventEmitter {
     return samples;
   }
 
-  /** Stops every node this cluster launched (goodbye, then SIGTERM, then SIGKILL), the frontend and the admin server. Idempotent. */
-  stop(): Promise<void> {
+  /**
+   * Stops every node this cluster launched (goodbye; SIGTERM after `graceMs`, then SIGKILL), the frontend and
+   * the admin server. Idempotent.
+   */
+  stop(graceMs = 2000): Promise<void> {
     this.#stopping ??= (async () => {
       this.status = 'stopping';
       this.#stopRequested('stopping');
@@ -475,8 +501,8 @@ export class Cluster extends EventEmitter {
       this.#mainsAbort.abort();
       await Promise.race([Promise.all([...this.#mains.values()].map((m) => m.done)), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       const natives = this.#records.flatMap((r) => (r.native ? [r.native] : []));
-      await Promise.all([...this.#groups.values()].map((group) => group.stop(2000)));
-      await Promise.all(natives.map((native) => native.stop(2000)));
+      await Promise.all([...this.#groups.values()].map((group) => group.stop(graceMs)));
+      await Promise.all(natives.map((native) => native.stop(graceMs)));
       this.allocator.killAll();
       await this.hosted.close();
       this.metrics.close();

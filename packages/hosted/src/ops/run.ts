@@ -101,6 +101,7 @@ export async function runCluster(spec: ClusterSpec, options: RunClusterOptions):
       return 1;
     }
     if (boot) {
+      cluster.startMains();
       save();
       sink.ready({
         cluster: spec.name,

@@ -4,7 +4,7 @@
  * images), `qmp` (QEMU's control protocol), `ports`, `run-dir`, `process`,
  * `options`, `errors`.
  */
-export { QemuBackend, VM_CONNECTION_LIMITS, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS } from './launch.js';
+export { QemuBackend, VM_CONNECTION_LIMITS, VM_FAILURE_TIMEOUT_MS, VM_SUSPECT_AFTER_MS, vmFrontendOptions } from './launch.js';
 export { QemuError, type QemuErrorCode } from './errors.js';
 export type { Accel, NetworkMode, QemuBackendOptions } from './options.js';
 export { probeKvm, type KvmProbe } from './kvm.js';

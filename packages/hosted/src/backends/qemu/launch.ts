@@ -55,6 +55,23 @@ export const VM_SUSPECT_AFTER_MS = 2500;
  */
 export const VM_CONNECTION_LIMITS = { handshakeTimeoutMs: 15_000 } as const;
 
+/**
+ * A frontend's settings when its natives are VMs, the one rule `ebbrt run`, `ebbrt up` and `startCluster`
+ * share: the failure detection given wins, else the VM thresholds above (the VM suspicion threshold only
+ * when no failure timeout was given, which it must stay under), and the VM connection limits.
+ */
+export function vmFrontendOptions(given: { failureTimeoutMs?: number; suspectAfterMs?: number } = {}): {
+  failureTimeoutMs: number;
+  suspectAfterMs?: number;
+  limits: typeof VM_CONNECTION_LIMITS;
+} {
+  return {
+    failureTimeoutMs: given.failureTimeoutMs ?? VM_FAILURE_TIMEOUT_MS,
+    suspectAfterMs: given.suspectAfterMs ?? (given.failureTimeoutMs === undefined ? VM_SUSPECT_AFTER_MS : undefined),
+    limits: VM_CONNECTION_LIMITS,
+  };
+}
+
 /** The guest port the native's messenger listens on; the host side is forwarded to it. */
 const GUEST_PORT = 7000;
 /** QEMU user networking: the guest reaches the host's loopback here. */
