@@ -3,8 +3,9 @@
  * translated at this edge (ECONNREFUSED, EPIPE… become {@link NodeUnavailableError}
  * with the original as `cause`).
  */
+import { createRequire } from 'node:module';
 import net from 'node:net';
-import tls from 'node:tls';
+import type tlsModule from 'node:tls';
 import { NodeUnavailableError } from '../wire/errors.js';
 import type { Transport, TransportServer } from './transport.js';
 
@@ -80,11 +81,15 @@ export interface MessengerTls {
   ca: string | Buffer;
 }
 
+const requireBuiltin = createRequire(import.meta.url);
+/** node:tls, loaded on first use: a node without TLS (and a core on its way to its first listen) does not compile it. */
+const tls = () => requireBuiltin('node:tls') as typeof tlsModule;
+
 /** Opens a TCP (or, with `tlsOptions`, TLS) connection; refusal, timeouts and TLS failures become {@link NodeUnavailableError}. */
 export function connectTcp(host: string, port: number, timeoutMs = 5000, tlsOptions?: MessengerTls): Promise<Transport> {
   return new Promise((resolve, reject) => {
     const socket = tlsOptions
-      ? tls.connect({ host, port, cert: tlsOptions.cert, key: tlsOptions.key, ca: tlsOptions.ca, servername: net.isIP(host) ? undefined : host })
+      ? tls().connect({ host, port, cert: tlsOptions.cert, key: tlsOptions.key, ca: tlsOptions.ca, servername: net.isIP(host) ? undefined : host })
       : net.connect({ host, port });
     const timer = setTimeout(() => {
       socket.destroy();
@@ -122,7 +127,7 @@ export interface ListenTcpOptions {
 export function listenTcp(options: ListenTcpOptions, onTransport: (t: Transport) => void): Promise<TransportServer & { server: net.Server; fd: number }> {
   return new Promise((resolve, reject) => {
     const server = options.tls
-      ? tls.createServer(
+      ? tls().createServer(
           {
             noDelay: true,
             cert: options.tls.cert,
