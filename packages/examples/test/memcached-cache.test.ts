@@ -278,6 +278,15 @@ describe('SharedCache: options and layout', () => {
 });
 
 describe('SharedCache: cores share it through worker threads', () => {
+  const module = new URL('../dist/memcached/cache.js', import.meta.url).href;
+  /** Runs `source` as core `core` in a worker thread; resolves with the message it posts. */
+  const runCore = <T>(source: string, core: number, data: object) =>
+    new Promise<T>((resolve, reject) => {
+      const w = new Worker(source, { eval: true, workerData: { module, core, ...data } });
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+
   const worker = `
     const { workerData, parentPort } = require('node:worker_threads');
     import(workerData.module).then(({ SharedCache, hashKey, StoreMode, Status }) => {
@@ -305,12 +314,13 @@ describe('SharedCache: cores share it through worker threads', () => {
       ${exactValue.toString()}
       const key = (s) => { const b = Buffer.from(s); return [b, 0, b.length, hashKey(b, 0, b.length)]; };
       let hits = 0, misses = 0, wrong = [];
-      const check = (name) => ({ hit(mem, value, n, flags) {
-        const got = mem.subarray(value, value + n);
+      // Retractable, so its gets run without the lock (a hit counts once fetch has returned).
+      const reader = { got: null, flags: 0, hit(mem, value, n, flags) { this.got = Buffer.from(mem.subarray(value, value + n)); this.flags = flags; }, retract() { this.got = null; } };
+      const check = (name) => {
         const want = exactValue(name);
-        if (n !== want.length || !got.equals(want) || flags !== want.length) wrong.push(name + ': ' + n + ' bytes, flags ' + flags);
+        if (!reader.got.equals(want) || reader.flags !== want.length) wrong.push(name + ': ' + reader.got.length + ' bytes, flags ' + reader.flags);
         hits++;
-      } });
+      };
       for (let i = 0; i < workerData.writes; i++) {
         const name = 'c' + workerData.core + '-' + i;
         const v = exactValue(name);
@@ -318,23 +328,19 @@ describe('SharedCache: cores share it through worker threads', () => {
         // Read back a recent key of each core (the other core's may be evicted, or not written yet).
         for (const other of [workerData.core, 1 - workerData.core]) {
           const back = 'c' + other + '-' + Math.max(0, i - (i % 7));
-          if (!cache.fetch(...key(back), check(back))) misses++;
+          reader.got = null;
+          if (cache.fetch(...key(back), reader)) check(back);
+          else misses++;
         }
       }
       parentPort.postMessage({ hits, misses, wrong: wrong.slice(0, 5) });
     });`;
 
   test('eviction under two cores writing at once: every hit on either core is the exact bytes of its key; the bound holds; the last write stays', async () => {
-    const module = new URL('../dist/memcached/cache.js', import.meta.url).href;
     const memory = new SharedArrayBuffer(cacheBytes({ memoryMiB: 2, cores: 2 }));
     const main = SharedCache.attach(memory, { memoryMiB: 2, cores: 2 }, 0); // core 0 lays the cache out, before the writers attach
     const writes = 6000;
-    const run = (core: number) =>
-      new Promise<{ hits: number; misses: number; wrong: string[] }>((resolve, reject) => {
-        const w = new Worker(evictingWriter, { eval: true, workerData: { memory, core, module, writes } });
-        w.once('message', resolve);
-        w.once('error', reject);
-      });
+    const run = (core: number) => runCore<{ hits: number; misses: number; wrong: string[] }>(evictingWriter, core, { memory, writes });
     const results = await Promise.all([run(0), run(1)]);
     for (const r of results) {
       expect(r.wrong).toEqual([]);
@@ -363,18 +369,55 @@ describe('SharedCache: cores share it through worker threads', () => {
     expect([`c0-${writes - 1}`, `c1-${writes - 1}`].some((name) => main.fetch(b(name), 0, name.length, hashKey(b(name), 0, name.length), null))).toBe(true);
   }, 60_000);
 
+  /**
+   * Core 0 rewrites and deletes a few keys as fast as it can, each value in one of three sizes (so chunks of
+   * freed items are reused for other keys and classes); core 1 reads them without the lock meanwhile.
+   */
+  const rewriter = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.module).then(({ SharedCache, hashKey, StoreMode, Status }) => {
+      const cache = SharedCache.attach(workerData.memory, { memoryMiB: 2, cores: 2 }, workerData.core);
+      const key = (s) => { const b = Buffer.from(s); return [b, 0, b.length, hashKey(b, 0, b.length)]; };
+      const sizes = [40, 700, 3000];
+      const value = (name, version) => Buffer.alloc(sizes[version % 3], name + ':' + version + ';');
+      const names = Array.from({ length: 32 }, (_, i) => 'k' + i);
+      if (workerData.core === 0) {
+        for (let i = 0; i < workerData.ops; i++) {
+          const name = names[i % names.length];
+          if (i % 5 === 4) cache.delete(...key(name));
+          else { const v = value(name, i); cache.store(StoreMode.SET, ...key(name), i, 0, v, 0, v.length, 0); }
+        }
+        parentPort.postMessage({ hits: 0, retracted: 0, wrong: [] });
+        return;
+      }
+      let hits = 0, retracted = 0, wrong = [];
+      const reader = { got: null, flags: 0, hit(mem, at, n, flags) { this.got = Buffer.from(mem.subarray(at, at + n)); this.flags = flags; }, retract() { this.got = null; retracted++; } };
+      for (let i = 0; i < workerData.ops; i++) {
+        const name = names[(i * 7) % names.length];
+        reader.got = null;
+        if (!cache.fetch(...key(name), reader)) continue;
+        hits++;
+        if (!reader.got.equals(value(name, reader.flags))) wrong.push(name + ' flags ' + reader.flags + ': ' + reader.got.subarray(0, 30).toString('latin1'));
+      }
+      parentPort.postMessage({ hits, retracted, wrong: wrong.slice(0, 5) });
+    });`;
+
+  test('gets without the lock never return a value torn by a concurrent store or delete on another core', async () => {
+    const memory = new SharedArrayBuffer(cacheBytes({ memoryMiB: 2, cores: 2 }));
+    SharedCache.attach(memory, { memoryMiB: 2, cores: 2 }, 0);
+    const ops = 200_000;
+    const run = (core: number) => runCore<{ hits: number; retracted: number; wrong: string[] }>(rewriter, core, { memory, ops });
+    const [, reader] = await Promise.all([run(0), run(1)]);
+    expect(reader.wrong).toEqual([]);
+    expect(reader.hits).toBeGreaterThan(1000);
+  }, 60_000);
+
   test('concurrent incr from two threads loses nothing; stores are visible to the other thread', async () => {
-    const module = new URL('../dist/memcached/cache.js', import.meta.url).href;
     const memory = new SharedArrayBuffer(cacheBytes({ memoryMiB: 4, cores: 2 }));
     const main = SharedCache.attach(memory, { memoryMiB: 4, cores: 2 }, 0);
     const counter = b('counter');
     main.store(StoreMode.SET, counter, 0, counter.length, hashKey(counter, 0, counter.length), 0, 0, b('0'), 0, 1);
-    const run = (core: number) =>
-      new Promise<number>((resolve, reject) => {
-        const w = new Worker(worker, { eval: true, workerData: { memory, core, module } });
-        w.once('message', resolve);
-        w.once('error', reject);
-      });
+    const run = (core: number) => runCore<number>(worker, core, { memory });
     await Promise.all([run(0), run(1)]);
     const values: string[] = [];
     main.fetch(counter, 0, counter.length, hashKey(counter, 0, counter.length), {

@@ -28,9 +28,9 @@ export class OutBuffer {
     this.ensure(n);
     const buf = this.buf;
     let pos = this.pos;
-    // Short runs (keys, small values) copy faster in a JS loop than through set(), which needs a
-    // subarray view per call (measured: views were ~10% of a 64-byte get).
-    if (n <= 256) for (let i = start; i < end; i++) buf[pos++] = src[i];
+    // Short runs copy faster in a JS loop than through set(), which needs a subarray view per call;
+    // from about 40 bytes on set() wins (measured: 8 bytes 18 vs 60 ns, 64 bytes 88 vs 59 ns).
+    if (n <= 32) for (let i = start; i < end; i++) buf[pos++] = src[i];
     else {
       buf.set(src.subarray(start, end), pos);
       pos += n;

@@ -91,9 +91,21 @@ const BINARY_MODE: Record<number, StoreMode> = {
 };
 const NO_INITIAL = 0xffff_ffff;
 
-/** Writes a text `VALUE` line and the data of a hit. */
-class TextValueReader implements ItemReader {
+/** A reader writing hits into the output; a retracted hit is taken back out. */
+abstract class OutputReader implements ItemReader {
   out!: OutBuffer;
+  /** Where the last hit's bytes start. */
+  protected start = 0;
+
+  abstract hit(mem: Buffer, value: number, nbytes: number, flags: number, cas: number): void;
+
+  retract(): void {
+    this.out.pos = this.start;
+  }
+}
+
+/** Writes a text `VALUE` line and the data of a hit. */
+class TextValueReader extends OutputReader {
   key: Uint8Array = Buffer.alloc(0);
   keyStart = 0;
   keyLength = 0;
@@ -101,6 +113,7 @@ class TextValueReader implements ItemReader {
 
   hit(mem: Buffer, value: number, nbytes: number, flags: number, cas: number): void {
     const out = this.out;
+    this.start = out.pos;
     out.ensure(6 + this.keyLength + 48 + nbytes);
     out.raw(R.VALUE);
     out.bytes(this.key, this.keyStart, this.keyStart + this.keyLength);
@@ -119,14 +132,14 @@ class TextValueReader implements ItemReader {
 }
 
 /** Writes a binary get/gat/touch response for a hit. */
-class BinaryValueReader implements ItemReader {
-  out!: OutBuffer;
+class BinaryValueReader extends OutputReader {
   request!: BinaryRequest;
   withKey = false;
   withValue = true;
 
   hit(mem: Buffer, value: number, nbytes: number, flags: number, cas: number): void {
     const out = this.out;
+    this.start = out.pos;
     const r = this.request;
     const keyLength = this.withKey ? r.keyLength : 0;
     const valueLength = this.withValue ? nbytes : 0;
@@ -146,6 +159,10 @@ export class DetachedReader implements ItemReader {
 
   hit(mem: Buffer, value: number, nbytes: number, flags: number, cas: number): void {
     this.result = [flags, cas, this.withValue ? Buffer.from(mem.subarray(value, value + nbytes)) : null];
+  }
+
+  retract(): void {
+    this.result = null;
   }
 }
 
