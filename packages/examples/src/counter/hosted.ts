@@ -9,7 +9,8 @@
  * run is stopped; nothing is printed per round (watch it in `ebbrt top` or the
  * dashboard).
  */
-import { flagHelp, parseFlags, UsageError, type AppCheck, type FlagSpec, type HostedApp } from '@ebbrt/hosted';
+import { parseFlags, UsageError, type FlagSpec, type HostedApp } from '@ebbrt/hosted';
+import { helpNeedsNoNatives, mainOptions } from '../app-args.js';
 import { CounterEbb } from './counter.js';
 
 export interface CounterOptions {
@@ -34,27 +35,11 @@ export function parseArgs(args: readonly string[]): CounterOptions | 'help' {
 }
 
 /** What `ebbrt run` checks before anything boots: the arguments (`--help` needs no natives). */
-export function checkArgs(args: readonly string[]): AppCheck {
-  return parseArgs(args) === 'help' ? { natives: 'none' } : { natives: 'required' };
-}
+export const checkArgs = helpNeedsNoNatives(parseArgs);
 
 export async function main(app: HostedApp): Promise<number> {
-  let options: CounterOptions | 'help';
-  try {
-    options = parseArgs(app.args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`counter: ${error.message}\n\ncounter takes:\n${flagHelp(FLAGS)}\n`);
-    return 2;
-  }
-  if (options === 'help') {
-    app.print(`counter takes:\n${flagHelp(FLAGS)}`);
-    return 0;
-  }
-  if (app.natives.length === 0) {
-    process.stderr.write('counter: needs at least one native node (--nodes 1 or more)\n');
-    return 2;
-  }
+  const options = mainOptions(app, 'counter', FLAGS, parseArgs);
+  if (typeof options === 'number') return options;
   const k = options.increments;
   const rt = app.runtime;
   if (options.everyMs !== undefined) return serve(app, k, options.everyMs);

@@ -5,7 +5,8 @@
  * native. The first ping of each native is timed apart: it carries the remote
  * fault (connection set-up, GlobalIdMap read, rep creation on the native core).
  */
-import { flagHelp, parseFlags, UsageError, type AppCheck, type EbbRef, type EbbRuntime, type FlagSpec, type HostedApp, type LaunchHandle } from '@ebbrt/hosted';
+import { parseFlags, UsageError, type EbbRef, type EbbRuntime, type FlagSpec, type HostedApp, type LaunchHandle } from '@ebbrt/hosted';
+import { helpNeedsNoNatives, mainOptions } from '../app-args.js';
 import { PingPongEbb, type PingPong, type PingPongRep, type Pong } from './pingpong.js';
 
 export interface PingPongOptions {
@@ -42,27 +43,11 @@ export function percentile(sorted: readonly number[], p: number): number {
 }
 
 /** What `ebbrt run` checks before anything boots: the arguments (`--help` needs no natives). */
-export function checkArgs(args: readonly string[]): AppCheck {
-  return parseArgs(args) === 'help' ? { natives: 'none' } : { natives: 'required' };
-}
+export const checkArgs = helpNeedsNoNatives(parseArgs);
 
 export async function main(app: HostedApp): Promise<number> {
-  let options: PingPongOptions | 'help';
-  try {
-    options = parseArgs(app.args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`pingpong: ${error.message}\n\npingpong takes:\n${flagHelp(FLAGS)}\n`);
-    return 2;
-  }
-  if (options === 'help') {
-    app.print(`pingpong takes:\n${flagHelp(FLAGS)}`);
-    return 0;
-  }
-  if (app.natives.length === 0) {
-    process.stderr.write('pingpong: needs at least one native node (--nodes 1 or more)\n');
-    return 2;
-  }
+  const options = mainOptions(app, 'pingpong', FLAGS, parseArgs);
+  if (typeof options === 'number') return options;
   const rt = app.runtime;
   const ref = await rt.createEbb(PingPongEbb);
   // The frontend's own rep receives the pongs.
