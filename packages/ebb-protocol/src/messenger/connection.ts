@@ -120,6 +120,12 @@ export class Connection {
   readonly #queue = new FrameBatch();
   #flushScheduled = false;
   #blocked = false;
+  /**
+   * The time the matcher reads, ms (-1: read it anew): one clock read per received chunk and per
+   * sent batch, not two per call. A call's latency runs from the batch it left in to the chunk
+   * its reply arrived in; deadlines err by at most one synchronous stretch of this thread.
+   */
+  #now = -1;
   #handshakeFrame?: (frame: Frame) => void;
   #closeError?: Error;
 
@@ -142,13 +148,18 @@ export class Connection {
         error instanceof UnknownEbbError && tag.kind === FrameKind.call
           ? new UnknownEbbError(`${describe(tag.ebbId, tag.code)}: ${error.message}`, { data: error.data })
           : error,
+      () => this.#time(),
     );
     this.#decoder = new FrameDecoder({
       maxFrameSize: preAuth ? Math.min(limits.preAuthMaxFrameSize ?? PRE_AUTH_MAX_FRAME_SIZE, this.#maxFrameSize) : this.#maxFrameSize,
       onFrame: (frame) => this.#onFrame(frame),
       onError: (error) => this.#protocolError(error),
     });
-    transport.onData((chunk) => this.#decoder.write(chunk));
+    transport.onData((chunk) => {
+      this.#now = -1;
+      this.#decoder.write(chunk);
+      this.#now = -1;
+    });
     transport.onDrain(() => {
       this.#blocked = false;
       this.#flush();
@@ -475,8 +486,14 @@ export class Connection {
     }
   }
 
+  #time(): number {
+    if (this.#now < 0) this.#now = performance.now();
+    return this.#now;
+  }
+
   #flush(): void {
     this.#flushScheduled = false;
+    this.#now = -1;
     if (this.#queue.frames === 0 || this.#blocked || this.transport.closed) return;
     if (!this.transport.write(this.#queue.take())) this.#blocked = true;
   }

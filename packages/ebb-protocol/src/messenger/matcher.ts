@@ -39,9 +39,9 @@ class Pending<T, P> {
     readonly meter: CallMeter | undefined,
   ) {}
 
-  /** Rejects it (after telling its meter). */
-  fail(error: Error): void {
-    this.meter?.settled(performance.now() - this.started, false);
+  /** Rejects it at `now` (after telling its meter). */
+  fail(error: Error, now: number): void {
+    this.meter?.settled(now - this.started, false);
     this.reject(error);
   }
 }
@@ -51,18 +51,26 @@ export class Matcher<T = undefined, P = Uint8Array> {
   readonly #pending = new Map<number, Pending<T, P>>();
   readonly #onExpiry: ExpiryHandler<T>;
   readonly #onError?: (error: Error, tag: T) => Error;
+  readonly #clock: () => number;
   #nextId = 1;
   #timer?: ReturnType<typeof setTimeout>;
   /** The deadline the timer is armed for (Infinity when disarmed). */
   #armedFor = Infinity;
 
-  /** `onError` may replace the error a reply decoded to (to name what was called); it runs only on failures. */
+  /**
+   * `onError` may replace the error a reply decoded to (to name what was called); it runs only on failures.
+   * `clock` is where opening and settling read the time, ms on the `performance.now()` clock (a
+   * connection reads it once per chunk it receives and once per batch it sends); deadlines are
+   * swept by the real time.
+   */
   constructor(
     onExpiry: ExpiryHandler<T> = (_id, _tag, ms) => new TimeoutError(`request did not settle within ${ms} ms`),
     onError?: (error: Error, tag: T) => Error,
+    clock: () => number = () => performance.now(),
   ) {
     this.#onExpiry = onExpiry;
     this.#onError = onError;
+    this.#clock = clock;
   }
 
   /** Requests waiting for their reply. */
@@ -86,7 +94,7 @@ export class Matcher<T = undefined, P = Uint8Array> {
    */
   open(id: number, timeoutMs: number, decode: ReplyDecoder<P>, tag: T, meter?: CallMeter): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const started = performance.now();
+      const started = this.#clock();
       const deadline = timeoutMs > 0 && Number.isFinite(timeoutMs) ? started + timeoutMs : Infinity;
       this.#pending.set(id, new Pending(resolve, reject, decode, tag, started, deadline, timeoutMs, meter));
       if (deadline < this.#armedFor) this.#arm(deadline);
@@ -102,10 +110,10 @@ export class Matcher<T = undefined, P = Uint8Array> {
     try {
       value = pending.decode(ok, payload);
     } catch (error) {
-      pending.fail(this.#onError === undefined ? (error as Error) : this.#onError(error as Error, pending.tag));
+      pending.fail(this.#onError === undefined ? (error as Error) : this.#onError(error as Error, pending.tag), this.#clock());
       return true;
     }
-    pending.meter?.settled(performance.now() - pending.started, true);
+    pending.meter?.settled(this.#clock() - pending.started, true);
     pending.resolve(value);
     return true;
   }
@@ -115,7 +123,7 @@ export class Matcher<T = undefined, P = Uint8Array> {
     const pending = this.#pending.get(id);
     if (pending === undefined) return false;
     this.#pending.delete(id);
-    pending.fail(error);
+    pending.fail(error, this.#clock());
     return true;
   }
 
@@ -124,7 +132,8 @@ export class Matcher<T = undefined, P = Uint8Array> {
     const all = [...this.#pending.values()];
     this.#pending.clear();
     this.#disarm();
-    for (const pending of all) pending.fail(error);
+    const now = performance.now();
+    for (const pending of all) pending.fail(error, now);
   }
 
   #arm(deadline: number): void {
@@ -144,7 +153,8 @@ export class Matcher<T = undefined, P = Uint8Array> {
     this.#timer = undefined;
     this.#armedFor = Infinity;
     // A timer can fire a little early; treat what is due within a millisecond as due.
-    const now = performance.now() + 1;
+    const real = performance.now();
+    const now = real + 1;
     let next = Infinity;
     const due: [number, Pending<T, P>][] = [];
     for (const [id, pending] of this.#pending) {
@@ -153,6 +163,6 @@ export class Matcher<T = undefined, P = Uint8Array> {
     }
     for (const [id] of due) this.#pending.delete(id);
     if (next !== Infinity) this.#arm(next);
-    for (const [id, pending] of due) pending.fail(this.#onExpiry(id, pending.tag, pending.timeoutMs));
+    for (const [id, pending] of due) pending.fail(this.#onExpiry(id, pending.tag, pending.timeoutMs), real);
   }
 }

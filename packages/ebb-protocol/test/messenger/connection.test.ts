@@ -439,6 +439,20 @@ describe('calls', () => {
     await expect(callOn(client, 0x8001, ANY_CORE, 1, [], 1000)).resolves.toBe('on time');
   });
 
+  it('deadlines run from when a call is made, however long the connection was idle before (the clock is read per chunk and per batch)', async () => {
+    const { client, server } = await pair();
+    server.attach(recorder((conn, frame) => setTimeout(() => replyValue(conn, frame, 'late but in time'), 30)).handler);
+    // A reply arrives (the connection reads the clock for it), then nothing happens for a while.
+    await expect(callOn(client, 0x8001, ANY_CORE, 1, [], 1000)).resolves.toBe('late but in time');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // From a timer, not from a chunk or a batch: a stale clock would put this deadline 300 ms in the past.
+    const started = performance.now();
+    await expect(callOn(client, 0x8001, ANY_CORE, 1, [], 200)).resolves.toBe('late but in time');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(25);
+    const error = await callOn(client, 0x8001, ANY_CORE, 1, [], 10).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TimeoutError);
+  });
+
   it('closing the transport rejects every in-flight call with NodeUnavailableError', async () => {
     const { client, server, clientTransport } = await pair();
     const rec = recorder();
