@@ -3,9 +3,9 @@
  * prints once every core loaded the app, its points in the order the boot
  * passes them (core 0 listens while the supervisor loads the join's stack; the
  * welcome comes after both; the other cores start once core 0 listens; each
- * core loads the app after the welcome), and a
- * call made the moment the allocation resolves, before the cores loaded the
- * app, is served.
+ * core loads the app after the welcome), a call made the moment the
+ * allocation resolves, before the cores loaded the app, is served, and the
+ * frontend hears that the app loaded at once.
  */
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -41,6 +41,18 @@ describe('boot trace', () => {
     inOrder('welcome', 'core1.welcome', 'core1.appLoaded', 'ready');
     inOrder('core1.listening', 'core1.loaded', 'core1.appLoaded');
     inOrder('core0.listening', 'core0.loaded', 'core0.appLoaded');
+  });
+
+  test('the heartbeat that tells the frontend the app loaded goes as soon as every core loaded it, not at the next interval', async () => {
+    // Heartbeats every 20 s: with waitForApp the allocation resolves on the extra heartbeat, long before the first periodic one.
+    const fe = await startFrontend({ heartbeatMs: 20_000, suspectAfterMs: 40_000, failureTimeoutMs: 60_000 });
+    const [native] = await fe.allocate(1, APP, { cores: 2, waitForApp: true, env: { EBBRT_BOOT_TRACE: '1' } });
+    const heartbeat = fe.hosted.members.get(native.nodeId)?.heartbeat;
+    expect(heartbeat?.cores).toHaveLength(2);
+    await until(() => native.output().includes('ebbrt-boot-trace '), 10_000, 'the boot trace');
+    const trace = JSON.parse(/ebbrt-boot-trace (\{.*\})/.exec(native.output())![1]) as Record<string, number>;
+    expect(heartbeat!.sentAtMs).toBeGreaterThanOrEqual(Math.floor(trace.ready));
+    expect(heartbeat!.sentAtMs).toBeLessThan(trace.welcome + 20_000);
   });
 
   test('without EBBRT_BOOT_TRACE the native prints no trace', async () => {

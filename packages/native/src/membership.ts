@@ -275,6 +275,11 @@ export class Supervisor {
     events.ended(reason, how);
   }
 
+  /** Sends a heartbeat now, besides the periodic ones (what it reports just changed, e.g. the app loaded on every core). */
+  heartbeatNow(): void {
+    if (!this.#ended) this.#beat();
+  }
+
   /** Says goodbye (when leaving on our own) and closes the JOIN connection. */
   close(reason?: string): void {
     clearInterval(this.#heartbeat);

@@ -132,6 +132,8 @@ void Promise.all(Array.from({ length: config.cores - 1 }, (_, i) => startCore(i 
 
 /** Cores that loaded the app module; heartbeats carry core counters only once all have (the frontend's sign the app loaded). */
 let ready = 0;
+/** Cores whose counters arrived since the last core loaded the app; the heartbeat that tells the frontend goes when all have. */
+let freshStats: Set<number> | undefined;
 /** Latest counters and in-flight calls each core reported (PROTOCOL.md §5.4). */
 const coreStats: (import('@ebbrt/ebb-protocol/internal').CoreSnapshot | undefined)[] = [];
 const coreInFlight: number[] = Array(config.cores).fill(0);
@@ -196,6 +198,9 @@ for (const [core, worker] of workers.entries()) {
       case 'ready':
         if (++ready < config.cores) return;
         workers[0].postMessage({ t: 'start' } satisfies ToCore);
+        // The frontend learns that the app loaded from a heartbeat carrying every core's counters: send one as soon as they are in.
+        freshStats = new Set();
+        toAll({ t: 'stats' });
         if (trace) {
           mark('ready');
           console.error(`ebbrt-boot-trace ${JSON.stringify(trace)}`);
@@ -223,6 +228,10 @@ for (const [core, worker] of workers.entries()) {
       case 'stats':
         coreStats[core] = message.snapshot;
         coreInFlight[core] = message.inFlight;
+        if (freshStats?.add(core).size === config.cores) {
+          freshStats = undefined;
+          supervisor.heartbeatNow();
+        }
         return;
       case 'mainDone':
         if (message.error) {
