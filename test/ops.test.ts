@@ -236,6 +236,18 @@ describe('ebbrt up failures and cleanup', () => {
     expect(() => readdirSync(dir)).toThrow();
   });
 
+  test('a group of count 0 (its app loaded for natives that join on their own) comes up with no native of its own', async () => {
+    const dir = stateDirectory();
+    const file = clusterFile(dir, 'zero', `name: zero\nsecret: zero-secret-123\ndetach: true\ngroups:\n  - name: defs\n    app: ${TICKER}\n    count: 0\n`);
+    const up = await runCli(['up', file, '--state-dir', dir], { timeoutMs: 45_000 });
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stdout).toMatch(/^cluster zero is up: 0 native node\(s\) joined$/m);
+    const view = await psJson(dir);
+    expect(view.groups).toMatchObject([{ name: 'defs', count: 0, joined: 0, booting: 0, failed: 0 }]);
+    expect(view.nodes.map((n) => n.group)).toEqual(['frontend']);
+    await expectDown(dir, view);
+  });
+
   test('a node that does not join in time fails the up: exit 1, every node stopped, no state file', async () => {
     const dir = stateDirectory();
     const file = clusterFile(

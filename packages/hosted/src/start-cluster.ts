@@ -2,8 +2,8 @@
  * The embedding entry point: a program (an HTTP service, a batch job) starts
  * a frontend in its own process, boots native nodes running its native
  * module, and calls Ebbs on them — balanced over every native core — with
- * metrics and the dashboard served alongside. `ebbrt up` runs the same
- * `Cluster` underneath.
+ * metrics and the dashboard served alongside: a one-group `Cluster`, the
+ * orchestrator `ebbrt up` and `ebbrt run` use.
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
