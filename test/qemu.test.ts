@@ -5,8 +5,7 @@
  * boot takes ~10-15 s under TCG; the whole file about 2 minutes. The apps
  * run on VM natives too: the offload example's native mode renders there.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,24 +16,12 @@ import { VmProbe } from './fixtures/vm/ebbs.js';
 import { renderDocument } from '@ebbrt/examples/offload/markdown.js';
 import { sampleDocument } from '@ebbrt/examples/offload/sample.js';
 import { CLI, FIXTURES, lines, runCli, settle, spawnNode, startFrontend, TEST_SECRET, until } from './kit/index.js';
-import { skipFor } from './kit/requirements.js';
+import { skipFor, vmMissing } from './kit/requirements.js';
 
 const VM_APP = path.join(FIXTURES, 'vm/native.js');
 const ADDRESS = String.raw`127\.0\.0\.1:(\d+)`;
 
-/** Why the VM tests cannot run here, or undefined. */
-function skipReason(): string | undefined {
-  try {
-    execFileSync('qemu-system-x86_64', ['--version'], { stdio: 'ignore' });
-  } catch {
-    return 'qemu-system-x86_64 is not installed (infra/setup.sh installs qemu-system-x86)';
-  }
-  if (!readdirSync('/boot').some((name) => name.startsWith('vmlinuz-'))) return 'no kernel in /boot (infra/setup.sh installs linux-image-cloud-amd64)';
-  if (!existsSync('/bin/busybox')) return 'no /bin/busybox (infra/setup.sh installs busybox-static)';
-  return undefined;
-}
-
-const SKIP = skipFor('qemu tests', skipReason());
+const SKIP = skipFor('qemu tests', vmMissing());
 
 describe.skipIf(SKIP)('qemu backend (natives as VMs)', () => {
   const backend = new QemuBackend();

@@ -6,6 +6,7 @@
  * package or cannot start a service never goes green.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 
 /** Running under CI (`CI=true`): missing requirements fail instead of skipping. */
 export const CI = process.env.CI === 'true';
@@ -34,4 +35,13 @@ export function skipFor(what: string, reason: string | undefined): boolean {
 /** Title suffix for a case that may skip: ` (skipped: reason)`, or nothing when it runs. */
 export function skipNote(reason: string | undefined): string {
   return reason === undefined ? '' : ` (skipped: ${reason})`;
+}
+
+/** Why VM natives cannot boot here (QEMU, a kernel, a static busybox for the image), or undefined. */
+export function vmMissing(): string | undefined {
+  if (spawnSync('qemu-system-x86_64', ['--version'], { stdio: 'ignore' }).error)
+    return 'qemu-system-x86_64 is not installed (infra/setup.sh installs qemu-system-x86)';
+  if (!readdirSync('/boot').some((name) => name.startsWith('vmlinuz-'))) return 'no kernel in /boot (infra/setup.sh installs linux-image-cloud-amd64)';
+  if (!existsSync('/bin/busybox')) return 'no /bin/busybox (infra/setup.sh installs busybox-static)';
+  return undefined;
 }

@@ -11,7 +11,7 @@ import { EbbError, type EbbRuntime } from '@ebbrt/ebb-protocol/internal';
 import type { LaunchHandle, NodeAllocator } from './allocator.js';
 import type { Accel } from './backends/qemu/index.js';
 import type { Logger } from './log.js';
-import type { NodeGroup, Replacement } from './node-group.js';
+import type { GroupOptions, NodeGroup, Replacement } from './node-group.js';
 import type { HostedNode } from './node.js';
 import { Cluster } from './ops/cluster.js';
 import { GROUP_BACKENDS, type ClusterSpec, type GroupBackend } from './ops/cluster-file.js';
@@ -28,6 +28,8 @@ export interface HostedApp {
   group?: NodeGroup;
   /** Path of the app's native module, for allocating more natives. */
   nativeEntry: string;
+  /** How the run launches its natives (`--backend`, `--memory`, `--network`): natives the app allocates itself are launched alike. */
+  launch: Pick<GroupOptions, 'backend' | 'memoryMiB' | 'network'>;
   /** Arguments after `--`. */
   args: string[];
   /** Progress and result lines go here (stdout by default). */

@@ -29,6 +29,10 @@
  *   token and keeps only keys bound to its own node id and incarnation, so
  *   code that escaped both its isolate and the permission model cannot join
  *   as another node.
+ *
+ * Tenant nodes are launched as the run launches its natives (`app.launch`):
+ * under `--backend qemu` each is a VM of its own, whose kernel is the
+ * boundary (the permission flags apply to process natives only).
  */
 import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -162,6 +166,8 @@ export class Tenants {
       return;
     }
     group = this.#app.allocator.maintain(this.#app.nativeEntry, {
+      // The run's backend: with --backend qemu each tenant node is a VM of its own.
+      ...this.#app.launch,
       name: `tenant ${namespace}`,
       count: this.#nodes,
       cores: this.#cores,

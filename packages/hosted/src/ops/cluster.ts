@@ -211,6 +211,7 @@ export class Cluster extends EventEmitter {
       natives: group ? [...group.nodes] : [],
       group,
       nativeEntry: spec.paths.native,
+      launch: { backend: spec.backend, memoryMiB: spec.memoryMiB, network: spec.network },
       args: spec.args,
       print,
       signal,

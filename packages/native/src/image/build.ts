@@ -5,10 +5,11 @@
  *
  * - `vmlinuz`: the kernel (Debian's `linux-image-cloud-amd64` by default),
  * - `initramfs.cpio.gz`: the root file system, unpacked into RAM at boot:
- *   `node` and exactly the shared libraries `ldd` lists for it, a static
- *   busybox, the virtio-net and ACPI button modules of that kernel (with
- *   their dependencies from `modules.dep`), the init script, and the bundled
- *   runtime + app (see bundle.ts),
+ *   `node` and exactly the shared libraries `ldd` lists for it and for the
+ *   compiled addons the app ships, a static busybox, the virtio-net and ACPI
+ *   button modules of that kernel (with their dependencies from
+ *   `modules.dep`), the init script, and the bundled runtime + app with the
+ *   addon packages it imports in `node_modules` (see bundle.ts),
  * - `image.json`: the `ImageManifest` (a contract in `@ebbrt/ebb-protocol/node`), with the content hash of every
  *   input; a build whose inputs hash the same leaves the image as it is.
  */
@@ -195,7 +196,6 @@ export async function buildImage(options: ImageBuildOptions): Promise<ImageBuild
   const nodeBinary = options.node ?? process.execPath;
   const node = await hostFile('/bin/node', nodeBinary, 0o755, 'the node binary');
   const nodeLibraries = await sharedLibraries(node.source);
-  const libraries = nodeLibraries === 'static' ? [] : await Promise.all(nodeLibraries.map((lib) => hostFile(lib, lib, 0o755, 'shared library')));
   const busyboxPath = options.busybox ?? '/bin/busybox';
   const busybox = await hostFile('/bin/busybox', busyboxPath, 0o755, 'busybox');
   if ((await sharedLibraries(busybox.source)) !== 'static')
@@ -203,7 +203,14 @@ export async function buildImage(options: ImageBuildOptions): Promise<ImageBuild
   const nodeVersion = (await execFileAsync(node.source, ['--version'])).stdout.trim();
   const strip = await commandExists('strip', ['--version']);
 
-  const bundle = await bundleNative(app);
+  const bundle = await bundleNative(app, { strip });
+  // node's shared libraries and those the shipped addons link (isolated-vm: libstdc++, which node links too).
+  const libraryPaths = new Set(nodeLibraries === 'static' ? [] : nodeLibraries);
+  for (const file of bundle) {
+    const libs = file.addonSource === undefined ? [] : await sharedLibraries(file.addonSource);
+    if (libs !== 'static') for (const lib of libs) libraryPaths.add(lib);
+  }
+  const libraries = await Promise.all([...libraryPaths].map((lib) => hostFile(lib, lib, 0o755, 'shared library')));
   const generated: { target: string; data: Buffer; mode: number }[] = [
     {
       target: '/init',
