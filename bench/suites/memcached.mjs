@@ -18,7 +18,7 @@ import net from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { NodeAllocator, silentLogger, startHosted } from '@ebbrt/hosted';
-import { median, ratio } from '../lib.mjs';
+import { median } from '../lib.mjs';
 
 const require = createRequire(import.meta.url);
 const examples = path.join(path.dirname(require.resolve('@ebbrt/examples/package.json')), 'dist', 'memcached');
@@ -158,11 +158,11 @@ function ask(address, commands) {
   });
 }
 
-/** get_hits and get_misses from a server's `stats`. */
+/** get_hits and get_misses from a server's `stats`, and ours' lock waits (NaN for memcached, which has no such stat). */
 async function hitCounts(address) {
   const out = await ask(address, ['stats']);
   const stat = (name) => Number(new RegExp(`^STAT ${name} (\\d+)\r$`, 'm').exec(out)?.[1]);
-  const counts = { hits: stat('get_hits'), misses: stat('get_misses') };
+  const counts = { hits: stat('get_hits'), misses: stat('get_misses'), lockWaits: stat('ebbrt_lock_waits') };
   if (!Number.isFinite(counts.hits) || !Number.isFinite(counts.misses))
     throw new Error(`${address} answered stats without get_hits/get_misses:\n${out.slice(0, 500)}`);
   return counts;
@@ -183,7 +183,13 @@ export async function round(server, o) {
   if (counts.hits + counts.misses !== r.gets || counts.misses !== r.misses) {
     throw new Error(`${server.name} counted ${counts.hits} hits and ${counts.misses} misses, memcaslap sent ${r.gets} gets and saw ${r.misses} misses`);
   }
-  return { ...r, ...counts, userUsPerOp: (after.user - before.user) / o.ops, systemUsPerOp: (after.system - before.system) / o.ops };
+  return {
+    ...r,
+    ...counts,
+    lockWaitsPerOp: counts.lockWaits / o.ops,
+    userUsPerOp: (after.user - before.user) / o.ops,
+    systemUsPerOp: (after.system - before.system) / o.ops,
+  };
 }
 
 /**
@@ -345,11 +351,15 @@ export async function run(ctx) {
     value: value(cases.memcached_user_us_per_op.value + cases.memcached_system_us_per_op.value),
     unit: 'µs CPU per operation (medians of user + system)',
   };
+  const waits = samples.ours.map((s) => Number(s.lockWaitsPerOp.toFixed(6)));
+  cases.ours_lock_waits_per_op = { value: median(waits), unit: 'times a core slept on the cache lock, per operation', samples: waits };
+  // Each round's two servers ran back to back: their ratio is the least drift-prone figure; the median over rounds.
+  const perRound = (f) => Number(median(samples.ours.map((s, i) => f(s) / f(samples.memcached[i]))).toFixed(3));
   return {
     cases,
     ratios: {
-      ours_vs_memcached: ratio(cases, 'ours_tps', 'memcached_tps'),
-      cpu_per_op_ours_vs_memcached: ratio(cases, 'ours_cpu_us_per_op', 'memcached_cpu_us_per_op'),
+      ours_vs_memcached: perRound((s) => s.tps),
+      cpu_per_op_ours_vs_memcached: perRound((s) => s.userUsPerOp + s.systemUsPerOp),
     },
   };
 }
