@@ -13,7 +13,7 @@ import type { Accel } from './backends/qemu/index.js';
 import type { Logger } from './log.js';
 import type { GroupOptions, NodeGroup, Replacement } from './node-group.js';
 import type { HostedNode } from './node.js';
-import { Cluster } from './ops/cluster.js';
+import { Cluster, ONE_GROUP, oneGroupSpec } from './ops/cluster.js';
 import { GROUP_BACKENDS, type ClusterSpec, type GroupBackend } from './ops/cluster-file.js';
 
 /** What a hosted entry's `main` receives. */
@@ -209,7 +209,7 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
     const run = async () => {
       const { errors } = await cluster.boot();
       if (errors.length) throw errors[0];
-      const status = await main(cluster.app(RUN_GROUP, print, options.signal ?? new AbortController().signal));
+      const status = await main(cluster.app(ONE_GROUP, print, options.signal ?? new AbortController().signal));
       return typeof status === 'number' ? status : 0;
     };
     return await Promise.race([run(), aborted]);
@@ -218,36 +218,30 @@ export async function runApp(app: AppPaths, options: RunOptions): Promise<number
   }
 }
 
-/** The group of an `ebbrt run` (its name in logs and events). */
-const RUN_GROUP = 'natives';
-
 /** The cluster `ebbrt run` starts: one group of `--nodes` natives (0: the frontend alone). */
 function runSpec(app: AppPaths, options: RunOptions): ClusterSpec {
   const backend = options.backend ?? 'process';
   if (!(GROUP_BACKENDS as readonly string[]).includes(backend)) throw new TypeError(`options.backend must be one of ${GROUP_BACKENDS.join(', ')}`);
-  return {
-    file: app.dir,
-    name: options.cluster ?? 'ebbrt',
-    secret: options.secret,
-    secretSource: 'inline',
-    store: options.store ?? 'memory',
-    listen: { host: options.host ?? '127.0.0.1', port: options.port ?? 0 },
-    admin: { host: '127.0.0.1', port: 0 },
-    tls: options.tls,
-    detach: false,
-    reconnectMs: options.reconnectMs,
-    groups: [
-      {
-        name: RUN_GROUP,
-        app: path.basename(app.dir),
-        paths: app,
-        backend: backend as GroupBackend,
-        count: options.nodes,
-        cores: options.cores,
-        memoryMiB: options.memoryMiB,
-        network: options.network,
-        args: options.args,
-      },
-    ],
-  };
+  return oneGroupSpec(
+    {
+      file: app.dir,
+      name: options.cluster ?? 'ebbrt',
+      secret: options.secret,
+      secretSource: 'inline',
+      store: options.store ?? 'memory',
+      listen: { host: options.host ?? '127.0.0.1', port: options.port ?? 0 },
+      tls: options.tls,
+      reconnectMs: options.reconnectMs,
+    },
+    {
+      app: path.basename(app.dir),
+      paths: app,
+      backend: backend as GroupBackend,
+      count: options.nodes,
+      cores: options.cores,
+      memoryMiB: options.memoryMiB,
+      network: options.network,
+      args: options.args,
+    },
+  );
 }

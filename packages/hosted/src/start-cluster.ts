@@ -13,8 +13,8 @@ import { balanced, type BalancedOptions, type BalancedRef } from './balanced.js'
 import { silentLogger, type Logger } from './log.js';
 import type { Member } from './membership.js';
 import type { HostedNode } from './node.js';
-import { Cluster } from './ops/cluster.js';
-import { GROUP_BACKENDS, type ClusterSpec, type GroupBackend } from './ops/cluster-file.js';
+import { Cluster, oneGroupSpec } from './ops/cluster.js';
+import { GROUP_BACKENDS, type GroupBackend } from './ops/cluster-file.js';
 import type { AdminServer } from './ops/admin.js';
 import type { ClusterMetrics } from './ops/metrics.js';
 
@@ -93,32 +93,26 @@ export async function startCluster(options: StartClusterOptions): Promise<Embedd
   const module = nativeModulePath(options.native);
   const admin = options.admin === false ? undefined : { host: options.admin?.host ?? '127.0.0.1', port: options.admin?.port ?? 0 };
 
-  const spec: ClusterSpec = {
-    file: path.join(process.cwd(), 'startCluster'),
-    name,
-    secret: options.secret ?? randomBytes(24).toString('hex'),
-    secretSource: options.secret === undefined ? 'generated' : 'inline',
-    store,
-    listen: { host: '127.0.0.1', port: 0 },
-    admin: admin ?? { host: '127.0.0.1', port: 0 },
-    detach: false,
-    // The group keeps its size: a native that dies is replaced (NodeGroup), and balanced refs follow.
-    groups:
-      nodes === 0
-        ? []
-        : [
-            {
-              name: 'natives',
-              app: module,
-              paths: { dir: path.dirname(module), hosted: '', native: module },
-              backend,
-              count: nodes,
-              cores,
-              args,
-              joinTimeoutMs: options.joinTimeoutMs ?? (backend === 'qemu' ? 120_000 : 20_000),
-            },
-          ],
-  };
+  // The group keeps its size: a native that dies is replaced (NodeGroup), and balanced refs follow.
+  const spec = oneGroupSpec(
+    {
+      file: path.join(process.cwd(), 'startCluster'),
+      name,
+      secret: options.secret ?? randomBytes(24).toString('hex'),
+      secretSource: options.secret === undefined ? 'generated' : 'inline',
+      store,
+      admin,
+    },
+    {
+      app: module,
+      paths: { dir: path.dirname(module), hosted: '', native: module },
+      backend,
+      count: nodes,
+      cores,
+      args,
+      joinTimeoutMs: options.joinTimeoutMs ?? (backend === 'qemu' ? 120_000 : 20_000),
+    },
+  );
   const cluster = await Cluster.start({ spec, logger: options.logger ?? silentLogger, stdio: options.stdio, admin: admin === undefined ? false : undefined });
   const { errors } = await cluster.boot();
   if (errors.length > 0) {

@@ -23,6 +23,21 @@ import { ensureBackend } from './features.js';
 import { ClusterMetrics } from './metrics.js';
 import { ebbViews, type ClusterView, type GroupView, type NodeState, type NodeView, type TopView } from './view.js';
 
+/** The group of a cluster started without a cluster file (`ebbrt run`, `startCluster`): its name in logs and events. */
+export const ONE_GROUP = 'natives';
+
+/**
+ * The spec of a cluster started without a cluster file (`ebbrt run`, `startCluster`): one group
+ * ({@link ONE_GROUP}; count 0 launches nothing), the frontend and the admin server on loopback unless given.
+ */
+export function oneGroupSpec(
+  cluster: Omit<ClusterSpec, 'groups' | 'listen' | 'admin' | 'detach'> & Partial<Pick<ClusterSpec, 'listen' | 'admin'>>,
+  group: Omit<GroupSpec, 'name'>,
+): ClusterSpec {
+  const loopback = { host: '127.0.0.1', port: 0 };
+  return { ...cluster, listen: cluster.listen ?? loopback, admin: cluster.admin ?? loopback, detach: false, groups: [{ name: ONE_GROUP, ...group }] };
+}
+
 /** Options of {@link Cluster.start}. */
 export interface ClusterOptions {
   spec: ClusterSpec;
