@@ -19,7 +19,10 @@ FRAME.writeUInt32LE(FRAME.length - 4, 0);
 
 function options(args, quick) {
   const { values } = parseArgs({ args, options: { rounds: { type: 'string' }, joins: { type: 'string' }, only: { type: 'string' } } });
-  if (values.only !== undefined && values.only !== 'join') throw new TypeError(`rpc suite: --only takes "join" (the join case alone), got "${values.only}"`);
+  if (values.only !== undefined && values.only !== 'join' && values.only !== 'remote')
+    throw new TypeError(
+      `rpc suite: --only takes "join" (the join case alone) or "remote" (the remote cases and their raw TCP baselines), got "${values.only}"`,
+    );
   const positive = (name, fallback) => {
     if (values[name] === undefined) return fallback;
     const n = Number(values[name]);
@@ -30,6 +33,7 @@ function options(args, quick) {
   return {
     quick,
     onlyJoin: values.only === 'join',
+    onlyRemote: values.only === 'remote',
     rounds: positive('rounds', quick ? 1 : 5),
     joins: positive('joins', quick ? 3 : 20),
     roundMs: quick ? 200 : 1000,
@@ -206,11 +210,11 @@ export async function run(ctx) {
     (samples[name] ??= []).push(Number(value.toFixed(3)));
     units[name] = unit;
   };
-  /** Median over rounds of ours/theirs per round. */
-  const ratioOf = (ours, theirs) => Number(median(samples[ours].map((v, i) => v / samples[theirs][i])).toFixed(3));
+  /** Median over rounds of ours/theirs per round (undefined for a case this run left out). */
+  const ratioOf = (ours, theirs) => (samples[ours] ? Number(median(samples[ours].map((v, i) => v / samples[theirs][i])).toFixed(3)) : undefined);
 
   // Local calls: each case in a fresh process (clean JIT feedback), its contenders interleaved there.
-  for (const which of o.onlyJoin ? [] : ['mono', 'mega', 'noinline']) {
+  for (const which of o.onlyJoin || o.onlyRemote ? [] : ['mono', 'mega', 'noinline']) {
     const { line } = await startChild('local-calls.mjs', [which, String(o.rounds)]);
     const local = JSON.parse(line);
     const name = { mono: 'local', mega: 'local_megamorphic', noinline: 'local_noinline' }[which];
@@ -230,7 +234,7 @@ export async function run(ctx) {
   const nativeModule = fileURLToPath(new URL('echo-native.mjs', apps));
   const closers = [];
   try {
-    await joinCase(allocator, nativeModule, o, record, ctx);
+    if (!o.onlyRemote) await joinCase(allocator, nativeModule, o, record, ctx);
     if (o.onlyJoin) return results(samples, units, {});
 
     const [native, native2] = await Promise.all([
@@ -248,16 +252,19 @@ export async function run(ctx) {
     const ports = messagePortPair();
     closers.push(ports.close);
 
+    const crossCoreContenders = [
+      ['cross_core_pipelined_per_s', 'calls/s', (ms) => crossCore.pipelined(WINDOW, ms)],
+      ['messageport_pipelined_per_s', 'msg/s', (ms) => ports.pipelined(WINDOW, ms)],
+      ['cross_core_rtt_us', 'µs', () => crossCore.rtt(o.rttCalls)],
+      ['messageport_rtt_us', 'µs', () => ports.rtt(o.rttCalls)],
+    ];
     const contenders = [
       ['remote_pipelined_per_s', 'calls/s', (ms) => pipelinedRate(callRemote, WINDOW, ms)],
       ['raw_tcp_corked_pipelined_per_s', 'msg/s', (ms) => corked.pipelined(WINDOW, ms)],
       ['raw_tcp_uncorked_pipelined_per_s', 'msg/s', (ms) => uncorked.pipelined(WINDOW, ms)],
       ['remote_rtt_p50_us', 'µs', () => rttP50(callRemote, o.rttCalls)],
       ['raw_tcp_rtt_p50_us', 'µs', () => corked.rtt(o.rttCalls)],
-      ['cross_core_pipelined_per_s', 'calls/s', (ms) => crossCore.pipelined(WINDOW, ms)],
-      ['messageport_pipelined_per_s', 'msg/s', (ms) => ports.pipelined(WINDOW, ms)],
-      ['cross_core_rtt_us', 'µs', () => crossCore.rtt(o.rttCalls)],
-      ['messageport_rtt_us', 'µs', () => ports.rtt(o.rttCalls)],
+      ...(o.onlyRemote ? [] : crossCoreContenders),
     ];
     ctx.log('warm-up');
     for (const [, , measure] of contenders) await measure(o.roundMs / 2);
@@ -288,12 +295,14 @@ export async function run(ctx) {
 function results(samples, units, ratios) {
   const cases = {};
   for (const [name, values] of Object.entries(samples)) cases[name] = { value: Number(median(values).toFixed(3)), unit: units[name], samples: values };
+  const measured = Object.fromEntries(Object.entries(ratios).filter(([, ratio]) => ratio !== undefined));
+  if (!samples.join_ms) return { cases, ratios: measured };
   cases.join_ms_p99 = { value: Number(percentile(samples.join_ms, 0.99).toFixed(3)), unit: 'ms' };
   cases.node_start_ms_p99 = { value: Number(percentile(samples.node_start_ms, 0.99).toFixed(3)), unit: 'ms' };
   return {
     cases,
     ratios: {
-      ...ratios,
+      ...measured,
       join_ms_p50: cases.join_ms.value,
       join_vs_node_start: Number((cases.join_ms.value / cases.node_start_ms.value).toFixed(3)),
     },

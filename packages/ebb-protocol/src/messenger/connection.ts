@@ -148,7 +148,7 @@ export class Connection {
         error instanceof UnknownEbbError && tag.kind === FrameKind.call
           ? new UnknownEbbError(`${describe(tag.ebbId, tag.code)}: ${error.message}`, { data: error.data })
           : error,
-      () => this.#time(),
+      () => this.time(),
     );
     this.#decoder = new FrameDecoder({
       maxFrameSize: preAuth ? Math.min(limits.preAuthMaxFrameSize ?? PRE_AUTH_MAX_FRAME_SIZE, this.#maxFrameSize) : this.#maxFrameSize,
@@ -486,7 +486,8 @@ export class Connection {
     }
   }
 
-  #time(): number {
+  /** Now, ms on the `performance.now()` clock, as this connection's matcher reads it (once per chunk received and batch sent). */
+  time(): number {
     if (this.#now < 0) this.#now = performance.now();
     return this.#now;
   }

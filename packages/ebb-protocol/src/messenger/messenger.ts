@@ -462,17 +462,19 @@ export class Messenger implements ConnectionHandler {
    * with `reply(ok, bytes)`, exactly once.
    */
   serveFromCore(ebbId: number, code: number, payload: Uint8Array, reply: (ok: boolean, payload: Uint8Array) => void): void {
-    this.#serve(ebbId, code, payload, TO_CORE, reply);
+    this.#serve(ebbId, code, payload, performance.now(), TO_CORE, reply);
   }
 
-  /** Runs a call and answers it with `to.reply(token, ok, payload)`, exactly once (no closure per call unless the method is async). */
-  #serve<T>(ebbId: number, code: number, payload: Uint8Array, to: ReplyTo<T>, token: T): void {
+  /**
+   * Runs a call that arrived at `started` and answers it with `to.reply(token, ok, payload)`, exactly
+   * once (no closure per call unless the method is async).
+   */
+  #serve<T>(ebbId: number, code: number, payload: Uint8Array, started: number, to: ReplyTo<T>, token: T): void {
     const dispatcher = this.#dispatcher;
     if (dispatcher === undefined) {
       to.reply(token, false, encodeError(new NodeUnavailableError(`core ${this.core} of node ${this.nodeId} is not serving calls yet`)));
       return;
     }
-    const started = performance.now();
     let result: unknown;
     try {
       result = dispatcher.call(ebbId, code, decodeArgs(payload));
@@ -528,7 +530,8 @@ export class Messenger implements ConnectionHandler {
   onCall(conn: Connection, frame: Frame): void {
     const core = frame.core;
     if (core === ANY_CORE || core === this.core) {
-      this.#serve(frame.ebbId, frame.code, frame.payload, conn, frame);
+      // Arrival is the chunk's time (read once per chunk): the served latency includes the wait behind the chunk's earlier calls.
+      this.#serve(frame.ebbId, frame.code, frame.payload, conn.time(), conn, frame);
       return;
     }
     if (core >= this.#cores.cores) {
