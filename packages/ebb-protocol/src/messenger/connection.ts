@@ -76,7 +76,7 @@ export interface ConnectionHandler {
   onProtocolError?(conn: Connection, error: ProtocolError): void;
 }
 
-const decodeControlReply: ReplyDecoder = (_ok, payload) => decodeControl(payload);
+const decodeControlReply: ReplyDecoder = (_ok, payload, start = 0, end = payload.length) => decodeControl(payload.subarray(start, end));
 
 type State = 'handshake' | 'open' | 'closed';
 
@@ -554,7 +554,7 @@ export class Connection {
 
   #settle(frame: Frame): void {
     // A reply to a call that already timed out finds nothing and is dropped.
-    this.#calls.settle(frame.callId, frame.kind === FrameKind.reply, frame.payload);
+    this.#calls.settle(frame.callId, frame.kind === FrameKind.reply, frame.source, frame.start, frame.end);
   }
 
   #controlOf(frame: Frame): ControlMessage | undefined {

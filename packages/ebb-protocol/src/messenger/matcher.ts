@@ -11,8 +11,12 @@
  */
 import { TimeoutError } from '../wire/errors.js';
 
-/** Turns a reply's bytes into the request's value; throws to reject (an error reply, a malformed payload). */
-export type ReplyDecoder<P = Uint8Array> = (ok: boolean, payload: P) => unknown;
+/**
+ * Turns a reply's bytes into the request's value; throws to reject (an error reply, a malformed
+ * payload). `start` and `end`, when given, delimit the reply within `payload` (a frame in the chunk
+ * it arrived in); else it is all of `payload`.
+ */
+export type ReplyDecoder<P = Uint8Array> = (ok: boolean, payload: P, start?: number, end?: number) => unknown;
 
 /**
  * Told how one request ended, once: `ok` when its reply decoded to a value,
@@ -101,14 +105,14 @@ export class Matcher<T = undefined, P = Uint8Array> {
     });
   }
 
-  /** Settles request `id` with its reply; false if it is not pending (a late reply after its deadline). */
-  settle(id: number, ok: boolean, payload: P): boolean {
+  /** Settles request `id` with its reply (`payload[start, end)` when given); false if it is not pending (a late reply after its deadline). */
+  settle(id: number, ok: boolean, payload: P, start?: number, end?: number): boolean {
     const pending = this.#pending.get(id);
     if (pending === undefined) return false;
     this.#pending.delete(id);
     let value: unknown;
     try {
-      value = pending.decode(ok, payload);
+      value = pending.decode(ok, payload, start, end);
     } catch (error) {
       pending.fail(this.#onError === undefined ? (error as Error) : this.#onError(error as Error, pending.tag), this.#clock());
       return true;

@@ -122,7 +122,7 @@ interface RawReply {
   ok: boolean;
   payload: Uint8Array;
 }
-const rawReply: ReplyDecoder = (ok, payload) => ({ ok, payload }) satisfies RawReply;
+const rawReply: ReplyDecoder = (ok, payload, start = 0, end = payload.length) => ({ ok, payload: payload.subarray(start, end) }) satisfies RawReply;
 
 /** Where the answer of a served call goes: `token` names the call there (a connection and the call's frame, say). */
 interface ReplyTo<T> {
@@ -462,14 +462,14 @@ export class Messenger implements ConnectionHandler {
    * with `reply(ok, bytes)`, exactly once.
    */
   serveFromCore(ebbId: number, code: number, payload: Uint8Array, reply: (ok: boolean, payload: Uint8Array) => void): void {
-    this.#serve(ebbId, code, payload, performance.now(), TO_CORE, reply);
+    this.#serve(ebbId, code, payload, 0, payload.length, performance.now(), TO_CORE, reply);
   }
 
   /**
-   * Runs a call that arrived at `started` and answers it with `to.reply(token, ok, payload)`, exactly
-   * once (no closure per call unless the method is async).
+   * Runs a call (its arguments `bytes[start, end)`) that arrived at `started` and answers it with
+   * `to.reply(token, ok, payload)`, exactly once (no closure per call unless the method is async).
    */
-  #serve<T>(ebbId: number, code: number, payload: Uint8Array, started: number, to: ReplyTo<T>, token: T): void {
+  #serve<T>(ebbId: number, code: number, bytes: Uint8Array, start: number, end: number, started: number, to: ReplyTo<T>, token: T): void {
     const dispatcher = this.#dispatcher;
     if (dispatcher === undefined) {
       to.reply(token, false, encodeError(new NodeUnavailableError(`core ${this.core} of node ${this.nodeId} is not serving calls yet`)));
@@ -477,7 +477,7 @@ export class Messenger implements ConnectionHandler {
     }
     let result: unknown;
     try {
-      result = dispatcher.call(ebbId, code, decodeArgs(payload));
+      result = dispatcher.call(ebbId, code, decodeArgs(bytes, start, end));
     } catch (error) {
       dispatcher.served(ebbId, started, true);
       to.reply(token, false, encodeError(error));
@@ -531,7 +531,7 @@ export class Messenger implements ConnectionHandler {
     const core = frame.core;
     if (core === ANY_CORE || core === this.core) {
       // Arrival is the chunk's time (read once per chunk): the served latency includes the wait behind the chunk's earlier calls.
-      this.#serve(frame.ebbId, frame.code, frame.payload, conn.time(), conn, frame);
+      this.#serve(frame.ebbId, frame.code, frame.source, frame.start, frame.end, conn.time(), conn, frame);
       return;
     }
     if (core >= this.#cores.cores) {

@@ -112,13 +112,13 @@ export function encodeValue(value: unknown): Buffer {
   return packChecked(value, 'value');
 }
 
-/** Decodes one value; malformed input is a `BAD_PAYLOAD` {@link ProtocolError}. */
-export function decodeValue(bytes: Uint8Array): unknown {
-  if (bytes.length === 0) return undefined;
-  const flat = unpackFlat(bytes, 0, bytes.length);
+/** Decodes one value from `bytes[start, end)` (default: all of it); malformed input is a `BAD_PAYLOAD` {@link ProtocolError}. */
+export function decodeValue(bytes: Uint8Array, start = 0, end = bytes.length): unknown {
+  if (end === start) return undefined;
+  const flat = unpackFlat(bytes, start, end);
   if (flat !== NOT_FLAT) return flat;
   try {
-    return packr.unpack(bytes);
+    return packr.unpack(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
   } catch (cause) {
     throw new ProtocolError('BAD_PAYLOAD', `malformed MessagePack payload: ${(cause as Error).message}`, { cause });
   }
@@ -158,8 +158,9 @@ export function argsPayload(args: readonly unknown[]): Payload {
   return undefinedProperty ? skipUndefined.pack(packed) : packr.pack(packed);
 }
 
-export function decodeArgs(bytes: Uint8Array): unknown[] {
-  const value = decodeValue(bytes);
+/** A call's arguments from `bytes[start, end)` (default: all of it). */
+export function decodeArgs(bytes: Uint8Array, start = 0, end = bytes.length): unknown[] {
+  const value = decodeValue(bytes, start, end);
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw new ProtocolError('BAD_PAYLOAD', 'call payload must be a MessagePack array of arguments');
   return value;
@@ -190,9 +191,9 @@ export function decodeError(bytes: Uint8Array): EbbError {
  * {@link EbbError} an `error` payload carries. What the request matcher calls
  * to settle a call.
  */
-export function decodeReply(ok: boolean, payload: Uint8Array): unknown {
-  if (ok) return decodeValue(payload);
-  throw decodeError(payload);
+export function decodeReply(ok: boolean, payload: Uint8Array, start = 0, end = payload.length): unknown {
+  if (ok) return decodeValue(payload, start, end);
+  throw decodeError(payload.subarray(start, end));
 }
 
 const EMPTY = Buffer.alloc(0);

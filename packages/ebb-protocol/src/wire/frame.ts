@@ -55,9 +55,38 @@ export interface FrameHeader {
   callId: number;
 }
 
-/** A decoded frame. `payload` may be a view into the chunk it arrived in. */
+/**
+ * A decoded frame. `payload` is a view into the chunk it arrived in; `source[start, end)` are the
+ * same bytes, for a reader that decodes them in place (a frame from {@link FrameDecoder} makes the
+ * view only when `payload` is first read: no buffer object per frame on the call path).
+ */
 export interface Frame extends FrameHeader {
-  payload: Buffer;
+  readonly payload: Buffer;
+  readonly source: Buffer;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** A frame as {@link FrameDecoder} yields it. */
+class DecodedFrame implements Frame {
+  #payload: Buffer | undefined;
+
+  constructor(
+    readonly kind: FrameKind,
+    readonly flags: number,
+    readonly core: number,
+    readonly ebbId: number,
+    readonly code: number,
+    readonly callId: number,
+    readonly source: Buffer,
+    readonly start: number,
+    readonly end: number,
+  ) {}
+
+  get payload(): Buffer {
+    if (this.#payload === undefined) this.#payload = this.source.subarray(this.start, this.end);
+    return this.#payload;
+  }
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -319,15 +348,17 @@ export class FrameDecoder {
         this.#frameSize = HEADER_SIZE + length;
         break;
       }
-      const frame: Frame = {
-        kind: buf[offset + 3] as FrameKind,
-        flags: readU16(buf, offset + 4),
-        core: readU16(buf, offset + 6),
-        ebbId: readU32(buf, offset + 12),
-        code: readU32(buf, offset + 16),
-        callId: readU32(buf, offset + 20),
-        payload: buf.subarray(offset + HEADER_SIZE, end),
-      };
+      const frame = new DecodedFrame(
+        buf[offset + 3] as FrameKind,
+        readU16(buf, offset + 4),
+        readU16(buf, offset + 6),
+        readU32(buf, offset + 12),
+        readU32(buf, offset + 16),
+        readU32(buf, offset + 20),
+        buf,
+        offset + HEADER_SIZE,
+        end,
+      );
       offset = end;
       this.frames++;
       this.#onFrame(frame);
