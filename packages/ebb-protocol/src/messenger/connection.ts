@@ -81,11 +81,12 @@ const decodeControlReply: ReplyDecoder = (_ok, payload, start = 0, end = payload
 type State = 'handshake' | 'open' | 'closed';
 
 /**
- * Frames after which a batch is written at once instead of at the end of the
- * microtask queue: big enough that a write carries many frames, small enough
- * that the peer has work before this side finished a whole window.
+ * Bytes after which a batch is written at once instead of when the microtask
+ * queue drains: what one synchronous stretch (a loop of calls, the replies to a
+ * chunk) may queue before it goes to the socket, where the backpressure bound
+ * applies. A window of a few hundred small calls leaves in one write.
  */
-const FLUSH_FRAMES = 64;
+const FLUSH_BYTES = 64 * 1024;
 
 const NO_HANDLER: ConnectionHandler = {
   onCall: () => undefined,
@@ -116,7 +117,7 @@ export class Connection {
   readonly #maxQueuedBytes: number;
   /** Requests in flight, each tagged with the header it went out with (a cancel echoes it: PROTOCOL.md §7). */
   readonly #calls: Matcher<FrameHeader>;
-  /** Frames waiting for the next write (see {@link FLUSH_FRAMES}). */
+  /** Frames waiting for the next write (see {@link FLUSH_BYTES}). */
   readonly #queue = new FrameBatch();
   #flushScheduled = false;
   #blocked = false;
@@ -472,10 +473,10 @@ export class Connection {
     if (this.#state === 'closed') return;
     this.#queue.push(header, payload);
     if (this.#blocked) return;
-    // A full batch leaves now, so the peer starts on it while this side keeps
-    // producing: waiting for the microtask queue to drain made both ends take
-    // turns over whole windows of calls (bench rpc: remote_pipelined_per_s).
-    if (this.#queue.frames >= FLUSH_FRAMES) this.#flush();
+    // One write per stretch of work, as a corked socket would: splitting a
+    // window into writes of 64 frames cost a syscall (and a wake-up of the
+    // peer) per 64 calls on both ends (bench rpc: remote_pipelined_per_s).
+    if (this.#queue.bytes >= FLUSH_BYTES) this.#flush();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // Coalesce everything produced before the microtask queue drains (every
