@@ -119,11 +119,13 @@ describe('missed heartbeats', () => {
   });
 
   test('a suspected native: calls to it fail at once with NodeUnavailable, from the frontend and from other natives; heard from again before the grace ends, it is reinstated and served', async () => {
-    const fe = await startFrontend({ heartbeatMs: 100, suspectAfterMs: 300, failureTimeoutMs: 5000 });
+    // Suspected after 1 s of silence: a native starved for a few hundred ms on a loaded machine is not suspected before the stop.
+    const fe = await startFrontend({ heartbeatMs: 100, suspectAfterMs: 1000, failureTimeoutMs: 5000 });
     const [frozen, other] = await fe.allocate(2, APP, { cores: 1 });
     const rt = fe.hosted.runtime;
     await rt.remote(ClusterWorker, frozen.nodeId).whoami();
     expect(await rt.remote(ClusterWorker, other.nodeId).askNode(frozen.nodeId)).toMatchObject({ ok: true });
+    expect(fe.hosted.stats.suspicions).toBe(0);
     const suspected = new Promise<void>((resolve) => fe.hosted.on('suspect', (nodeId: number) => nodeId === frozen.nodeId && resolve()));
     const reinstated = new Promise<void>((resolve) => fe.hosted.on('reinstate', (nodeId: number) => nodeId === frozen.nodeId && resolve()));
     process.kill(frozen.pid, 'SIGSTOP');
