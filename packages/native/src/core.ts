@@ -93,7 +93,7 @@ function corePort(core: number): MessagePort {
 /** The other cores of this node: encoded payloads go over as they are, transferred, never re-encoded. */
 const channel: CoreChannel = {
   cores: data.cores,
-  call(core, ebbId, code, payload, timeoutMs, decode, meter) {
+  call(core, ebbId, code, payload, timeoutMs, decode, meter, signal) {
     let port: MessagePort;
     try {
       port = corePort(core);
@@ -104,6 +104,9 @@ const channel: CoreChannel = {
     const id = crossCalls.nextId();
     // Every call settles: a core stuck in a long synchronous loop still yields a TimeoutError here.
     const settled = crossCalls.open(id, timeoutMs, decode, core, meter);
+    signal?.addEventListener('abort', () => crossCalls.cancel(id, new TimeoutError(`the caller of a call handed over to core ${core} gave up`)), {
+      once: true,
+    });
     const bytes = owned(payload);
     port.postMessage({ t: 'call', id, ebbId, code, args: bytes } satisfies CoreToCore, [bytes.buffer]);
     return settled;

@@ -69,6 +69,8 @@ export interface ConnectionHandler {
   /** A call frame; answer it with {@link Connection.reply}. */
   onCall(conn: Connection, frame: Frame): void;
   onMessage(conn: Connection, frame: Frame): void;
+  /** The caller gave up on a call it sent on this connection (its deadline passed). */
+  onCancel?(conn: Connection, frame: Frame): void;
   /** Control frames that are not responses to our own requests. */
   onControl(conn: Connection, message: ControlMessage, callId: number): void;
   onClose(conn: Connection, error?: Error): void;
@@ -548,7 +550,9 @@ export class Connection {
       }
       case FrameKind.cancel:
         // Calls are at-most-once and JS cannot pre-empt a running method; the
-        // eventual reply is dropped by the caller, which already settled.
+        // eventual reply is dropped by the caller, which already settled. The
+        // handler may stop waiting on the caller's behalf (a call handed over to another core).
+        this.handler.onCancel?.(this, frame);
         return;
     }
   }

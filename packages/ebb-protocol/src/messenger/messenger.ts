@@ -46,8 +46,20 @@ export interface Dispatcher {
 export interface CoreChannel {
   /** Number of cores of this node. */
   readonly cores: number;
-  /** Runs a call on `core` (EbbRT's SpawnRemote); settles with `decode(ok, replyBytes)`, or a TimeoutError at `timeoutMs`; tells `meter` how it ended. */
-  call(core: number, ebbId: number, code: number, payload: Uint8Array, timeoutMs: number, decode: ReplyDecoder, meter?: CallMeter): Promise<unknown>;
+  /**
+   * Runs a call on `core` (EbbRT's SpawnRemote); settles with `decode(ok, replyBytes)`, or a
+   * TimeoutError at `timeoutMs`, or rejects when `signal` aborts (the caller gave up); tells `meter` how it ended.
+   */
+  call(
+    core: number,
+    ebbId: number,
+    code: number,
+    payload: Uint8Array,
+    timeoutMs: number,
+    decode: ReplyDecoder,
+    meter?: CallMeter,
+    signal?: AbortSignal,
+  ): Promise<unknown>;
   /** Delivers a one-way message to `core`'s rep of `ebbId`. */
   message(core: number, ebbId: number, payload: Uint8Array, from: MessageSource): void;
 }
@@ -104,7 +116,11 @@ export interface MessengerOptions {
   peerWaitMs?: number;
   /** The other cores of this node (default: this node runs one core). */
   cores?: CoreChannel;
-  /** Deadline of a call that arrived for another core of this node while it is handed over, ms. Default 30000. */
+  /**
+   * Deadline of a call that arrived for another core of this node while it is handed over, ms (its
+   * caller's deadline is not on the wire; the caller's cancel at that deadline ends the hand-over
+   * sooner). Default 30000.
+   */
   handOverTimeoutMs?: number;
 }
 
@@ -160,6 +176,8 @@ export class Messenger implements ConnectionHandler {
   readonly #accepted = new Set<Connection>();
   readonly #cores: CoreChannel;
   readonly #handOverTimeoutMs: number;
+  /** Calls handed over to another core, by the connection and call id they came with: a cancel from the caller aborts them. */
+  readonly #handOvers = new Map<Connection, Map<number, AbortController>>();
   #dispatcher?: Dispatcher;
   readonly #controlHandlers = new Map<ControlType, ControlHandler<ControlType>>();
   #admission?: JoinAdmission;
@@ -538,11 +556,30 @@ export class Messenger implements ConnectionHandler {
       conn.reply(frame, false, encodeError(new NodeUnavailableError(`node ${this.nodeId} has no core ${core} (it runs ${this.#cores.cores})`)));
       return;
     }
-    // Another core's call: its bytes go over as they arrived, and the reply's bytes come back unchanged.
-    (this.#cores.call(core, frame.ebbId, frame.code, frame.payload, this.#handOverTimeoutMs, rawReply) as Promise<RawReply>).then(
-      (reply) => conn.reply(frame, reply.ok, reply.payload),
-      (error: unknown) => conn.reply(frame, false, encodeError(error)),
+    // Another core's call: its bytes go over as they arrived, and the reply's bytes come back
+    // unchanged; the caller's cancel (its deadline passed) stops the wait, and nothing is answered.
+    let handOvers = this.#handOvers.get(conn);
+    if (handOvers === undefined) this.#handOvers.set(conn, (handOvers = new Map()));
+    const abort = new AbortController();
+    const pending = handOvers;
+    pending.set(frame.callId, abort);
+    const done = () => {
+      if (pending.get(frame.callId) === abort) pending.delete(frame.callId);
+    };
+    (this.#cores.call(core, frame.ebbId, frame.code, frame.payload, this.#handOverTimeoutMs, rawReply, undefined, abort.signal) as Promise<RawReply>).then(
+      (reply) => {
+        done();
+        conn.reply(frame, reply.ok, reply.payload);
+      },
+      (error: unknown) => {
+        done();
+        if (!abort.signal.aborted) conn.reply(frame, false, encodeError(error));
+      },
     );
+  }
+
+  onCancel(conn: Connection, frame: Frame): void {
+    this.#handOvers.get(conn)?.get(frame.callId)?.abort();
   }
 
   onMessage(conn: Connection, frame: Frame): void {
@@ -557,6 +594,10 @@ export class Messenger implements ConnectionHandler {
 
   onClose(conn: Connection, error?: Error): void {
     this.#accepted.delete(conn);
+    // Nobody is left to answer: stop waiting for the calls handed over for it.
+    const handOvers = this.#handOvers.get(conn);
+    this.#handOvers.delete(conn);
+    for (const abort of handOvers?.values() ?? []) abort.abort();
     if (this.#ready.get(conn.peerNodeId) === conn) this.#ready.delete(conn.peerNodeId);
     const pending = this.#outbound.get(conn.peerNodeId);
     if (pending) {

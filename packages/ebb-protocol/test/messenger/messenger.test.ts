@@ -1,6 +1,7 @@
-// Messenger peer lookup: a node known by id before this core's membership update names it.
+// Messenger peer lookup (a node known by id before this core's membership update names it), and
+// calls that arrive for another core of the node (handed over as bytes, ended by the caller's cancel).
 import { describe, expect, test } from 'vitest';
-import { MemoryNetwork, Messenger, NodeUnavailableError, type Peer } from '@ebbrt/ebb-protocol/internal';
+import { encodeArgs, MemoryNetwork, Messenger, NodeUnavailableError, TimeoutError, type CoreChannel, type Peer } from '@ebbrt/ebb-protocol/internal';
 
 const SECRET = 'messenger-test-secret';
 
@@ -59,6 +60,54 @@ describe('Messenger.connection to a node this core has no address for', () => {
     client.addPeer(peer);
     expect((await client.connection(3)).open).toBe(true);
     client.close();
+    server.close();
+  });
+});
+
+describe('a call that arrived for another core of the node', () => {
+  /** Node 3 runs two cores; core 1 takes what it is handed and never answers (a method that never returns). */
+  function twoCores() {
+    const network = new MemoryNetwork();
+    const handedOver: { core: number; payload: Uint8Array; timeoutMs: number; signal?: AbortSignal }[] = [];
+    const cores: CoreChannel = {
+      cores: 2,
+      call: (core, _ebbId, _code, payload, timeoutMs, _decode, _meter, signal) => {
+        handedOver.push({ core, payload: Uint8Array.from(payload), timeoutMs, signal });
+        return new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('aborted'))));
+      },
+      message: () => undefined,
+    };
+    const server = new Messenger({ nodeId: 3, core: 0, keys: SECRET, connect: network.connect, cores });
+    const listening = network.listen('node3', (t) => server.accept(t));
+    const client = new Messenger({ nodeId: 2, core: 0, keys: SECRET, connect: network.connect });
+    client.addPeer({ nodeId: 3, host: listening.address.host, port: listening.address.port, cores: 2, idSpace: 3, backend: 'test' });
+    return { server, client, handedOver };
+  }
+
+  test('goes over as the bytes that arrived, and the caller giving up at its deadline ends the hand-over', async () => {
+    const { server, client, handedOver } = twoCores();
+    const error = await client.call(3, 1, 0x8001, 0xc0de, [7, 'seven'], 100).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(handedOver).toHaveLength(1);
+    expect(handedOver[0].core).toBe(1);
+    expect(Buffer.from(handedOver[0].payload)).toEqual(encodeArgs([7, 'seven']));
+    // The caller's cancel crosses the connection: the hand-over stops waiting long before its own 30 s.
+    const deadline = performance.now() + 2000;
+    while (!handedOver[0].signal?.aborted && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(handedOver[0].signal?.aborted).toBe(true);
+    client.close();
+    server.close();
+  });
+
+  test('the connection closing ends the hand-overs made for it', async () => {
+    const { server, client, handedOver } = twoCores();
+    const call = client.call(3, 1, 0x8001, 0xc0de, [1], 30_000).catch((e: unknown) => e);
+    while (handedOver.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    client.close();
+    expect(await call).toBeInstanceOf(NodeUnavailableError);
+    const deadline = performance.now() + 2000;
+    while (!handedOver[0].signal?.aborted && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(handedOver[0].signal?.aborted).toBe(true);
     server.close();
   });
 });
