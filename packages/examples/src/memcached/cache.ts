@@ -19,7 +19,8 @@
  * throughput. A reader that cannot retract what it was given gets the lock.
  * A value stored through one core is seen by every core as soon as the
  * store returns (Atomics order the writes). The lock-free read relies on
- * loads not passing earlier loads, as x86 guarantees.
+ * loads not passing earlier loads, as x86 guarantees; on other CPUs gets
+ * take the lock ({@link LOCK_FREE_GETS}).
  *
  * Layout (byte offsets): header (lock, counters, slab class table) | per-core
  * connection counters | page owners | stripe words | hash buckets | pages. Items are 8-byte
@@ -56,6 +57,11 @@ export const STRIPES = 256;
 const STRIPE_WORDS = 16;
 /** Chain steps a lock-free get takes before it concludes it is reading a chain being changed and takes the lock. */
 const UNLOCKED_CHAIN_MAX = 64;
+/**
+ * Gets read without the lock only where loads are not reordered with earlier loads (x86): on a
+ * weaker CPU the copy could be read after the check that it was not torn.
+ */
+const LOCK_FREE_GETS = process.arch === 'x64' || process.arch === 'ia32';
 /** What a lock-free get found: a hit, a miss, or that it must read under the lock. */
 const MISS = 0;
 const HIT = 1;
@@ -747,7 +753,7 @@ export class SharedCache {
    * touch instead of a get.
    */
   fetch(key: Uint8Array, ks: number, kl: number, hash: number, reader: ItemReader | null, touch = false, exptime = 0): boolean {
-    if (!touch && reader?.retract !== undefined) {
+    if (LOCK_FREE_GETS && !touch && reader?.retract !== undefined) {
       const found = this.#fetchUnlocked(key, ks, kl, hash, reader);
       if (found !== LOCKED) return found === HIT;
     }
