@@ -29,7 +29,7 @@ export const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)
 /** The built `ebbrt` CLI. */
 export const CLI = path.join(ROOT, 'packages/hosted/dist/cli.js');
 /** The built native boot script. */
-export const NATIVE_BOOT = path.join(ROOT, 'packages/native/dist/boot.js');
+export const NATIVE_BOOT = path.join(ROOT, 'packages/native/dist/node.js');
 /** Test fixture apps. */
 export const FIXTURES = path.join(ROOT, 'test/fixtures');
 /** Cluster secret of in-process frontends. */
