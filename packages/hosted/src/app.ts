@@ -14,7 +14,8 @@ import type { Logger } from './log.js';
 import type { GroupOptions, NodeGroup, Replacement } from './node-group.js';
 import type { HostedNode } from './node.js';
 import { Cluster, ONE_GROUP, oneGroupSpec } from './ops/cluster.js';
-import { GROUP_BACKENDS, type ClusterSpec, type GroupBackend } from './ops/cluster-file.js';
+import { GROUP_BACKENDS, type GroupBackend } from './backends/backend.js';
+import type { ClusterSpec } from './ops/cluster-file.js';
 
 /** What a hosted entry's `main` receives. */
 export interface HostedApp {

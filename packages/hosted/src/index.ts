@@ -13,6 +13,7 @@ export { NodeAllocator, AppLoadError, nativeModulePath } from './allocator.js';
 export { FailureDetector, MAX_SERVICES } from './membership.js';
 export { NodeGroup } from './node-group.js';
 export { ProcessBackend, resolveNativeBoot } from './backends/process.js';
+export { GROUP_BACKENDS } from './backends/backend.js';
 export {
   QemuBackend,
   QemuError,
@@ -33,7 +34,7 @@ export { MemoryStore, RedisStore, parseRedisUrl, resolveStore, isClusterStore } 
 export { pinoLogger, silentLogger } from './log.js';
 export { runApp, resolveApp, checkApp, AppArgsError } from './app.js';
 export { parseFlags, flagHelp, UsageError } from '@ebbrt/ebb-protocol/node';
-export { loadClusterFile, validateCluster, locateClusterFile, GROUP_BACKENDS } from './ops/cluster-file.js';
+export { loadClusterFile, validateCluster, locateClusterFile } from './ops/cluster-file.js';
 export { Cluster } from './ops/cluster.js';
 export { ClusterMetrics } from './ops/metrics.js';
 export { plotPoint, startAdmin } from './ops/admin.js';
@@ -54,13 +55,13 @@ export type { DetectorOptions, Member, Verdict } from './membership.js';
 export type { GroupOptions, GroupLaunch, GroupStats, Replacement } from './node-group.js';
 export type { ProcessBackendOptions } from './backends/process.js';
 export type { QemuBackendOptions, QemuErrorCode, Accel, NetworkMode, KvmProbe, VmImage, BuildImageOptions, PrunedImage } from './backends/qemu/index.js';
-export type { NodeBackend, LaunchSpec, LaunchedProcess } from './backends/backend.js';
+export type { NodeBackend, LaunchSpec, LaunchedProcess, GroupBackend } from './backends/backend.js';
 export type { IdMapAccess, IdMapRefusal } from './global-id-map.js';
 export type { ClusterStore, MemoryStoreOptions, RedisStoreOptions, NodeRecord, NodeGrant, StoreSpec, StoreStatusListener } from './store/index.js';
 export type { Logger, LogLevel, PinoLoggerOptions } from './log.js';
 export type { AppCheck, HostedApp, RunOptions, AppPaths } from './app.js';
 export type { FlagSpec, Flags, ParsedArgs, ParseFlagsOptions } from '@ebbrt/ebb-protocol/node';
-export type { ClusterSpec, GroupSpec, GroupBackend } from './ops/cluster-file.js';
+export type { ClusterSpec, GroupSpec } from './ops/cluster-file.js';
 export type { ClusterOptions } from './ops/cluster.js';
 export type { ClusterMetricsOptions } from './ops/metrics.js';
 export type { AdminListen, AdminServer, AdminSource, FeedEvent, FeedEntry, FeedMessage, PlotPoint } from './ops/admin.js';

@@ -14,7 +14,7 @@ import { silentLogger, type Logger } from './log.js';
 import type { Member } from './membership.js';
 import type { HostedNode } from './node.js';
 import { Cluster, oneGroupSpec } from './ops/cluster.js';
-import { GROUP_BACKENDS, type GroupBackend } from './ops/cluster-file.js';
+import { GROUP_BACKENDS, type GroupBackend } from './backends/backend.js';
 import type { AdminServer } from './ops/admin.js';
 import type { ClusterMetrics } from './ops/metrics.js';
 

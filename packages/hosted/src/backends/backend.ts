@@ -4,6 +4,10 @@
  * process, default), later `qemu`, `netns`, `container`.
  */
 
+/** The backends a node group may name (a cluster file's `groups[].backend`, `startCluster`, `ebbrt run --backend`). */
+export const GROUP_BACKENDS = ['process', 'qemu'] as const;
+export type GroupBackend = (typeof GROUP_BACKENDS)[number];
+
 /** What a backend needs to start a native that will join this frontend. */
 export interface LaunchSpec {
   /** Absolute path of the app's native module. */

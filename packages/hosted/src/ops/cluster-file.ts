@@ -12,12 +12,11 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { AppNotFoundError, appHint, resolveApp, type AppPaths } from '../app.js';
+import { GROUP_BACKENDS, type GroupBackend } from '../backends/backend.js';
 import { DEFAULT_FAILURE_TIMEOUT_MS, DEFAULT_HEARTBEAT_MS } from '../node.js';
 import { ClusterFileError } from './errors.js';
 
 /** Backends a node group may name. */
-export const GROUP_BACKENDS = ['process', 'qemu'] as const;
-export type GroupBackend = (typeof GROUP_BACKENDS)[number];
 
 /** One node group: `count` natives of one app, launched by one backend. */
 export interface GroupSpec {

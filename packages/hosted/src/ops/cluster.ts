@@ -17,7 +17,7 @@ import type { Logger } from '../log.js';
 import type { GroupLaunch, NodeGroup, Replacement } from '../node-group.js';
 import type { Member } from '../membership.js';
 import { startHosted, type HostedNode } from '../node.js';
-import { startAdmin, type AdminServer, type FeedEvent } from './admin.js';
+import type { AdminServer, FeedEvent } from './admin.js';
 import type { ClusterSpec, GroupSpec } from './cluster-file.js';
 import { ensureBackend } from './features.js';
 import { ClusterMetrics } from './metrics.js';
@@ -184,7 +184,8 @@ export class Cluster extends EventEmitter {
       // The frontend serves the Ebbs natives call on it (e.g. a home Ebb): it needs their definitions.
       // (An embedding program — startCluster — has no hosted entry: it is one, and imported its Ebbs itself.)
       for (const group of spec.groups) if (group.paths.hosted) cluster.#hostedModules.set(group.name, await import(pathToFileURL(group.paths.hosted).href));
-      if (options.admin !== false) cluster.admin = await startAdmin(cluster, spec.admin);
+      // Loaded only when served (ws, the dashboard): `ebbrt run` starts none.
+      if (options.admin !== false) cluster.admin = await (await import('./admin.js')).startAdmin(cluster, spec.admin);
     } catch (error) {
       await cluster.stop();
       throw error;
