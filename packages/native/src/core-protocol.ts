@@ -21,6 +21,8 @@ export interface CoreData {
   args: string[];
   /** Report boot marks (BootConfig.bootTrace). */
   trace: boolean;
+  /** Load the whole protocol stack before listening (a VM native: see node.ts), not after. */
+  loadFirst: boolean;
 }
 
 export type ToCore =

@@ -26,6 +26,7 @@ let messenger: import('@ebbrt/ebb-protocol/internal').Messenger | undefined;
  * may call it before its cores know their node id or the app's Ebb types.
  */
 let early: Transport[] | undefined = [];
+const loadedFirst = data.loadFirst ? await import('@ebbrt/ebb-protocol/internal') : undefined;
 const server = await listenTcp(
   data.fd === undefined ? { host: data.listenHost, port: data.listenPort, tls: data.tls } : { fd: data.fd, host: data.listenHost, tls: data.tls },
   (transport) => {
@@ -38,9 +39,8 @@ mark('listening');
 post({ t: 'listening', port: server.address.port, fd: server.fd });
 
 // Messages from the supervisor and the other cores wait in their ports until the handlers below are attached.
-const { connectTcp, errorFromWire, Matcher, Messenger, nativeCoreRuntime, NodeUnavailableError, PairKeyring, RemoteLocalIdMap, TimeoutError } = await import(
-  '@ebbrt/ebb-protocol/internal'
-);
+const { connectTcp, errorFromWire, Matcher, Messenger, nativeCoreRuntime, NodeUnavailableError, PairKeyring, RemoteLocalIdMap, TimeoutError } =
+  loadedFirst ?? (await import('@ebbrt/ebb-protocol/internal'));
 mark('loaded');
 
 let runtime: EbbRuntime | undefined;

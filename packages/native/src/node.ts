@@ -84,6 +84,10 @@ function startCore(core: number, fd?: number): Promise<{ worker: Worker; port: n
     app: config.app,
     args: config.args,
     trace: trace !== undefined,
+    // A core listens before it loads the rest of the protocol stack, so the JOIN can start while it loads; a VM native
+    // under emulation takes seconds for that load, and joining before it would leave the frontend's first connections
+    // waiting (in the core's early queue) past their handshake deadline: its cores load first, as before.
+    loadFirst: config.backend === 'qemu',
   };
   mark(`core${core}.spawned`);
   const worker = new Worker(new URL('./core.js', import.meta.url), {
