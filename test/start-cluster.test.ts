@@ -13,7 +13,7 @@ import { SleeperEbb } from './fixtures/sleeper/sleeper.js';
 const SLEEPER = pathToFileURL(path.join(FIXTURES, 'sleeper', 'native.js'));
 
 describe('startCluster', () => {
-  test('balanced spreads concurrent calls over every core of every native, follows joins and leaves', async () => {
+  test('balanced spreads concurrent calls over every core of every native, follows joins and leaves, routes around a suspected native', async () => {
     const cluster = await startCluster({ native: SLEEPER, nodes: 2, cores: 2, stdio: 'pipe' });
     onTestFinished(() => cluster.stop());
     expect(cluster.nodes.map((n) => n.cores)).toEqual([2, 2]);
@@ -35,6 +35,19 @@ describe('startCluster', () => {
     expect(sleeper.$cores()).toHaveLength(6);
     const spread = await Promise.all(Array.from({ length: 12 }, () => sleeper.sleep(30)));
     expect(spread.filter((w) => w.nodeId === extra.nodeId)).toHaveLength(4);
+
+    // It stalls (SIGSTOP, as a long pause would): once suspected, calls go to the others instead of failing
+    // fast on it; heard from again, it is back in the rotation.
+    const suspected = new Promise((resolve) => cluster.node.once('suspect', resolve));
+    process.kill(extra.pid, 'SIGSTOP');
+    await suspected;
+    const aside = await Promise.all(Array.from({ length: 8 }, () => sleeper.sleep(5)));
+    expect(aside.every((w) => w.nodeId !== extra.nodeId)).toBe(true);
+    const reinstated = new Promise((resolve) => cluster.node.once('reinstate', resolve));
+    process.kill(extra.pid, 'SIGCONT');
+    await reinstated;
+    const back = await Promise.all(Array.from({ length: 12 }, () => sleeper.sleep(30)));
+    expect(back.some((w) => w.nodeId === extra.nodeId)).toBe(true);
 
     // It is killed: its cores leave the rotation, calls keep succeeding on the others.
     extra.kill();

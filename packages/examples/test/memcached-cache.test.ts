@@ -381,18 +381,25 @@ describe('SharedCache: cores share it through worker threads', () => {
       const sizes = [40, 700, 3000];
       const value = (name, version) => Buffer.alloc(sizes[version % 3], name + ':' + version + ';');
       const names = Array.from({ length: 32 }, (_, i) => 'k' + i);
+      // phase[0]: the writer has started; phase[1]: it is done. The reader reads while the writer writes, however
+      // the two threads are scheduled (on a loaded machine one may run long before the other gets a core).
+      const phase = new Int32Array(workerData.phase);
       if (workerData.core === 0) {
+        Atomics.store(phase, 0, 1);
+        Atomics.notify(phase, 0);
         for (let i = 0; i < workerData.ops; i++) {
           const name = names[i % names.length];
           if (i % 5 === 4) cache.delete(...key(name));
           else { const v = value(name, i); cache.store(StoreMode.SET, ...key(name), i, 0, v, 0, v.length, 0); }
         }
+        Atomics.store(phase, 1, 1);
         parentPort.postMessage({ hits: 0, retracted: 0, wrong: [] });
         return;
       }
+      Atomics.wait(phase, 0, 0, 30000);
       let hits = 0, retracted = 0, wrong = [];
       const reader = { got: null, flags: 0, hit(mem, at, n, flags) { this.got = Buffer.from(mem.subarray(at, at + n)); this.flags = flags; }, retract() { this.got = null; retracted++; } };
-      for (let i = 0; i < workerData.ops; i++) {
+      for (let i = 0; i < workerData.ops || Atomics.load(phase, 1) === 0; i++) {
         const name = names[(i * 7) % names.length];
         reader.got = null;
         if (!cache.fetch(...key(name), reader)) continue;
@@ -406,7 +413,8 @@ describe('SharedCache: cores share it through worker threads', () => {
     const memory = new SharedArrayBuffer(cacheBytes({ memoryMiB: 2, cores: 2 }));
     SharedCache.attach(memory, { memoryMiB: 2, cores: 2 }, 0);
     const ops = 200_000;
-    const run = (core: number) => runCore<{ hits: number; retracted: number; wrong: string[] }>(rewriter, core, { memory, ops });
+    const phase = new SharedArrayBuffer(8);
+    const run = (core: number) => runCore<{ hits: number; retracted: number; wrong: string[] }>(rewriter, core, { memory, ops, phase });
     const [, reader] = await Promise.all([run(0), run(1)]);
     expect(reader.wrong).toEqual([]);
     expect(reader.hits).toBeGreaterThan(1000);

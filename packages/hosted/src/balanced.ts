@@ -59,8 +59,9 @@ interface Candidate extends CountedCandidate {
  * `node`'s cluster: each call goes to the core with the fewest calls in
  * flight. Nodes joining later are added, nodes leaving are dropped (their
  * calls in flight fail with `NodeUnavailableError` naming node and core; an
- * idempotent method is retried once on another core). With no native in
- * rotation a call fails with `NodeUnavailableError`.
+ * idempotent method is retried once on another core); a suspected node gets
+ * no new calls while another node serves. With no native in rotation a call
+ * fails with `NodeUnavailableError`.
  */
 export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<T>, options: BalancedOptions = {}): BalancedRef<T> {
   if (Ebb === null || typeof Ebb !== 'object' || !Array.isArray(Ebb.methods) || typeof Ebb.staticId !== 'number')
@@ -71,7 +72,15 @@ export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<
   if (options.nodes !== undefined && typeof options.nodes !== 'function') throw new TypeError('options.nodes must be a function (member) => boolean');
   const serves = options.nodes ?? (() => true);
 
+  /** Every core of every native followed; `serving` is the part calls go to (not on a suspected node, unless all are). */
   let cores: Candidate[] = [];
+  let serving: Candidate[] = [];
+  const suspected = new Set<number>();
+  const refresh = () => {
+    // New arrays: a call picking from the old one finishes its pick unaffected.
+    const healthy = cores.filter((c) => !suspected.has(c.nodeId));
+    serving = healthy.length > 0 ? healthy : cores;
+  };
   const balancer = new InFlightBalancer(maxOutstanding);
   const add = (member: Member) => {
     if (!serves(member) || cores.some((c) => c.nodeId === member.nodeId)) return;
@@ -80,19 +89,32 @@ export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<
       const ref = node.runtime.remote(Ebb, member.nodeId, core) as unknown as Candidate['ref'];
       added.push({ nodeId: member.nodeId, core, outstanding: 0, calls: 0, errors: 0, ref });
     }
-    // A new array: a call picking from the old one finishes its pick unaffected.
+    if (member.suspected) suspected.add(member.nodeId);
     cores = [...cores, ...added];
+    refresh();
   };
   const remove = (nodeId: number) => {
     cores = cores.filter((c) => c.nodeId !== nodeId);
+    suspected.delete(nodeId);
+    refresh();
+  };
+  // A suspected node fails calls at once: while another node serves, calls go there instead.
+  const suspect = (nodeId: number) => {
+    suspected.add(nodeId);
+    refresh();
+  };
+  const reinstate = (nodeId: number) => {
+    if (suspected.delete(nodeId)) refresh();
   };
   for (const member of node.members.values()) add(member);
   node.on('join', add);
   node.on('leave', remove);
+  node.on('suspect', suspect);
+  node.on('reinstate', reinstate);
 
   /** `avoid`: the node a first attempt failed on (its `leave` may not have arrived yet: a data connection can reset first). */
   const call = (method: string, args: unknown[], retry: boolean, avoid?: number): Promise<unknown> => {
-    const placed = balancer.place(avoid === undefined ? cores : cores.filter((c) => c.nodeId !== avoid), (target) => target.ref[method](...args));
+    const placed = balancer.place(avoid === undefined ? serving : serving.filter((c) => c.nodeId !== avoid), (target) => target.ref[method](...args));
     if (placed === undefined) {
       return Promise.reject(
         cores.length === 0
@@ -103,7 +125,7 @@ export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<
     const { target, result } = placed;
     return result.catch((error: unknown) => {
       if (!(error instanceof NodeUnavailableError)) throw error;
-      if (retry && cores.some((c) => c.nodeId !== target.nodeId)) return call(method, args, false, target.nodeId);
+      if (retry && serving.some((c) => c.nodeId !== target.nodeId)) return call(method, args, false, target.nodeId);
       throw new NodeUnavailableError(`${Ebb.name}.${method} on native node ${target.nodeId} core ${target.core} failed: ${error.message}`, {
         cause: error,
         data: { nodeId: target.nodeId, core: target.core },
@@ -121,6 +143,8 @@ export function balanced<T extends object>(node: HostedNode, Ebb: EbbDefinition<
   ref.$close = () => {
     node.off('join', add);
     node.off('leave', remove);
+    node.off('suspect', suspect);
+    node.off('reinstate', reinstate);
   };
   return Object.freeze(ref) as BalancedRef<T>;
 }
