@@ -117,6 +117,13 @@ function startCore(core: number, fd?: number): Promise<{ worker: Worker; port: n
 }
 
 const toAll = (message: ToCore) => workers.forEach((w) => w.postMessage(message));
+/**
+ * Membership updates that reach the supervisor before the cores got their welcome (the frontend's first
+ * update can share a read with the Welcome, when another node joins at the same time): a core drops an
+ * update it has no runtime for, so they wait here and follow the welcome.
+ */
+let heldUpdates: Extract<ToCore, { t: 'membership' }>[] | undefined = [];
+const relayMembership = (message: Extract<ToCore, { t: 'membership' }>) => (heldUpdates ? heldUpdates.push(message) : toAll(message));
 
 // Cores sharing a listening socket take turns: libuv then yields after each accept instead
 // of one core taking a whole burst of connections (memcaslap's 32 connects all landed on
@@ -158,7 +165,7 @@ try {
       reconnectMs: config.reconnectMs,
     },
     {
-      membership: (update) => toAll({ t: 'membership', update }),
+      membership: (update) => relayMembership({ t: 'membership', update }),
       ended: (reason, how) => {
         if (how !== 'goodbye') console.error(`${prefix()} ${reason}; shutting down`);
         shutdown(how === 'lost' ? 1 : 0);
@@ -190,6 +197,8 @@ try {
     peers: supervisor.welcome.peers,
     address: config.advertise ? `${config.advertise.host}:${config.advertise.port}` : `${config.listenHost}:${first.port}`,
   });
+  for (const message of heldUpdates) toAll(message);
+  heldUpdates = undefined;
 } catch (error) {
   console.error(`ebbrt-native: could not join the frontend at ${config.frontendHost}:${config.frontendPort}: ${(error as Error).message}`);
   await stopCores();
